@@ -1,0 +1,4 @@
+/** The protocol types every component shares: spec, result, digest, trace, signatures. */
+export * from './result.ts';
+export * from './spec.ts';
+export * from './trace.ts';
