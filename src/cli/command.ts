@@ -1,4 +1,4 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 /** One `cambrian` subcommand. `run` returns the process exit code. */
 export interface Command {
@@ -18,6 +18,7 @@ export function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(
 export function intOption(value: string | undefined, flag: string, fallback: number, min = 0): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${flag} must be an integer ≥ ${min}, got '${value}'`);
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new Error(`${flag} must be an integer ≥ ${min}, got '${value}'`);
   return n;
 }

@@ -17,7 +17,9 @@ async function loadCommand(name: string): Promise<Command | undefined> {
 }
 
 async function usage(): Promise<string> {
-  const files = (await readdir(commandsDir)).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts')).sort();
+  const files = (await readdir(commandsDir))
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+    .sort();
   const lines = ['usage: cambrian <command> [options]', '', 'commands:'];
   for (const file of files) {
     const cmd = await loadCommand(file.slice(0, -3));

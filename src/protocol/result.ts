@@ -58,7 +58,14 @@ export const DIGEST_PARAMS = [
 /** keccak256(abi.encode(bytes32, uint32, uint32, int64, bytes32, bytes32)). */
 export function resultDigest(m: ResultMetrics): Hex {
   return keccak256(
-    encodeAbiParameters(DIGEST_PARAMS, [m.taskId, m.valCorrect, m.valCount, m.valLoss, m.weightsHash, m.traceRoot]),
+    encodeAbiParameters(DIGEST_PARAMS, [
+      m.taskId,
+      m.valCorrect,
+      m.valCount,
+      m.valLoss,
+      m.weightsHash,
+      m.traceRoot,
+    ]),
   );
 }
 
@@ -76,6 +83,7 @@ export function metricsOf(result: TaskResult): ResultMetrics {
 /** Parses untrusted input and checks that the digest and trace root match the fields they cover. */
 export function parseTaskResult(input: unknown): TaskResult {
   const result = TaskResultSchema.parse(input);
-  if (resultDigest(metricsOf(result)) !== result.digest) throw new Error('result digest does not match its fields');
+  if (resultDigest(metricsOf(result)) !== result.digest)
+    throw new Error('result digest does not match its fields');
   return result;
 }

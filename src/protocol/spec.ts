@@ -47,11 +47,17 @@ export const TaskSpecSchema = z
       steps: int().min(1).max(1_000_000),
       seed: u32(),
       /** Learning rate × 2^16, at most 2.0. */
-      learningRateQ16: int().min(0).max(1 << 17),
+      learningRateQ16: int()
+        .min(0)
+        .max(1 << 17),
       /** Momentum × 2^16, in [0, 1]. */
-      momentumQ16: int().min(0).max(1 << 16),
+      momentumQ16: int()
+        .min(0)
+        .max(1 << 16),
       /** L2 weight decay × 2^24, at most 1/16. */
-      weightDecayQ24: int().min(0).max(1 << 20),
+      weightDecayQ24: int()
+        .min(0)
+        .max(1 << 20),
     }),
     /** A trace checkpoint is taken after every `checkpointEvery` steps and after the last step. */
     checkpointEvery: int().min(1),
