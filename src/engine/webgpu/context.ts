@@ -1,0 +1,55 @@
+/**
+ * What the WebGPU engine needs from a device: the device itself, whether dot4I8Packed is available,
+ * and a pipeline cache. Built from the lead's GpuSession (the normal path) or from a bare GPUDevice
+ * handed in through TrainOptions.device.
+ */
+import type { GpuSession } from '../../gpu/device.ts';
+
+export interface GpuContext {
+  device: GPUDevice;
+  /** The adapter has the packed_4x8_integer_dot_product WGSL language feature. */
+  packedDot: boolean;
+  pipeline(
+    code: string,
+    entryPoint?: string,
+    constants?: Record<string, number>,
+  ): Promise<GPUComputePipeline>;
+}
+
+export async function contextFromSession(session: GpuSession): Promise<GpuContext> {
+  const device = await session.device();
+  const packedDot = await session.hasPackedDot();
+  return {
+    device,
+    packedDot,
+    pipeline: (code, entry, constants) => session.pipeline(code, entry, constants),
+  };
+}
+
+/** For a device we did not acquire: language features come from navigator.gpu where there is one. */
+export function contextFromDevice(device: GPUDevice, packedDot = browserHasPackedDot()): GpuContext {
+  const cache = new Map<string, Promise<GPUComputePipeline>>();
+  return {
+    device,
+    packedDot,
+    pipeline(code, entryPoint = 'main', constants) {
+      const key = `${entryPoint}\u0000${JSON.stringify(constants ?? {})}\u0000${code}`;
+      let pipeline = cache.get(key);
+      if (!pipeline) {
+        const module = device.createShaderModule({ code });
+        pipeline = device.createComputePipelineAsync({
+          layout: 'auto',
+          compute: { module, entryPoint, constants },
+        });
+        cache.set(key, pipeline);
+      }
+      return pipeline;
+    },
+  };
+}
+
+function browserHasPackedDot(): boolean {
+  const gpu = (globalThis as { navigator?: { gpu?: { wgslLanguageFeatures?: ReadonlySet<string> } } })
+    .navigator?.gpu;
+  return gpu?.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false;
+}
