@@ -119,6 +119,7 @@ export class GpuSession {
   destroy(): void {
     const current = this.current;
     this.current = undefined;
+    this.generation++;
     this.pipelines.clear();
     current?.then(({ device }) => device.destroy()).catch(() => {});
   }
@@ -133,8 +134,9 @@ export class GpuSession {
     const device = await adapter.requestDevice({ requiredLimits, label: 'cambrian' });
     const generation = ++this.generation;
     device.lost.then((info) => {
-      // A destroyed device resolves `lost` too; only a real loss is worth reporting and re-acquiring.
-      if (generation !== this.generation || info.reason === 'destroyed') return;
+      // Our own destroy() bumps the generation first; any other loss of the current device (driver
+      // reset, GPU process crash, someone else calling destroy()) means: forget it and re-acquire.
+      if (generation !== this.generation) return;
       this.current = undefined;
       this.pipelines.clear();
       this.options.onDeviceLost?.(info.message || String(info.reason));
