@@ -9,11 +9,13 @@ const hex32 = z.string().regex(/^0x[0-9a-f]{64}$/, 'expected 0x-prefixed lowerca
 const u32 = z.number().int().min(0).max(0xffff_ffff);
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
+const DECIMAL = /^-?(0|[1-9][0-9]*)$/;
 /** int64 travels as a decimal string: JSON numbers lose precision past 2^53. */
 const int64String = z
   .string()
-  .regex(/^-?(0|[1-9][0-9]*)$/, 'expected a decimal integer string')
-  .refine((s) => BigInt(s) >= INT64_MIN && BigInt(s) <= INT64_MAX, 'out of int64 range');
+  .regex(DECIMAL, 'expected a decimal integer string')
+  // zod runs refinements even after a failed regex, so guard BigInt() against non-decimal input.
+  .refine((s) => !DECIMAL.test(s) || (BigInt(s) >= INT64_MIN && BigInt(s) <= INT64_MAX), 'out of int64 range');
 
 export const CheckpointSchema = z.strictObject({
   step: u32,
