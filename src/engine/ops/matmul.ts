@@ -1,0 +1,84 @@
+/**
+ * The three i8 × i8 → i32 matmul layouts of a training step, and the fused rescale(+bias) that
+ * turns an accumulator into fixed point. Accumulation is exact (|q| ≤ 127, K ≤ 2^17), so any
+ * summation order gives the same bits; these loops are ordered for speed on the CPU.
+ * All matrices are row-major; shapes are explicit.
+ */
+import { rescale, shrRound } from './fixed.ts';
+
+/** acc[B][N] = x[B][K] · w[K][N]. Zero inputs are skipped (most MNIST pixels are 0). */
+export function matmulXW(x: Int8Array, w: Int8Array, B: number, K: number, N: number, acc: Int32Array): void {
+  acc.fill(0, 0, B * N);
+  for (let b = 0; b < B; b++) {
+    const xo = b * K;
+    const ao = b * N;
+    for (let k = 0; k < K; k++) {
+      const xv = x[xo + k];
+      if (xv === 0) continue;
+      const wo = k * N;
+      for (let n = 0; n < N; n++) acc[ao + n] += xv * w[wo + n];
+    }
+  }
+}
+
+/** g[K][N] = x[B][K]ᵀ · e[B][N] (weight gradient). Zero inputs are skipped. */
+export function matmulXtE(x: Int8Array, e: Int8Array, B: number, K: number, N: number, g: Int32Array): void {
+  g.fill(0, 0, K * N);
+  for (let b = 0; b < B; b++) {
+    const xo = b * K;
+    const eo = b * N;
+    for (let k = 0; k < K; k++) {
+      const xv = x[xo + k];
+      if (xv === 0) continue;
+      const go = k * N;
+      for (let n = 0; n < N; n++) g[go + n] += xv * e[eo + n];
+    }
+  }
+}
+
+/** h[B][K] = e[B][N] · w[K][N]ᵀ (error propagated to the layer input). */
+export function matmulEWt(e: Int8Array, w: Int8Array, B: number, K: number, N: number, h: Int32Array): void {
+  for (let b = 0; b < B; b++) {
+    const eo = b * N;
+    const ho = b * K;
+    for (let k = 0; k < K; k++) {
+      const wo = k * N;
+      let s = 0;
+      for (let n = 0; n < N; n++) s += e[eo + n] * w[wo + n];
+      h[ho + k] = s;
+    }
+  }
+}
+
+/** out_i = rescale(acc_i, shift) for i < n (in place allowed). */
+export function rescaleAll(acc: Int32Array, shift: number, out: Int32Array, n: number): void {
+  for (let i = 0; i < n; i++) out[i] = rescale(acc[i], shift);
+}
+
+/**
+ * Forward epilogue: z[b][j] = rescale(acc[b][j], shift) + shrRound(bias[j], biasShift), the sum
+ * wrapping in i32. Bias is Q24 and z is Q16, so biasShift = 8.
+ */
+export function rescaleAddBias(
+  acc: Int32Array,
+  B: number,
+  N: number,
+  shift: number,
+  bias: Int32Array,
+  biasShift: number,
+  z: Int32Array,
+): void {
+  for (let j = 0; j < N; j++) {
+    const bj = shrRound(bias[j], biasShift);
+    for (let b = 0; b < B; b++) z[b * N + j] = (rescale(acc[b * N + j], shift) + bj) | 0;
+  }
+}
+
+/** out[j] = Σ_b x[b][j], wrapping in i32 (the bias gradient). */
+export function columnSums(x: Int32Array, B: number, N: number, out: Int32Array): void {
+  out.fill(0, 0, N);
+  for (let b = 0; b < B; b++) {
+    const o = b * N;
+    for (let j = 0; j < N; j++) out[j] = (out[j] + x[o + j]) | 0;
+  }
+}
