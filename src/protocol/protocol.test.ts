@@ -119,6 +119,9 @@ describe('result digest', () => {
     result.digest = resultDigest(metricsOf(result));
     expect(parseTaskResult(result)).toEqual(result);
     expect(() => parseTaskResult({ ...result, valCorrect: 1881 })).toThrow(/digest does not match/);
+    expect(() => parseTaskResult({ ...result, checkpoints: [{ step: 374, stateHash: HASH }] })).toThrow(
+      /traceRoot does not match/,
+    );
     expect(() => parseTaskResult({ ...result, valLoss: '1.5' })).toThrow(/decimal integer/);
     expect(() => parseTaskResult({ ...result, valLoss: (2n ** 63n).toString() })).toThrow(/int64/);
   });

@@ -4,6 +4,7 @@
  */
 import { encodeAbiParameters, type Hex, keccak256 } from 'viem';
 import { z } from 'zod';
+import { traceRoot } from './trace.ts';
 
 const hex32 = z.string().regex(/^0x[0-9a-f]{64}$/, 'expected 0x-prefixed lowercase 32-byte hex');
 const u32 = z.number().int().min(0).max(0xffff_ffff);
@@ -15,7 +16,10 @@ const int64String = z
   .string()
   .regex(DECIMAL, 'expected a decimal integer string')
   // zod runs refinements even after a failed regex, so guard BigInt() against non-decimal input.
-  .refine((s) => !DECIMAL.test(s) || (BigInt(s) >= INT64_MIN && BigInt(s) <= INT64_MAX), 'out of int64 range');
+  .refine(
+    (s) => !DECIMAL.test(s) || (BigInt(s) >= INT64_MIN && BigInt(s) <= INT64_MAX),
+    'out of int64 range',
+  );
 
 export const CheckpointSchema = z.strictObject({
   step: u32,
@@ -82,7 +86,7 @@ export function metricsOf(result: TaskResult): ResultMetrics {
   };
 }
 
-/** Parses untrusted input and checks that the digest and trace root match the fields they cover. */
+/** Parses untrusted input and checks that the trace root and digest match the fields they cover. */
 export function parseTaskResult(input: unknown): TaskResult {
   const result = TaskResultSchema.parse(input);
   if (resultDigest(metricsOf(result)) !== result.digest)

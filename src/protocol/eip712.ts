@@ -1,0 +1,216 @@
+/**
+ * EIP-712 signing for Cambrian (DESIGN §3): the domain, the two signed types, signing with a viem
+ * LocalAccount or WalletClient, and recovery/verification with the same rules the Settlement contract
+ * applies (65-byte signatures, v ∈ {27, 28}, low s). Browser-safe: viem only, no node: imports.
+ */
+import {
+  type Address,
+  type Hex,
+  hashTypedData,
+  isAddressEqual,
+  type LocalAccount,
+  recoverTypedDataAddress,
+  type TypedData,
+  type TypedDataDefinition,
+  type WalletClient,
+} from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+
+export const EIP712_NAME = 'Cambrian';
+export const EIP712_VERSION = '1';
+
+export interface CambrianDomain {
+  name: typeof EIP712_NAME;
+  version: typeof EIP712_VERSION;
+  chainId: number;
+  verifyingContract: Address;
+}
+
+/** The domain every Cambrian signature is bound to: one chain, one Settlement contract. */
+export function cambrianDomain(chainId: number | bigint, verifyingContract: Address): CambrianDomain {
+  return { name: EIP712_NAME, version: EIP712_VERSION, chainId: Number(chainId), verifyingContract };
+}
+
+export const SESSION_GRANT_TYPES = {
+  SessionGrant: [
+    { name: 'worker', type: 'address' },
+    { name: 'sessionKey', type: 'address' },
+    { name: 'expiresAt', type: 'uint64' },
+  ],
+} as const;
+
+export const RESULT_VOTE_TYPES = {
+  ResultVote: [
+    { name: 'taskId', type: 'bytes32' },
+    { name: 'digest', type: 'bytes32' },
+    { name: 'worker', type: 'address' },
+  ],
+} as const;
+
+/** Signed once by the worker's wallet: `sessionKey` may vote for `worker` until `expiresAt` (unix seconds). */
+export interface SessionGrant {
+  worker: Address;
+  sessionKey: Address;
+  expiresAt: bigint;
+}
+
+/** Signed by the session key (or the worker itself) for every result. */
+export interface ResultVote {
+  taskId: Hex;
+  digest: Hex;
+  worker: Address;
+}
+
+export function sessionGrantTypedData(domain: CambrianDomain, grant: SessionGrant) {
+  return {
+    domain,
+    types: SESSION_GRANT_TYPES,
+    primaryType: 'SessionGrant',
+    message: grant,
+  } as const satisfies TypedDataDefinition<typeof SESSION_GRANT_TYPES, 'SessionGrant'>;
+}
+
+export function resultVoteTypedData(domain: CambrianDomain, vote: ResultVote) {
+  return {
+    domain,
+    types: RESULT_VOTE_TYPES,
+    primaryType: 'ResultVote',
+    message: vote,
+  } as const satisfies TypedDataDefinition<typeof RESULT_VOTE_TYPES, 'ResultVote'>;
+}
+
+/** The one EIP-712 hashing path (the spec's "Mail" example is checked through it in the tests). */
+export function eip712Hash<const T extends TypedData | Record<string, unknown>, P extends string>(
+  typedData: TypedDataDefinition<T, P>,
+): Hex {
+  return hashTypedData(typedData);
+}
+
+export function hashSessionGrant(domain: CambrianDomain, grant: SessionGrant): Hex {
+  return eip712Hash(sessionGrantTypedData(domain, grant));
+}
+
+export function hashResultVote(domain: CambrianDomain, vote: ResultVote): Hex {
+  return eip712Hash(resultVoteTypedData(domain, vote));
+}
+
+/** Anything that can sign typed data: a local account (session keys, CLI keys) or a wallet. */
+export type TypedDataSigner = LocalAccount | WalletClient;
+
+async function signTyped<const T extends TypedData, P extends keyof T & string>(
+  signer: TypedDataSigner,
+  typedData: TypedDataDefinition<T, P>,
+): Promise<Hex> {
+  if (signer.type === 'local') return signer.signTypedData(typedData as never);
+  const account = signer.account;
+  if (!account) throw new Error('wallet client has no account to sign with');
+  return signer.signTypedData({ ...(typedData as object), account } as never);
+}
+
+/** The worker's wallet signs a grant for a session key. */
+export function signSessionGrant(
+  signer: TypedDataSigner,
+  domain: CambrianDomain,
+  grant: SessionGrant,
+): Promise<Hex> {
+  return signTyped(signer, sessionGrantTypedData(domain, grant));
+}
+
+/** A session key (or the worker's own key) signs a vote for a result digest. */
+export function signResultVote(
+  signer: TypedDataSigner,
+  domain: CambrianDomain,
+  vote: ResultVote,
+): Promise<Hex> {
+  return signTyped(signer, resultVoteTypedData(domain, vote));
+}
+
+const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+
+/**
+ * Why a signature would fail OpenZeppelin's ECDSA rules, or undefined if it passes them:
+ * exactly 65 bytes (r ‖ s ‖ v), v ∈ {27, 28}, s in the lower half of the curve order.
+ */
+export function signatureShapeError(signature: Hex): 'length' | 'v' | 'high-s' | undefined {
+  if (!/^0x[0-9a-fA-F]{130}$/.test(signature)) return 'length';
+  const v = Number.parseInt(signature.slice(130, 132), 16);
+  if (v !== 27 && v !== 28) return 'v';
+  if (BigInt(`0x${signature.slice(66, 130)}`) > SECP256K1_HALF_N) return 'high-s';
+  return undefined;
+}
+
+async function recoverStrict<const T extends TypedData, P extends keyof T & string>(
+  typedData: TypedDataDefinition<T, P>,
+  signature: Hex,
+): Promise<Address | undefined> {
+  if (signatureShapeError(signature)) return undefined;
+  try {
+    return await recoverTypedDataAddress({ ...(typedData as object), signature } as never);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The grant's signer under the contract's rules, or undefined for a malformed/malleable signature. */
+export function recoverSessionGrantSigner(
+  domain: CambrianDomain,
+  grant: SessionGrant,
+  signature: Hex,
+): Promise<Address | undefined> {
+  return recoverStrict(sessionGrantTypedData(domain, grant), signature);
+}
+
+/** The vote's signer under the contract's rules, or undefined for a malformed/malleable signature. */
+export function recoverResultVoteSigner(
+  domain: CambrianDomain,
+  vote: ResultVote,
+  signature: Hex,
+): Promise<Address | undefined> {
+  return recoverStrict(resultVoteTypedData(domain, vote), signature);
+}
+
+/** A vote as it travels to the contract (the `Vote` tuple of `settle`). */
+export interface SignedVote {
+  worker: Address;
+  digest: Hex;
+  sessionKey: Address;
+  sessionExpiry: bigint;
+  grantSig: Hex;
+  voteSig: Hex;
+}
+
+export type VoteCheck =
+  | { ok: true }
+  | { ok: false; reason: 'vote-signature' | 'grant-signature' | 'malleable-signature' | 'session-expired' };
+
+/**
+ * Checks a vote for `taskId` the way the contract will, minus what needs chain state (revocation,
+ * the grant cache) and ERC-1271 smart-account grants. `now` is unix seconds; the contract uses
+ * the block timestamp at settlement, so a coordinator should leave a margin.
+ */
+export async function checkVote(
+  domain: CambrianDomain,
+  taskId: Hex,
+  vote: SignedVote,
+  now: bigint,
+): Promise<VoteCheck> {
+  if (signatureShapeError(vote.voteSig) === 'high-s') return { ok: false, reason: 'malleable-signature' };
+  const voter = await recoverResultVoteSigner(
+    domain,
+    { taskId, digest: vote.digest, worker: vote.worker },
+    vote.voteSig,
+  );
+  if (!voter || !isAddressEqual(voter, vote.sessionKey)) return { ok: false, reason: 'vote-signature' };
+  if (isAddressEqual(vote.sessionKey, vote.worker)) return { ok: true };
+  if (vote.sessionExpiry <= now) return { ok: false, reason: 'session-expired' };
+  if (signatureShapeError(vote.grantSig) === 'high-s') return { ok: false, reason: 'malleable-signature' };
+  const grant = { worker: vote.worker, sessionKey: vote.sessionKey, expiresAt: vote.sessionExpiry };
+  const granter = await recoverSessionGrantSigner(domain, grant, vote.grantSig);
+  if (!granter || !isAddressEqual(granter, vote.worker)) return { ok: false, reason: 'grant-signature' };
+  return { ok: true };
+}
+
+/** A fresh in-memory session key (the page generates one per session; it never leaves the page). */
+export function createSessionKey(): LocalAccount {
+  return privateKeyToAccount(generatePrivateKey());
+}
