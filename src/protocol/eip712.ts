@@ -97,11 +97,15 @@ export function hashResultVote(domain: CambrianDomain, vote: ResultVote): Hex {
 /** Anything that can sign typed data: a local account (session keys, CLI keys) or a wallet. */
 export type TypedDataSigner = LocalAccount | WalletClient;
 
+function isWalletClient(signer: TypedDataSigner): signer is WalletClient {
+  return 'request' in signer && 'transport' in signer;
+}
+
 async function signTyped<const T extends TypedData, P extends keyof T & string>(
   signer: TypedDataSigner,
   typedData: TypedDataDefinition<T, P>,
 ): Promise<Hex> {
-  if (signer.type === 'local') return signer.signTypedData(typedData as never);
+  if (!isWalletClient(signer)) return signer.signTypedData(typedData as never);
   const account = signer.account;
   if (!account) throw new Error('wallet client has no account to sign with');
   return signer.signTypedData({ ...(typedData as object), account } as never);

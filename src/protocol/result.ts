@@ -89,6 +89,9 @@ export function metricsOf(result: TaskResult): ResultMetrics {
 /** Parses untrusted input and checks that the trace root and digest match the fields they cover. */
 export function parseTaskResult(input: unknown): TaskResult {
   const result = TaskResultSchema.parse(input);
+  if (traceRoot(result.checkpoints) !== result.traceRoot) {
+    throw new Error('result traceRoot does not match its checkpoints');
+  }
   if (resultDigest(metricsOf(result)) !== result.digest)
     throw new Error('result digest does not match its fields');
   return result;
