@@ -129,7 +129,19 @@ export function signResultVote(
   return signTyped(signer, resultVoteTypedData(domain, vote));
 }
 
-const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+const SECP256K1_HALF_N = SECP256K1_N / 2n;
+
+/**
+ * The other signature ecrecover accepts for the same message (s' = n − s, v flipped). The contract
+ * and signatureShapeError reject it; it exists to test exactly that.
+ */
+export function malleate(signature: Hex): Hex {
+  const s = BigInt(`0x${signature.slice(66, 130)}`);
+  const v = Number.parseInt(signature.slice(130, 132), 16);
+  const flipped = (v === 27 ? 28 : 27).toString(16);
+  return `${signature.slice(0, 66)}${(SECP256K1_N - s).toString(16).padStart(64, '0')}${flipped}` as Hex;
+}
 
 /**
  * Why a signature would fail OpenZeppelin's ECDSA rules, or undefined if it passes them:
@@ -217,4 +229,72 @@ export async function checkVote(
 /** A fresh in-memory session key (the page generates one per session; it never leaves the page). */
 export function createSessionKey(): LocalAccount {
   return privateKeyToAccount(generatePrivateKey());
+}
+
+/** A worker's open session: its session key, the grant the wallet signed for it, and the expiry. */
+export interface WorkerSession {
+  worker: Address;
+  sessionKey: LocalAccount;
+  expiresAt: bigint;
+  grantSig: Hex;
+}
+
+/** The wallet signs one grant (the Start button); the page keeps the returned session in memory. */
+export async function openSession(
+  wallet: TypedDataSigner,
+  worker: Address,
+  domain: CambrianDomain,
+  expiresAt: bigint,
+  sessionKey: LocalAccount = createSessionKey(),
+): Promise<WorkerSession> {
+  const grantSig = await signSessionGrant(wallet, domain, {
+    worker,
+    sessionKey: sessionKey.address,
+    expiresAt,
+  });
+  return { worker, sessionKey, expiresAt, grantSig };
+}
+
+/**
+ * The session key signs a vote. `omitGrant` leaves grantSig empty, which the contract accepts once it
+ * has cached this (worker, sessionKey, expiresAt) grant: it saves calldata for returning workers.
+ */
+export async function castVote(
+  session: WorkerSession,
+  domain: CambrianDomain,
+  taskId: Hex,
+  digest: Hex,
+  options: { omitGrant?: boolean } = {},
+): Promise<SignedVote> {
+  const voteSig = await signResultVote(session.sessionKey, domain, {
+    taskId,
+    digest,
+    worker: session.worker,
+  });
+  return {
+    worker: session.worker,
+    digest,
+    sessionKey: session.sessionKey.address,
+    sessionExpiry: session.expiresAt,
+    grantSig: options.omitGrant ? '0x' : session.grantSig,
+    voteSig,
+  };
+}
+
+/** A worker votes with its own key: no grant (sessionKey = worker, grantSig empty, expiry 0). */
+export async function castOwnVote(
+  worker: LocalAccount,
+  domain: CambrianDomain,
+  taskId: Hex,
+  digest: Hex,
+): Promise<SignedVote> {
+  const voteSig = await signResultVote(worker, domain, { taskId, digest, worker: worker.address });
+  return {
+    worker: worker.address,
+    digest,
+    sessionKey: worker.address,
+    sessionExpiry: 0n,
+    grantSig: '0x',
+    voteSig,
+  };
 }
