@@ -50,9 +50,20 @@ export function matmulEWt(e: Int8Array, w: Int8Array, B: number, K: number, N: n
   }
 }
 
-/** out_i = rescale(acc_i, shift) for i < n (in place allowed). */
+/** out_i = rescale(acc_i, shift) for i < n (in place allowed); the loop is specialised per sign of shift. */
 export function rescaleAll(acc: Int32Array, shift: number, out: Int32Array, n: number): void {
-  for (let i = 0; i < n; i++) out[i] = rescale(acc[i], shift);
+  if (shift > 0 && shift < 31) {
+    const f = 2 ** shift;
+    for (let i = 0; i < n; i++) {
+      const v = acc[i] * f;
+      out[i] = v > 0x7fffffff ? 0x7fffffff : Math.max(v, -0x80000000);
+    }
+  } else if (shift < 0 && shift > -32) {
+    const k = -shift;
+    for (let i = 0; i < n; i++) out[i] = (acc[i] >> k) + ((acc[i] >> (k - 1)) & 1);
+  } else {
+    for (let i = 0; i < n; i++) out[i] = rescale(acc[i], shift);
+  }
 }
 
 /**
@@ -68,9 +79,10 @@ export function rescaleAddBias(
   biasShift: number,
   z: Int32Array,
 ): void {
+  rescaleAll(acc, shift, z, B * N);
   for (let j = 0; j < N; j++) {
     const bj = shrRound(bias[j], biasShift);
-    for (let b = 0; b < B; b++) z[b * N + j] = (rescale(acc[b * N + j], shift) + bj) | 0;
+    for (let b = 0; b < B; b++) z[b * N + j] = (z[b * N + j] + bj) | 0;
   }
 }
 
