@@ -1,0 +1,585 @@
+/**
+ * The WebGPU backend of the integer-exact trainer: the same arithmetic as the CPU reference
+ * (src/engine/train-cpu.ts), step for step, with the kernels of src/engine/ops/*.wgsl.
+ *
+ * A training step is a fixed list of dispatches ("ops") built once: bind groups and uniforms are
+ * static, and everything that changes from step to step lives in GPU buffers (the step counter that
+ * keys the RNG, the max-abs slots that decide quantisation shifts, the batch indices). So many steps
+ * are recorded into one compute pass and one command buffer, and nothing is read back per step:
+ * only the per-example losses (for progress, once per submit), the parameters at trace checkpoints
+ * (for the state hash) and the validation totals at the end.
+ */
+
+import { GpuSession } from '../../gpu/device.ts';
+import type { Checkpoint, TaskResult } from '../../protocol/result.ts';
+import { resultDigest } from '../../protocol/result.ts';
+import { type TaskSpec, taskIdOf } from '../../protocol/spec.ts';
+import { checkpointSteps, traceRoot } from '../../protocol/trace.ts';
+import { TENSOR } from '../ops/rng.ts';
+import { initialParams, type LayerPlan, type TrainingPlan, trainingPlan } from '../plan.ts';
+import { hashI32, stateHashOf } from '../train-cpu.ts';
+import type { Dataset, TrainOptions, TrainProgress, TrainState } from '../types.ts';
+import { bindGroup, readBack, storageBuffer, uniformBuffer } from './buffers.ts';
+import { contextFromDevice, contextFromSession, type GpuContext } from './context.ts';
+import { ACTIVATION_CODE, type KernelName, kernelCode } from './kernels.ts';
+import { type MatmulShape, matmulParams, matmulPipeline } from './matmul.ts';
+
+const NONE = 0xffffffff;
+const MATMUL_TILE = 32;
+const MAX_GROUPS = 65535;
+/** Steps recorded per command buffer at most (between progress read-backs). */
+const DEFAULT_STEPS_PER_SUBMIT = 32;
+
+/** One recorded dispatch: pipeline, bind group and grid, all fixed at setup. */
+interface Op {
+  name: string;
+  pipeline: GPUComputePipeline;
+  group: GPUBindGroup;
+  grid: [number, number];
+}
+
+/** Per weight layer: master weights, momentum and the step's activations/errors. */
+interface LayerState {
+  plan: LayerPlan;
+  W: GPUBuffer;
+  b: GPUBuffer;
+  VW: GPUBuffer;
+  Vb: GPUBuffer;
+  w8: GPUBuffer; // [K][N] packed int8
+  x8: GPUBuffer; // [B][K] packed int8
+  z: GPUBuffer; // [B][N] Q16
+  h: GPUBuffer; // [B][N] Q16 output (logits for the last layer)
+  e8: GPUBuffer; // [B][N] packed int8
+  gz: GPUBuffer; // [B][N] Q24
+  gin: GPUBuffer | null; // [B][K] Q24 error at the input (layers > 0)
+}
+
+/** Elementwise grid: `count` threads in workgroups of `perGroup`, 2-D past the per-dimension limit. */
+function grid(count: number, perGroup = 256): [number, number] {
+  const groups = Math.max(1, Math.ceil(count / perGroup));
+  if (groups <= MAX_GROUPS) return [groups, 1];
+  return [MAX_GROUPS, Math.ceil(groups / MAX_GROUPS)];
+}
+
+function packBytes(bytes: Uint8Array): Uint32Array {
+  const words = new Uint32Array(Math.max(1, Math.ceil(bytes.length / 4)));
+  new Uint8Array(words.buffer).set(bytes);
+  return words;
+}
+
+export interface GpuTrainerOptions {
+  /** Steps per command buffer (default 32). */
+  stepsPerSubmit?: number;
+  /** Use dot4I8Packed where available (default) or force the plain i32 path. */
+  packed?: boolean;
+}
+
+export class GpuTrainer {
+  step: number;
+  /** Dispatches recorded per training step. */
+  readonly dispatchesPerStep: number;
+  private readonly B: number;
+  private readonly stepsPerSubmit: number;
+  private constructor(
+    readonly ctx: GpuContext,
+    readonly spec: TaskSpec,
+    readonly plan: TrainingPlan,
+    private readonly layers: LayerState[],
+    private readonly bufs: {
+      order: GPUBuffer;
+      state: GPUBuffer;
+      maxes: GPUBuffer;
+      stats: GPUBuffer;
+      valStats: GPUBuffer;
+      all: GPUBuffer[];
+    },
+    private readonly ops: { step: Op[]; valWeights: Op[]; valChunk: Op[]; valTail: Op[] },
+    step: number,
+    options: GpuTrainerOptions,
+  ) {
+    this.step = step;
+    this.B = spec.training.batch;
+    this.dispatchesPerStep = ops.step.length;
+    this.stepsPerSubmit = Math.max(1, options.stepsPerSubmit ?? DEFAULT_STEPS_PER_SUBMIT);
+  }
+
+  static async create(
+    ctx: GpuContext,
+    spec: TaskSpec,
+    dataset: Dataset,
+    from?: TrainState,
+    options: GpuTrainerOptions = {},
+  ): Promise<GpuTrainer> {
+    const plan = trainingPlan(spec, dataset);
+    const { layers: layerPlans, paramCount } = plan.model;
+    if (from) {
+      if (from.params.length !== paramCount || from.momentum.length !== paramCount)
+        throw new Error(`resume state has ${from.params.length} parameters, the model has ${paramCount}`);
+      if (from.step < 0 || from.step > spec.training.steps)
+        throw new Error(`resume step ${from.step} out of range`);
+    }
+    const params = from ? from.params : initialParams(spec, plan.model);
+    const momentum = from ? from.momentum : new Int32Array(paramCount);
+    const { device } = ctx;
+    const B = spec.training.batch;
+    const L = layerPlans.length;
+    const steps = Math.min(options.stepsPerSubmit ?? DEFAULT_STEPS_PER_SUBMIT, spec.training.steps);
+    const all: GPUBuffer[] = [];
+    const buffer = (bytes: number, data?: ArrayBufferView, label?: string) => {
+      const b = storageBuffer(device, bytes, data, label);
+      all.push(b);
+      return b;
+    };
+    const uniform = (values: number[], label: string) => {
+      const b = uniformBuffer(device, values, label);
+      all.push(b);
+      return b;
+    };
+    const i32Bytes = (n: number) => n * 4;
+    const i8Bytes = (n: number) => Math.ceil(n / 4) * 4;
+
+    // Dataset, batch indices, counters, max-abs slots, per-example stats.
+    const pixels = buffer(dataset.pixels.length, packBytes(dataset.pixels), 'pixels');
+    const labels = buffer(dataset.labels.length, packBytes(dataset.labels), 'labels');
+    const order = buffer(i32Bytes(steps * B), undefined, 'batch order');
+    const valOrder = buffer(i32Bytes(plan.validation.length), plan.validation, 'validation order');
+    const state = buffer(16, new Uint32Array([0, 0, 0, 0]), 'state');
+    const y = buffer(i32Bytes(B), undefined, 'labels of the batch');
+    const stats = buffer(i32Bytes(steps * B * 2), undefined, 'train stats');
+    const valStats = buffer(i32Bytes(plan.validation.length * 2), undefined, 'validation stats');
+    const dummy = buffer(16, undefined, 'unused binding');
+    // Slots: training x (per layer > 0), w, e; validation x, w. Training slots are cleared every step.
+    const slot = { x: (l: number) => 3 * l, w: (l: number) => 3 * l + 1, e: (l: number) => 3 * l + 2 };
+    const valSlot = { x: (l: number) => 3 * L + l, w: (l: number) => 4 * L + l };
+    const maxes = buffer(i32Bytes(5 * L), undefined, 'max-abs slots');
+    const widen = layerPlans[0].residual;
+    const inputWide = widen ? buffer(i32Bytes(B * layerPlans[0].K), undefined, 'input Q16') : dummy;
+    const maxScratch = Math.max(...layerPlans.map((l) => Math.max(B * l.N, l.K * l.N, B * l.K)));
+    const acc = buffer(i32Bytes(maxScratch), undefined, 'accumulator');
+
+    const layers: LayerState[] = layerPlans.map((p) => ({
+      plan: p,
+      W: buffer(i32Bytes(p.K * p.N), params.subarray(p.wOffset, p.wOffset + p.K * p.N), `W${p.index}`),
+      b: buffer(i32Bytes(p.N), params.subarray(p.bOffset, p.bOffset + p.N), `b${p.index}`),
+      VW: buffer(i32Bytes(p.K * p.N), momentum.subarray(p.wOffset, p.wOffset + p.K * p.N), `VW${p.index}`),
+      Vb: buffer(i32Bytes(p.N), momentum.subarray(p.bOffset, p.bOffset + p.N), `Vb${p.index}`),
+      w8: buffer(i8Bytes(p.K * p.N), undefined, `w8_${p.index}`),
+      x8: buffer(i8Bytes(B * p.K), undefined, `x8_${p.index}`),
+      z: buffer(i32Bytes(B * p.N), undefined, `z${p.index}`),
+      h: buffer(i32Bytes(B * p.N), undefined, `h${p.index}`),
+      e8: buffer(i8Bytes(B * p.N), undefined, `e8_${p.index}`),
+      gz: buffer(i32Bytes(B * p.N), undefined, `gz${p.index}`),
+      gin: p.index > 0 ? buffer(i32Bytes(B * p.K), undefined, `gin${p.index}`) : null,
+    }));
+
+    const matmul = await matmulPipeline(ctx, options.packed ?? ctx.packedDot);
+    const op = async (
+      name: string,
+      kernel: KernelName,
+      constants: Record<string, number>,
+      bindings: GPUBuffer[],
+      g: [number, number],
+    ): Promise<Op> => {
+      const pipeline = await ctx.pipeline(kernelCode(kernel), 'main', constants);
+      return { name, pipeline, group: bindGroup(device, pipeline, bindings), grid: g };
+    };
+    const matmulOp = (name: string, shape: MatmulShape, a: GPUBuffer, b: GPUBuffer): Op => {
+      const params = matmulParams(device, shape);
+      all.push(params);
+      return {
+        name,
+        pipeline: matmul,
+        group: bindGroup(device, matmul, [params, a, b, acc]),
+        grid: [Math.ceil(shape.n / MATMUL_TILE), Math.ceil(shape.m / MATMUL_TILE)],
+      };
+    };
+    const maxabsOp = (name: string, x: GPUBuffer, n: number, s: number) =>
+      op(name, 'maxabs', {}, [uniform([n, s], name), x, maxes], [Math.min(1024, grid(n)[0]), 1]);
+    const quantizeOp = (
+      name: string,
+      x: GPUBuffer,
+      q: GPUBuffer,
+      n: number,
+      s: number,
+      tensor: number | null,
+    ) =>
+      op(
+        name,
+        'quantize',
+        { STOCHASTIC: tensor === null ? 0 : 1 },
+        [uniform([n, s, tensor ?? 0, spec.training.seed], name), x, maxes, state, q],
+        grid(Math.ceil(n / 4)),
+      );
+
+    /** The forward pass over `rows` examples; `val` picks validation slots and RNE weights. */
+    const forwardOps = async (rows: number, val: boolean, perStep: boolean, base: number): Promise<Op[]> => {
+      const ops: Op[] = [];
+      const xs = (l: number) => (l === 0 ? NONE : val ? valSlot.x(l) : slot.x(l));
+      const ws = (l: number) => (val ? valSlot.w(l) : slot.w(l));
+      ops.push(
+        await op(
+          'gather',
+          'gather',
+          { PER_STEP: perStep ? 1 : 0, WIDEN: widen ? 1 : 0 },
+          [
+            uniform([rows, layerPlans[0].K, base, 0], 'gather'),
+            pixels,
+            labels,
+            val ? valOrder : order,
+            state,
+            layers[0].x8,
+            y,
+            inputWide,
+          ],
+          grid(Math.ceil(Math.max(rows * layerPlans[0].K, 4 * rows) / 4)),
+        ),
+      );
+      for (const layer of layers) {
+        const { index: l, K, N, activation, residual } = layer.plan;
+        if (l > 0)
+          ops.push(await quantizeOp(`quantize h${l - 1}`, layers[l - 1].h, layer.x8, rows * K, xs(l), null));
+        ops.push(
+          matmulOp(`x·W ${l}`, { m: rows, k: K, n: N, aRow: K, aK: 1, bK: N, bCol: 1 }, layer.x8, layer.w8),
+        );
+        const last = l === L - 1;
+        const hIn = residual ? (l === 0 ? inputWide : layers[l - 1].h) : dummy;
+        ops.push(
+          await op(
+            `forward ${l}`,
+            'forward',
+            { ACT: activation ? ACTIVATION_CODE[activation] : 0, RESIDUAL: residual ? 1 : 0 },
+            [
+              uniform([rows, N, xs(l), ws(l), last ? NONE : xs(l + 1)], `forward ${l}`),
+              acc,
+              layer.b,
+              hIn,
+              maxes,
+              layer.z,
+              layer.h,
+            ],
+            grid(rows * N),
+          ),
+        );
+      }
+      const C = layerPlans[L - 1].N;
+      const last = layers[L - 1];
+      ops.push(
+        await op(
+          'softmax-xent',
+          'softmaxXent',
+          { TRAIN: val ? 0 : 1, PER_STEP: perStep ? 1 : 0 },
+          [
+            uniform([rows, C, B, base, slot.e(L - 1)], 'softmax'),
+            last.h,
+            y,
+            state,
+            maxes,
+            last.gz,
+            val ? valStats : stats,
+          ],
+          grid(rows, 64),
+        ),
+      );
+      return ops;
+    };
+
+    // The training step.
+    const stepOps: Op[] = [];
+    for (const layer of layers) {
+      const { index: l, K, N } = layer.plan;
+      stepOps.push(await maxabsOp(`maxabs W${l}`, layer.W, K * N, slot.w(l)));
+      stepOps.push(await quantizeOp(`quantize W${l}`, layer.W, layer.w8, K * N, slot.w(l), TENSOR.srW(l)));
+    }
+    stepOps.push(...(await forwardOps(B, false, true, 0)));
+    const { learningRateQ16, momentumQ16, weightDecayQ24 } = spec.training;
+    for (let l = L - 1; l >= 0; l--) {
+      const layer = layers[l];
+      const { K, N } = layer.plan;
+      const xs = l === 0 ? NONE : slot.x(l);
+      stepOps.push(
+        await quantizeOp(`quantize gz${l}`, layer.gz, layer.e8, B * N, slot.e(l), TENSOR.srErr(l)),
+      );
+      stepOps.push(
+        matmulOp(`xᵀ·e ${l}`, { m: K, k: B, n: N, aRow: 1, aK: K, bK: N, bCol: 1 }, layer.x8, layer.e8),
+      );
+      stepOps.push(
+        await op(
+          `sgd ${l}`,
+          'sgd',
+          {},
+          [
+            uniform([K, N, B, xs, slot.e(l), learningRateQ16, momentumQ16, weightDecayQ24], `sgd ${l}`),
+            acc,
+            layer.gz,
+            maxes,
+            layer.W,
+            layer.VW,
+            layer.b,
+            layer.Vb,
+          ],
+          grid(K * N + N),
+        ),
+      );
+      if (l === 0) continue;
+      stepOps.push(
+        matmulOp(`e·Wᵀ ${l}`, { m: B, k: N, n: K, aRow: N, aK: 1, bK: 1, bCol: N }, layer.e8, layer.w8),
+      );
+      const prev = layers[l - 1];
+      const residual = layer.plan.residual;
+      stepOps.push(
+        await op(
+          `backward ${l}`,
+          'backward',
+          { ACT: ACTIVATION_CODE[prev.plan.activation!], RESIDUAL: residual ? 1 : 0 },
+          [
+            uniform([B * K, slot.e(l), slot.w(l), slot.e(l - 1)], `backward ${l}`),
+            acc,
+            prev.z,
+            residual ? layers[l + 1].gin! : dummy,
+            maxes,
+            layer.gin!,
+            prev.gz,
+          ],
+          grid(B * K),
+        ),
+      );
+    }
+    const stepKernel = (name: string, from: number, count: number, advance: number) =>
+      op(name, 'step', {}, [uniform([from, count, advance, 0], name), maxes, state], [1, 1]);
+    stepOps.push(await stepKernel('next step', 0, 3 * L, 1));
+
+    // Validation: weights rounded half-even once, then full chunks of B rows and a tail.
+    const valWeights: Op[] = [];
+    for (const layer of layers) {
+      const { index: l, K, N } = layer.plan;
+      valWeights.push(await maxabsOp(`maxabs W${l} (val)`, layer.W, K * N, valSlot.w(l)));
+      valWeights.push(await quantizeOp(`quantize W${l} (val)`, layer.W, layer.w8, K * N, valSlot.w(l), null));
+    }
+    const V = plan.validation.length;
+    const tailRows = V % B;
+    const valChunk = [...(await forwardOps(B, true, true, 0)), await stepKernel('next chunk', 3 * L, L, 1)];
+    const valTail =
+      tailRows > 0
+        ? [await stepKernel('clear', 3 * L, L, 0), ...(await forwardOps(tailRows, true, false, V - tailRows))]
+        : [];
+
+    const trainer = new GpuTrainer(
+      ctx,
+      spec,
+      plan,
+      layers,
+      { order, state, maxes, stats, valStats, all },
+      { step: stepOps, valWeights, valChunk, valTail },
+      from?.step ?? 0,
+      { ...options, stepsPerSubmit: steps },
+    );
+    return trainer;
+  }
+
+  private encode(pass: GPUComputePassEncoder, ops: Op[]): void {
+    for (const { pipeline, group, grid: g } of ops) {
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(g[0], g[1]);
+    }
+  }
+
+  private submit(record: (pass: GPUComputePassEncoder) => void): void {
+    const encoder = this.ctx.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    record(pass);
+    pass.end();
+    this.ctx.device.queue.submit([encoder.finish()]);
+  }
+
+  /**
+   * Runs steps [this.step, toStep) in one command buffer (toStep − this.step ≤ stepsPerSubmit) and
+   * returns each step's summed batch loss (Q16).
+   */
+  async runSteps(toStep: number): Promise<number[]> {
+    const count = toStep - this.step;
+    if (count < 1 || count > this.stepsPerSubmit)
+      throw new Error(`cannot record ${count} steps in one submit`);
+    const { queue } = this.ctx.device;
+    queue.writeBuffer(
+      this.bufs.order,
+      0,
+      this.plan.batchRange(this.step, toStep) as Uint32Array<ArrayBuffer>,
+    );
+    queue.writeBuffer(this.bufs.state, 0, new Uint32Array([this.step, 0, 0, 0]));
+    queue.writeBuffer(this.bufs.maxes, 0, new Uint32Array(5 * this.layers.length));
+    this.submit((pass) => {
+      for (let t = 0; t < count; t++) this.encode(pass, this.ops.step);
+    });
+    const stats = new Int32Array(await readBack(this.ctx.device, this.bufs.stats, count * this.B * 8));
+    this.step = toStep;
+    const losses: number[] = [];
+    for (let t = 0; t < count; t++) {
+      let sum = 0;
+      for (let b = 0; b < this.B; b++) sum += stats[2 * (t * this.B + b)];
+      losses.push(sum);
+    }
+    return losses;
+  }
+
+  /** Parameters and momentum in canonical order (layer by layer: W, then b). */
+  async state(): Promise<TrainState> {
+    const { paramCount } = this.plan.model;
+    const device = this.ctx.device;
+    const staging = storageBuffer(device, paramCount * 8);
+    const encoder = device.createCommandEncoder();
+    for (const layer of this.layers) {
+      const { K, N, wOffset, bOffset } = layer.plan;
+      encoder.copyBufferToBuffer(layer.W, 0, staging, wOffset * 4, K * N * 4);
+      encoder.copyBufferToBuffer(layer.b, 0, staging, bOffset * 4, N * 4);
+      encoder.copyBufferToBuffer(layer.VW, 0, staging, (paramCount + wOffset) * 4, K * N * 4);
+      encoder.copyBufferToBuffer(layer.Vb, 0, staging, (paramCount + bOffset) * 4, N * 4);
+    }
+    device.queue.submit([encoder.finish()]);
+    const all = new Int32Array(await readBack(device, staging, paramCount * 8));
+    staging.destroy();
+    return { step: this.step, params: all.slice(0, paramCount), momentum: all.slice(paramCount) };
+  }
+
+  /** Validation totals on the current weights (rounded half-even), exactly as the CPU reference. */
+  async validate(): Promise<{ valCorrect: number; valCount: number; valLoss: bigint }> {
+    const V = this.plan.validation.length;
+    const chunks = Math.floor(V / this.B);
+    this.ctx.device.queue.writeBuffer(this.bufs.state, 0, new Uint32Array([0, 0, 0, 0]));
+    this.ctx.device.queue.writeBuffer(this.bufs.maxes, 0, new Uint32Array(5 * this.layers.length));
+    this.submit((pass) => {
+      this.encode(pass, this.ops.valWeights);
+      for (let c = 0; c < chunks; c++) this.encode(pass, this.ops.valChunk);
+      this.encode(pass, this.ops.valTail);
+    });
+    const stats = new Int32Array(await readBack(this.ctx.device, this.bufs.valStats, V * 8));
+    let valCorrect = 0;
+    let loss = 0;
+    for (let i = 0; i < V; i++) {
+      loss += stats[2 * i];
+      valCorrect += stats[2 * i + 1];
+    }
+    return { valCorrect, valCount: V, valLoss: BigInt(loss) };
+  }
+
+  destroy(): void {
+    for (const b of this.bufs.all) b.destroy();
+    for (const layer of this.layers) {
+      for (const b of [
+        layer.W,
+        layer.b,
+        layer.VW,
+        layer.Vb,
+        layer.w8,
+        layer.x8,
+        layer.z,
+        layer.h,
+        layer.e8,
+        layer.gz,
+      ]) {
+        b.destroy();
+      }
+      layer.gin?.destroy();
+    }
+  }
+
+  /** Names of the dispatches of one training step, in order. */
+  stepDispatchNames(): string[] {
+    return this.ops.step.map((o) => o.name);
+  }
+}
+
+/** Runs a whole task (or, with resumeFrom, the rest of it) and returns the final state too. */
+export async function trainWebGPURun(
+  ctx: GpuContext,
+  spec: TaskSpec,
+  dataset: Dataset,
+  options: TrainOptions & GpuTrainerOptions = {},
+): Promise<{ result: TaskResult; state: TrainState; dispatchesPerStep: number }> {
+  const trainer = await GpuTrainer.create(ctx, spec, dataset, options.resumeFrom, options);
+  try {
+    const steps = spec.training.steps;
+    const trace = checkpointSteps(steps, spec.checkpointEvery).filter((s) => s > trainer.step);
+    const every = Math.max(1, options.progressEvery ?? 1);
+    const limit = Math.min(options.stepsPerSubmit ?? DEFAULT_STEPS_PER_SUBMIT, steps);
+    const checkpoints: Checkpoint[] = [];
+    let next = 0;
+    while (trainer.step < steps) {
+      options.signal?.throwIfAborted();
+      while (next < trace.length && trace[next] <= trainer.step) next++;
+      const to = Math.min(steps, trace[next] ?? steps, trainer.step + limit);
+      const from = trainer.step;
+      const losses = await trainer.runSteps(to);
+      if (options.onProgress) {
+        losses.forEach((batchLossQ16, i) => {
+          const step = from + i + 1;
+          if (step % every !== 0 && step !== steps) return;
+          const progress: TrainProgress = {
+            step,
+            steps,
+            batchLossQ16,
+            loss: batchLossQ16 / 2 ** 16 / spec.training.batch,
+          };
+          options.onProgress?.(progress);
+        });
+      }
+      if (to === trace[next]) {
+        const state = await trainer.state();
+        const stateHash = stateHashOf(state);
+        checkpoints.push({ step: to, stateHash });
+        options.onCheckpoint?.(state, stateHash);
+      }
+    }
+    options.signal?.throwIfAborted();
+    const state = await trainer.state();
+    if (checkpoints.length === 0) checkpoints.push({ step: state.step, stateHash: stateHashOf(state) });
+    const { valCorrect, valCount, valLoss } = await trainer.validate();
+    const taskId = taskIdOf(spec);
+    const weightsHash = hashI32(state.params);
+    const root = traceRoot(checkpoints);
+    const digest = resultDigest({ taskId, valCorrect, valCount, valLoss, weightsHash, traceRoot: root });
+    const result: TaskResult = {
+      taskId,
+      valCorrect,
+      valCount,
+      valLoss: valLoss.toString(),
+      weightsHash,
+      traceRoot: root,
+      checkpoints,
+      digest,
+    };
+    return { result, state, dispatchesPerStep: trainer.dispatchesPerStep };
+  } finally {
+    trainer.destroy();
+  }
+}
+
+// Path kept in a variable so Vite does not bundle the Node-only module into the web app.
+const NODE_GPU_MODULE = '../../gpu/node.ts';
+let sharedSession: Promise<GpuSession> | undefined;
+
+/** The browser's navigator.gpu, or Dawn in Node; one session per process, shared by every task. */
+export function defaultGpuSession(): Promise<GpuSession> {
+  sharedSession ??= (async () => {
+    const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+    if (gpu) return new GpuSession(gpu);
+    const node = (await import(/* @vite-ignore */ NODE_GPU_MODULE)) as typeof import('../../gpu/node.ts');
+    return node.createNodeGpuSession();
+  })();
+  sharedSession.catch(() => {
+    sharedSession = undefined;
+  });
+  return sharedSession;
+}
+
+/** The engine's WebGPU backend: `train(spec, dataset, { backend: 'webgpu' })` lands here. */
+export async function trainWebGPU(
+  spec: TaskSpec,
+  dataset: Dataset,
+  options: TrainOptions = {},
+): Promise<TaskResult> {
+  const ctx = options.device
+    ? contextFromDevice(options.device)
+    : await contextFromSession(await defaultGpuSession());
+  return (await trainWebGPURun(ctx, spec, dataset, options)).result;
+}
