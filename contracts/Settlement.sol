@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+
+/// @title Cambrian settlement: majority-voted microtask results, rewards by pull payment.
+/// @notice See docs/CONTRACT.md for the rules, the batch semantics and the gas figures.
+contract Settlement is AccessControl, EIP712, ReentrancyGuard {
+    bytes32 public constant COORDINATOR_ROLE = keccak256("COORDINATOR_ROLE");
+    bytes32 public constant SESSION_GRANT_TYPEHASH =
+        keccak256("SessionGrant(address worker,address sessionKey,uint64 expiresAt)");
+    bytes32 public constant RESULT_VOTE_TYPEHASH = keccak256("ResultVote(bytes32 taskId,bytes32 digest,address worker)");
+    /// @notice Upper bound on votes per settlement, so one settlement's gas stays bounded.
+    uint256 public constant MAX_VOTES = 64;
+
+    /// @dev Bit 64 of a session word: the worker revoked this session key for good.
+    uint256 private constant REVOKED = 1 << 64;
+
+    struct Vote {
+        address worker;
+        bytes32 digest;
+        address sessionKey;
+        uint64 sessionExpiry;
+        bytes grantSig;
+        bytes voteSig;
+    }
+
+    struct Settlement {
+        bytes32 taskId;
+        uint32 valCorrect;
+        uint32 valCount;
+        int64 valLoss;
+        bytes32 weightsHash;
+        bytes32 traceRoot;
+        Vote[] votes;
+    }
+
+    /// @dev Everything `settle` reads and writes once per batch, packed in one slot.
+    struct Config {
+        uint128 pool;
+        uint96 rewardPerTask;
+        uint32 minQuorum;
+    }
+
+    /// @dev Per worker, one slot: credits stay until claimed, strikes only grow.
+    struct Account {
+        uint128 owed;
+        uint64 strikes;
+    }
+
+    Config private _config;
+    mapping(address worker => Account) private _accounts;
+    /// @dev The settled result digest per task; zero means "not settled" (keccak256 never yields zero in practice).
+    mapping(bytes32 taskId => bytes32 digest) private _settled;
+    /// @dev Grant cache: low 64 bits = the expiry whose grant signature was verified, bit 64 = revoked.
+    mapping(address worker => mapping(address sessionKey => uint256)) private _sessions;
+
+    event TaskSettled(
+        bytes32 indexed taskId,
+        bytes32 digest,
+        uint32 valCorrect,
+        uint32 valCount,
+        int64 valLoss,
+        address[] winners,
+        address[] dissenters
+    );
+    event Funded(address indexed sponsor, uint256 amount, uint256 pool);
+    event Claimed(address indexed worker, uint256 amount);
+    event SessionRevoked(address indexed worker, address indexed sessionKey);
+    event RewardPerTaskSet(uint256 rewardPerTask);
+    event MinQuorumSet(uint256 minQuorum);
+
+    // Rejections inside a batch carry `index`, the position of the offending settlement in the batch.
+    error AlreadySettled(uint256 index, bytes32 taskId);
+    error TooFewVotes(uint256 index, uint256 votes, uint256 minQuorum);
+    error TooManyVotes(uint256 index, uint256 votes, uint256 maxVotes);
+    error DuplicateWorker(uint256 index, address worker);
+    error InvalidVoteSignature(uint256 index, address worker);
+    error InvalidGrantSignature(uint256 index, address worker);
+    error MalleableSignature(uint256 index, address worker);
+    error SessionExpired(uint256 index, address worker, uint64 expiresAt);
+    error SessionKeyRevoked(uint256 index, address worker, address sessionKey);
+    error NoMajority(uint256 index, bytes32 taskId);
+    error QuorumNotReached(uint256 index, uint256 agreeing, uint256 minQuorum);
+    error MetricsMismatch(uint256 index, bytes32 majorityDigest, bytes32 metricsDigest);
+    error NothingToClaim(address worker);
+    error TransferFailed(address worker, uint256 amount);
+    error ZeroFunding();
+    error PoolOverflow();
+    error InvalidQuorum(uint256 minQuorum);
+    error RewardTooLarge(uint256 rewardPerTask);
+
+    constructor(address admin, address coordinator, uint256 rewardPerTask_, uint256 minQuorum_)
+        EIP712("Cambrian", "1")
+    {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(COORDINATOR_ROLE, coordinator);
+        _setRewardPerTask(rewardPerTask_);
+        _setMinQuorum(minQuorum_);
+    }
+
+    // ---------------------------------------------------------------- sponsor and owner
+
+    /// @notice Adds the sent value to the reward pool.
+    function fund() external payable {
+        if (msg.value == 0) revert ZeroFunding();
+        uint256 pool = uint256(_config.pool) + msg.value;
+        if (pool > type(uint128).max) revert PoolOverflow();
+        _config.pool = uint128(pool);
+        emit Funded(msg.sender, msg.value, pool);
+    }
+
+    function setRewardPerTask(uint256 rewardPerTask_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setRewardPerTask(rewardPerTask_);
+    }
+
+    function setMinQuorum(uint256 minQuorum_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setMinQuorum(minQuorum_);
+    }
+
+    // ---------------------------------------------------------------- workers
+
+    /// @notice Pays the caller everything it is owed. Checks-effects-interactions plus a reentrancy guard.
+    function claim() external nonReentrant returns (uint256 amount) {
+        Account storage account = _accounts[msg.sender];
+        amount = account.owed;
+        if (amount == 0) revert NothingToClaim(msg.sender);
+        account.owed = 0;
+        emit Claimed(msg.sender, amount);
+        (bool ok,) = payable(msg.sender).call{value: amount}("");
+        if (!ok) revert TransferFailed(msg.sender, amount);
+    }
+
+    /// @notice Revokes a session key of the caller for good: no later vote signed by it settles.
+    function revokeSession(address sessionKey) external {
+        _sessions[msg.sender][sessionKey] |= REVOKED;
+        emit SessionRevoked(msg.sender, sessionKey);
+    }
+
+    // ---------------------------------------------------------------- coordinator
+
+    /// @notice Settles a batch of tasks, all or nothing: any invalid settlement reverts the whole batch
+    ///         with a custom error naming its index.
+    function settle(Settlement[] calldata batch) external onlyRole(COORDINATOR_ROLE) {
+        Config memory config = _config;
+        uint256 pool = config.pool;
+        for (uint256 i; i < batch.length; ++i) {
+            pool = _settleOne(i, batch[i], config.rewardPerTask, config.minQuorum, pool);
+        }
+        if (pool != config.pool) _config.pool = uint128(pool);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    function settled(bytes32 taskId) external view returns (bool) {
+        return _settled[taskId] != 0;
+    }
+
+    /// @notice The digest a settled task was settled with (zero if not settled).
+    function settledDigest(bytes32 taskId) external view returns (bytes32) {
+        return _settled[taskId];
+    }
+
+    function owed(address worker) external view returns (uint256) {
+        return _accounts[worker].owed;
+    }
+
+    function strikes(address worker) external view returns (uint256) {
+        return _accounts[worker].strikes;
+    }
+
+    /// @notice Reward-pool balance not yet credited to anyone.
+    function pool() external view returns (uint256) {
+        return _config.pool;
+    }
+
+    function rewardPerTask() external view returns (uint256) {
+        return _config.rewardPerTask;
+    }
+
+    function minQuorum() external view returns (uint256) {
+        return _config.minQuorum;
+    }
+
+    /// @notice The grant cache for (worker, sessionKey): the expiry whose grant was verified, and revocation.
+    function session(address worker, address sessionKey) external view returns (uint64 verifiedExpiry, bool revoked) {
+        uint256 word = _sessions[worker][sessionKey];
+        return (uint64(word), word & REVOKED != 0);
+    }
+
+    /// @notice The EIP-712 hash a session key signs for a vote; lets clients cross-check their hashing.
+    function voteHash(bytes32 taskId, bytes32 digest, address worker) external view returns (bytes32) {
+        return _hashTypedDataV4(_hash4(RESULT_VOTE_TYPEHASH, taskId, digest, bytes32(uint256(uint160(worker)))));
+    }
+
+    /// @notice The EIP-712 hash a worker signs for a session grant.
+    function grantHash(address worker, address sessionKey, uint64 expiresAt) external view returns (bytes32) {
+        return _hashTypedDataV4(_grantStructHash(worker, sessionKey, expiresAt));
+    }
+
+    /// @notice keccak256(abi.encode(taskId, valCorrect, valCount, valLoss, weightsHash, traceRoot)).
+    function resultDigest(
+        bytes32 taskId,
+        uint32 valCorrect,
+        uint32 valCount,
+        int64 valLoss,
+        bytes32 weightsHash,
+        bytes32 traceRoot
+    ) external pure returns (bytes32) {
+        return keccak256(abi.encode(taskId, valCorrect, valCount, valLoss, weightsHash, traceRoot));
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _settleOne(uint256 index, Settlement calldata s, uint256 reward, uint256 quorum, uint256 pool)
+        private
+        returns (uint256)
+    {
+        bytes32 taskId = s.taskId;
+        if (_settled[taskId] != 0) revert AlreadySettled(index, taskId);
+        Vote[] calldata votes = s.votes;
+        uint256 n = votes.length;
+        if (n < quorum) revert TooFewVotes(index, n, quorum);
+        if (n > MAX_VOTES) revert TooManyVotes(index, n, MAX_VOTES);
+
+        bytes32 majority = _authenticateAndFindCandidate(index, taskId, votes);
+        uint256 winners;
+        for (uint256 j; j < n; ++j) {
+            if (votes[j].digest == majority) ++winners;
+        }
+        if (2 * winners <= n) revert NoMajority(index, taskId);
+        if (winners < quorum) revert QuorumNotReached(index, winners, quorum);
+        bytes32 digest = _metricsDigest(s);
+        if (digest != majority) revert MetricsMismatch(index, majority, digest);
+
+        _settled[taskId] = digest;
+        // When the pool runs dry, the task still settles and its winners share what is left (possibly 0).
+        uint256 each = (reward < pool ? reward : pool) / winners;
+        pool -= each * winners;
+        _creditAndEmit(s, votes, digest, winners, each);
+        return pool;
+    }
+
+    /// @dev Authenticates every vote, rejects duplicate workers and returns the Boyer–Moore majority
+    ///      candidate (the only digest that can hold more than half of the votes).
+    function _authenticateAndFindCandidate(uint256 index, bytes32 taskId, Vote[] calldata votes)
+        private
+        returns (bytes32 candidate)
+    {
+        uint256 lead;
+        for (uint256 j; j < votes.length; ++j) {
+            Vote calldata v = votes[j];
+            address worker = v.worker;
+            for (uint256 k; k < j; ++k) {
+                if (votes[k].worker == worker) revert DuplicateWorker(index, worker);
+            }
+            _authenticate(index, taskId, v, worker);
+            bytes32 digest = v.digest;
+            if (lead == 0) {
+                candidate = digest;
+                lead = 1;
+            } else if (digest == candidate) {
+                ++lead;
+            } else {
+                --lead;
+            }
+        }
+    }
+
+    function _authenticate(uint256 index, bytes32 taskId, Vote calldata v, address worker) private {
+        address sessionKey = v.sessionKey;
+        bytes32 hash = _hashTypedDataV4(_hash4(RESULT_VOTE_TYPEHASH, taskId, v.digest, bytes32(uint256(uint160(worker)))));
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(hash, v.voteSig);
+        if (err == ECDSA.RecoverError.InvalidSignatureS) revert MalleableSignature(index, worker);
+        if (err != ECDSA.RecoverError.NoError || signer != sessionKey) revert InvalidVoteSignature(index, worker);
+        // A worker voting with its own key needs no grant; sessionExpiry and grantSig are ignored then.
+        if (sessionKey != worker) _checkGrant(index, worker, sessionKey, v.sessionExpiry, v.grantSig);
+    }
+
+    /// @dev A grant is valid while block.timestamp < expiresAt and the worker has not revoked the key.
+    ///      Its signature is verified once per (worker, sessionKey, expiresAt) and cached.
+    function _checkGrant(uint256 index, address worker, address sessionKey, uint64 expiresAt, bytes calldata grantSig)
+        private
+    {
+        if (expiresAt <= block.timestamp) revert SessionExpired(index, worker, expiresAt);
+        uint256 word = _sessions[worker][sessionKey];
+        if (word & REVOKED != 0) revert SessionKeyRevoked(index, worker, sessionKey);
+        if (uint64(word) == expiresAt) return;
+
+        bytes32 hash = _hashTypedDataV4(_grantStructHash(worker, sessionKey, expiresAt));
+        if (worker.code.length == 0) {
+            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(hash, grantSig);
+            if (err == ECDSA.RecoverError.InvalidSignatureS) revert MalleableSignature(index, worker);
+            if (err != ECDSA.RecoverError.NoError || signer != worker) revert InvalidGrantSignature(index, worker);
+        } else if (!SignatureChecker.isValidERC1271SignatureNowCalldata(worker, hash, grantSig)) {
+            // Smart-account workers grant session keys through ERC-1271.
+            revert InvalidGrantSignature(index, worker);
+        }
+        _sessions[worker][sessionKey] = expiresAt;
+    }
+
+    function _creditAndEmit(
+        Settlement calldata s,
+        Vote[] calldata votes,
+        bytes32 digest,
+        uint256 winners,
+        uint256 each
+    ) private {
+        uint256 n = votes.length;
+        address[] memory winnerList = new address[](winners);
+        address[] memory dissenterList = new address[](n - winners);
+        uint256 w;
+        uint256 d;
+        for (uint256 j; j < n; ++j) {
+            address worker = votes[j].worker;
+            if (votes[j].digest == digest) {
+                winnerList[w++] = worker;
+                if (each != 0) _accounts[worker].owed += uint128(each);
+            } else {
+                dissenterList[d++] = worker;
+                _accounts[worker].strikes += 1;
+            }
+        }
+        emit TaskSettled(s.taskId, digest, s.valCorrect, s.valCount, s.valLoss, winnerList, dissenterList);
+    }
+
+    function _metricsDigest(Settlement calldata s) private pure returns (bytes32 h) {
+        bytes32 taskId = s.taskId;
+        uint32 valCorrect = s.valCorrect;
+        uint32 valCount = s.valCount;
+        int64 valLoss = s.valLoss;
+        bytes32 weightsHash = s.weightsHash;
+        bytes32 traceRoot = s.traceRoot;
+        // abi.encode of six static words, hashed in scratch memory past the free pointer (no allocation).
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, taskId)
+            mstore(add(p, 0x20), valCorrect)
+            mstore(add(p, 0x40), valCount)
+            mstore(add(p, 0x60), signextend(7, valLoss))
+            mstore(add(p, 0x80), weightsHash)
+            mstore(add(p, 0xa0), traceRoot)
+            h := keccak256(p, 0xc0)
+        }
+    }
+
+    function _grantStructHash(address worker, address sessionKey, uint64 expiresAt) private pure returns (bytes32) {
+        return _hash4(
+            SESSION_GRANT_TYPEHASH,
+            bytes32(uint256(uint160(worker))),
+            bytes32(uint256(uint160(sessionKey))),
+            bytes32(uint256(expiresAt))
+        );
+    }
+
+    /// @dev keccak256 of four words, in scratch memory past the free pointer (no allocation per vote).
+    function _hash4(bytes32 a, bytes32 b, bytes32 c, bytes32 d) private pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, a)
+            mstore(add(p, 0x20), b)
+            mstore(add(p, 0x40), c)
+            mstore(add(p, 0x60), d)
+            h := keccak256(p, 0x80)
+        }
+    }
+
+    function _setRewardPerTask(uint256 rewardPerTask_) private {
+        if (rewardPerTask_ > type(uint96).max) revert RewardTooLarge(rewardPerTask_);
+        _config.rewardPerTask = uint96(rewardPerTask_);
+        emit RewardPerTaskSet(rewardPerTask_);
+    }
+
+    function _setMinQuorum(uint256 minQuorum_) private {
+        if (minQuorum_ == 0 || minQuorum_ > MAX_VOTES) revert InvalidQuorum(minQuorum_);
+        _config.minQuorum = uint32(minQuorum_);
+        emit MinQuorumSet(minQuorum_);
+    }
+}
