@@ -8,34 +8,8 @@ import type { GpuSession } from '../../gpu/device.ts';
 import { createNodeGpuSession } from '../../gpu/node.ts';
 import { divRound, exp2Q15, log2Q16, mulShr, rescale, shrRound } from '../ops/fixed.ts';
 import { mix, rand, rngKey } from '../ops/rng.ts';
-import { storageBuffer } from './buffers.ts';
 import { contextFromSession, type GpuContext } from './context.ts';
-import { dispatchOnce, i32Buffer, readI32 } from './dispatch.ts';
-import { wgsl } from './kernels.ts';
-
-/** Evaluates a WGSL expression of (a, b, c: i32) for every input triple. */
-async function evaluate(ctx: GpuContext, expression: string, inputs: [number, number, number][]) {
-  const code = `${wgsl.fixed}\n${wgsl.rng}
-@group(0) @binding(0) var<storage, read> x: array<i32>;
-@group(0) @binding(1) var<storage, read_write> y: array<i32>;
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let i = g.x;
-  if (i >= arrayLength(&y)) { return; }
-  let a = x[3u * i];
-  let b = x[3u * i + 1u];
-  let c = x[3u * i + 2u];
-  y[i] = ${expression};
-}`;
-  const pipeline = await ctx.pipeline(code);
-  const x = i32Buffer(ctx, inputs.flat());
-  const y = storageBuffer(ctx.device, inputs.length * 4);
-  await dispatchOnce(ctx, pipeline, [x, y], [Math.ceil(inputs.length / 64)]);
-  const out = await readI32(ctx, y, inputs.length);
-  x.destroy();
-  y.destroy();
-  return Array.from(out);
-}
+import { evaluate } from './test-harness.ts';
 
 const I32_MIN = -0x80000000;
 const I32_MAX = 0x7fffffff;
