@@ -4,7 +4,7 @@
  * Inputs are the same operand values ((p >> 1) / 128); GELU is the exact erf form.
  */
 import type { Activation, TaskSpec } from '../protocol/spec.ts';
-import { initialParams, trainingPlan } from './plan.ts';
+import { initialParams, modelPlan, trainingPlan } from './plan.ts';
 import type { Dataset } from './types.ts';
 
 export interface FloatReport {
@@ -168,4 +168,36 @@ export function trainFloatReference(spec: TaskSpec, dataset: Dataset): FloatRepo
     valLoss += r.loss;
   }
   return { valCorrect, valCount: validation.length, valLoss: valLoss / validation.length, losses };
+}
+
+/**
+ * Mean cross-entropy of a batch under float64 parameters in canonical order (value units, not Q24):
+ * the function whose finite differences check the integer backward pass.
+ */
+export function floatBatchLoss(
+  spec: TaskSpec,
+  dataset: Dataset,
+  params: Float64Array,
+  indices: ArrayLike<number>,
+): number {
+  const { layers } = modelPlan(spec);
+  const F = dataset.features;
+  let total = 0;
+  for (let b = 0; b < indices.length; b++) {
+    let x = Array.from(dataset.pixels.subarray(indices[b] * F, (indices[b] + 1) * F), (p) => (p >> 1) / 128);
+    for (const l of layers) {
+      const z = new Array<number>(l.N);
+      for (let n = 0; n < l.N; n++) {
+        let s = params[l.bOffset + n];
+        for (let k = 0; k < l.K; k++) s += x[k] * params[l.wOffset + k * l.N + n];
+        z[n] = s;
+      }
+      const a = l.activation;
+      x = a ? z.map((v, n) => act(a, v) + (l.residual ? x[n] : 0)) : z;
+    }
+    const m = Math.max(...x);
+    const S = x.reduce((s, v) => s + Math.exp(v - m), 0);
+    total += Math.log(S) - (x[dataset.labels[indices[b]]] - m);
+  }
+  return total / indices.length;
 }
