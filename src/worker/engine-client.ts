@@ -14,3 +14,8 @@ export function engineWorker(): Comlink.Remote<EngineWorkerApi> {
   }
   return remote;
 }
+
+/** A progress callback the Worker can call back across the thread boundary. */
+export function progressProxy<T extends (...args: never[]) => void>(fn: T): T & Comlink.ProxyMarked {
+  return Comlink.proxy(fn);
+}

@@ -3,13 +3,75 @@
  * and every kernel dispatch, CPU fallback and hash happens here.
  */
 import * as Comlink from 'comlink';
+import { decodeDataset } from '../data/format.ts';
+import { train } from '../engine/train.ts';
+import type { Backend, Dataset, TrainProgress, TrainState } from '../engine/types.ts';
 import { type GpuReport, GpuSession, GpuUnavailableError } from '../gpu/device.ts';
+import { buildMlpOnnx, weightsFromParams } from '../onnx/mlp.ts';
+import type { TaskResult } from '../protocol/result.ts';
+import type { TaskSpec } from '../protocol/spec.ts';
 import { runSelfTest, type SelfTestReport } from './selftest.ts';
 
 export type GpuProbe = { ok: true; report: GpuReport } | { ok: false; error: string };
 
 let session: GpuSession | undefined;
 let lostReasons: string[] = [];
+/** Decoded datasets by sha256: a tab trains many tasks on the same data. */
+const datasets = new Map<string, Promise<Dataset>>();
+/** The training job in flight, so the page can cancel it. */
+let inFlight: AbortController | undefined;
+
+/** Where to fetch a dataset's canonical binary, and the name and content hash it must have. */
+export interface DatasetSource {
+  name: string;
+  sha256: string;
+  url: string;
+}
+
+export interface TrainJob {
+  spec: TaskSpec;
+  dataset: DatasetSource;
+  backend: Backend;
+  /** Report progress every this many steps (the page throttles its own repaints too). */
+  progressEvery?: number;
+}
+
+function loadDataset(source: DatasetSource): Promise<Dataset> {
+  let pending = datasets.get(source.sha256);
+  if (!pending) {
+    pending = fetch(source.url).then(async (response) => {
+      if (!response.ok) throw new Error(`dataset '${source.name}': GET ${source.url} → ${response.status}`);
+      return decodeDataset(source.name, new Uint8Array(await response.arrayBuffer()), source.sha256);
+    });
+    pending.catch(() => datasets.delete(source.sha256));
+    datasets.set(source.sha256, pending);
+  }
+  return pending;
+}
+
+async function runJob(
+  job: TrainJob,
+  onProgress?: (p: TrainProgress) => void,
+  onCheckpoint?: (state: TrainState) => void,
+): Promise<TaskResult> {
+  inFlight?.abort(new Error('superseded by a newer task'));
+  const controller = new AbortController();
+  inFlight = controller;
+  try {
+    const dataset = await loadDataset(job.dataset);
+    const device = job.backend === 'webgpu' ? await gpuSession().device() : undefined;
+    return await train(job.spec, dataset, {
+      backend: job.backend,
+      device,
+      signal: controller.signal,
+      progressEvery: job.progressEvery ?? 1,
+      onProgress,
+      onCheckpoint,
+    });
+  } finally {
+    if (inFlight === controller) inFlight = undefined;
+  }
+}
 
 function gpuSession(): GpuSession {
   if (!('gpu' in navigator) || !navigator.gpu) {
@@ -32,6 +94,69 @@ const api = {
   /** Conformance self-test on the chosen backend; a device that fails never votes. */
   async selfTest(backend: 'webgpu' | 'cpu'): Promise<SelfTestReport> {
     return runSelfTest(backend, backend === 'webgpu' ? () => Promise.resolve(gpuSession()) : undefined);
+  },
+
+  /**
+   * Trains one task spec and resolves to its signed-ready result. `onProgress` is a comlink proxy
+   * from the page; a device lost mid-task rejects, and the next call re-acquires a device.
+   */
+  train(job: TrainJob, onProgress?: (p: TrainProgress) => void): Promise<TaskResult> {
+    return runJob(job, onProgress);
+  },
+
+  /**
+   * Trains a spec and also returns its final master weights (i32, canonical order), e.g. to export a
+   * leaderboard model to ONNX and check it against the weightsHash recorded on chain.
+   */
+  async trainWeights(
+    job: TrainJob,
+    onProgress?: (p: TrainProgress) => void,
+  ): Promise<{ result: TaskResult; params: Int32Array }> {
+    let last: TrainState | undefined;
+    const result = await runJob(job, onProgress, (state) => {
+      last = state;
+    });
+    if (!last) throw new Error('training produced no checkpoint');
+    return Comlink.transfer({ result, params: last.params }, [last.params.buffer as ArrayBuffer]);
+  },
+
+  /**
+   * Re-trains a settled spec (training is deterministic, so this reproduces the voted result bit for
+   * bit) and exports the final weights as ONNX. The caller compares `result.digest` with the chain.
+   */
+  async exportOnnx(
+    job: TrainJob,
+    metadata: Record<string, string>,
+    onProgress?: (p: TrainProgress) => void,
+  ): Promise<{ result: TaskResult; onnx: Uint8Array }> {
+    let last: TrainState | undefined;
+    const result = await runJob(job, onProgress, (state) => {
+      last = state;
+    });
+    if (!last) throw new Error('training produced no checkpoint');
+    const onnx = buildMlpOnnx(job.spec.model, weightsFromParams(job.spec.model, last.params), {
+      metadata: { ...metadata, digest: result.digest, weightsHash: result.weightsHash },
+    });
+    return Comlink.transfer({ result, onnx }, [onnx.buffer as ArrayBuffer]);
+  },
+
+  /** Runs an exported model on one input row (intensities in [0, 1]) with onnxruntime-web. */
+  async classify(onnx: Uint8Array, pixels: Float32Array): Promise<number[]> {
+    const ort = await import('onnxruntime-web/wasm');
+    ort.env.wasm.numThreads = 1; // no cross-origin isolation, so no wasm threads
+    const session = await ort.InferenceSession.create(onnx, { executionProviders: ['wasm'] });
+    try {
+      const input = new ort.Tensor('float32', pixels, [1, pixels.length]);
+      const output = await session.run({ [session.inputNames[0]]: input });
+      return Array.from(output[session.outputNames[0]].data as Float32Array);
+    } finally {
+      await session.release();
+    }
+  },
+
+  /** Cancels the task in flight (it rejects at its next step boundary). */
+  cancel(): void {
+    inFlight?.abort(new Error('cancelled'));
   },
 
   /** Device-loss events seen since the last call (the session re-acquires on its own). */

@@ -1,44 +1,24 @@
-import { useEffect, useState } from 'react';
 import type { GpuProbe } from '../../worker/engine.worker.ts';
-import { engineWorker } from '../../worker/engine-client.ts';
 import type { SelfTestReport } from '../../worker/selftest.ts';
-
-type State<T> = { status: 'pending' } | { status: 'done'; value: T } | { status: 'failed'; error: string };
+import { type Async, runCpuSelfTest, useDeviceCheck } from '../lib/device.ts';
+import { formatBytes } from '../lib/format.ts';
 
 /** The worker's GPU report and conformance self-test: what this tab can contribute, and whether it may vote. */
 export function DevicePanel() {
-  const [probe, setProbe] = useState<State<GpuProbe>>({ status: 'pending' });
-  const [selfTest, setSelfTest] = useState<State<SelfTestReport>>({ status: 'pending' });
-
-  useEffect(() => {
-    let cancelled = false;
-    const worker = engineWorker();
-    (async () => {
-      try {
-        const p = await worker.probeGpu();
-        if (cancelled) return;
-        setProbe({ status: 'done', value: p });
-        const report = await worker.selfTest(p.ok ? 'webgpu' : 'cpu');
-        if (!cancelled) setSelfTest({ status: 'done', value: report });
-      } catch (err) {
-        if (!cancelled) setSelfTest({ status: 'failed', error: String(err) });
-      }
-    })();
-    return () => {
-      cancelled = true;
-    };
-  }, []);
-
+  const check = useDeviceCheck();
+  const gpuFailed =
+    check.selfTest.status === 'failed' || (check.selfTest.status === 'done' && !check.selfTest.value.passed);
   return (
     <section className="card" aria-labelledby="device-title" data-testid="device-panel">
       <h2 id="device-title">Your device</h2>
-      <GpuSummary probe={probe} />
-      <SelfTestSummary state={selfTest} />
+      <GpuSummary probe={check.probe} />
+      <SelfTestSummary state={check.selfTest} />
+      {gpuFailed && <CpuFallback state={check.cpuSelfTest} />}
     </section>
   );
 }
 
-function GpuSummary({ probe }: { probe: State<GpuProbe> }) {
+function GpuSummary({ probe }: { probe: Async<GpuProbe> }) {
   if (probe.status === 'pending') return <p className="muted">Looking for a WebGPU adapter in the worker…</p>;
   if (probe.status === 'failed' || !probe.value.ok) {
     const error = probe.status === 'failed' ? probe.error : (probe.value as { error: string }).error;
@@ -83,7 +63,7 @@ function GpuSummary({ probe }: { probe: State<GpuProbe> }) {
   );
 }
 
-function SelfTestSummary({ state }: { state: State<SelfTestReport> }) {
+function SelfTestSummary({ state }: { state: Async<SelfTestReport> }) {
   if (state.status === 'pending') {
     return (
       <p className="muted" role="status">
@@ -98,10 +78,13 @@ function SelfTestSummary({ state }: { state: State<SelfTestReport> }) {
       </p>
     );
   }
-  const t = state.value;
+  return <SelfTestResult report={state.value} testId="selftest" />;
+}
+
+function SelfTestResult({ report: t, testId }: { report: SelfTestReport; testId: string }) {
   return (
-    <div data-testid="selftest" data-passed={String(t.passed)}>
-      <p className={t.passed ? 'ok' : 'warn'} role="status" data-testid="selftest-verdict">
+    <div data-testid={testId} data-passed={String(t.passed)}>
+      <p className={t.passed ? 'ok' : 'warn'} role="status" data-testid={`${testId}-verdict`}>
         {t.passed
           ? `Self-test passed on ${t.backend} in ${Math.round(t.ms)} ms: results are bit-identical to the reference.`
           : `Self-test failed on ${t.backend}: this device will not vote.${t.error ? ` ${t.error}` : ''}`}
@@ -118,9 +101,32 @@ function SelfTestSummary({ state }: { state: State<SelfTestReport> }) {
   );
 }
 
-function formatBytes(n: number): string {
-  if (!Number.isFinite(n)) return '—';
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(1)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(0)} MiB`;
-  return `${(n / 1024).toFixed(0)} KiB`;
+/** A GPU that failed is explained above; here the CPU path is offered instead. */
+function CpuFallback({ state }: { state?: Async<SelfTestReport> }) {
+  if (!state) {
+    return (
+      <div className="callout">
+        <p>
+          This GPU gives results that differ from the integer reference, so votes from it would be wrong and
+          cost you strikes. The CPU path computes the same integers, only slower.
+        </p>
+        <button type="button" className="secondary" onClick={() => void runCpuSelfTest()}>
+          Use the CPU instead
+        </button>
+      </div>
+    );
+  }
+  if (state.status === 'pending')
+    return (
+      <p className="muted" role="status">
+        Checking the CPU path…
+      </p>
+    );
+  if (state.status === 'failed')
+    return (
+      <p className="warn" role="alert">
+        CPU self-test could not run: {state.error}
+      </p>
+    );
+  return <SelfTestResult report={state.value} testId="cpu-selftest" />;
 }

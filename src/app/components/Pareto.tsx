@@ -1,0 +1,78 @@
+/** Accuracy against cost (parameters or FLOPs, log scale), with the Pareto front drawn through it. */
+import { compactNumber, percent } from '../lib/format.ts';
+import { paretoFront, type RankedModel } from '../lib/models.ts';
+import { extent } from './Charts.tsx';
+
+interface Props {
+  models: RankedModel[];
+  axis: 'params' | 'flops';
+  selected?: string;
+  onSelect: (taskId: string) => void;
+}
+
+export function ParetoChart({ models, axis, selected, onSelect }: Props) {
+  const width = 560;
+  const height = 280;
+  const pad = { l: 52, r: 16, t: 12, b: 36 };
+  if (models.length === 0) return <div className="chart-empty muted">No settled models yet</div>;
+  const points = models.map((m) => ({ accuracy: m.accuracy, cost: m[axis] }));
+  const [cMin, cMax] = extent(points.map((p) => Math.log10(Math.max(1, p.cost))));
+  const [aMin, aMax] = extent(points.map((p) => p.accuracy));
+  const lo = Math.max(0, aMin - 0.02);
+  const hi = Math.min(1, aMax + 0.02);
+  const sx = (c: number) =>
+    pad.l + ((Math.log10(Math.max(1, c)) - cMin) / (cMax - cMin || 1)) * (width - pad.l - pad.r);
+  const sy = (a: number) => height - pad.b - ((a - lo) / (hi - lo || 1)) * (height - pad.t - pad.b);
+  const front = paretoFront(points);
+  const frontPath = front
+    .map(
+      (i, k) => `${k === 0 ? 'M' : 'L'}${sx(points[i].cost).toFixed(1)},${sy(points[i].accuracy).toFixed(1)}`,
+    )
+    .join('');
+  const onFront = new Set(front);
+  return (
+    <svg className="chart pareto" viewBox={`0 0 ${width} ${height}`} data-testid="pareto">
+      <title>{`Accuracy against ${axis === 'params' ? 'parameters' : 'FLOPs'}: ${models.length} models, ${front.length} on the Pareto front`}</title>
+      <line x1={pad.l} x2={width - pad.r} y1={height - pad.b} y2={height - pad.b} className="axis" />
+      <line x1={pad.l} x2={pad.l} y1={pad.t} y2={height - pad.b} className="axis" />
+      <text x={(width + pad.l) / 2} y={height - 6} className="tick" textAnchor="middle">
+        {axis === 'params' ? 'parameters' : 'FLOPs per example'} (log scale)
+      </text>
+      <text x={pad.l} y={height - pad.b + 14} className="tick" textAnchor="start">
+        {compactNumber(10 ** cMin)}
+      </text>
+      <text x={width - pad.r} y={height - pad.b + 14} className="tick" textAnchor="end">
+        {compactNumber(10 ** cMax)}
+      </text>
+      <text x={pad.l - 6} y={sy(hi) + 4} className="tick" textAnchor="end">
+        {percent(hi, 0)}
+      </text>
+      <text x={pad.l - 6} y={sy(lo)} className="tick" textAnchor="end">
+        {percent(lo, 0)}
+      </text>
+      {front.length > 1 && <path d={frontPath} className="front" />}
+      {models.map((m, i) => {
+        const id = m.entry.taskId;
+        return (
+          // biome-ignore lint/a11y/useSemanticElements: an SVG point cannot be a <button>; it gets the button role and keys.
+          <circle
+            key={id}
+            cx={sx(points[i].cost)}
+            cy={sy(points[i].accuracy)}
+            r={id === selected ? 7 : 5}
+            className={`point${onFront.has(i) ? ' on-front' : ''}${id === selected ? ' selected' : ''}`}
+            role="button"
+            tabIndex={0}
+            aria-label={`${m.label}: ${percent(m.accuracy)} accuracy, ${compactNumber(points[i].cost)} ${axis}`}
+            onClick={() => onSelect(id)}
+            onKeyDown={(e) => {
+              if (e.key === 'Enter' || e.key === ' ') onSelect(id);
+            }}
+          >
+            <title>{`${m.label} · ${percent(m.accuracy)} · ${compactNumber(points[i].cost)} ${axis}`}</title>
+          </circle>
+        );
+      })}
+    </svg>
+  );
+}

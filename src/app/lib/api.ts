@@ -1,0 +1,199 @@
+/**
+ * The coordinator's HTTP API as the web app sees it (DESIGN §4, `/api/v1`).
+ *
+ * Responses are checked with loose zod schemas: the app needs a handful of fields and must keep working
+ * when the coordinator adds more. Network failures surface as `CoordinatorDownError` so callers can
+ * retry with backoff instead of dropping the session.
+ */
+import { z } from 'zod';
+
+const hex = z.string().regex(/^0x[0-9a-fA-F]*$/);
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/);
+
+export const InfoSchema = z.object({
+  chainId: z.number().int(),
+  settlement: address,
+  rpcUrl: z.string().nullish(),
+  explorerUrl: z.string().nullish(),
+  quorum: z.number().int().optional(),
+  rewardPerTask: z.string().optional(),
+  domain: z.object({ name: z.string(), version: z.string() }).optional(),
+  datasets: z.array(z.object({ name: z.string(), sha256: hex, url: z.string().optional() })).default([]),
+});
+export type Info = z.infer<typeof InfoSchema>;
+
+export const LeaseSchema = z.object({
+  leaseId: z.string(),
+  taskId: hex,
+  spec: z.unknown(),
+  deadline: z.number().optional(),
+});
+export type Lease = z.infer<typeof LeaseSchema>;
+
+export const TASK_STATES = ['computing', 'submitted', 'agreed', 'settled', 'disputed', 'failed'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+export const TaskSchema = z.object({
+  taskId: hex,
+  state: z.string(),
+  txHash: hex.nullish(),
+  digest: hex.nullish(),
+  spec: z.unknown().optional(),
+});
+export type TaskInfo = z.infer<typeof TaskSchema>;
+
+export const LeaderboardEntrySchema = z.object({
+  taskId: hex,
+  spec: z.unknown().optional(),
+  valCorrect: z.number(),
+  valCount: z.number(),
+  valLoss: z.union([z.string(), z.number()]).optional(),
+  params: z.number().optional(),
+  flops: z.number().optional(),
+  txHash: hex.nullish(),
+  blockNumber: z.union([z.number(), z.string()]).nullish(),
+  digest: hex.nullish(),
+  settledAt: z.number().nullish(),
+});
+export type LeaderboardEntry = z.infer<typeof LeaderboardEntrySchema>;
+
+const LeaderboardSchema = z.union([
+  z.array(LeaderboardEntrySchema),
+  z.object({ entries: z.array(LeaderboardEntrySchema) }).transform((o) => o.entries),
+]);
+
+export const SearchStatsSchema = z.object({
+  /** Task counts by coordinator state (open, agreed, refereeing, settling, settled, failed). */
+  tasks: z.record(z.string(), z.number()).default({}),
+  activeWorkers: z.number().default(0),
+  bestAccuracy: z.number().nullish(),
+  /** One point per settled task, in settlement order. */
+  progress: z
+    .array(z.object({ settled: z.number(), at: z.number(), accuracy: z.number(), best: z.number() }))
+    .default([]),
+  strategy: z.unknown().optional(),
+});
+export type SearchStats = z.infer<typeof SearchStatsSchema>;
+
+export class CoordinatorDownError extends Error {
+  override name = 'CoordinatorDownError';
+}
+
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Where the coordinator lives: `?api=` (remembered for the tab), the build's env, or this origin. */
+export function coordinatorUrl(): string {
+  const fromQuery = new URLSearchParams(window.location.search).get('api');
+  if (fromQuery) sessionStorage.setItem('cambrian.api', fromQuery);
+  const chosen =
+    fromQuery ??
+    sessionStorage.getItem('cambrian.api') ??
+    (import.meta.env.VITE_COORDINATOR_URL as string | undefined) ??
+    '/api/v1';
+  return chosen.replace(/\/+$/, '');
+}
+
+export class CoordinatorApi {
+  constructor(
+    readonly base: string,
+    private token?: string,
+  ) {}
+
+  withToken(token: string): CoordinatorApi {
+    return new CoordinatorApi(this.base, token);
+  }
+
+  info(): Promise<Info> {
+    return this.get('/info', InfoSchema);
+  }
+
+  leaderboard(): Promise<LeaderboardEntry[]> {
+    return this.get('/leaderboard', LeaderboardSchema);
+  }
+
+  search(): Promise<SearchStats> {
+    return this.get('/search', SearchStatsSchema);
+  }
+
+  task(taskId: string): Promise<TaskInfo> {
+    return this.get(`/tasks/${taskId}`, TaskSchema);
+  }
+
+  worker(addr: string): Promise<Record<string, unknown>> {
+    return this.get(`/workers/${addr}`, z.record(z.string(), z.unknown()));
+  }
+
+  async openSession(body: {
+    grant: unknown;
+    grantSig: string;
+  }): Promise<{ token: string; expiresAt: number }> {
+    const schema = z.object({ token: z.string(), expiresAt: z.coerce.number() });
+    return schema.parse(await this.request('POST', '/sessions', body));
+  }
+
+  /** A task to compute, or null when the coordinator has no work right now (204). */
+  async lease(): Promise<Lease | null> {
+    const body = await this.request('POST', '/leases', {});
+    return body === null ? null : LeaseSchema.parse(body);
+  }
+
+  async heartbeat(leaseId: string, progress: { step: number; steps: number }): Promise<void> {
+    await this.request('POST', `/leases/${leaseId}/heartbeat`, progress);
+  }
+
+  async submit(body: { leaseId: string; result: unknown; voteSig: string }): Promise<void> {
+    await this.request('POST', '/results', body);
+  }
+
+  private async get<S extends z.ZodType>(path: string, schema: S): Promise<z.output<S>> {
+    return schema.parse(await this.request('GET', path));
+  }
+
+  private async request(method: string, path: string, body?: unknown): Promise<unknown> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body, bigintReplacer),
+      });
+    } catch (err) {
+      throw new CoordinatorDownError(`coordinator unreachable: ${(err as Error).message}`);
+    }
+    if (res.status === 204) return null;
+    if (res.status >= 500) throw new CoordinatorDownError(`coordinator error ${res.status}`);
+    const text = await res.text();
+    const json = text ? safeJson(text) : null;
+    if (!res.ok) {
+      const reason =
+        json && typeof json === 'object' && 'error' in json
+          ? String((json as { error: unknown }).error)
+          : text;
+      throw new ApiError(res.status, `${method} ${path} → ${res.status}: ${reason.slice(0, 300)}`);
+    }
+    return json;
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function bigintReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}

@@ -1,0 +1,32 @@
+/** The contribute loop's Trainer, backed by the engine Worker: the page thread only relays progress. */
+import type { TaskResult } from '../../protocol/result.ts';
+import type { TaskSpec } from '../../protocol/spec.ts';
+import { engineWorker, progressProxy } from '../../worker/engine-client.ts';
+import type { Backend, DatasetRef, StepProgress, Trainer } from './contributor.ts';
+
+/** Progress crosses threads at most this often per task, so repaints stay cheap on fast GPUs. */
+const PROGRESS_EVERY_MS = 100;
+
+export function workerTrainer(): Trainer {
+  const worker = engineWorker();
+  return {
+    train(
+      spec: TaskSpec,
+      dataset: DatasetRef,
+      backend: Backend,
+      onProgress: (p: StepProgress) => void,
+    ): Promise<TaskResult> {
+      let last = 0;
+      const relay = progressProxy((p: StepProgress) => {
+        const now = performance.now();
+        if (now - last < PROGRESS_EVERY_MS && p.step < p.steps) return;
+        last = now;
+        onProgress({ step: p.step, steps: p.steps, loss: p.loss });
+      });
+      // Ask for ~200 progress points per task: enough for the loss curve, few enough messages.
+      const progressEvery = Math.max(1, Math.floor(spec.training.steps / 200));
+      return worker.train({ spec, dataset, backend, progressEvery }, relay);
+    },
+    cancel: () => worker.cancel(),
+  };
+}

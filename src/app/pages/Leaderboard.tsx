@@ -1,0 +1,391 @@
+/**
+ * Leaderboard: the settled architectures, sortable, on an accuracy/cost Pareto chart; each with its
+ * drawing, the TaskSettled event that proves it, an ONNX export re-trained and checked in this tab,
+ * and a canvas to try it on.
+ */
+import { useQuery } from '@tanstack/react-query';
+import { useMemo, useState } from 'react';
+import type { Address, Hex } from 'viem';
+import { usePublicClient } from 'wagmi';
+import { engineWorker, progressProxy } from '../../worker/engine-client.ts';
+import { ArchDiagram } from '../components/ArchDiagram.tsx';
+import { DigitPad } from '../components/DigitPad.tsx';
+import { ParetoChart } from '../components/Pareto.tsx';
+import { TxHash } from '../components/TxHash.tsx';
+import { type SettledEvent, settledEvents } from '../lib/chain.ts';
+import { useApp, useInfo } from '../lib/context.ts';
+import { datasetSource } from '../lib/contributor.ts';
+import { useDeviceCheck, votingBackend } from '../lib/device.ts';
+import { compactNumber, percent, shortHex } from '../lib/format.ts';
+import { type RankedModel, rankModel } from '../lib/models.ts';
+
+type SortKey = 'accuracy' | 'params' | 'flops' | 'label' | 'loss';
+
+export function LeaderboardPage() {
+  const { api } = useApp();
+  const info = useInfo();
+  const client = usePublicClient();
+  const board = useQuery({
+    queryKey: ['leaderboard'],
+    queryFn: () => api.leaderboard(),
+    refetchInterval: 5000,
+  });
+  const events = useQuery({
+    queryKey: ['settled', info.settlement],
+    enabled: Boolean(client),
+    refetchInterval: 5000,
+    queryFn: async () => {
+      if (!client) return new Map<string, SettledEvent>();
+      const list = await settledEvents(client, info.settlement as Address);
+      return new Map(list.map((e) => [e.taskId.toLowerCase(), e]));
+    },
+  });
+  const [sort, setSort] = useState<{ key: SortKey; desc: boolean }>({ key: 'accuracy', desc: true });
+  const [axis, setAxis] = useState<'params' | 'flops'>('params');
+  const [selected, setSelected] = useState<string>();
+  const models = useMemo(
+    () => sortModels((board.data ?? []).map(rankModel), sort.key, sort.desc),
+    [board.data, sort],
+  );
+  const chosen = models.find((m) => m.entry.taskId === selected) ?? models[0];
+
+  return (
+    <>
+      <section className="card" aria-labelledby="board-title">
+        <h2 id="board-title">Leaderboard</h2>
+        {board.error && (
+          <p className="warn" role="alert">
+            Could not load the leaderboard: {String(board.error)}
+          </p>
+        )}
+        {board.isLoading && (
+          <p className="muted" role="status">
+            Loading…
+          </p>
+        )}
+        {models.length === 0 && !board.isLoading && (
+          <p className="muted">No task has settled yet. Start contributing to make the first one.</p>
+        )}
+        {models.length > 0 && (
+          <>
+            <div className="chart-head">
+              <h3>Accuracy against cost</h3>
+              <fieldset className="segmented">
+                <legend className="sr-only">Cost axis</legend>
+                {(['params', 'flops'] as const).map((a) => (
+                  <label key={a}>
+                    <input
+                      type="radio"
+                      name="axis"
+                      value={a}
+                      checked={axis === a}
+                      onChange={() => setAxis(a)}
+                    />
+                    {a === 'params' ? 'Parameters' : 'FLOPs'}
+                  </label>
+                ))}
+              </fieldset>
+            </div>
+            <ParetoChart models={models} axis={axis} selected={chosen?.entry.taskId} onSelect={setSelected} />
+            <BoardTable
+              models={models}
+              sort={sort}
+              onSort={setSort}
+              selected={chosen?.entry.taskId}
+              onSelect={setSelected}
+              events={events.data}
+            />
+          </>
+        )}
+      </section>
+      {chosen && (
+        <ModelDetail
+          key={chosen.entry.taskId}
+          model={chosen}
+          event={events.data?.get(chosen.entry.taskId.toLowerCase())}
+          eventsLoaded={events.isSuccess}
+        />
+      )}
+    </>
+  );
+}
+
+function sortModels(models: RankedModel[], key: SortKey, desc: boolean): RankedModel[] {
+  const value = (m: RankedModel): number | string =>
+    key === 'label'
+      ? m.label
+      : key === 'loss'
+        ? Number(m.entry.valLoss ?? 0) / Math.max(1, m.entry.valCount)
+        : m[key];
+  return [...models].sort((a, b) => {
+    const va = value(a);
+    const vb = value(b);
+    const c = typeof va === 'string' ? va.localeCompare(String(vb)) : va - (vb as number);
+    return desc ? -c : c;
+  });
+}
+
+const COLUMNS: { key: SortKey; label: string }[] = [
+  { key: 'label', label: 'Architecture' },
+  { key: 'accuracy', label: 'Accuracy' },
+  { key: 'loss', label: 'Val. loss' },
+  { key: 'params', label: 'Parameters' },
+  { key: 'flops', label: 'FLOPs' },
+];
+
+function BoardTable({
+  models,
+  sort,
+  onSort,
+  selected,
+  onSelect,
+  events,
+}: {
+  models: RankedModel[];
+  sort: { key: SortKey; desc: boolean };
+  onSort: (s: { key: SortKey; desc: boolean }) => void;
+  selected?: string;
+  onSelect: (id: string) => void;
+  events?: Map<string, SettledEvent>;
+}) {
+  return (
+    <div className="table-wrap">
+      <table className="table" data-testid="leaderboard">
+        <caption>Settled models (select a row for details)</caption>
+        <thead>
+          <tr>
+            <th scope="col">#</th>
+            {COLUMNS.map((c) => (
+              <th
+                key={c.key}
+                scope="col"
+                aria-sort={sort.key === c.key ? (sort.desc ? 'descending' : 'ascending') : 'none'}
+              >
+                <button
+                  type="button"
+                  className="sort"
+                  onClick={() =>
+                    onSort({ key: c.key, desc: sort.key === c.key ? !sort.desc : c.key !== 'label' })
+                  }
+                >
+                  {c.label}
+                  <span aria-hidden="true">{sort.key === c.key ? (sort.desc ? ' ▾' : ' ▴') : ''}</span>
+                </button>
+              </th>
+            ))}
+            <th scope="col">On chain</th>
+          </tr>
+        </thead>
+        <tbody>
+          {models.map((m, i) => {
+            const ev = events?.get(m.entry.taskId.toLowerCase());
+            return (
+              <tr
+                key={m.entry.taskId}
+                data-testid="board-row"
+                data-task-id={m.entry.taskId}
+                aria-selected={m.entry.taskId === selected}
+                className={m.entry.taskId === selected ? 'selected' : ''}
+              >
+                <td>{i + 1}</td>
+                <td>
+                  <button type="button" className="link" onClick={() => onSelect(m.entry.taskId)}>
+                    {m.label}
+                  </button>
+                </td>
+                <td>{percent(m.accuracy)}</td>
+                <td>
+                  {m.entry.valLoss === undefined
+                    ? '—'
+                    : (Number(m.entry.valLoss) / 65536 / Math.max(1, m.entry.valCount)).toFixed(4)}
+                </td>
+                <td>{compactNumber(m.params)}</td>
+                <td>{compactNumber(m.flops)}</td>
+                <td>
+                  {ev ? (
+                    <span className="ok">✓ block {ev.blockNumber.toString()}</span>
+                  ) : (
+                    <span className="muted">pending</span>
+                  )}
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function ModelDetail({
+  model,
+  event,
+  eventsLoaded,
+}: {
+  model: RankedModel;
+  event?: SettledEvent;
+  eventsLoaded: boolean;
+}) {
+  const { entry, spec } = model;
+  return (
+    <section className="card" aria-labelledby="detail-title" data-testid="model-detail">
+      <h2 id="detail-title">
+        {model.label} <span className="muted small">task {shortHex(entry.taskId)}</span>
+      </h2>
+      <div className="detail-grid">
+        <div>
+          <h3>Architecture</h3>
+          {spec ? (
+            <ArchDiagram spec={spec} />
+          ) : (
+            <p className="muted">The coordinator did not send this task's spec.</p>
+          )}
+          {spec && (
+            <p className="muted small">
+              {spec.dataset.name} · batch {spec.training.batch} · {spec.training.steps} steps · lr{' '}
+              {spec.training.learningRateQ16 / 65536} · momentum {spec.training.momentumQ16 / 65536}
+            </p>
+          )}
+        </div>
+        <div>
+          <h3>On-chain proof</h3>
+          <Proof entry={model} event={event} loaded={eventsLoaded} />
+        </div>
+      </div>
+      {spec && <ExportAndTry model={model} chainDigest={event?.digest} />}
+    </section>
+  );
+}
+
+function Proof({ entry: m, event, loaded }: { entry: RankedModel; event?: SettledEvent; loaded: boolean }) {
+  if (!event)
+    return (
+      <p className="muted" data-testid="proof-pending">
+        {loaded ? 'No TaskSettled event for this task yet.' : 'Reading the chain…'}
+      </p>
+    );
+  const matches = event.valCorrect === m.entry.valCorrect && event.valCount === m.entry.valCount;
+  return (
+    <div data-testid="proof" data-verified={String(matches)}>
+      <p className={matches ? 'ok' : 'warn'}>
+        {matches
+          ? `✓ TaskSettled: ${event.valCorrect}/${event.valCount} correct, as listed.`
+          : '✗ The chain records different metrics than the coordinator lists.'}
+      </p>
+      <dl className="facts">
+        <dt>Block</dt>
+        <dd>{event.blockNumber.toString()}</dd>
+        <dt>Transaction</dt>
+        <dd>
+          <TxHash hash={event.txHash} />
+        </dd>
+        <dt>Result digest</dt>
+        <dd>
+          <code title={event.digest}>{shortHex(event.digest)}</code>
+        </dd>
+        <dt>Majority</dt>
+        <dd>
+          {event.winners.length} worker(s)
+          {event.dissenters.length > 0 ? `, ${event.dissenters.length} dissent` : ''}
+        </dd>
+      </dl>
+    </div>
+  );
+}
+
+type ExportState =
+  | { status: 'idle' }
+  | { status: 'training'; step: number; steps: number }
+  | { status: 'done'; onnx: Uint8Array; url: string; digest: Hex }
+  | { status: 'failed'; error: string };
+
+function ExportAndTry({ model, chainDigest }: { model: RankedModel; chainDigest?: Hex }) {
+  const { api } = useApp();
+  const info = useInfo();
+  const check = useDeviceCheck();
+  const spec = model.spec;
+  const [state, setState] = useState<ExportState>({ status: 'idle' });
+  if (!spec) return null;
+
+  async function build() {
+    if (!spec) return;
+    setState({ status: 'training', step: 0, steps: spec.training.steps });
+    try {
+      const backend = votingBackend(check) ?? 'cpu';
+      const every = Math.max(1, Math.floor(spec.training.steps / 50));
+      const { result, onnx } = await engineWorker().exportOnnx(
+        { spec, dataset: datasetSource(info, api.base, spec), backend, progressEvery: every },
+        { taskId: model.entry.taskId, architecture: model.label },
+        progressProxy((p: { step: number; steps: number }) =>
+          setState({ status: 'training', step: p.step, steps: p.steps }),
+        ),
+      );
+      const url = URL.createObjectURL(new Blob([onnx.slice()], { type: 'application/octet-stream' }));
+      setState({ status: 'done', onnx, url, digest: result.digest as Hex });
+    } catch (err) {
+      setState({ status: 'failed', error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  return (
+    <div className="export">
+      <h3>Model</h3>
+      {state.status === 'idle' && (
+        <>
+          <p className="muted small">
+            Training is bit-exact, so this tab can re-train the task, check that it reproduces the digest on
+            chain, and export the weights as ONNX.
+          </p>
+          <button type="button" onClick={() => void build()} data-testid="build-onnx">
+            Re-train and export ONNX
+          </button>
+        </>
+      )}
+      {state.status === 'training' && (
+        <div
+          role="progressbar"
+          aria-label="Re-training"
+          aria-valuemin={0}
+          aria-valuemax={state.steps}
+          aria-valuenow={state.step}
+          className="progress"
+        >
+          <div
+            className="progress-fill"
+            style={{ width: percent(state.steps ? state.step / state.steps : 0) }}
+          />
+        </div>
+      )}
+      {state.status === 'failed' && (
+        <p className="warn" role="alert">
+          Export failed: {state.error}
+        </p>
+      )}
+      {state.status === 'done' && (
+        <>
+          <p
+            className={chainDigest && chainDigest === state.digest ? 'ok' : 'warn'}
+            data-testid="reproduced"
+            data-match={String(chainDigest === state.digest)}
+          >
+            {chainDigest === undefined
+              ? `Re-trained: digest ${shortHex(state.digest)} (no on-chain digest to compare yet).`
+              : chainDigest === state.digest
+                ? '✓ Re-trained in this tab: the digest matches the one settled on chain.'
+                : `✗ Re-training gave digest ${shortHex(state.digest)}, the chain has ${shortHex(chainDigest)}.`}
+          </p>
+          <a
+            className="button secondary"
+            href={state.url}
+            download={`cambrian-${model.entry.taskId.slice(2, 10)}.onnx`}
+            data-testid="download-onnx"
+          >
+            Download ONNX ({compactNumber(state.onnx.byteLength)} bytes)
+          </a>
+          <h3>Try it</h3>
+          <DigitPad onnx={state.onnx} inputs={spec.model.inputs} classes={spec.model.classes} />
+        </>
+      )}
+    </div>
+  );
+}
