@@ -1,0 +1,18 @@
+/**
+ * Pinned conformance vectors: small specs on the generated blobs dataset and the result fields the
+ * CPU reference produces for them (regenerate with make-selftest-vectors.ts only on a deliberate
+ * contract change). A backend is conformant when it reproduces every `expected` exactly.
+ */
+import { parseTaskSpec, type TaskSpec } from '../protocol/spec.ts';
+import raw from './selftest-vectors.json' with { type: 'json' };
+
+export interface SelfTestVector {
+  name: string;
+  spec: TaskSpec;
+  expected: { taskId: string; valCorrect: number; weightsHash: string; traceRoot: string; digest: string };
+}
+
+export const SELFTEST_VECTORS: readonly SelfTestVector[] = raw.map((v) => ({
+  ...v,
+  spec: parseTaskSpec(v.spec),
+}));
