@@ -46,10 +46,13 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuard {
         uint32 minQuorum;
     }
 
-    /// @dev Per worker, one slot: credits stay until claimed, strikes only grow.
+    /// @dev Per worker, one slot: credits stay until claimed, strikes only grow. `seen` keeps the slot
+    ///      non-zero after a full claim, so crediting a returning worker is a 2,900-gas update, not a
+    ///      20,000-gas fresh slot.
     struct Account {
         uint128 owed;
         uint64 strikes;
+        bool seen;
     }
 
     Config private _config;
@@ -319,7 +322,11 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuard {
             address worker = votes[j].worker;
             if (votes[j].digest == digest) {
                 winnerList[w++] = worker;
-                if (each != 0) _accounts[worker].owed += uint128(each);
+                if (each != 0) {
+                    Account storage account = _accounts[worker];
+                    account.owed += uint128(each);
+                    account.seen = true;
+                }
             } else {
                 dissenterList[d++] = worker;
                 _accounts[worker].strikes += 1;

@@ -24,6 +24,8 @@ export interface AnvilNode {
   port: number;
   chainId: number;
   pid: number;
+  /** Resolves when the node exits, for whatever reason. */
+  exited: Promise<void>;
   /** Stops the node and waits for it to exit. Idempotent. */
   stop(): Promise<void>;
 }
@@ -134,7 +136,7 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<AnvilNode>
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const chainId = await rpcAnswers(rpcUrl);
-      if (chainId !== undefined) return { rpcUrl, port, chainId, pid: child.pid ?? -1, stop };
+      if (chainId !== undefined) return { rpcUrl, port, chainId, pid: child.pid ?? -1, exited, stop };
       if (Date.now() > deadline) throw new Error(`anvil at ${rpcUrl} did not answer within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 50));
     }

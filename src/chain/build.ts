@@ -23,7 +23,7 @@ export const SOLC_SETTINGS = {
   // Cancun: what every major EVM chain runs; newer opcodes are not needed.
   evmVersion: 'cancun',
   optimizer: { enabled: true, runs: 10_000 },
-  viaIR: false,
+  viaIR: true,
   outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
 } as const;
 

@@ -11,6 +11,7 @@ import {
   createPublicClient,
   createWalletClient,
   defineChain,
+  getAddress,
   type Hash,
   type Hex,
   http,
@@ -101,7 +102,7 @@ export async function deploySettlement(conn: SigningConnection, options: DeployO
   });
   const receipt = await confirmed(conn, deployTx);
   if (!receipt.contractAddress) throw new Error(`deployment ${deployTx} created no contract`);
-  const address = receipt.contractAddress;
+  const address = getAddress(receipt.contractAddress);
   if (options.fund && options.fund > 0n) await fund(conn, address, options.fund);
   return { address, deployTx, blockNumber: receipt.blockNumber, admin, coordinator };
 }

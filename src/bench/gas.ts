@@ -1,0 +1,243 @@
+/**
+ * `cambrian bench gas`: Settlement gas per task, measured on a fresh embedded anvil chain.
+ *
+ * For batches of 1, 10 and 50 tasks with 2 and 3 agreeing votes each, from first-time workers (every
+ * vote from a new worker: grant signature verified and cached, fresh account slot) and from returning
+ * workers (a pool of workers whose grants are cached and who omit grantSig). Prints a table, writes
+ * JSON under bench-results/ and the table to docs/GAS.md.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Hex, hexToBytes, keccak256, type LocalAccount, toHex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { anvilAccount } from '../chain/accounts.ts';
+import { startAnvil } from '../chain/anvil.ts';
+import { ROOT } from '../chain/build.ts';
+import {
+  connectChain,
+  deploySettlement,
+  type SettlementInput,
+  type SigningConnection,
+  settleBatch,
+} from '../chain/client.ts';
+import { parseOptions } from '../cli/command.ts';
+import {
+  type CambrianDomain,
+  cambrianDomain,
+  castVote,
+  openSession,
+  type WorkerSession,
+} from '../protocol/eip712.ts';
+import { type ResultMetrics, resultDigest } from '../protocol/result.ts';
+
+export const help = `usage: cambrian bench gas [--sizes 1,10,50] [--pool N] [--out DIR] [--no-doc] [--json]
+
+Measures Settlement.settle gas per task on a fresh embedded anvil chain: batches of each size,
+2 and 3 agreeing votes, first-time vs returning workers (grant cached, grantSig omitted).
+  --sizes LIST   batch sizes (default 1,10,50)
+  --pool N       returning workers drawn round-robin from a pool of N (default 16)
+  --out DIR      where the JSON goes (default bench-results)
+  --no-doc       do not rewrite docs/GAS.md
+  --json         print the JSON instead of the table`;
+
+type WorkerKind = 'first-time' | 'returning';
+
+export interface GasRow {
+  votes: number;
+  workers: WorkerKind;
+  batch: number;
+  gasUsed: number;
+  perTask: number;
+  /** (gas(N) − gas(1)) / (N − 1): what one more task in the batch costs. */
+  marginal?: number;
+  /** Of perTask, what the calldata costs at 4/16 gas per zero/non-zero byte. */
+  calldataPerTask: number;
+}
+
+const REWARD = 10n ** 15n;
+
+function account(label: string): LocalAccount {
+  return privateKeyToAccount(keccak256(toHex(label)));
+}
+
+function metrics(label: string): ResultMetrics {
+  return {
+    taskId: keccak256(toHex(`task ${label}`)),
+    valCorrect: 9312,
+    valCount: 10000,
+    valLoss: 2_748_123_456n,
+    weightsHash: keccak256(toHex(`weights ${label}`)),
+    traceRoot: keccak256(toHex(`trace ${label}`)),
+  };
+}
+
+function calldataGas(input: Hex): number {
+  let gas = 0;
+  for (const byte of hexToBytes(input)) gas += byte === 0 ? 4 : 16;
+  return gas;
+}
+
+async function sessionsFor(
+  domain: CambrianDomain,
+  labels: string[],
+  expiresAt: bigint,
+): Promise<WorkerSession[]> {
+  return Promise.all(
+    labels.map((label) => {
+      const worker = account(`worker ${label}`);
+      return openSession(worker, worker.address, domain, expiresAt, account(`session ${label}`));
+    }),
+  );
+}
+
+async function settlementOf(
+  domain: CambrianDomain,
+  label: string,
+  voters: WorkerSession[],
+  omitGrant: boolean,
+): Promise<SettlementInput> {
+  const m = metrics(label);
+  const digest = resultDigest(m);
+  const votes = await Promise.all(voters.map((s) => castVote(s, domain, m.taskId, digest, { omitGrant })));
+  return { ...m, votes };
+}
+
+interface Scenario {
+  votes: number;
+  workers: WorkerKind;
+  batch: number;
+  pool: number;
+}
+
+/** One measurement on a fresh contract, so scenarios do not warm each other's storage. */
+async function measure(conn: SigningConnection, s: Scenario): Promise<{ gasUsed: number; calldata: number }> {
+  const { address } = await deploySettlement(conn, { rewardPerTask: REWARD, minQuorum: 2, fund: 10n ** 20n });
+  const domain = cambrianDomain(conn.chain.id, address);
+  const expiresAt = (await conn.publicClient.getBlock()).timestamp + 86_400n;
+  const tag = `${s.workers}/${s.votes}/${s.batch}`;
+  let batch: SettlementInput[];
+  if (s.workers === 'first-time') {
+    batch = [];
+    for (let t = 0; t < s.batch; t++) {
+      const labels = Array.from({ length: s.votes }, (_, v) => `${tag} ${t}.${v}`);
+      batch.push(
+        await settlementOf(domain, `${tag} ${t}`, await sessionsFor(domain, labels, expiresAt), false),
+      );
+    }
+  } else {
+    const pool = await sessionsFor(
+      domain,
+      Array.from({ length: s.pool }, (_, i) => `pool ${i}`),
+      expiresAt,
+    );
+    // Warm-up: every pool worker settles once with its grant, so the grant is cached and its account exists.
+    const warmup: SettlementInput[] = [];
+    for (let i = 0; i < s.pool; i += s.votes) {
+      const voters = Array.from({ length: s.votes }, (_, v) => pool[(i + v) % s.pool]);
+      warmup.push(await settlementOf(domain, `${tag} warm ${i}`, voters, false));
+    }
+    await settleBatch(conn, address, warmup, { skipRejected: false });
+    batch = [];
+    for (let t = 0; t < s.batch; t++) {
+      const voters = Array.from({ length: s.votes }, (_, v) => pool[(t * s.votes + v) % s.pool]);
+      batch.push(await settlementOf(domain, `${tag} ${t}`, voters, true));
+    }
+  }
+  const receipt = await settleBatch(conn, address, batch, { skipRejected: false });
+  const tx = await conn.publicClient.getTransaction({ hash: receipt.txHash! });
+  return { gasUsed: Number(receipt.gasUsed), calldata: calldataGas(tx.input) };
+}
+
+function table(rows: GasRow[]): string {
+  const lines = [
+    '| votes | workers | batch | gas used | gas / task | marginal gas / task | calldata gas / task |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  const n = (x: number | undefined) => (x === undefined ? '–' : Math.round(x).toLocaleString('en-US'));
+  for (const r of rows) {
+    lines.push(
+      `| ${r.votes} | ${r.workers} | ${r.batch} | ${n(r.gasUsed)} | ${n(r.perTask)} | ${n(r.marginal)} | ${n(r.calldataPerTask)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function parseSizes(value: string): number[] {
+  const sizes = value.split(',').map((x) => Number(x.trim()));
+  if (sizes.some((x) => !Number.isInteger(x) || x < 1))
+    throw new Error(`--sizes must list positive integers`);
+  return [...new Set(sizes)].sort((a, b) => a - b);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const opts = parseOptions(argv, {
+    sizes: { type: 'string', default: '1,10,50' },
+    pool: { type: 'string', default: '16' },
+    out: { type: 'string', default: 'bench-results' },
+    'no-doc': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  });
+  const sizes = parseSizes(opts.sizes);
+  const pool = Number(opts.pool);
+  if (!Number.isInteger(pool) || pool < 3) throw new Error('--pool must be an integer ≥ 3');
+
+  const node = await startAnvil();
+  const rows: GasRow[] = [];
+  let hardfork = 'unknown';
+  try {
+    const conn = await connectChain(node.rpcUrl, anvilAccount(0));
+    const info = (await conn.publicClient.request({ method: 'anvil_nodeInfo' } as never)) as {
+      hardFork?: string;
+    };
+    hardfork = info.hardFork ?? hardfork;
+    for (const votes of [2, 3]) {
+      for (const workers of ['first-time', 'returning'] as const) {
+        let single: number | undefined;
+        for (const batch of sizes) {
+          const { gasUsed, calldata } = await measure(conn, { votes, workers, batch, pool });
+          if (batch === 1) single = gasUsed;
+          const marginal = batch > 1 && single !== undefined ? (gasUsed - single) / (batch - 1) : undefined;
+          rows.push({
+            votes,
+            workers,
+            batch,
+            gasUsed,
+            perTask: gasUsed / batch,
+            marginal,
+            calldataPerTask: calldata / batch,
+          });
+          if (!opts.json)
+            console.error(`measured ${votes} votes, ${workers}, batch ${batch}: ${gasUsed} gas`);
+        }
+      }
+    }
+  } finally {
+    await node.stop();
+  }
+
+  const command = `cambrian bench gas${argv.length ? ` ${argv.join(' ')}` : ''}`;
+  const result = { command, date: new Date().toISOString(), chain: `anvil (${hardfork})`, pool, rows };
+  const outDir = join(ROOT, opts.out);
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'gas.json'), `${JSON.stringify(result, null, 2)}\n`);
+
+  const text = table(rows);
+  if (!opts['no-doc']) {
+    const doc = [
+      '# Settlement gas',
+      '',
+      `Measured by \`${command}\` on ${result.date.slice(0, 10)}, anvil hardfork \`${hardfork}\`, contract`,
+      'compiled as in src/chain/build.ts. Each row settles one batch on a fresh contract; gas is the',
+      "transaction's gasUsed (21,000 base + calldata + execution). *Returning* workers come from a pool",
+      `of ${pool} whose grants are cached (grantSig omitted) and whose account slots exist; *first-time*`,
+      'workers are all new (grant verified and cached, fresh account slot). Marginal = (gas(N) − gas(1)) / (N − 1).',
+      'See [CONTRACT.md](CONTRACT.md) for where the gas goes.',
+      '',
+      text,
+      '',
+    ].join('\n');
+    writeFileSync(join(ROOT, 'docs', 'GAS.md'), doc);
+  }
+  console.log(opts.json ? JSON.stringify(result, null, 2) : text);
+  return 0;
+}
