@@ -7,7 +7,6 @@
  */
 
 export const ONE_Q16 = 1 << 16;
-const TWO_POW_32 = 4294967296;
 
 /** Number of significant bits of a u32 (0 for 0). */
 export function bitlen(m: number): number {
@@ -32,18 +31,18 @@ export function rescale(a: number, k: number): number {
   return v;
 }
 
-/** Wraps an integer-valued float64 to i32 (two's complement), like WGSL's wrapping arithmetic. */
+/**
+ * Wraps an integer-valued float64 to i32 (two's complement), like WGSL's wrapping arithmetic:
+ * ECMAScript's ToInt32 (`| 0`) is exactly "modulo 2^32" for every finite number.
+ */
 export function wrapI32(v: number): number {
-  if (v >= -0x80000000 && v <= 0x7fffffff) return v | 0;
-  const m = v - Math.floor(v / TWO_POW_32) * TWO_POW_32;
-  return m | 0;
+  return v | 0;
 }
 
-/** ⌊(a·b + 2^(k−1)) / 2^k⌋ with the product exact, wrapped to i32. Needs |a·b| < 2^53, 0 ≤ k ≤ 52. */
+/** ⌊(a·b + 2^(k−1)) / 2^k⌋ with the product exact, wrapped to i32. Needs |a·b| < 2^52, 0 ≤ k ≤ 52. */
 export function mulShr(a: number, b: number, k: number): number {
-  const p = a * b;
-  if (k === 0) return wrapI32(p);
-  return wrapI32(Math.floor((p + 2 ** (k - 1)) / 2 ** k));
+  if (k === 0) return (a * b) | 0;
+  return Math.floor((a * b + 2 ** (k - 1)) / 2 ** k) | 0;
 }
 
 /** a / d rounded half up, ⌊(2a + d) / (2d)⌋ exactly, for d > 0 and |a| < 2^51. */

@@ -6,6 +6,18 @@
  */
 import { rescale, shrRound } from './fixed.ts';
 
+/** y[yo .. yo+n) += a · v[vo .. vo+n), unrolled by four (the hot loop of both sparse layouts). */
+function axpy(y: Int32Array, yo: number, v: Int8Array, vo: number, a: number, n: number): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    y[yo + i] += a * v[vo + i];
+    y[yo + i + 1] += a * v[vo + i + 1];
+    y[yo + i + 2] += a * v[vo + i + 2];
+    y[yo + i + 3] += a * v[vo + i + 3];
+  }
+  for (; i < n; i++) y[yo + i] += a * v[vo + i];
+}
+
 /** acc[B][N] = x[B][K] · w[K][N]. Zero inputs are skipped (most MNIST pixels are 0). */
 export function matmulXW(x: Int8Array, w: Int8Array, B: number, K: number, N: number, acc: Int32Array): void {
   acc.fill(0, 0, B * N);
@@ -15,23 +27,23 @@ export function matmulXW(x: Int8Array, w: Int8Array, B: number, K: number, N: nu
     for (let k = 0; k < K; k++) {
       const xv = x[xo + k];
       if (xv === 0) continue;
-      const wo = k * N;
-      for (let n = 0; n < N; n++) acc[ao + n] += xv * w[wo + n];
+      axpy(acc, ao, w, k * N, xv, N);
     }
   }
 }
 
-/** g[K][N] = x[B][K]ᵀ · e[B][N] (weight gradient). Zero inputs are skipped. */
+/**
+ * g[K][N] = x[B][K]ᵀ · e[B][N] (weight gradient). Zero inputs are skipped; k is the outer loop so
+ * each output row stays in cache while the batch streams past it.
+ */
 export function matmulXtE(x: Int8Array, e: Int8Array, B: number, K: number, N: number, g: Int32Array): void {
   g.fill(0, 0, K * N);
-  for (let b = 0; b < B; b++) {
-    const xo = b * K;
-    const eo = b * N;
-    for (let k = 0; k < K; k++) {
-      const xv = x[xo + k];
+  for (let k = 0; k < K; k++) {
+    const go = k * N;
+    for (let b = 0; b < B; b++) {
+      const xv = x[b * K + k];
       if (xv === 0) continue;
-      const go = k * N;
-      for (let n = 0; n < N; n++) g[go + n] += xv * e[eo + n];
+      axpy(g, go, e, b * N, xv, N);
     }
   }
 }
