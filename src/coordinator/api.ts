@@ -1,0 +1,335 @@
+/**
+ * The coordinator's HTTP API under /api/v1 (DESIGN §4), with zod schemas for every body and an
+ * OpenAPI document at /api/v1/openapi.json (rendered at /api/v1/docs).
+ *
+ * Every refusal is a 4xx JSON `{ error }` naming the reason; nothing a client sends crashes the
+ * server. No route shows one worker's result to another before its task is settled.
+ */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { Scalar } from '@scalar/hono-api-reference';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import type { Hex } from 'viem';
+import type { CambrianDomain } from '../protocol/eip712.ts';
+import {
+  checkpointSteps,
+  parseTaskResult,
+  TaskResultSchema,
+  TaskSpecSchema,
+  traceRoot,
+} from '../protocol/index.ts';
+import { Refusal } from './errors.ts';
+import { verifyGrant, verifyVote } from './signatures.ts';
+import type { Session, Store } from './store.ts';
+import type { Views } from './views.ts';
+
+/** A result with one checkpoint per step of a long task stays well below this. */
+export const MAX_BODY_BYTES = 512 * 1024;
+
+export interface DatasetInfo {
+  name: string;
+  sha256: Hex;
+  description: string;
+  /** Where its canonical binary can be fetched from this coordinator. */
+  url: string;
+}
+
+export interface ApiDeps {
+  store: Store;
+  views: Views;
+  domain: CambrianDomain;
+  rpcUrl?: string;
+  datasets: DatasetInfo[];
+  /** The canonical binary of a dataset, for workers that fetch it (the browser). */
+  datasetBytes?: (sha256: Hex) => Promise<Uint8Array | undefined>;
+  /** Longest session a grant may ask for. */
+  maxSessionSeconds?: number;
+}
+
+const Address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 20-byte hex address');
+const Hex32 = z.string().regex(/^0x[0-9a-f]{64}$/, 'expected 0x-prefixed lowercase 32-byte hex');
+const Signature = z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte hex signature');
+const ErrorBody = z.object({ error: z.string() }).openapi('Error');
+const LeaseId = z.string().uuid();
+
+const errors = (...codes: number[]) =>
+  Object.fromEntries(
+    codes.map((code) => [
+      code,
+      { description: 'refused', content: { 'application/json': { schema: ErrorBody } } },
+    ]),
+  );
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+const body = <T extends z.ZodType>(schema: T) => ({
+  body: { required: true, content: { 'application/json': { schema } } },
+});
+const bearer = [{ bearer: [] }];
+
+const GrantSchema = z
+  .object({ worker: Address, sessionKey: Address, expiresAt: z.number().int().positive() })
+  .openapi('SessionGrant');
+const LeaseSchema = z
+  .object({ leaseId: z.string(), taskId: Hex32, spec: TaskSpecSchema, deadline: z.number().int() })
+  .openapi('Lease');
+const ResultSubmission = z
+  .object({ leaseId: LeaseId, result: TaskResultSchema, voteSig: Signature })
+  .openapi('ResultSubmission');
+const Anything = z.record(z.string(), z.unknown());
+
+const routes = {
+  info: createRoute({
+    method: 'get',
+    path: '/info',
+    summary: 'Chain, contract, EIP-712 domain, quorum and datasets',
+    responses: { 200: json(Anything, 'coordinator facts') },
+  }),
+  session: createRoute({
+    method: 'post',
+    path: '/sessions',
+    summary: 'Open a session with a wallet-signed SessionGrant; returns a bearer token',
+    request: body(z.object({ grant: GrantSchema, grantSig: Signature })),
+    responses: {
+      201: json(z.object({ token: z.string(), expiresAt: z.number().int() }), 'session opened'),
+      ...errors(400, 401),
+    },
+  }),
+  lease: createRoute({
+    method: 'post',
+    path: '/leases',
+    summary: 'Lease one replica of a task, or 204 when there is no work',
+    security: bearer,
+    responses: { 200: json(LeaseSchema, 'a lease'), 204: { description: 'no work now' }, ...errors(401) },
+  }),
+  heartbeat: createRoute({
+    method: 'post',
+    path: '/leases/{leaseId}/heartbeat',
+    summary: "Extend a lease's deadline and report progress",
+    security: bearer,
+    request: {
+      params: z.object({ leaseId: LeaseId }),
+      body: {
+        required: false,
+        content: {
+          'application/json': {
+            schema: z.object({ step: z.number().int().min(0).optional(), loss: z.number().optional() }),
+          },
+        },
+      },
+    },
+    responses: {
+      200: json(z.object({ deadline: z.number().int() }), 'extended'),
+      ...errors(401, 403, 404, 409),
+    },
+  }),
+  release: createRoute({
+    method: 'post',
+    path: '/leases/{leaseId}/release',
+    summary: 'Give a lease back (the worker stops); its replica is reissued',
+    security: bearer,
+    request: { params: z.object({ leaseId: LeaseId }) },
+    responses: { 204: { description: 'released' }, ...errors(401, 403, 404, 409) },
+  }),
+  results: createRoute({
+    method: 'post',
+    path: '/results',
+    summary: 'Submit a signed result for a lease',
+    security: bearer,
+    request: body(ResultSubmission),
+    responses: {
+      202: json(z.object({ accepted: z.literal(true), taskState: z.string() }), 'accepted'),
+      ...errors(400, 401, 403, 404, 409, 413, 422),
+    },
+  }),
+  task: createRoute({
+    method: 'get',
+    path: '/tasks/{taskId}',
+    summary: 'A task: spec, replicas, votes (digests only once settled), state, settlement transaction',
+    request: { params: z.object({ taskId: Hex32 }) },
+    responses: { 200: json(Anything, 'the task'), ...errors(404) },
+  }),
+  leaderboard: createRoute({
+    method: 'get',
+    path: '/leaderboard',
+    summary: 'Settled architectures, best first',
+    request: { query: z.object({ limit: z.coerce.number().int().min(1).max(1000).optional() }) },
+    responses: { 200: json(z.array(Anything), 'the leaderboard') },
+  }),
+  search: createRoute({
+    method: 'get',
+    path: '/search',
+    summary: 'Search progress: task counts by state, best accuracy over time, strategy summary',
+    responses: { 200: json(Anything, 'search progress') },
+  }),
+  worker: createRoute({
+    method: 'get',
+    path: '/workers/{address}',
+    summary: "A worker's leases, votes and outcomes",
+    request: { params: z.object({ address: Address }) },
+    responses: { 200: json(Anything, 'worker stats') },
+  }),
+  dataset: createRoute({
+    method: 'get',
+    path: '/datasets/{sha256}',
+    summary: "A dataset's canonical binary (content-addressed)",
+    request: { params: z.object({ sha256: Hex32 }) },
+    responses: {
+      200: { description: 'bytes', content: { 'application/octet-stream': { schema: z.string() } } },
+      ...errors(404),
+    },
+  }),
+};
+
+function bearerToken(header: string | undefined): string | undefined {
+  const m = header?.match(/^Bearer\s+(\S+)$/i);
+  return m?.[1];
+}
+
+function zodReason(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+}
+
+export function createApi(deps: ApiDeps): OpenAPIHono {
+  const { store, views, domain } = deps;
+  const maxSession = deps.maxSessionSeconds ?? 30 * 24 * 3600;
+  const app = new OpenAPIHono({
+    defaultHook: (result, c) => {
+      if (!result.success) return c.json({ error: `invalid request: ${zodReason(result.error)}` }, 400);
+    },
+  });
+
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) => c.json({ error: `body larger than ${MAX_BODY_BYTES} bytes` }, 413),
+    }),
+  );
+  app.onError((err, c) => {
+    if (err instanceof Refusal) return c.json({ error: err.reason }, err.status);
+    if (err instanceof HTTPException) return c.json({ error: err.message }, err.status);
+    if (err instanceof z.ZodError) return c.json({ error: `invalid: ${zodReason(err)}` }, 400);
+    console.error('coordinator: internal error', err);
+    return c.json({ error: 'internal error' }, 500);
+  });
+  app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
+
+  const session = (c: { req: { header(name: string): string | undefined } }): Promise<Session> =>
+    store.session(bearerToken(c.req.header('authorization')));
+
+  app.openapi(routes.info, (c) =>
+    c.json(
+      {
+        chainId: domain.chainId,
+        settlement: domain.verifyingContract,
+        rpcUrl: deps.rpcUrl ?? null,
+        domain,
+        quorum: store.opts.quorum,
+        replication: { initial: store.opts.initialReplicas, max: store.opts.maxReplicas },
+        leaseMs: store.opts.leaseMs,
+        datasets: deps.datasets,
+      },
+      200,
+    ),
+  );
+
+  app.openapi(routes.session, async (c) => {
+    const { grant, grantSig } = c.req.valid('json');
+    const now = Math.floor(Date.now() / 1000);
+    if (grant.expiresAt <= now) throw new Refusal(400, 'grant already expired');
+    if (grant.expiresAt > now + maxSession) throw new Refusal(400, `grant longer than ${maxSession} s`);
+    const g = {
+      worker: grant.worker as Hex,
+      sessionKey: grant.sessionKey as Hex,
+      expiresAt: grant.expiresAt,
+    };
+    await verifyGrant(domain, g, grantSig as Hex);
+    const token = await store.createSession(g, grantSig as Hex);
+    return c.json({ token, expiresAt: grant.expiresAt }, 201);
+  });
+
+  app.openapi(routes.lease, async (c) => {
+    const lease = await store.lease(await session(c));
+    if (!lease) return c.body(null, 204);
+    return c.json(lease, 200);
+  });
+
+  app.openapi(routes.heartbeat, async (c) => {
+    const { leaseId } = c.req.valid('param');
+    const progress = await c.req.json().catch(() => null);
+    const deadline = await store.heartbeat(await session(c), leaseId, progress);
+    return c.json({ deadline }, 200);
+  });
+
+  app.openapi(routes.release, async (c) => {
+    await store.release(await session(c), c.req.valid('param').leaseId);
+    return c.body(null, 204);
+  });
+
+  app.openapi(routes.results, async (c) => {
+    const s = await session(c);
+    const { leaseId, result: raw, voteSig } = c.req.valid('json');
+    let result: ReturnType<typeof parseTaskResult>;
+    try {
+      result = parseTaskResult(raw);
+    } catch (err) {
+      throw new Refusal(400, `invalid result: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (traceRoot(result.checkpoints) !== result.traceRoot) {
+      throw new Refusal(400, 'invalid result: traceRoot does not match its checkpoints');
+    }
+    await verifyVote(
+      domain,
+      { taskId: result.taskId as Hex, digest: result.digest as Hex, worker: s.worker },
+      s.sessionKey,
+      voteSig as Hex,
+    );
+    const taskState = await store.submit(s, leaseId, result, voteSig as Hex, (spec) => {
+      const want = checkpointSteps(spec.training.steps, spec.checkpointEvery);
+      const got = result.checkpoints.map((cp) => cp.step);
+      if (want.length !== got.length || want.some((step, i) => step !== got[i])) {
+        throw new Refusal(422, `checkpoints must be at steps ${want.join(',')}`);
+      }
+    });
+    return c.json({ accepted: true as const, taskState }, 202);
+  });
+
+  app.openapi(routes.task, async (c) => {
+    const task = await views.task(c.req.valid('param').taskId as Hex);
+    if (!task) throw new Refusal(404, 'unknown task');
+    return c.json(task, 200);
+  });
+
+  app.openapi(routes.leaderboard, async (c) =>
+    c.json(await views.leaderboard(c.req.valid('query').limit ?? 100), 200),
+  );
+  app.openapi(routes.search, async (c) => c.json(await views.search(), 200));
+  app.openapi(routes.worker, async (c) =>
+    c.json(await views.worker(c.req.valid('param').address as Hex), 200),
+  );
+
+  app.openapi(routes.dataset, async (c) => {
+    const bytes = await deps.datasetBytes?.(c.req.valid('param').sha256 as Hex);
+    if (!bytes) throw new Refusal(404, 'unknown dataset');
+    return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
+      'content-type': 'application/octet-stream',
+      'cache-control': 'public, max-age=31536000, immutable',
+    });
+  });
+
+  app.get('/health', (c) => c.json({ ok: true }));
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'Cambrian coordinator',
+      version: '1',
+      description: 'Leases, signed results, search progress.',
+    },
+    servers: [{ url: '/api/v1' }],
+  });
+  app.get('/docs', Scalar({ url: '/api/v1/openapi.json', pageTitle: 'Cambrian coordinator API' }));
+  return app;
+}

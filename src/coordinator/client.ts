@@ -1,0 +1,320 @@
+/**
+ * The coordinator client and the worker's lease loop, shared by the headless worker (Node) and the
+ * web app (browser): fetch only, no node: imports.
+ *
+ *   const client = new CoordinatorClient(url);
+ *   await client.openSession({ worker, signGrant, sessionKey });
+ *   await runWorkerLoop({ client, compute, signal });
+ */
+import type { Hex, LocalAccount } from 'viem';
+import { type CambrianDomain, SESSION_GRANT_TYPES, signResultVote } from '../protocol/eip712.ts';
+import type { TaskResult, TaskSpec } from '../protocol/index.ts';
+
+export interface CoordinatorInfo {
+  chainId: number;
+  settlement: Hex;
+  rpcUrl: string | null;
+  domain: CambrianDomain;
+  quorum: number;
+  leaseMs: number;
+  datasets: { name: string; sha256: Hex; description: string; url: string }[];
+}
+
+export interface Lease {
+  leaseId: string;
+  taskId: Hex;
+  spec: TaskSpec;
+  deadline: number;
+}
+
+export interface GrantTypedData {
+  domain: CambrianDomain;
+  types: typeof SESSION_GRANT_TYPES;
+  primaryType: 'SessionGrant';
+  message: { worker: Hex; sessionKey: Hex; expiresAt: bigint };
+}
+
+export class CoordinatorError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+  ) {
+    super(`coordinator refused (${status}): ${reason}`);
+    this.name = 'CoordinatorError';
+  }
+}
+
+export class CoordinatorClient {
+  readonly api: string;
+  private token?: string;
+  private sessionKey?: LocalAccount;
+  private worker?: Hex;
+  private infoCache?: CoordinatorInfo;
+  private renew?: () => Promise<void>;
+
+  constructor(
+    baseUrl: string,
+    private readonly fetchImpl: typeof fetch = (...args) => fetch(...args),
+  ) {
+    this.api = `${baseUrl.replace(/\/+$/, '')}/api/v1`;
+  }
+
+  private async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; data?: T }> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    const res = await this.fetchImpl(`${this.api}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (res.status === 204) return { status: 204 };
+    const text = await res.text();
+    const data = text ? (JSON.parse(text) as T & { error?: string }) : undefined;
+    if (!res.ok) throw new CoordinatorError(res.status, data?.error ?? res.statusText);
+    return { status: res.status, data };
+  }
+
+  async info(): Promise<CoordinatorInfo> {
+    this.infoCache ??= (await this.request<CoordinatorInfo>('GET', '/info')).data!;
+    return this.infoCache;
+  }
+
+  get address(): Hex | undefined {
+    return this.worker;
+  }
+
+  /**
+   * Opens a session: the wallet (`signGrant`) authorises `sessionKey` until now + ttlSeconds, once;
+   * the session key then signs every vote. When the session lapses the loop renews it the same way.
+   */
+  async openSession(opts: {
+    worker: Hex;
+    sessionKey: LocalAccount;
+    signGrant: (typed: GrantTypedData) => Promise<Hex>;
+    ttlSeconds?: number;
+  }): Promise<{ expiresAt: number }> {
+    const { domain } = await this.info();
+    const expiresAt = Math.floor(Date.now() / 1000) + (opts.ttlSeconds ?? 24 * 3600);
+    const grant = { worker: opts.worker, sessionKey: opts.sessionKey.address, expiresAt };
+    const grantSig = await opts.signGrant({
+      domain,
+      types: SESSION_GRANT_TYPES,
+      primaryType: 'SessionGrant',
+      message: { ...grant, expiresAt: BigInt(expiresAt) },
+    });
+    this.token = undefined;
+    const { data } = await this.request<{ token: string; expiresAt: number }>('POST', '/sessions', {
+      grant,
+      grantSig,
+    });
+    this.token = data!.token;
+    this.sessionKey = opts.sessionKey;
+    this.worker = opts.worker;
+    this.renew = async () => {
+      await this.openSession(opts);
+    };
+    return { expiresAt };
+  }
+
+  /** Renews the session (after a 401); false when there is nothing to renew with. */
+  async renewSession(): Promise<boolean> {
+    if (!this.renew) return false;
+    await this.renew();
+    return true;
+  }
+
+  async lease(): Promise<Lease | null> {
+    const { status, data } = await this.request<Lease>('POST', '/leases');
+    return status === 204 ? null : data!;
+  }
+
+  async heartbeat(leaseId: string, progress: { step?: number; loss?: number } = {}): Promise<number> {
+    return (await this.request<{ deadline: number }>('POST', `/leases/${leaseId}/heartbeat`, progress)).data!
+      .deadline;
+  }
+
+  async release(leaseId: string): Promise<void> {
+    await this.request('POST', `/leases/${leaseId}/release`);
+  }
+
+  /** Signs the vote with the session key and submits it; returns the task's state afterwards. */
+  async submit(leaseId: string, result: TaskResult): Promise<string> {
+    if (!this.sessionKey || !this.worker) throw new Error('no session: call openSession first');
+    const { domain } = await this.info();
+    const voteSig = await signResultVote(this.sessionKey, domain, {
+      taskId: result.taskId as Hex,
+      digest: result.digest as Hex,
+      worker: this.worker,
+    });
+    const { data } = await this.request<{ taskState: string }>('POST', '/results', {
+      leaseId,
+      result,
+      voteSig,
+    });
+    return data!.taskState;
+  }
+
+  async task(taskId: Hex): Promise<Record<string, unknown>> {
+    return (await this.request<Record<string, unknown>>('GET', `/tasks/${taskId}`)).data!;
+  }
+  async leaderboard(limit = 100): Promise<Record<string, unknown>[]> {
+    return (await this.request<Record<string, unknown>[]>('GET', `/leaderboard?limit=${limit}`)).data!;
+  }
+  async search(): Promise<Record<string, unknown>> {
+    return (await this.request<Record<string, unknown>>('GET', '/search')).data!;
+  }
+  async workerStats(address: Hex): Promise<Record<string, unknown>> {
+    return (await this.request<Record<string, unknown>>('GET', `/workers/${address}`)).data!;
+  }
+  async datasetBytes(sha256: Hex): Promise<Uint8Array> {
+    const res = await this.fetchImpl(`${this.api}/datasets/${sha256}`);
+    if (!res.ok) throw new CoordinatorError(res.status, `dataset ${sha256}`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+}
+
+// ---- the lease loop -----------------------------------------------------------------------------
+
+export interface ComputeProgress {
+  step: number;
+  steps: number;
+  loss?: number;
+}
+
+export type WorkerEvent =
+  | { type: 'leased'; lease: Lease }
+  | { type: 'progress'; taskId: Hex; progress: ComputeProgress }
+  | { type: 'submitted'; taskId: Hex; taskState: string; ms: number }
+  | { type: 'dropped'; taskId: Hex; reason: string }
+  | { type: 'released'; taskId: Hex }
+  | { type: 'idle' }
+  | { type: 'error'; error: string };
+
+export interface WorkerLoopOptions {
+  client: CoordinatorClient;
+  /** Trains the lease's spec; must reject when `signal` aborts. */
+  compute: (
+    lease: Lease,
+    ctx: { signal: AbortSignal; onProgress: (p: ComputeProgress) => void },
+  ) => Promise<TaskResult>;
+  /** Stop taking new leases; the current task is finished and submitted. */
+  stop?: AbortSignal;
+  /** Stop now: the current lease is given back unfinished. */
+  abort?: AbortSignal;
+  heartbeatMs?: number;
+  /** Wait between lease attempts when there is no work (doubles up to 8×). */
+  idleMs?: number;
+  /** Stop after this many submitted results. */
+  maxTasks?: number;
+  onEvent?: (event: WorkerEvent) => void;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+function anySignal(signals: (AbortSignal | undefined)[]): AbortSignal {
+  const present = signals.filter((s): s is AbortSignal => s !== undefined);
+  return AbortSignal.any(present);
+}
+
+/** Leases, computes with heartbeats, submits; until `stop`, `abort` or `maxTasks`. Returns results submitted. */
+export async function runWorkerLoop(opts: WorkerLoopOptions): Promise<number> {
+  const { client, onEvent = () => {} } = opts;
+  const heartbeatMs = opts.heartbeatMs ?? 5_000;
+  const idleMs = opts.idleMs ?? 1_000;
+  const halt = anySignal([opts.stop, opts.abort]);
+  let submitted = 0;
+  let idle = idleMs;
+  while (!halt.aborted && submitted < (opts.maxTasks ?? Number.POSITIVE_INFINITY)) {
+    let lease: Lease | null;
+    try {
+      lease = await client.lease();
+    } catch (err) {
+      if (
+        err instanceof CoordinatorError &&
+        err.status === 401 &&
+        (await client.renewSession().catch(() => false))
+      )
+        continue;
+      onEvent({ type: 'error', error: err instanceof Error ? err.message : String(err) });
+      await sleep(idle, halt);
+      idle = Math.min(idle * 2, idleMs * 8);
+      continue;
+    }
+    if (!lease) {
+      onEvent({ type: 'idle' });
+      await sleep(idle, halt);
+      idle = Math.min(idle * 2, idleMs * 8);
+      continue;
+    }
+    idle = idleMs;
+    onEvent({ type: 'leased', lease });
+    if (await runLease(opts, lease, heartbeatMs, onEvent)) submitted++;
+  }
+  return submitted;
+}
+
+/** One lease: compute with heartbeats, then submit (or give back on abort). True when accepted. */
+async function runLease(
+  opts: WorkerLoopOptions,
+  lease: Lease,
+  heartbeatMs: number,
+  onEvent: (event: WorkerEvent) => void,
+): Promise<boolean> {
+  const { client } = opts;
+  const lost = new AbortController();
+  const signal = anySignal([opts.abort, lost.signal]);
+  let last: ComputeProgress | undefined;
+  const beat = setInterval(() => {
+    client.heartbeat(lease.leaseId, last ? { step: last.step, loss: last.loss } : {}).catch((err) => {
+      // 409/404: the lease expired or the task was decided without us: stop computing it.
+      if (err instanceof CoordinatorError && err.status >= 400 && err.status < 500) lost.abort(err.reason);
+    });
+  }, heartbeatMs);
+  const started = Date.now();
+  try {
+    const result = await opts.compute(lease, {
+      signal,
+      onProgress: (p) => {
+        last = p;
+        onEvent({ type: 'progress', taskId: lease.taskId, progress: p });
+      },
+    });
+    clearInterval(beat);
+    if (signal.aborted) throw signal.reason;
+    const taskState = await client.submit(lease.leaseId, result);
+    onEvent({ type: 'submitted', taskId: lease.taskId, taskState, ms: Date.now() - started });
+    return true;
+  } catch (err) {
+    clearInterval(beat);
+    if (opts.abort?.aborted && !lost.signal.aborted) {
+      await client.release(lease.leaseId).catch(() => {});
+      onEvent({ type: 'released', taskId: lease.taskId });
+    } else {
+      const reason = lost.signal.aborted
+        ? String(lost.signal.reason)
+        : err instanceof Error
+          ? err.message
+          : String(err);
+      onEvent({ type: 'dropped', taskId: lease.taskId, reason });
+      if (!lost.signal.aborted && !(err instanceof CoordinatorError)) {
+        await client.release(lease.leaseId).catch(() => {});
+      }
+    }
+    return false;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * The referee (DESIGN §2, after Verde's refereed delegation): when replicas stay split, compare the
+ * trace checkpoints the workers submitted, find the first checkpoint where they diverge by
+ * bisection, recompute on the CPU reference up to that checkpoint, and keep the side whose state
+ * hash matches. Sides that still agree there are separated at their next divergence, continuing
+ * from the state already computed; sides with identical traces but different digests (validation)
+ * are separated by finishing the task. Everyone on a losing side is recorded as wrong.
+ *
+ * The recomputation starts from the initial state, which every honest party shares by construction;
+ * workers do not upload intermediate states, so the referee cannot start at the last agreed checkpoint.
+ */
+import type { Hex } from 'viem';
+import { loadDataset } from '../data/node.ts';
+import { CpuTrainer, resultOf, runSteps, stateHashOf } from '../engine/train-cpu.ts';
+import type { Checkpoint, TaskResult, TaskSpec } from '../protocol/index.ts';
+import type { Db } from './db.ts';
+import type { Store } from './store.ts';
+
+/** First index where two traces differ, found by bisection (a state that diverged stays diverged). */
+export function bisectDivergence(a: readonly Checkpoint[], b: readonly Checkpoint[]): number {
+  const n = Math.min(a.length, b.length);
+  const same = (i: number) => a[i].step === b[i].step && a[i].stateHash === b[i].stateHash;
+  if (n === 0 || !same(0)) return 0;
+  if (same(n - 1)) return a.length === b.length ? -1 : n;
+  let lo = 0; // same
+  let hi = n - 1; // different
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if (same(mid)) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
+
+export interface Verdict {
+  /** The digest the recomputation supports, or null when every side was wrong. */
+  right: Hex | null;
+  wrong: Hex[];
+  /** The checkpoint intervals recomputed: (fromStep, toStep]. */
+  intervals: { fromStep: number; toStep: number; refereeHash: Hex }[];
+  stepsRecomputed: number;
+  ms: number;
+}
+
+/** Decides between results that disagree; `results` has one representative per digest. */
+export async function referee(spec: TaskSpec, results: TaskResult[]): Promise<Verdict> {
+  const started = Date.now();
+  const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
+  const trainer = new CpuTrainer(spec, dataset);
+  let alive = results;
+  const wrong: Hex[] = [];
+  const intervals: Verdict['intervals'] = [];
+  while (alive.length > 1) {
+    // The earliest divergence between any two surviving sides.
+    let first = -1;
+    for (let i = 1; i < alive.length; i++) {
+      const d = bisectDivergence(alive[0].checkpoints, alive[i].checkpoints);
+      if (d >= 0 && (first < 0 || d < first)) first = d;
+    }
+    if (first < 0) {
+      // Identical traces, different digests: only validation can tell them apart.
+      await runSteps(trainer, spec.training.steps);
+      const digest = resultOf(trainer, alive[0].checkpoints).digest;
+      wrong.push(...alive.filter((r) => r.digest !== digest).map((r) => r.digest as Hex));
+      alive = alive.filter((r) => r.digest === digest);
+      break;
+    }
+    const target = alive.find((r) => r.checkpoints[first])?.checkpoints[first].step ?? spec.training.steps;
+    const fromStep = trainer.step;
+    await runSteps(trainer, target);
+    const refereeHash = stateHashOf(trainer);
+    intervals.push({ fromStep, toStep: target, refereeHash });
+    const matches = (r: TaskResult) =>
+      r.checkpoints[first]?.step === target && r.checkpoints[first].stateHash === refereeHash;
+    wrong.push(...alive.filter((r) => !matches(r)).map((r) => r.digest as Hex));
+    alive = alive.filter(matches);
+  }
+  return {
+    right: (alive[0]?.digest as Hex | undefined) ?? null,
+    wrong,
+    intervals,
+    stepsRecomputed: trainer.step,
+    ms: Date.now() - started,
+  };
+}
+
+/** Referees every task waiting for it; returns how many were decided. */
+export async function refereePending(
+  db: Db,
+  store: Store,
+  log: (msg: string) => void = () => {},
+): Promise<number> {
+  const tasks = await db.query<{ task_id: Hex; spec: TaskSpec }>(
+    `SELECT task_id, spec FROM tasks WHERE state = 'refereeing' ORDER BY seq`,
+  );
+  let decided = 0;
+  for (const task of tasks) {
+    const votes = await db.query<{ digest: Hex; result: TaskResult }>(
+      'SELECT DISTINCT ON (digest) digest, result FROM votes WHERE task_id = $1 ORDER BY digest, received_at',
+      [task.task_id],
+    );
+    const verdict = await referee(
+      task.spec,
+      votes.map((v) => v.result),
+    );
+    await db.tx(async (q) => {
+      const [row] = await q.query<{ state: string }>(
+        'SELECT state FROM tasks WHERE task_id = $1 FOR UPDATE',
+        [task.task_id],
+      );
+      if (row.state !== 'refereeing') return; // another coordinator got there first
+      await q.query('UPDATE tasks SET referee = $2::jsonb WHERE task_id = $1', [
+        task.task_id,
+        JSON.stringify(verdict),
+      ]);
+      const [{ n }] = await q.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM votes WHERE task_id = $1 AND digest = $2',
+        [task.task_id, verdict.right ?? ''],
+      );
+      if (verdict.right && n >= store.opts.quorum) {
+        await store.decide(q, task.task_id, verdict.right, 'referee');
+      } else {
+        await q.query(`UPDATE votes SET verdict = 'wrong' WHERE task_id = $1 AND digest <> $2`, [
+          task.task_id,
+          verdict.right ?? '',
+        ]);
+        await q.query(`UPDATE tasks SET state = 'failed', error = $2 WHERE task_id = $1`, [
+          task.task_id,
+          verdict.right
+            ? 'referee: the correct result has too few votes to settle'
+            : 'referee: every side was wrong',
+        ]);
+      }
+    });
+    log(`refereed ${task.task_id}: right ${verdict.right ?? 'none'}, wrong ${verdict.wrong.length} side(s)`);
+    decided++;
+  }
+  return decided;
+}

@@ -1,0 +1,196 @@
+/**
+ * The coordinator process: HTTP API, expiry sweep, search, referee and settlement loops over one
+ * database. Several processes may share a PostgreSQL database; singleton loops take leased locks.
+ *
+ *   const c = await startCoordinator({ db, chain, search, port: 8787 });
+ *   … c.url …; await c.close();
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join, relative } from 'node:path';
+import { serve } from '@hono/node-server';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { Hono } from 'hono';
+import type { Hex } from 'viem';
+import { buildDataset, DATASET_DIR } from '../data/build.ts';
+import { DATASETS, type DatasetName } from '../data/catalog.ts';
+import { type CambrianDomain, cambrianDomain } from '../protocol/eip712.ts';
+import { createApi, type DatasetInfo } from './api.ts';
+import type { Db } from './db.ts';
+import { tryLock } from './locks.ts';
+import { refereePending } from './referee.ts';
+import { type SearchConfig, SearchDriver } from './search.ts';
+import { type ChainSettings, Settler } from './settler.ts';
+import { DEFAULT_QUEUE, type QueueOptions, Store } from './store.ts';
+import { Views } from './views.ts';
+
+export interface CoordinatorOptions {
+  db: Db;
+  /** Settlement chain; without it, agreed tasks wait unsettled and the domain uses `domain`. */
+  chain?: ChainSettings;
+  /** EIP-712 domain when there is no chain (tests, benchmarks). */
+  domain?: CambrianDomain;
+  queue?: Partial<QueueOptions>;
+  /** The search to run; null or absent: tasks only come from `store.addTask`. */
+  search?: SearchConfig | null;
+  port?: number;
+  host?: string;
+  /** The built web app (vite build output) to serve at /. */
+  staticDir?: string;
+  /** Loop periods. */
+  sweepMs?: number;
+  settleMs?: number;
+  searchMs?: number;
+  settleBatchSize?: number;
+  log?: (msg: string) => void;
+}
+
+export interface Coordinator {
+  url: string;
+  port: number;
+  store: Store;
+  settler?: Settler;
+  search?: SearchDriver;
+  domain: CambrianDomain;
+  /** Runs every loop once, now (tests use this instead of waiting for timers). */
+  tick(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Runs `fn` every `ms`, one run at a time; errors are logged and retried on the next round. */
+function loop(ms: number, name: string, fn: () => Promise<unknown>, log: (msg: string) => void) {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const run = async () => {
+    try {
+      await fn();
+    } catch (err) {
+      log(`${name}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)} (will retry)`);
+    }
+  };
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = run().then(schedule);
+    }, ms);
+  };
+  schedule();
+  return {
+    /** Runs now, after any run in progress. */
+    now: () => (running = running.then(run)),
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
+
+export function datasetInfos(): DatasetInfo[] {
+  return (Object.keys(DATASETS) as DatasetName[]).map((name) => ({
+    name,
+    sha256: DATASETS[name].sha256,
+    description: DATASETS[name].description,
+    url: `/api/v1/datasets/${DATASETS[name].sha256}`,
+  }));
+}
+
+async function datasetBytes(sha256: Hex): Promise<Uint8Array | undefined> {
+  const name = (Object.keys(DATASETS) as DatasetName[]).find((n) => DATASETS[n].sha256 === sha256);
+  if (!name) return undefined;
+  const path = join(DATASET_DIR, DATASETS[name].file);
+  if (!existsSync(path)) await buildDataset(name);
+  return new Uint8Array(await readFile(path));
+}
+
+export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
+  const log = opts.log ?? ((msg: string) => console.log(`[coordinator] ${msg}`));
+  const holder = randomUUID();
+  const settler = opts.chain
+    ? new Settler(opts.db, opts.chain, { batchSize: opts.settleBatchSize, log })
+    : undefined;
+  let quorum = opts.queue?.quorum ?? DEFAULT_QUEUE.quorum;
+  if (settler && opts.chain) {
+    // The contract's minQuorum is the one that counts on chain.
+    quorum = Number(
+      await settler.publicClient.readContract({
+        address: opts.chain.settlement,
+        abi: (await import('../chain/generated/settlement.ts')).settlementAbi,
+        functionName: 'minQuorum',
+      }),
+    );
+  }
+  const queue: QueueOptions = { ...DEFAULT_QUEUE, ...opts.queue, quorum };
+  queue.initialReplicas = Math.max(queue.initialReplicas, quorum);
+  queue.maxReplicas = Math.max(queue.maxReplicas, queue.initialReplicas);
+  const store = new Store(opts.db, queue);
+  const search = opts.search ? new SearchDriver(opts.db, store, opts.search, holder) : undefined;
+  const domain =
+    opts.domain ??
+    (opts.chain ? cambrianDomain(opts.chain.chainId, opts.chain.settlement) : undefined) ??
+    (() => {
+      throw new Error('startCoordinator needs a chain or an EIP-712 domain');
+    })();
+  const views = new Views(opts.db, () => search?.summary() ?? null);
+  const api = createApi({
+    store,
+    views,
+    domain,
+    rpcUrl: opts.chain?.rpcUrl,
+    datasets: datasetInfos(),
+    datasetBytes,
+  });
+
+  const root = new Hono();
+  root.route('/api/v1', api);
+  // The web app fetches datasets from /datasets/<file> (public/ in development, dist/ once built).
+  root.use('/datasets/*', serveStatic({ root: relative(process.cwd(), join(DATASET_DIR, '..')) }));
+  if (opts.staticDir && existsSync(opts.staticDir)) {
+    const rootDir = relative(process.cwd(), opts.staticDir) || '.';
+    root.use('/*', serveStatic({ root: rootDir }));
+    root.get('*', serveStatic({ root: rootDir, path: 'index.html' }));
+  }
+
+  const server = serve({ fetch: root.fetch, port: opts.port ?? 0, hostname: opts.host ?? '127.0.0.1' });
+  await new Promise<void>((resolve, reject) => {
+    if (server.listening) resolve();
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const { port } = server.address() as AddressInfo;
+
+  const loops = [
+    loop(opts.sweepMs ?? 1000, 'lease sweep', () => store.expireLeases(), log),
+    loop(opts.searchMs ?? 1000, 'search', async () => search?.tick(), log),
+    loop(opts.settleMs ?? 2000, 'referee', () => refereePending(opts.db, store, log), log),
+    loop(
+      opts.settleMs ?? 2000,
+      'settlement',
+      async () => {
+        if (settler && (await tryLock(opts.db, 'settler', holder, 120_000))) await settler.tick();
+      },
+      log,
+    ),
+  ];
+  await loops[1].now(); // fill the queue before the first worker asks
+
+  return {
+    url: `http://${opts.host ?? '127.0.0.1'}:${port}`,
+    port,
+    store,
+    settler,
+    search,
+    domain,
+    async tick() {
+      for (const l of loops) await l.now();
+    },
+    async close() {
+      await Promise.all(loops.map((l) => l.stop()));
+      (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

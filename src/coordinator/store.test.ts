@@ -1,0 +1,186 @@
+import type { Hex } from 'viem';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadDataset } from '../data/node.ts';
+import { train } from '../engine/train.ts';
+import { type Checkpoint, resultDigest, type TaskResult, traceRoot } from '../protocol/index.ts';
+import { openDb } from './db.ts';
+import type { Refusal } from './errors.ts';
+import { bisectDivergence, refereePending } from './referee.ts';
+import { type Session, Store } from './store.ts';
+import { DATABASES, freshPostgres, POSTGRES_SKIP_REASON, TEST_DATABASE_URL, tinySpec } from './testing.ts';
+
+const worker = (i: number): Hex => `0x${(i + 1).toString(16).padStart(40, '0')}` as Hex;
+
+async function sessionFor(store: Store, i: number): Promise<Session> {
+  const token = await store.createSession(
+    { worker: worker(i), sessionKey: worker(i), expiresAt: Math.floor(Date.now() / 1000) + 3600 },
+    `0x${'11'.repeat(65)}`,
+  );
+  return store.session(token);
+}
+
+async function honestResult(seed: number): Promise<TaskResult> {
+  const spec = tinySpec(seed);
+  return train(spec, await loadDataset('blobs'));
+}
+
+/** A result whose trace departs from the honest one at checkpoint `from` (a worker that computed wrong). */
+function divergent(honest: TaskResult, from: number): TaskResult {
+  const checkpoints: Checkpoint[] = honest.checkpoints.map((c, i) =>
+    i < from ? c : { step: c.step, stateHash: `0x${(i + 7).toString(16).padStart(64, 'e')}` },
+  );
+  const root = traceRoot(checkpoints);
+  const forged = { ...honest, checkpoints, traceRoot: root };
+  const digest = resultDigest({
+    taskId: forged.taskId as Hex,
+    valCorrect: forged.valCorrect,
+    valCount: forged.valCount,
+    valLoss: BigInt(forged.valLoss),
+    weightsHash: forged.weightsHash as Hex,
+    traceRoot: root,
+  });
+  return { ...forged, digest };
+}
+
+async function refusal(p: Promise<unknown>): Promise<Refusal> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Refusal;
+  }
+  throw new Error('expected a refusal');
+}
+
+it('bisection finds the first diverging checkpoint', () => {
+  const trace = (n: number, bad: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      step: i + 1,
+      stateHash: `0x${(i >= bad ? 'b' : 'a').repeat(64)}`,
+    }));
+  for (const n of [1, 2, 7, 16]) {
+    for (let bad = 0; bad <= n; bad++) {
+      expect(bisectDivergence(trace(n, n), trace(n, bad))).toBe(bad === n ? -1 : bad);
+    }
+  }
+});
+
+for (const { name, open } of DATABASES) {
+  describe(`task queue on ${name}`, () => {
+    let db: Awaited<ReturnType<typeof open>>;
+    let store: Store;
+    beforeAll(async () => {
+      db = await open();
+      store = new Store(db.db, { leaseMs: 60_000, quorum: 2, initialReplicas: 2, maxReplicas: 3 });
+    });
+    afterAll(() => db.cleanup());
+
+    it('issues each replica once, never two to one worker, and agrees on a majority', async () => {
+      const result = await honestResult(101);
+      const taskId = await store.addTask(tinySpec(101));
+      expect(taskId).toBe(result.taskId);
+      expect(await store.addTask(tinySpec(101))).toBeNull(); // the same spec is the same task
+      const [a, b, c] = await Promise.all([0, 1, 2].map((i) => sessionFor(store, i)));
+      const la = (await store.lease(a))!;
+      expect(la.taskId).toBe(taskId);
+      expect(await store.lease(a)).toBeNull(); // a already holds a replica of the only task
+      const lb = (await store.lease(b))!;
+      expect(lb.taskId).toBe(taskId);
+      expect(await store.lease(c)).toBeNull(); // both replicas are out
+      expect((await refusal(store.submit(b, la.leaseId, result, '0x'))).status).toBe(403);
+      expect(await store.submit(a, la.leaseId, result, '0x')).toBe('open');
+      expect((await refusal(store.submit(a, la.leaseId, result, '0x'))).reason).toMatch(/duplicate/);
+      expect(await store.submit(b, lb.leaseId, result, '0x')).toBe('agreed');
+      expect((await refusal(store.heartbeat(a, la.leaseId, {}))).status).toBe(409);
+    });
+
+    it('adds a replica on disagreement and records the dissenter', async () => {
+      const honest = await honestResult(102);
+      const wrong = divergent(honest, 1);
+      await store.addTask(tinySpec(102));
+      const s = await Promise.all([3, 4, 5].map((i) => sessionFor(store, i)));
+      const l0 = (await store.lease(s[0]))!;
+      const l1 = (await store.lease(s[1]))!;
+      expect(await store.submit(s[0], l0.leaseId, honest, '0x')).toBe('open');
+      expect(await store.submit(s[1], l1.leaseId, wrong, '0x')).toBe('open');
+      const l2 = (await store.lease(s[2]))!;
+      expect(l2.taskId).toBe(honest.taskId);
+      expect(await store.submit(s[2], l2.leaseId, honest, '0x')).toBe('agreed');
+      const verdicts = await db.db.query<{ worker: string; verdict: string }>(
+        'SELECT worker, verdict FROM votes WHERE task_id = $1 ORDER BY worker',
+        [honest.taskId],
+      );
+      expect(verdicts.map((v) => v.verdict)).toEqual(['majority', 'dissent', 'majority']);
+    });
+
+    it('reissues an expired lease and refuses the late result as stale', async () => {
+      const result = await honestResult(103);
+      await store.addTask(tinySpec(103));
+      const s = await Promise.all([6, 7, 8].map((i) => sessionFor(store, i)));
+      const late = (await store.lease(s[0]))!;
+      await store.lease(s[1]);
+      expect(await store.lease(s[2])).toBeNull();
+      expect(await store.expireLeases(late.deadline + 1000)).toBe(2);
+      const again = (await store.lease(s[2]))!;
+      expect(again.taskId).toBe(result.taskId);
+      expect((await refusal(store.submit(s[0], late.leaseId, result, '0x'))).reason).toMatch(/stale/);
+      await db.db.query(`UPDATE tasks SET state = 'failed' WHERE task_id = $1`, [result.taskId]); // out of the way
+    });
+
+    it('sends a split that stays split to the referee, who finds the wrong side', async () => {
+      const honest = await honestResult(104);
+      const wrong = divergent(honest, 2);
+      const other = divergent(honest, 3);
+      await store.addTask(tinySpec(104));
+      const s = await Promise.all([9, 10, 11].map((i) => sessionFor(store, i)));
+      for (const [i, r] of [honest, wrong, other].entries()) {
+        const lease = (await store.lease(s[i]))!;
+        await store.submit(s[i], lease.leaseId, r, '0x');
+      }
+      const [task] = await db.db.query<{ state: string }>('SELECT state FROM tasks WHERE task_id = $1', [
+        honest.taskId,
+      ]);
+      expect(task.state).toBe('refereeing');
+      await refereePending(db.db, new Store(db.db, { ...store.opts, quorum: 1 }));
+      const [after] = await db.db.query<{
+        state: string;
+        agreed_digest: string;
+        referee: { wrong: string[] };
+      }>('SELECT state, agreed_digest, referee FROM tasks WHERE task_id = $1', [honest.taskId]);
+      expect(after.state).toBe('agreed');
+      expect(after.agreed_digest).toBe(honest.digest);
+      expect(after.referee.wrong.sort()).toEqual([wrong.digest, other.digest].sort());
+    });
+  });
+}
+
+describe.skipIf(!TEST_DATABASE_URL)('two coordinators on one PostgreSQL', () => {
+  it('never lease one replica twice under concurrent load', async () => {
+    const fresh = await freshPostgres();
+    const [dbA, dbB] = [await openDb({ url: fresh.url }), await openDb({ url: fresh.url })];
+    try {
+      const opts = { leaseMs: 60_000, quorum: 2, initialReplicas: 2, maxReplicas: 2 };
+      const [a, b] = [new Store(dbA, opts), new Store(dbB, opts)];
+      for (let t = 0; t < 6; t++) await a.addTask(tinySpec(200 + t));
+      const sessions = await Promise.all(
+        Array.from({ length: 16 }, (_, i) => sessionFor(i % 2 ? a : b, 100 + i)),
+      );
+      // Every worker asks both coordinators at once, three rounds.
+      for (let round = 0; round < 3; round++) {
+        await Promise.all(sessions.flatMap((s) => [a.lease(s), b.lease(s)]));
+      }
+      const rows = await dbA.query<{ task_id: string; n: number; workers: number }>(
+        `SELECT task_id, count(*)::int AS n, count(DISTINCT worker)::int AS workers FROM leases GROUP BY task_id`,
+      );
+      expect(rows).toHaveLength(6);
+      for (const r of rows) expect(r).toMatchObject({ n: 2, workers: 2 });
+      const [{ open }] = await dbA.query<{ open: number }>('SELECT sum(open_slots)::int AS open FROM tasks');
+      expect(open).toBe(0);
+    } finally {
+      await dbA.close();
+      await dbB.close();
+      await fresh.drop();
+    }
+  });
+});
+
+if (!TEST_DATABASE_URL) console.warn(POSTGRES_SKIP_REASON);

@@ -1,0 +1,189 @@
+/**
+ * Read models for the API: a task, the leaderboard, search progress and per-worker stats, all from
+ * the database. Settled rows carry the transaction that settled them, so each entry can be checked
+ * against the contract's TaskSettled events.
+ */
+import type { Hex } from 'viem';
+import { flopCount, paramCount } from '../nas/space.ts';
+import type { TaskResult, TaskSpec } from '../protocol/index.ts';
+import type { Db } from './db.ts';
+
+export interface LeaderboardEntry {
+  rank: number;
+  taskId: Hex;
+  spec: TaskSpec;
+  hidden: TaskSpec['model']['hidden'];
+  params: number;
+  flops: number;
+  steps: number;
+  valCorrect: number;
+  valCount: number;
+  accuracy: number;
+  valLoss: string;
+  weightsHash: Hex;
+  digest: Hex;
+  txHash: Hex | null;
+  settledAt: number | null;
+}
+
+interface TaskRow {
+  task_id: Hex;
+  spec: TaskSpec;
+  state: string;
+  wanted: number;
+  max_replicas: number;
+  created_at: number;
+  agreed_digest: Hex | null;
+  agreed_at: number | null;
+  result: TaskResult | null;
+  referee: unknown;
+  tx_hash: Hex | null;
+  settled_at: number | null;
+  error: string | null;
+}
+
+export class Views {
+  constructor(
+    private readonly db: Db,
+    private readonly searchSummary: () => unknown = () => null,
+  ) {}
+
+  async task(taskId: Hex) {
+    const [t] = await this.db.query<TaskRow>('SELECT * FROM tasks WHERE task_id = $1', [taskId]);
+    if (!t) return undefined;
+    const settled = t.state === 'settled';
+    const leases = await this.db.query<{ worker: Hex; state: string; issued_at: number; deadline: number }>(
+      'SELECT worker, state, issued_at, deadline FROM leases WHERE task_id = $1 ORDER BY issued_at',
+      [taskId],
+    );
+    const votes = await this.db.query<{ worker: Hex; digest: Hex; verdict: string; received_at: number }>(
+      'SELECT worker, digest, verdict, received_at FROM votes WHERE task_id = $1 ORDER BY received_at',
+      [taskId],
+    );
+    return {
+      taskId,
+      spec: t.spec,
+      state: t.state,
+      replicas: { wanted: t.wanted, max: t.max_replicas, leases },
+      // Before settlement nobody learns what others voted: only that they did.
+      votes: votes.map((v) => ({
+        worker: v.worker,
+        receivedAt: v.received_at,
+        ...(settled ? { digest: v.digest, verdict: v.verdict } : {}),
+      })),
+      digest: settled ? t.agreed_digest : null,
+      result: settled && t.result ? { ...t.result, checkpoints: undefined } : null,
+      referee: settled ? t.referee : null,
+      txHash: t.tx_hash,
+      settledAt: t.settled_at,
+      createdAt: t.created_at,
+      error: t.error,
+    };
+  }
+
+  async leaderboard(limit = 100): Promise<LeaderboardEntry[]> {
+    const rows = await this.db.query<TaskRow>(
+      `SELECT * FROM tasks WHERE state = 'settled' AND result IS NOT NULL
+       ORDER BY ((result->>'valCorrect')::float8 / (result->>'valCount')::float8) DESC,
+                (result->>'valLoss')::numeric ASC, seq ASC
+       LIMIT $1`,
+      [limit],
+    );
+    return rows.map((t, i) => {
+      const r = t.result!;
+      const arch = {
+        hidden: t.spec.model.hidden,
+        learningRateQ16: 0,
+        momentumQ16: 0,
+        weightDecayQ24: 0,
+        batch: 1,
+      };
+      const shape = { inputs: t.spec.model.inputs, classes: t.spec.model.classes };
+      return {
+        rank: i + 1,
+        taskId: t.task_id,
+        spec: t.spec,
+        hidden: t.spec.model.hidden,
+        params: paramCount(shape, arch),
+        flops: flopCount(shape, arch),
+        steps: t.spec.training.steps,
+        valCorrect: r.valCorrect,
+        valCount: r.valCount,
+        accuracy: r.valCorrect / r.valCount,
+        valLoss: r.valLoss,
+        weightsHash: r.weightsHash as Hex,
+        digest: r.digest as Hex,
+        txHash: t.tx_hash,
+        settledAt: t.settled_at,
+      };
+    });
+  }
+
+  async search() {
+    const counts = await this.db.query<{ state: string; n: number }>(
+      'SELECT state, count(*)::int AS n FROM tasks GROUP BY state',
+    );
+    const settled = await this.db.query<{ settled_at: number; c: number; n: number }>(
+      `SELECT settled_at, (result->>'valCorrect')::int AS c, (result->>'valCount')::int AS n
+       FROM tasks WHERE state = 'settled' ORDER BY settled_at`,
+    );
+    let best = 0;
+    const progress = settled.map((r, i) => {
+      best = Math.max(best, r.c / r.n);
+      return { settled: i + 1, at: r.settled_at, accuracy: r.c / r.n, best };
+    });
+    const [workers] = await this.db.query<{ n: number }>(
+      `SELECT count(DISTINCT worker)::int AS n FROM leases WHERE issued_at > $1`,
+      [Date.now() - 5 * 60_000],
+    );
+    return {
+      tasks: Object.fromEntries(counts.map((r) => [r.state, r.n])),
+      activeWorkers: workers.n,
+      bestAccuracy: settled.length ? best : null,
+      progress,
+      strategy: this.searchSummary(),
+    };
+  }
+
+  async worker(address: Hex) {
+    const worker = address.toLowerCase();
+    const leases = await this.db.query<{ state: string; n: number }>(
+      'SELECT state, count(*)::int AS n FROM leases WHERE lower(worker) = $1 GROUP BY state',
+      [worker],
+    );
+    const votes = await this.db.query<{ verdict: string; settled: boolean; n: number }>(
+      `SELECT v.verdict, t.state = 'settled' AS settled, count(*)::int AS n
+       FROM votes v JOIN tasks t USING (task_id) WHERE lower(v.worker) = $1 GROUP BY 1, 2`,
+      [worker],
+    );
+    const recent = await this.db.query<{
+      task_id: Hex;
+      state: string;
+      verdict: string;
+      received_at: number;
+      tx_hash: Hex;
+    }>(
+      `SELECT v.task_id, t.state, v.verdict, v.received_at, t.tx_hash
+       FROM votes v JOIN tasks t USING (task_id) WHERE lower(v.worker) = $1 ORDER BY v.received_at DESC LIMIT 50`,
+      [worker],
+    );
+    const sum = (pred: (r: { verdict: string; settled: boolean }) => boolean) =>
+      votes.filter(pred).reduce((s, r) => s + r.n, 0);
+    return {
+      address,
+      leases: Object.fromEntries(leases.map((r) => [r.state, r.n])),
+      votes: sum(() => true),
+      rewarded: sum((r) => r.settled && r.verdict === 'majority'),
+      dissents: sum((r) => r.settled && r.verdict !== 'majority' && r.verdict !== 'pending'),
+      pending: sum((r) => !r.settled),
+      recent: recent.map((r) => ({
+        taskId: r.task_id,
+        // A vote's verdict is only public once its task is settled.
+        state: r.state,
+        verdict: r.state === 'settled' ? r.verdict : null,
+        receivedAt: r.received_at,
+        txHash: r.tx_hash,
+      })),
+    };
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The headless worker (Node): its own key (generated and saved on first use), a session grant signed
+ * with it for a fresh session key, the conformance self-test, then the shared lease loop
+ * (src/coordinator/client.ts) training each lease with the engine on WebGPU (Dawn) or the CPU.
+ */
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Hex, LocalAccount } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { CoordinatorClient, type Lease, runWorkerLoop, type WorkerEvent } from '../../coordinator/client.ts';
+import { loadDataset } from '../../data/node.ts';
+import { train } from '../../engine/train.ts';
+import type { Backend } from '../../engine/types.ts';
+import { createSessionKey, signSessionGrant } from '../../protocol/eip712.ts';
+import { resultDigest, type TaskResult } from '../../protocol/index.ts';
+
+/** Reads the worker's private key from `path`, creating it (mode 0600) if the file does not exist. */
+export async function loadOrCreateKey(path: string): Promise<{ account: LocalAccount; created: boolean }> {
+  try {
+    const text = (await readFile(path, 'utf8')).trim();
+    const key = (
+      text.startsWith('{') ? (JSON.parse(text) as { privateKey: string }).privateKey : text
+    ) as Hex;
+    return { account: privateKeyToAccount(key), created: false };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const privateKey = generatePrivateKey();
+  const account = privateKeyToAccount(privateKey);
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, `${JSON.stringify({ address: account.address, privateKey }, null, 2)}\n`, {
+    mode: 0o600,
+  });
+  await chmod(path, 0o600);
+  return { account, created: true };
+}
+
+/** A dishonest worker for fault tests and demos: reports one more correct answer than it found. */
+export function tamper(result: TaskResult): TaskResult {
+  const valCorrect = result.valCorrect < result.valCount ? result.valCorrect + 1 : result.valCorrect - 1;
+  const forged = { ...result, valCorrect };
+  return {
+    ...forged,
+    digest: resultDigest({
+      ...forged,
+      taskId: forged.taskId as Hex,
+      valLoss: BigInt(forged.valLoss),
+      weightsHash: forged.weightsHash as Hex,
+      traceRoot: forged.traceRoot as Hex,
+    }),
+  };
+}
+
+export interface HeadlessWorkerOptions {
+  coordinator: string;
+  account: LocalAccount;
+  backend: Backend;
+  stop?: AbortSignal;
+  abort?: AbortSignal;
+  maxTasks?: number;
+  heartbeatMs?: number;
+  idleMs?: number;
+  dishonest?: boolean;
+  onEvent?: (event: WorkerEvent) => void;
+}
+
+/** Opens a session and runs the lease loop until stopped. Returns the number of results accepted. */
+export async function runHeadlessWorker(opts: HeadlessWorkerOptions): Promise<number> {
+  const client = new CoordinatorClient(opts.coordinator);
+  const sessionKey = createSessionKey();
+  await client.openSession({
+    worker: opts.account.address,
+    sessionKey,
+    signGrant: (typed) => signSessionGrant(opts.account, typed.domain, typed.message),
+  });
+  const compute = async (
+    lease: Lease,
+    ctx: { signal: AbortSignal; onProgress: (p: { step: number; steps: number; loss: number }) => void },
+  ) => {
+    const dataset = await loadDataset(lease.spec.dataset.name, lease.spec.dataset.sha256);
+    const result = await train(lease.spec, dataset, {
+      backend: opts.backend,
+      signal: ctx.signal,
+      progressEvery: Math.max(1, Math.floor(lease.spec.training.steps / 20)),
+      onProgress: (p) => ctx.onProgress({ step: p.step, steps: p.steps, loss: p.loss }),
+    });
+    return opts.dishonest ? tamper(result) : result;
+  };
+  return runWorkerLoop({
+    client,
+    compute,
+    stop: opts.stop,
+    abort: opts.abort,
+    maxTasks: opts.maxTasks,
+    heartbeatMs: opts.heartbeatMs,
+    idleMs: opts.idleMs,
+    onEvent: opts.onEvent,
+  });
+}
