@@ -4,7 +4,13 @@
  * Browser-safe: runs in the engine Worker and in Node (`cambrian selftest`).
  */
 import { bytesToHex, keccak256 } from 'viem';
+import { generateBlobs } from '../data/blobs.ts';
+import { DATASETS } from '../data/catalog.ts';
+import { decodeDataset } from '../data/format.ts';
 import { rand, rngKey } from '../engine/ops/rng.ts';
+import { SELFTEST_VECTORS } from '../engine/selftest-vectors.ts';
+import { train } from '../engine/train.ts';
+import type { Backend } from '../engine/types.ts';
 import { runMatmulI8 } from '../engine/webgpu/matmul.ts';
 import type { GpuReport, GpuSession } from '../gpu/device.ts';
 
@@ -126,5 +132,28 @@ export async function runSelfTest(
       );
     }
   }
+  const device = backend === 'webgpu' ? await (await session!()).device() : undefined;
+  checks.push(...(await vectorChecks(backend, device)));
   return { backend, passed: checks.every((c) => c.passed), adapter, checks, ms: performance.now() - start };
+}
+
+/** Trains each pinned vector on `backend` and compares every field the digest covers. */
+async function vectorChecks(backend: Backend, device?: GPUDevice): Promise<SelfTestCheck[]> {
+  const dataset = decodeDataset('blobs', generateBlobs(), DATASETS.blobs.sha256);
+  const checks: SelfTestCheck[] = [];
+  for (const vector of SELFTEST_VECTORS) {
+    checks.push(
+      await timed(`training vector ${vector.name}`, async () => {
+        const result = await train(vector.spec, dataset, { backend, device });
+        const want = vector.expected;
+        const wrong = (['taskId', 'valCorrect', 'weightsHash', 'traceRoot', 'digest'] as const).filter(
+          (field) => result[field] !== want[field],
+        );
+        if (wrong.length > 0)
+          return { passed: false, detail: `${wrong.join(', ')} differ from the pinned values` };
+        return { passed: true, detail: `digest ${result.digest.slice(0, 18)}… as pinned` };
+      }),
+    );
+  }
+  return checks;
 }
