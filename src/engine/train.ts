@@ -1,14 +1,12 @@
 /**
  * The engine's one entry point for both backends: `train(spec, dataset, options)` resolves to the
  * task's result; progress, cancellation and resuming work the same on each (see ./types.ts).
+ * The WebGPU backend is imported on demand so CPU-only users never load it.
  */
 import type { TaskResult } from '../protocol/result.ts';
 import { parseTaskSpec, type TaskSpec } from '../protocol/spec.ts';
 import { trainCpu } from './train-cpu.ts';
-import type { Dataset, TrainFn, TrainOptions } from './types.ts';
-
-// TODO: a literal import once src/engine/webgpu/train.ts exists (the GPU backend is written in parallel).
-const WEBGPU_MODULE = './webgpu/train.ts';
+import type { Dataset, TrainOptions } from './types.ts';
 
 export async function train(
   spec: TaskSpec,
@@ -19,7 +17,7 @@ export async function train(
   const backend = options.backend ?? 'cpu';
   if (backend === 'cpu') return trainCpu(valid, dataset, options);
   if (backend === 'webgpu') {
-    const { trainWebGPU } = (await import(/* @vite-ignore */ WEBGPU_MODULE)) as { trainWebGPU: TrainFn };
+    const { trainWebGPU } = await import('./webgpu/train.ts');
     return trainWebGPU(valid, dataset, options);
   }
   throw new Error(`unknown backend '${backend as string}' (cpu or webgpu)`);
