@@ -14,6 +14,9 @@ const spec = parseTaskSpec(
   JSON.parse(readFileSync(new URL('../../specs/reference-mlp.json', import.meta.url), 'utf8')),
 );
 
+/** The reference task's digest on the CPU reference (docs/SPEC.md): any backend must reproduce it. */
+export const REFERENCE_DIGEST = '0x160faed56869b25ac9ee57d0043721dbcffc57a1aae5103fa02ad5b64935d0f6';
+
 describe('reference task quality', () => {
   it('integer ≥ 94.0% and within 1.0 point of float32', async () => {
     const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
@@ -23,6 +26,7 @@ describe('reference task quality', () => {
     const floatAcc = (100 * float.valCorrect) / float.valCount;
     console.log(`reference task: integer ${intAcc.toFixed(2)}%, float32 ${floatAcc.toFixed(2)}%`);
     expect(int.valCount).toBe(2000);
+    expect(int.digest).toBe(REFERENCE_DIGEST);
     expect(intAcc).toBeGreaterThanOrEqual(94.0);
     expect(Math.abs(intAcc - floatAcc)).toBeLessThanOrEqual(1.0);
   });
