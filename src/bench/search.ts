@@ -4,8 +4,8 @@
  * 1. Regularized evolution against random search: for each seed, both run `--budget` full-budget
  *    evaluations (one at a time, so each run is deterministic); we report the mean best validation
  *    accuracy after 10, 25, 50, … evaluations and how many seeds each wins.
- * 2. ASHA against full-budget random search: for each seed, ASHA (rungs steps/9, steps/3, steps;
- *    factor 3) runs until its best full-budget result reaches the best accuracy that seed's random
+ * 2. ASHA against full-budget random search: for each seed, ASHA (bottom rung max(1, steps/9),
+ *    factor 3, top rung the full steps) runs until its best full-budget result reaches the best accuracy that seed's random
  *    search found with its whole budget; we report the CPU-seconds of training each needed.
  *
  * Every training runs in this process on the CPU reference engine; its cost is the process CPU time
@@ -14,13 +14,14 @@
  * accounting is as if every evaluation had been trained.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadDataset } from '../data/node.ts';
 import { train } from '../engine/train.ts';
 import type { Dataset } from '../engine/types.ts';
 import { formatTable, specOf } from '../nas/search.ts';
 import {
-  accuracyOf,
+  ashaRungs,
   createStrategy,
   type Outcome,
   type Strategy,
@@ -136,6 +137,7 @@ export async function run(argv: string[]): Promise<number> {
   const steps = track.steps;
   const space = spaceOf(track);
   const trainingSeed = 1;
+  const minSteps = Math.max(1, Math.round(steps / 9));
   const evaluator = new Evaluator(track, await loadDataset(track.name, track.sha256), trainingSeed);
   const started = performance.now();
   console.error(
@@ -162,7 +164,7 @@ export async function run(argv: string[]): Promise<number> {
       kind: 'asha',
       seed,
       budget: ashaCap,
-      minSteps: Math.max(1, Math.round(steps / 9)),
+      minSteps,
       maxSteps: steps,
     });
     const asha = await drive(ashaStrategy, evaluator, steps, (best) => best >= target);
@@ -217,7 +219,7 @@ export async function run(argv: string[]): Promise<number> {
   );
   console.log(`\nevolution better on ${evoWins} of ${seeds} seeds, equal on ${ties}`);
   console.log(
-    `\nASHA (rungs ${Math.max(1, Math.round(steps / 9))}/${Math.round(steps / 3)}/${steps} steps, η = 3) to match full-budget random search\n`,
+    `\nASHA (rungs of ${ashaRungs(minSteps, steps, 3).join('/')} steps, η = 3) to match full-budget random search\n`,
   );
   console.log(
     formatTable(
@@ -279,10 +281,8 @@ export async function run(argv: string[]): Promise<number> {
       evolution: s.evolution.bestAfter[budget - 1],
     })),
   };
-  await mkdir(new URL('.', `file://${process.cwd()}/${values.out}`).pathname, { recursive: true });
+  await mkdir(dirname(values.out), { recursive: true });
   await writeFile(values.out, `${JSON.stringify(report, null, 2)}\n`);
   console.error(`wrote ${values.out}`);
   return 0;
 }
-
-export { accuracyOf };

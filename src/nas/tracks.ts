@@ -27,8 +27,9 @@ export const TRACKS = {
     description: 'MNIST digits (10,000; 2,000 validation), 300 steps',
   },
   /**
-   * The fast track: the generated "blobs" set (512 × 64 features, 4 classes), 256 held out. Nine
-   * steps keep it far from the 100% ceiling it reaches after a few dozen, so strategies can differ.
+   * The fast track: the generated "blobs" set (512 × 64 features, 4 classes), 256 held out. It is
+   * easy: at 9 steps a search of 100 finds 100% validation accuracy, so 3 steps keep the best models
+   * below the ceiling (about 85–90%) and strategies can be told apart.
    */
   blobs: {
     name: 'blobs',
@@ -37,9 +38,9 @@ export const TRACKS = {
     classes: 4,
     validation: 256,
     splitSeed: 1,
-    steps: 9,
+    steps: 3,
     maxParams: 100_000,
-    description: 'generated blobs (512 × 64, 4 classes; 256 validation), 9 steps',
+    description: 'generated blobs (512 × 64, 4 classes; 256 validation), 3 steps',
   },
 } as const satisfies Record<string, Track>;
 

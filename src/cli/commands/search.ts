@@ -20,7 +20,7 @@ accuracy, parameters, FLOPs, task id) and the Pareto front of accuracy against p
   --seed       search seed (default 1): same seed, same proposals when --parallel is 1
   --backend    cpu (default) or webgpu
   --parallel   worker threads (default: available cores)
-  --track      mnist (default; 300 steps per task) or ${FAST_TRACK} (the fast generated track, 9 steps)
+  --track      mnist (default; 300 steps per task) or ${FAST_TRACK} (the fast generated track, 3 steps)
   --steps      training steps of a full-budget task (default: the track's)
   --max-params parameter budget of the search space (default: the track's)
   --top        leaderboard rows to print (default 10)
