@@ -8,14 +8,12 @@ import { describe, expect, it } from 'vitest';
 import { loadDataset } from '../data/node.ts';
 import { parseTaskSpec } from '../protocol/spec.ts';
 import { trainFloatReference } from './float-reference.ts';
+import { REFERENCE_DIGEST } from './selftest-vectors.ts';
 import { trainCpu } from './train-cpu.ts';
 
 const spec = parseTaskSpec(
   JSON.parse(readFileSync(new URL('../../specs/reference-mlp.json', import.meta.url), 'utf8')),
 );
-
-/** The reference task's digest on the CPU reference (docs/SPEC.md): any backend must reproduce it. */
-export const REFERENCE_DIGEST = '0x160faed56869b25ac9ee57d0043721dbcffc57a1aae5103fa02ad5b64935d0f6';
 
 describe('reference task quality', () => {
   it('integer ≥ 94.0% and within 1.0 point of float32', async () => {

@@ -16,3 +16,6 @@ export const SELFTEST_VECTORS: readonly SelfTestVector[] = raw.map((v) => ({
   ...v,
   spec: parseTaskSpec(v.spec),
 }));
+
+/** The digest of specs/reference-mlp.json on the CPU reference (docs/SPEC.md); ~10 s of CPU to reproduce. */
+export const REFERENCE_DIGEST = '0x160faed56869b25ac9ee57d0043721dbcffc57a1aae5103fa02ad5b64935d0f6';
