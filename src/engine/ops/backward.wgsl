@@ -23,11 +23,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> gh_out: array<i32>;
 @group(0) @binding(6) var<storage, read_write> gz: array<i32>;
 
-var<workgroup> group_max: atomic<u32>;
-
 @compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let i = gid.x + gid.y * groups.x * 256u;
   let shift = i32(quant_shift(atomicLoad(&maxes[p.e_slot]))) + i32(quant_shift(atomicLoad(&maxes[p.w_slot]))) - 24;
   var m = 0u;
@@ -39,10 +36,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     gz[i] = g;
     m = abs_u32(g);
   }
-  atomicMax(&group_max, m);
-  workgroupBarrier();
-  if (li == 0u) {
-    let g = atomicLoad(&group_max);
-    if (g != 0u) { atomicMax(&maxes[p.gz_slot], g); }
-  }
+  if (m > atomicLoad(&maxes[p.gz_slot])) { atomicMax(&maxes[p.gz_slot], m); }
 }

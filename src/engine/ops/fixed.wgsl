@@ -77,8 +77,20 @@ fn mul64(a: i32, b: i32) -> vec2<u32> {
   return select(p, neg64(p), (a < 0) != (b < 0));
 }
 
+// mul_shr(a, b, 16) in 32-bit arithmetic. With a = a1·2^16 + a0 and b = b1·2^16 + b0 (a1, b1 signed
+// high halves, a0, b0 unsigned low halves): a·b + 2^15 = 2^16·(a1·b + a0·b1) + (a0·b0 + 2^15), so
+// the floor quotient is a1·b + a0·b1 + ((a0·b0 + 2^15) >> 16) exactly; a0·b0 + 2^15 < 2^32 fits u32,
+// and the other terms may wrap because the result is taken mod 2^32 anyway.
+fn mul_shr16(a: i32, b: i32) -> i32 {
+  let a0 = u32(a) & 0xffffu;
+  let b0 = u32(b) & 0xffffu;
+  let low = (a0 * b0 + 0x8000u) >> 16u;
+  return (a >> 16u) * b + i32(a0) * (b >> 16u) + i32(low);
+}
+
 // ⌊(a·b + 2^(k−1)) / 2^k⌋ with the product exact, wrapped to i32 (0 ≤ k < 64).
 fn mul_shr(a: i32, b: i32, k: u32) -> i32 {
+  if (k == 16u) { return mul_shr16(a, b); }
   var p = mul64(a, b);
   if (k == 0u) { return bitcast<i32>(p.x); }
   var half = vec2<u32>(0u, 0u);

@@ -25,16 +25,13 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> z: array<i32>;
 @group(0) @binding(6) var<storage, read_write> h: array<i32>;
 
-var<workgroup> group_max: atomic<u32>;
-
 fn operand_shift(slot: u32) -> i32 {
   if (slot == NONE) { return 9; }
   return i32(quant_shift(atomicLoad(&maxes[slot])));
 }
 
 @compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let i = gid.x + gid.y * groups.x * 256u;
   let shift = operand_shift(p.x_slot) + operand_shift(p.w_slot) - 24;
   var m = 0u;
@@ -47,10 +44,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     m = abs_u32(hi);
   }
   if (p.out_slot == NONE) { return; }
-  atomicMax(&group_max, m);
-  workgroupBarrier();
-  if (li == 0u) {
-    let g = atomicLoad(&group_max);
-    if (g != 0u) { atomicMax(&maxes[p.out_slot], g); }
-  }
+  if (m > atomicLoad(&maxes[p.out_slot])) { atomicMax(&maxes[p.out_slot], m); }
 }

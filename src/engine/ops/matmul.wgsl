@@ -1,22 +1,19 @@
-// Int8 matmul with exact i32 accumulation: C[m×n] = A[m×k] · B[k×n].
+// Int8 matmul with exact i32 accumulation: C[m×n] = A · B, both operands "k-packed":
+//   a: m lines of kw words, line i holds A(i, 0..k) four int8 to a word (byte t = k index 4w + t);
+//   b: n lines of kw words, line j holds B(0..k, j) likewise (B transposed);
+// lines are zero-padded to whole words, so every load is one aligned u32 and the inner loop is a
+// 4-wide int8 dot product: `dot4i8` from dot4-packed.wgsl (dot4I8Packed) or dot4-plain.wgsl.
+// The producers (quantize.wgsl, gather.wgsl) write each operand in the line order its matmuls need.
 //
-// Operands are int8 packed four to a u32 word by flat element index (element e is byte e & 3 of
-// word e >> 2). Each operand is addressed through strides, so one kernel serves x·W, xᵀ·e and e·Wᵀ:
-// A(i, kk) is element i·a_row + kk·a_k, B(kk, j) is element kk·b_k + j·b_col.
-//
-// The tile loaders repack 4 consecutive k values of a row of A / a column of B into one u32, so the
-// inner loop is a 4-wide int8 dot product: `dot4i8` comes from dot4-packed.wgsl (dot4I8Packed) or
-// dot4-plain.wgsl (sign-extend and multiply). Integer addition is associative, so the tiling and the
-// order of the sum cannot change a single bit of C.
+// Each thread computes a 4×4 block of C from registers: no workgroup memory and no barriers, which
+// suits every implementation (barriers cost a fiber switch on SwiftShader). Integer addition is
+// associative, so blocking and summation order cannot change a bit of C.
+// Dispatch: (ceil(n / 32), ceil(m / 32)) workgroups.
 
 struct Params {
   m: u32,
   n: u32,
-  k: u32,
-  a_row: u32,
-  a_k: u32,
-  b_k: u32,
-  b_col: u32,
+  kw: u32,
   _pad: u32,
 }
 
@@ -25,70 +22,48 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<u32>;
 @group(0) @binding(3) var<storage, read_write> c: array<i32>;
 
-const TILE = 32u;       // outputs per workgroup side (16 threads × 2)
-const KW = 8u;          // packed words per tile row: 32 k values
-
-var<workgroup> tile_a: array<u32, 256>;  // [TILE rows][KW words]
-var<workgroup> tile_b: array<u32, 256>;  // [TILE cols][KW words]
-
-fn byte_at(src_is_a: bool, e: u32) -> u32 {
-  var w: u32;
-  if (src_is_a) { w = a[e >> 2u]; } else { w = b[e >> 2u]; }
-  return extractBits(w, (e & 3u) * 8u, 8u);
-}
-
-// Four k-consecutive int8 values of operand row/column `line`, starting at k = k0, zero past the end.
-fn load_word(src_is_a: bool, line: u32, k0: u32) -> u32 {
-  var line_stride: u32;
-  var k_stride: u32;
-  var lines: u32;
-  if (src_is_a) { line_stride = p.a_row; k_stride = p.a_k; lines = p.m; }
-  else { line_stride = p.b_col; k_stride = p.b_k; lines = p.n; }
-  if (line >= lines) { return 0u; }
-  let base = line * line_stride + k0 * k_stride;
-  if (k_stride == 1u && (base & 3u) == 0u && k0 + 3u < p.k) {
-    if (src_is_a) { return a[base >> 2u]; }
-    return b[base >> 2u];
-  }
-  var word = 0u;
+@compute @workgroup_size(8, 8)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i0 = gid.y * 4u;
+  let j0 = gid.x * 4u;
+  if (i0 >= p.m || j0 >= p.n) { return; }
+  // Lines past the edge re-read the last line (always in bounds); their sums are never stored.
+  var arow: array<u32, 4>;
+  var bcol: array<u32, 4>;
   for (var t = 0u; t < 4u; t++) {
-    if (k0 + t < p.k) {
-      word = insertBits(word, byte_at(src_is_a, base + t * k_stride), t * 8u, 8u);
-    }
+    arow[t] = min(i0 + t, p.m - 1u) * p.kw;
+    bcol[t] = min(j0 + t, p.n - 1u) * p.kw;
   }
-  return word;
-}
-
-@compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-  let row0 = wg.y * TILE;
-  let col0 = wg.x * TILE;
-  var acc = array<i32, 4>(0, 0, 0, 0);
-  let k_tiles = (p.k + KW * 4u - 1u) / (KW * 4u);
-  for (var kt = 0u; kt < k_tiles; kt++) {
-    let kbase = kt * KW * 4u;
-    // 256 threads load 256 words of A and 256 of B: one each.
-    let line = li / KW;
-    let word = li % KW;
-    tile_a[li] = load_word(true, row0 + line, kbase + word * 4u);
-    tile_b[li] = load_word(false, col0 + line, kbase + word * 4u);
-    workgroupBarrier();
-    for (var w = 0u; w < KW; w++) {
-      let a0 = tile_a[(lid.y * 2u) * KW + w];
-      let a1 = tile_a[(lid.y * 2u + 1u) * KW + w];
-      let b0 = tile_b[(lid.x * 2u) * KW + w];
-      let b1 = tile_b[(lid.x * 2u + 1u) * KW + w];
-      acc[0] += dot4i8(a0, b0);
-      acc[1] += dot4i8(a0, b1);
-      acc[2] += dot4i8(a1, b0);
-      acc[3] += dot4i8(a1, b1);
-    }
-    workgroupBarrier();
+  var acc: array<i32, 16>;
+  for (var w = 0u; w < p.kw; w++) {
+    let a0 = a[arow[0] + w];
+    let a1 = a[arow[1] + w];
+    let a2 = a[arow[2] + w];
+    let a3 = a[arow[3] + w];
+    let b0 = b[bcol[0] + w];
+    let b1 = b[bcol[1] + w];
+    let b2 = b[bcol[2] + w];
+    let b3 = b[bcol[3] + w];
+    acc[0] += dot4i8(a0, b0);
+    acc[1] += dot4i8(a0, b1);
+    acc[2] += dot4i8(a0, b2);
+    acc[3] += dot4i8(a0, b3);
+    acc[4] += dot4i8(a1, b0);
+    acc[5] += dot4i8(a1, b1);
+    acc[6] += dot4i8(a1, b2);
+    acc[7] += dot4i8(a1, b3);
+    acc[8] += dot4i8(a2, b0);
+    acc[9] += dot4i8(a2, b1);
+    acc[10] += dot4i8(a2, b2);
+    acc[11] += dot4i8(a2, b3);
+    acc[12] += dot4i8(a3, b0);
+    acc[13] += dot4i8(a3, b1);
+    acc[14] += dot4i8(a3, b2);
+    acc[15] += dot4i8(a3, b3);
   }
-  for (var t = 0u; t < 4u; t++) {
-    let i = row0 + lid.y * 2u + t / 2u;
-    let j = col0 + lid.x * 2u + t % 2u;
-    if (i < p.m && j < p.n) { c[i * p.n + j] = acc[t]; }
+  for (var r = 0u; r < 4u; r++) {
+    for (var s = 0u; s < 4u; s++) {
+      if (i0 + r < p.m && j0 + s < p.n) { c[(i0 + r) * p.n + j0 + s] = acc[r * 4u + s]; }
+    }
   }
 }

@@ -1,15 +1,19 @@
-// Quantisation of an i32 tensor to int8 operands (twin: quantize.ts), four elements per thread,
-// written packed (element e is byte e & 3 of word e >> 2). The shift comes from maxes[slot], filled
-// by maxabs.wgsl (or a fused epilogue) earlier in the same pass, so nothing is read back.
+// Quantisation of an i32 tensor x[rows][cols] to int8 operands (twin: quantize.ts). The shift comes
+// from maxes[slot], filled by maxabs.wgsl or a fused epilogue earlier in the same pass, so nothing is
+// read back.
 //   STOCHASTIC = false: round half to even.
 //   STOCHASTIC = true:  ⌊(x + r) / 2^s⌋ with r = rng_rand(rng_key(seed, step, tensor), e) mod 2^s,
-//                       step = state[0], the current training step.
-// Needs fixed.wgsl and rng.wgsl. Dispatch: ceil(n / 4 / 256) workgroups.
+//                       e = the element's row-major index, step = state[0] (the training step).
+// Writes both k-packed layouts matmul.wgsl reads (four int8 to a word, lines zero-padded to words):
+//   by_row: rows lines of ceil(cols / 4) words;  by_col: cols lines of ceil(rows / 4) words.
+// One thread per output word. Needs fixed.wgsl and rng.wgsl.
+// Dispatch: ceil((rows · ceil(cols/4) + cols · ceil(rows/4)) / 256) workgroups (2-D when large).
 
 override STOCHASTIC: bool = false;
 
 struct Params {
-  n: u32,
+  rows: u32,
+  cols: u32,
   slot: u32,
   tensor: u32,
   seed: u32,
@@ -19,11 +23,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<i32>;
 @group(0) @binding(2) var<storage, read> maxes: array<u32>;
 @group(0) @binding(3) var<storage, read> state: array<u32>;
-@group(0) @binding(4) var<storage, read_write> q: array<u32>;
-
-fn clamp127(v: i32) -> i32 {
-  return clamp(v, -127, 127);
-}
+@group(0) @binding(4) var<storage, read_write> by_row: array<u32>;
+@group(0) @binding(5) var<storage, read_write> by_col: array<u32>;
 
 fn round_even(v: i32, s: u32) -> i32 {
   let fl = v >> s;
@@ -39,23 +40,39 @@ fn round_stochastic(v: i32, s: u32, key: u32, e: u32) -> i32 {
   return (v >> s) + i32(((u32(v) & mask) + r) >> s);
 }
 
+fn quantize(e: u32, s: u32, key: u32) -> u32 {
+  var v = x[e];
+  if (s > 0u) {
+    if (STOCHASTIC) { v = round_stochastic(v, s, key, e); } else { v = round_even(v, s); }
+  }
+  return u32(clamp(v, -127, 127)) & 0xffu;
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let word = gid.x + gid.y * groups.x * 256u;
-  let e0 = word * 4u;
-  if (e0 >= p.n) { return; }
+  let t = gid.x + gid.y * groups.x * 256u;
+  let cw = (p.cols + 3u) / 4u;
+  let rw = (p.rows + 3u) / 4u;
+  let row_words = p.rows * cw;
+  if (t >= row_words + p.cols * rw) { return; }
   let s = quant_shift(maxes[p.slot]);
   var key = 0u;
   if (STOCHASTIC) { key = rng_key(p.seed, state[0], p.tensor); }
   var packed = 0u;
-  for (var t = 0u; t < 4u; t++) {
-    let e = e0 + t;
-    if (e >= p.n) { break; }
-    var v = x[e];
-    if (s > 0u) {
-      if (STOCHASTIC) { v = round_stochastic(v, s, key, e); } else { v = round_even(v, s); }
+  if (t < row_words) {
+    let r = t / cw;
+    let c0 = (t % cw) * 4u;
+    for (var i = 0u; i < 4u; i++) {
+      if (c0 + i < p.cols) { packed |= quantize(r * p.cols + c0 + i, s, key) << (8u * i); }
     }
-    packed = insertBits(packed, u32(clamp127(v)), t * 8u, 8u);
+    by_row[t] = packed;
+  } else {
+    let u = t - row_words;
+    let c = u / rw;
+    let r0 = (u % rw) * 4u;
+    for (var i = 0u; i < 4u; i++) {
+      if (r0 + i < p.rows) { packed |= quantize((r0 + i) * p.cols + c, s, key) << (8u * i); }
+    }
+    by_col[u] = packed;
   }
-  q[word] = packed;
 }

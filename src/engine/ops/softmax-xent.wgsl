@@ -29,8 +29,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> gz: array<i32>;
 @group(0) @binding(6) var<storage, read_write> stats: array<i32>;
 
-var<workgroup> group_max: atomic<u32>;
-
 // d = max(z − zmax, −32·ONE), Q16, ≤ 0; the gap is taken as u32 (exact: 0 ≤ zmax − z < 2^32).
 fn clamped_gap(zmax: i32, zj: i32) -> i32 {
   return -i32(min(u32(zmax) - u32(zj), FLOOR_Q16));
@@ -42,7 +40,7 @@ fn row_exp(zmax: i32, zj: i32) -> u32 {
 }
 
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let b = gid.x;
   var m = 0u;
   if (b < p.rows) {
@@ -74,10 +72,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
     }
   }
   if (!TRAIN) { return; }
-  atomicMax(&group_max, m);
-  workgroupBarrier();
-  if (li == 0u) {
-    let g = atomicLoad(&group_max);
-    if (g != 0u) { atomicMax(&maxes[p.gz_slot], g); }
-  }
+  if (m > atomicLoad(&maxes[p.gz_slot])) { atomicMax(&maxes[p.gz_slot], m); }
 }

@@ -90,6 +90,14 @@ describe('fixed.wgsl and rng.wgsl on Dawn match fixed.ts and rng.ts', () => {
       [1, 1, 1],
     );
     await check('mul_shr(a, b, u32(c))', inputs, (a, b, k) => mulShr(a, b, k));
+    // k = 16 has its own 32-bit path (mul_shr16): full-range a against |b| ≤ 2^21, and edges.
+    const k16 = sample(fc.tuple(i32, fc.integer({ min: -(2 ** 21), max: 2 ** 21 })), 3000, 8).map(
+      ([a, b]): [number, number, number] => [a, b, 16],
+    );
+    for (const a of EDGES)
+      for (const b of [0, 1, -1, 0xffff, 0x10000, -0x10000, 0x1ffff, 1 << 21, -(1 << 21)])
+        k16.push([a, b, 16]);
+    await check('mul_shr(a, b, u32(c))', k16, (a, b, k) => mulShr(a, b, k));
   });
 
   it('div_round over the softmax range', async () => {

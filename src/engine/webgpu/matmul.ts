@@ -3,30 +3,32 @@
  * e·Wᵀ, plus `runMatmulI8`, a one-shot wrapper for self-tests and benchmarks.
  */
 import type { GpuSession } from '../../gpu/device.ts';
-import { bindGroup, packInt8, readBack, storageBuffer, uniformBuffer } from './buffers.ts';
+import { bindGroup, readBack, storageBuffer, uniformBuffer } from './buffers.ts';
 import { contextFromSession, type GpuContext } from './context.ts';
 import { matmulCode } from './kernels.ts';
 
-/** Outputs per workgroup side in matmul.wgsl. */
+/** Outputs per workgroup side in matmul.wgsl (8 threads × 4). */
 const TILE = 32;
 
-/**
- * Shape and operand strides, in int8 elements: A(i, kk) = a[i·aRow + kk·aK], B(kk, j) = b[kk·bK + j·bCol].
- * C is always row-major m×n.
- */
+/** C[m×n] = A·B with A as m k-packed lines and B as n k-packed lines of kw = ⌈k/4⌉ words. */
 export interface MatmulShape {
   m: number;
-  k: number;
   n: number;
-  aRow: number;
-  aK: number;
-  bK: number;
-  bCol: number;
+  k: number;
 }
 
-/** Row-major A[m×k] · B[k×n]. */
-export function plainShape(m: number, k: number, n: number): MatmulShape {
-  return { m, k, n, aRow: k, aK: 1, bK: n, bCol: 1 };
+export const wordsPerLine = (k: number) => Math.ceil(k / 4);
+
+/**
+ * Packs `lines` lines of `length` int8 values into k-packed words (zero-padded to whole words):
+ * value i of line l is src[l·lineStride + i·step].
+ */
+export function packLines(src: Int8Array, lines: number, length: number, lineStride: number, step: number) {
+  const kw = wordsPerLine(length);
+  const bytes = new Int8Array(Math.max(1, lines * kw) * 4);
+  for (let l = 0; l < lines; l++)
+    for (let i = 0; i < length; i++) bytes[l * kw * 4 + i] = src[l * lineStride + i * step];
+  return new Uint32Array(bytes.buffer);
 }
 
 export function matmulPipeline(ctx: GpuContext, packed = ctx.packedDot): Promise<GPUComputePipeline> {
@@ -35,23 +37,11 @@ export function matmulPipeline(ctx: GpuContext, packed = ctx.packedDot): Promise
 }
 
 export function matmulParams(device: GPUDevice, s: MatmulShape): GPUBuffer {
-  return uniformBuffer(device, [s.m, s.n, s.k, s.aRow, s.aK, s.bK, s.bCol, 0], 'matmul params');
+  return uniformBuffer(device, [s.m, s.n, wordsPerLine(s.k), 0], 'matmul params');
 }
 
-/** Records one matmul dispatch; `a`, `b` hold packed int8, `c` receives i32. */
-export function encodeMatmul(
-  pass: GPUComputePassEncoder,
-  device: GPUDevice,
-  pipeline: GPUComputePipeline,
-  shape: MatmulShape,
-  params: GPUBuffer,
-  a: GPUBuffer,
-  b: GPUBuffer,
-  c: GPUBuffer,
-): void {
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, bindGroup(device, pipeline, [params, a, b, c]));
-  pass.dispatchWorkgroups(Math.ceil(shape.n / TILE), Math.ceil(shape.m / TILE));
+export function matmulGrid(s: MatmulShape): [number, number] {
+  return [Math.ceil(s.n / TILE), Math.ceil(s.m / TILE)];
 }
 
 /**
@@ -70,21 +60,33 @@ export async function runMatmulI8(
   if (a.length !== m * k || b.length !== k * n)
     throw new Error(`matmul operand sizes do not match ${m}×${k}×${n}`);
   const ctx = await contextFromSession(session);
+  return runMatmulPacked(ctx, packLines(a, m, k, k, 1), packLines(b, n, k, 1, n), { m, n, k }, options);
+}
+
+/** The same on operands already k-packed (A by rows, B by columns). */
+export async function runMatmulPacked(
+  ctx: GpuContext,
+  a: Uint32Array,
+  b: Uint32Array,
+  shape: MatmulShape,
+  options: { packed?: boolean } = {},
+): Promise<Int32Array> {
   const { device } = ctx;
-  const shape = plainShape(m, k, n);
   const pipeline = await matmulPipeline(ctx, options.packed ?? ctx.packedDot);
   const buffers = [
     matmulParams(device, shape),
-    storageBuffer(device, a.length, packInt8(a)),
-    storageBuffer(device, b.length, packInt8(b)),
-    storageBuffer(device, m * n * 4),
+    storageBuffer(device, a.byteLength, a),
+    storageBuffer(device, b.byteLength, b),
+    storageBuffer(device, shape.m * shape.n * 4),
   ];
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
-  encodeMatmul(pass, device, pipeline, shape, buffers[0], buffers[1], buffers[2], buffers[3]);
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bindGroup(device, pipeline, buffers));
+  pass.dispatchWorkgroups(...matmulGrid(shape));
   pass.end();
   device.queue.submit([encoder.finish()]);
-  const out = new Int32Array(await readBack(device, buffers[3], m * n * 4));
+  const out = new Int32Array(await readBack(device, buffers[3], shape.m * shape.n * 4));
   for (const buffer of buffers) buffer.destroy();
   return out;
 }

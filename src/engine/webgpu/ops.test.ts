@@ -13,11 +13,11 @@ import { quantizeRNE, quantizeStochastic } from '../ops/quantize.ts';
 import { rngKey, TENSOR } from '../ops/rng.ts';
 import { sgdStep } from '../ops/sgd.ts';
 import { softmaxXent } from '../ops/softmax-xent.ts';
-import { packInt8, readBack, storageBuffer, uniformBuffer } from './buffers.ts';
+import { readBack, storageBuffer, uniformBuffer } from './buffers.ts';
 import { contextFromSession, type GpuContext } from './context.ts';
 import { dispatchOnce, i32Buffer, readI32 } from './dispatch.ts';
 import { ACTIVATION_CODE, kernelCode } from './kernels.ts';
-import { matmulParams, matmulPipeline } from './matmul.ts';
+import { packLines, runMatmulPacked } from './matmul.ts';
 import { evaluate, firstMismatch, randomI32 } from './test-harness.ts';
 
 const I32_MIN = -0x80000000;
@@ -34,16 +34,15 @@ afterAll(() => session?.destroy());
 
 const u32Buffer = (values: ArrayLike<number>) =>
   storageBuffer(ctx.device, values.length * 4, Uint32Array.from(values));
-const int8Buffer = (values: Int8Array) => storageBuffer(ctx.device, values.length, packInt8(values));
-const readInt8 = async (buffer: GPUBuffer, n: number) =>
-  new Int8Array(await readBack(ctx.device, buffer, n)).slice(0, n);
 
-/** maxabs.wgsl then quantize.wgsl on x, as the trainer records them. */
+/** maxabs.wgsl then quantize.wgsl on x[rows][cols], as the trainer records them. */
 async function quantizeOnGpu(
   x: Int32Array,
+  cols: number,
   stochastic: { seed: number; step: number; tensor: number } | null,
 ) {
   const n = x.length;
+  const rows = n / cols;
   const maxes = u32Buffer([0, 0]);
   const input = i32Buffer(ctx, x);
   const maxabs = await ctx.pipeline(kernelCode('maxabs'));
@@ -51,54 +50,68 @@ async function quantizeOnGpu(
     ctx,
     maxabs,
     [uniformBuffer(ctx.device, [n, 1]), input, maxes],
-    [Math.min(1024, Math.ceil(n / 256))],
+    [Math.min(64, Math.ceil(n / 256))],
   );
   const quantize = await ctx.pipeline(kernelCode('quantize'), 'main', { STOCHASTIC: stochastic ? 1 : 0 });
-  const q = storageBuffer(ctx.device, n);
+  const rowWords = rows * Math.ceil(cols / 4);
+  const colWords = cols * Math.ceil(rows / 4);
+  const byRow = storageBuffer(ctx.device, rowWords * 4);
+  const byCol = storageBuffer(ctx.device, colWords * 4);
   const state = u32Buffer([stochastic?.step ?? 0, 0, 0, 0]);
-  const params = uniformBuffer(ctx.device, [n, 1, stochastic?.tensor ?? 0, stochastic?.seed ?? 0]);
-  await dispatchOnce(ctx, quantize, [params, input, maxes, state, q], [Math.ceil(n / 1024)]);
-  const max = new Uint32Array(await readBack(ctx.device, maxes, 8))[1];
-  return { q: await readInt8(q, n), max };
+  const params = uniformBuffer(ctx.device, [rows, cols, 1, stochastic?.tensor ?? 0, stochastic?.seed ?? 0]);
+  await dispatchOnce(
+    ctx,
+    quantize,
+    [params, input, maxes, state, byRow, byCol],
+    [Math.ceil((rowWords + colWords) / 256)],
+  );
+  return {
+    byRow: new Uint32Array(await readBack(ctx.device, byRow, rowWords * 4)),
+    byCol: new Uint32Array(await readBack(ctx.device, byCol, colWords * 4)),
+  };
 }
 
-describe('maxabs.wgsl + quantize.wgsl vs quantize.ts', () => {
-  const cases: [string, Int32Array][] = [
-    ['random full range with INT32_MIN', randomI32(3001, 1, 32, [I32_MIN, I32_MAX])],
-    ['all zero', new Int32Array(100)],
-    ['small values, shift 0', randomI32(999, 2, 8).map((v) => v >> 1)],
-    ['exactly 127 and −127', Int32Array.from([127, -127, 0, 5])],
-    ['only INT32_MIN', new Int32Array(7).fill(I32_MIN)],
-    ['Q24-sized gradients', randomI32(5000, 3, 26)],
-    ['one element', Int32Array.from([-300])],
-    ['ties at shift 1 (odd values ±255)', randomI32(1000, 8, 9, [255, -255])],
-    ['exact halves at shift 4', Int32Array.from({ length: 200 }, (_, i) => (i - 100) * 16 + 8).map((v, i) => (i === 0 ? 2047 : v))],
+describe('maxabs.wgsl + quantize.wgsl vs quantize.ts, both operand layouts', () => {
+  const cases: [string, Int32Array, number][] = [
+    ['random full range with INT32_MIN', randomI32(3003, 1, 32, [I32_MIN, I32_MAX]), 39],
+    ['all zero', new Int32Array(100), 10],
+    ['small values, shift 0', randomI32(999, 2, 8).map((v) => v >> 1), 27],
+    ['exactly 127 and −127', Int32Array.from([127, -127, 0, 5]), 1],
+    ['only INT32_MIN', new Int32Array(7).fill(I32_MIN), 7],
+    ['Q24-sized gradients', randomI32(5000, 3, 26), 50],
+    ['one element', Int32Array.from([-300]), 1],
+    ['ties at shift 1 (odd values ±255)', randomI32(1000, 8, 9, [255, -255]), 8],
+    [
+      'exact halves at shift 4',
+      Int32Array.from({ length: 200 }, (_, i) => (i - 100) * 16 + 8).map((v, i) => (i === 0 ? 2047 : v)),
+      20,
+    ],
   ];
-  for (const [name, x] of cases) {
+  for (const [name, x, cols] of cases) {
+    const rows = x.length / cols;
+    const expectLayouts = async (q: Int8Array, stochastic: Parameters<typeof quantizeOnGpu>[2]) => {
+      const got = await quantizeOnGpu(x, cols, stochastic);
+      expect(firstMismatch(got.byRow, packLines(q, rows, cols, cols, 1))).toBeNull();
+      expect(firstMismatch(got.byCol, packLines(q, cols, rows, 1, cols))).toBeNull();
+    };
     it(`round half even: ${name}`, async () => {
       const expected = new Int8Array(x.length);
       quantizeRNE(x, expected);
-      expect(firstMismatch((await quantizeOnGpu(x, null)).q, expected)).toBeNull();
+      await expectLayouts(expected, null);
     });
     it(`stochastic: ${name}`, async () => {
       const key = { seed: 0xdeadbeef, step: 12345, tensor: TENSOR.srErr(2) };
       const expected = new Int8Array(x.length);
       quantizeStochastic(x, expected, rngKey(key.seed, key.step, key.tensor));
-      expect(firstMismatch((await quantizeOnGpu(x, key)).q, expected)).toBeNull();
+      await expectLayouts(expected, key);
     });
   }
 });
 
 describe('matmul.wgsl in the three training layouts vs matmul.ts', () => {
-  const layouts = [
-    ['x·W', (B: number, K: number, N: number) => ({ m: B, k: K, n: N, aRow: K, aK: 1, bK: N, bCol: 1 })],
-    ['xᵀ·e', (B: number, K: number, N: number) => ({ m: K, k: B, n: N, aRow: 1, aK: K, bK: N, bCol: 1 })],
-    ['e·Wᵀ', (B: number, K: number, N: number) => ({ m: B, k: N, n: K, aRow: N, aK: 1, bK: 1, bCol: N })],
-  ] as const;
   for (const packed of [false, true]) {
-    it(`all three layouts on random shapes (${packed ? 'dot4I8Packed' : 'plain i32'})`, async () => {
+    it(`x·W, xᵀ·e and e·Wᵀ on random shapes (${packed ? 'dot4I8Packed' : 'plain i32'})`, async () => {
       if (packed && !ctx.packedDot) return;
-      const pipeline = await matmulPipeline(ctx, packed);
       await fc.assert(
         fc.asyncProperty(
           fc.integer({ min: 1, max: 37 }),
@@ -109,23 +122,17 @@ describe('matmul.wgsl in the three training layouts vs matmul.ts', () => {
             const x = Int8Array.from(randomI32(B * K, seed, 8));
             const w = Int8Array.from(randomI32(K * N, seed + 1, 8));
             const e = Int8Array.from(randomI32(B * N, seed + 2, 8));
-            const expected = {
-              x·W: (out = new Int32Array(B * N)) => (matmulXW(x, w, B, K, N, out), out),
-              xᵀ·e: (out = new Int32Array(K * N)) => (matmulXtE(x, e, B, K, N, out), out),
-              e·Wᵀ: (out = new Int32Array(B * K)) => (matmulEWt(e, w, B, K, N, out), out),
-            };
-            const operands = { x·W: [x, w], xᵀ·e: [x, e], e·Wᵀ: [e, w] } as const;
-            for (const [name, layout] of layouts) {
-              const shape = layout(B, K, N);
-              const [a, b] = operands[name].map(int8Buffer);
-              const c = storageBuffer(ctx.device, shape.m * shape.n * 4);
-              await dispatchOnce(
-                ctx,
-                pipeline,
-                [matmulParams(ctx.device, shape), a, b, c],
-                [Math.ceil(shape.n / 32), Math.ceil(shape.m / 32)],
-              );
-              expect(firstMismatch(await readI32(ctx, c, shape.m * shape.n), expected[name]())).toBeNull();
+            const cases = [
+              // [shape, A lines, B lines, CPU twin]
+              [{ m: B, n: N, k: K }, packLines(x, B, K, K, 1), packLines(w, N, K, 1, N), matmulXW, [x, w]],
+              [{ m: K, n: N, k: B }, packLines(x, K, B, 1, K), packLines(e, N, B, 1, N), matmulXtE, [x, e]],
+              [{ m: B, n: K, k: N }, packLines(e, B, N, N, 1), packLines(w, K, N, N, 1), matmulEWt, [e, w]],
+            ] as const;
+            for (const [shape, a, b, twin, [p, q]] of cases) {
+              const expected = new Int32Array(shape.m * shape.n);
+              twin(p, q, B, K, N, expected);
+              const got = await runMatmulPacked(ctx, a, b, shape, { packed });
+              expect(firstMismatch(got, expected)).toBeNull();
             }
           },
         ),

@@ -22,10 +22,11 @@ import type { Dataset, TrainOptions, TrainProgress, TrainState } from '../types.
 import { bindGroup, readBack, storageBuffer, uniformBuffer } from './buffers.ts';
 import { contextFromDevice, contextFromSession, type GpuContext } from './context.ts';
 import { ACTIVATION_CODE, type KernelName, kernelCode } from './kernels.ts';
-import { type MatmulShape, matmulParams, matmulPipeline } from './matmul.ts';
+import { type MatmulShape, matmulGrid, matmulParams, matmulPipeline } from './matmul.ts';
 
 const NONE = 0xffffffff;
-const MATMUL_TILE = 32;
+/** Workgroups of a max-abs scan (each thread then covers a grid-stride slice). */
+const MAXABS_GROUPS = 64;
 const MAX_GROUPS = 65535;
 /** Steps recorded per command buffer at most (between progress read-backs). */
 const DEFAULT_STEPS_PER_SUBMIT = 32;
@@ -45,11 +46,15 @@ interface LayerState {
   b: GPUBuffer;
   VW: GPUBuffer;
   Vb: GPUBuffer;
-  w8: GPUBuffer; // [K][N] packed int8
-  x8: GPUBuffer; // [B][K] packed int8
+  // Int8 operands, each in the two k-packed layouts of matmul.wgsl: by rows and by columns.
+  w8r: GPUBuffer; // K lines of N (B operand of e·Wᵀ)
+  w8c: GPUBuffer; // N lines of K (B operand of x·W)
+  x8r: GPUBuffer; // B lines of K (A operand of x·W)
+  x8c: GPUBuffer; // K lines of B (A operand of xᵀ·e)
+  e8r: GPUBuffer; // B lines of N (A operand of e·Wᵀ)
+  e8c: GPUBuffer; // N lines of B (B operand of xᵀ·e)
   z: GPUBuffer; // [B][N] Q16
   h: GPUBuffer; // [B][N] Q16 output (logits for the last layer)
-  e8: GPUBuffer; // [B][N] packed int8
   gz: GPUBuffer; // [B][N] Q24
   gin: GPUBuffer | null; // [B][K] Q24 error at the input (layers > 0)
 }
@@ -136,7 +141,8 @@ export class GpuTrainer {
       return b;
     };
     const i32Bytes = (n: number) => n * 4;
-    const i8Bytes = (n: number) => Math.ceil(n / 4) * 4;
+    /** Bytes of `lines` k-packed lines of `length` int8 values (matmul.wgsl's operand layout). */
+    const packedBytes = (lines: number, length: number) => lines * Math.ceil(length / 4) * 4;
 
     // Dataset, batch indices, counters, max-abs slots, per-example stats.
     const pixels = buffer(dataset.pixels.length, packBytes(dataset.pixels), 'pixels');
@@ -152,8 +158,9 @@ export class GpuTrainer {
     const slot = { x: (l: number) => 3 * l, w: (l: number) => 3 * l + 1, e: (l: number) => 3 * l + 2 };
     const valSlot = { x: (l: number) => 3 * L + l, w: (l: number) => 4 * L + l };
     const maxes = buffer(i32Bytes(5 * L), undefined, 'max-abs slots');
+    const K0 = layerPlans[0].K;
     const widen = layerPlans[0].residual;
-    const inputWide = widen ? buffer(i32Bytes(B * layerPlans[0].K), undefined, 'input Q16') : dummy;
+    const inputWide = widen ? buffer(i32Bytes(B * K0), undefined, 'input Q16') : dummy;
     const maxScratch = Math.max(...layerPlans.map((l) => Math.max(B * l.N, l.K * l.N, B * l.K)));
     const acc = buffer(i32Bytes(maxScratch), undefined, 'accumulator');
 
@@ -163,11 +170,14 @@ export class GpuTrainer {
       b: buffer(i32Bytes(p.N), params.subarray(p.bOffset, p.bOffset + p.N), `b${p.index}`),
       VW: buffer(i32Bytes(p.K * p.N), momentum.subarray(p.wOffset, p.wOffset + p.K * p.N), `VW${p.index}`),
       Vb: buffer(i32Bytes(p.N), momentum.subarray(p.bOffset, p.bOffset + p.N), `Vb${p.index}`),
-      w8: buffer(i8Bytes(p.K * p.N), undefined, `w8_${p.index}`),
-      x8: buffer(i8Bytes(B * p.K), undefined, `x8_${p.index}`),
+      w8r: buffer(packedBytes(p.K, p.N), undefined, `w8r${p.index}`),
+      w8c: buffer(packedBytes(p.N, p.K), undefined, `w8c${p.index}`),
+      x8r: buffer(packedBytes(B, p.K), undefined, `x8r${p.index}`),
+      x8c: buffer(packedBytes(p.K, B), undefined, `x8c${p.index}`),
+      e8r: buffer(packedBytes(B, p.N), undefined, `e8r${p.index}`),
+      e8c: buffer(packedBytes(p.N, B), undefined, `e8c${p.index}`),
       z: buffer(i32Bytes(B * p.N), undefined, `z${p.index}`),
       h: buffer(i32Bytes(B * p.N), undefined, `h${p.index}`),
-      e8: buffer(i8Bytes(B * p.N), undefined, `e8_${p.index}`),
       gz: buffer(i32Bytes(B * p.N), undefined, `gz${p.index}`),
       gin: p.index > 0 ? buffer(i32Bytes(B * p.K), undefined, `gin${p.index}`) : null,
     }));
@@ -190,25 +200,26 @@ export class GpuTrainer {
         name,
         pipeline: matmul,
         group: bindGroup(device, matmul, [params, a, b, acc]),
-        grid: [Math.ceil(shape.n / MATMUL_TILE), Math.ceil(shape.m / MATMUL_TILE)],
+        grid: matmulGrid(shape),
       };
     };
     const maxabsOp = (name: string, x: GPUBuffer, n: number, s: number) =>
-      op(name, 'maxabs', {}, [uniform([n, s], name), x, maxes], [Math.min(1024, grid(n)[0]), 1]);
+      op(name, 'maxabs', {}, [uniform([n, s], name), x, maxes], [Math.min(MAXABS_GROUPS, grid(n)[0]), 1]);
+    /** x[rows][cols] → int8 by rows and by columns; tensor = null rounds half-even. */
     const quantizeOp = (
       name: string,
       x: GPUBuffer,
-      q: GPUBuffer,
-      n: number,
+      [rows, cols]: [number, number],
       s: number,
       tensor: number | null,
+      [byRow, byCol]: [GPUBuffer, GPUBuffer],
     ) =>
       op(
         name,
         'quantize',
         { STOCHASTIC: tensor === null ? 0 : 1 },
-        [uniform([n, s, tensor ?? 0, spec.training.seed], name), x, maxes, state, q],
-        grid(Math.ceil(n / 4)),
+        [uniform([rows, cols, s, tensor ?? 0, spec.training.seed], name), x, maxes, state, byRow, byCol],
+        grid(rows * Math.ceil(cols / 4) + cols * Math.ceil(rows / 4)),
       );
 
     /** The forward pass over `rows` examples; `val` picks validation slots and RNE weights. */
@@ -216,31 +227,23 @@ export class GpuTrainer {
       const ops: Op[] = [];
       const xs = (l: number) => (l === 0 ? NONE : val ? valSlot.x(l) : slot.x(l));
       const ws = (l: number) => (val ? valSlot.w(l) : slot.w(l));
+      const gatherBindings = [uniform([rows, K0, base, 0], 'gather'), pixels, labels, val ? valOrder : order];
       ops.push(
         await op(
           'gather',
           'gather',
           { PER_STEP: perStep ? 1 : 0, WIDEN: widen ? 1 : 0 },
-          [
-            uniform([rows, layerPlans[0].K, base, 0], 'gather'),
-            pixels,
-            labels,
-            val ? valOrder : order,
-            state,
-            layers[0].x8,
-            y,
-            inputWide,
-          ],
-          grid(Math.ceil(Math.max(rows * layerPlans[0].K, 4 * rows) / 4)),
+          [...gatherBindings, state, layers[0].x8r, layers[0].x8c, y, inputWide],
+          grid(Math.max(rows * Math.ceil(K0 / 4) + K0 * Math.ceil(rows / 4), rows * K0)),
         ),
       );
       for (const layer of layers) {
         const { index: l, K, N, activation, residual } = layer.plan;
-        if (l > 0)
-          ops.push(await quantizeOp(`quantize h${l - 1}`, layers[l - 1].h, layer.x8, rows * K, xs(l), null));
-        ops.push(
-          matmulOp(`x·W ${l}`, { m: rows, k: K, n: N, aRow: K, aK: 1, bK: N, bCol: 1 }, layer.x8, layer.w8),
-        );
+        if (l > 0) {
+          const h = layers[l - 1].h;
+          ops.push(await quantizeOp(`quantize h${l - 1}`, h, [rows, K], xs(l), null, [layer.x8r, layer.x8c]));
+        }
+        ops.push(matmulOp(`x·W ${l}`, { m: rows, n: N, k: K }, layer.x8r, layer.w8c));
         const last = l === L - 1;
         const hIn = residual ? (l === 0 ? inputWide : layers[l - 1].h) : dummy;
         ops.push(
@@ -287,8 +290,9 @@ export class GpuTrainer {
     const stepOps: Op[] = [];
     for (const layer of layers) {
       const { index: l, K, N } = layer.plan;
+      const w8 = [layer.w8r, layer.w8c] as [GPUBuffer, GPUBuffer];
       stepOps.push(await maxabsOp(`maxabs W${l}`, layer.W, K * N, slot.w(l)));
-      stepOps.push(await quantizeOp(`quantize W${l}`, layer.W, layer.w8, K * N, slot.w(l), TENSOR.srW(l)));
+      stepOps.push(await quantizeOp(`quantize W${l}`, layer.W, [K, N], slot.w(l), TENSOR.srW(l), w8));
     }
     stepOps.push(...(await forwardOps(B, false, true, 0)));
     const { learningRateQ16, momentumQ16, weightDecayQ24 } = spec.training;
@@ -296,12 +300,9 @@ export class GpuTrainer {
       const layer = layers[l];
       const { K, N } = layer.plan;
       const xs = l === 0 ? NONE : slot.x(l);
-      stepOps.push(
-        await quantizeOp(`quantize gz${l}`, layer.gz, layer.e8, B * N, slot.e(l), TENSOR.srErr(l)),
-      );
-      stepOps.push(
-        matmulOp(`xᵀ·e ${l}`, { m: K, k: B, n: N, aRow: 1, aK: K, bK: N, bCol: 1 }, layer.x8, layer.e8),
-      );
+      const e8 = [layer.e8r, layer.e8c] as [GPUBuffer, GPUBuffer];
+      stepOps.push(await quantizeOp(`quantize gz${l}`, layer.gz, [B, N], slot.e(l), TENSOR.srErr(l), e8));
+      stepOps.push(matmulOp(`xᵀ·e ${l}`, { m: K, n: N, k: B }, layer.x8c, layer.e8c));
       stepOps.push(
         await op(
           `sgd ${l}`,
@@ -321,9 +322,7 @@ export class GpuTrainer {
         ),
       );
       if (l === 0) continue;
-      stepOps.push(
-        matmulOp(`e·Wᵀ ${l}`, { m: B, k: N, n: K, aRow: N, aK: 1, bK: 1, bCol: N }, layer.e8, layer.w8),
-      );
+      stepOps.push(matmulOp(`e·Wᵀ ${l}`, { m: B, n: K, k: N }, layer.e8r, layer.w8r));
       const prev = layers[l - 1];
       const residual = layer.plan.residual;
       stepOps.push(
@@ -352,8 +351,9 @@ export class GpuTrainer {
     const valWeights: Op[] = [];
     for (const layer of layers) {
       const { index: l, K, N } = layer.plan;
+      const w8 = [layer.w8r, layer.w8c] as [GPUBuffer, GPUBuffer];
       valWeights.push(await maxabsOp(`maxabs W${l} (val)`, layer.W, K * N, valSlot.w(l)));
-      valWeights.push(await quantizeOp(`quantize W${l} (val)`, layer.W, layer.w8, K * N, valSlot.w(l), null));
+      valWeights.push(await quantizeOp(`quantize W${l} (val)`, layer.W, [K, N], valSlot.w(l), null, w8));
     }
     const V = plan.validation.length;
     const tailRows = V % B;
@@ -464,23 +464,6 @@ export class GpuTrainer {
 
   destroy(): void {
     for (const b of this.bufs.all) b.destroy();
-    for (const layer of this.layers) {
-      for (const b of [
-        layer.W,
-        layer.b,
-        layer.VW,
-        layer.Vb,
-        layer.w8,
-        layer.x8,
-        layer.z,
-        layer.h,
-        layer.e8,
-        layer.gz,
-      ]) {
-        b.destroy();
-      }
-      layer.gin?.destroy();
-    }
   }
 
   /** Names of the dispatches of one training step, in order. */
