@@ -17,9 +17,6 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuard {
     /// @notice Upper bound on votes per settlement, so one settlement's gas stays bounded.
     uint256 public constant MAX_VOTES = 64;
 
-    /// @dev Bit 64 of a session word: the worker revoked this session key for good.
-    uint256 private constant REVOKED = 1 << 64;
-
     struct Vote {
         address worker;
         bytes32 digest;
@@ -46,21 +43,24 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuard {
         uint32 minQuorum;
     }
 
-    /// @dev Per worker, one slot: credits stay until claimed, strikes only grow. `seen` keeps the slot
-    ///      non-zero after a full claim, so crediting a returning worker is a 2,900-gas update, not a
-    ///      20,000-gas fresh slot.
+    /// @dev Per worker, one slot (a fresh slot costs 20,000 gas, an update 2,900, so everything a
+    ///      returning worker touches lives here): credits until claimed, strikes, a `seen` flag that keeps
+    ///      the slot non-zero after a full claim, and the grant cache: the first 16 bytes of
+    ///      keccak256(sessionKey, expiresAt) of the last grant whose signature was verified. Forging a
+    ///      cache hit means finding a key and expiry with the same 128-bit tag (a second preimage).
     struct Account {
-        uint128 owed;
-        uint64 strikes;
+        uint96 owed;
+        uint24 strikes;
         bool seen;
+        bytes16 sessionTag;
     }
 
     Config private _config;
     mapping(address worker => Account) private _accounts;
     /// @dev The settled result digest per task; zero means "not settled" (keccak256 never yields zero in practice).
     mapping(bytes32 taskId => bytes32 digest) private _settled;
-    /// @dev Grant cache: low 64 bits = the expiry whose grant signature was verified, bit 64 = revoked.
-    mapping(address worker => mapping(address sessionKey => uint256)) private _sessions;
+    /// @dev Session keys their worker revoked; read only when a grant is not cached.
+    mapping(address worker => mapping(address sessionKey => bool)) private _revoked;
 
     event TaskSettled(
         bytes32 indexed taskId,
@@ -112,7 +112,7 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuard {
     function fund() external payable {
         if (msg.value == 0) revert ZeroFunding();
         uint256 pool = uint256(_config.pool) + msg.value;
-        if (pool > type(uint128).max) revert PoolOverflow();
+        if (pool > type(uint96).max) revert PoolOverflow();
         _config.pool = uint128(pool);
         emit Funded(msg.sender, msg.value, pool);
     }
@@ -139,8 +139,10 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuard {
     }
 
     /// @notice Revokes a session key of the caller for good: no later vote signed by it settles.
+    ///         It also drops the caller's grant cache, so its other keys get their grants checked again.
     function revokeSession(address sessionKey) external {
-        _sessions[msg.sender][sessionKey] |= REVOKED;
+        _revoked[msg.sender][sessionKey] = true;
+        _accounts[msg.sender].sessionTag = bytes16(0);
         emit SessionRevoked(msg.sender, sessionKey);
     }
 
@@ -189,10 +191,13 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuard {
         return _config.minQuorum;
     }
 
-    /// @notice The grant cache for (worker, sessionKey): the expiry whose grant was verified, and revocation.
-    function session(address worker, address sessionKey) external view returns (uint64 verifiedExpiry, bool revoked) {
-        uint256 word = _sessions[worker][sessionKey];
-        return (uint64(word), word & REVOKED != 0);
+    /// @notice Whether votes under this grant may omit grantSig: its signature was verified and cached.
+    function grantCached(address worker, address sessionKey, uint64 expiresAt) external view returns (bool) {
+        return _accounts[worker].sessionTag == _sessionTag(sessionKey, expiresAt);
+    }
+
+    function sessionRevoked(address worker, address sessionKey) external view returns (bool) {
+        return _revoked[worker][sessionKey];
     }
 
     /// @notice The EIP-712 hash a session key signs for a vote; lets clients cross-check their hashing.
@@ -285,14 +290,15 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuard {
     }
 
     /// @dev A grant is valid while block.timestamp < expiresAt and the worker has not revoked the key.
-    ///      Its signature is verified once per (worker, sessionKey, expiresAt) and cached.
+    ///      Its signature is verified once and cached (one grant per worker at a time) until revocation.
     function _checkGrant(uint256 index, address worker, address sessionKey, uint64 expiresAt, bytes calldata grantSig)
         private
     {
         if (expiresAt <= block.timestamp) revert SessionExpired(index, worker, expiresAt);
-        uint256 word = _sessions[worker][sessionKey];
-        if (word & REVOKED != 0) revert SessionKeyRevoked(index, worker, sessionKey);
-        if (uint64(word) == expiresAt) return;
+        bytes16 tag = _sessionTag(sessionKey, expiresAt);
+        Account storage account = _accounts[worker];
+        if (account.sessionTag == tag) return;
+        if (_revoked[worker][sessionKey]) revert SessionKeyRevoked(index, worker, sessionKey);
 
         bytes32 hash = _hashTypedDataV4(_grantStructHash(worker, sessionKey, expiresAt));
         if (worker.code.length == 0) {
@@ -303,7 +309,7 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuard {
             // Smart-account workers grant session keys through ERC-1271.
             revert InvalidGrantSignature(index, worker);
         }
-        _sessions[worker][sessionKey] = expiresAt;
+        account.sessionTag = tag;
     }
 
     function _creditAndEmit(
@@ -324,12 +330,14 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuard {
                 winnerList[w++] = worker;
                 if (each != 0) {
                     Account storage account = _accounts[worker];
-                    account.owed += uint128(each);
+                    account.owed += uint96(each);
                     account.seen = true;
                 }
             } else {
                 dissenterList[d++] = worker;
-                _accounts[worker].strikes += 1;
+                Account storage account = _accounts[worker];
+                if (account.strikes != type(uint24).max) ++account.strikes;
+                account.seen = true;
             }
         }
         emit TaskSettled(s.taskId, digest, s.valCorrect, s.valCount, s.valLoss, winnerList, dissenterList);
@@ -353,6 +361,16 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuard {
             mstore(add(p, 0xa0), traceRoot)
             h := keccak256(p, 0xc0)
         }
+    }
+
+    function _sessionTag(address sessionKey, uint64 expiresAt) private pure returns (bytes16 tag) {
+        bytes32 h;
+        assembly ("memory-safe") {
+            mstore(0x00, sessionKey)
+            mstore(0x20, expiresAt)
+            h := keccak256(0x00, 0x40)
+        }
+        return bytes16(h);
     }
 
     function _grantStructHash(address worker, address sessionKey, uint64 expiresAt) private pure returns (bytes32) {

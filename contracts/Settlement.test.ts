@@ -275,12 +275,26 @@ describe('rejections, each by a named custom error', () => {
     const expired = await sessions(fx, 2, 0n);
     expect(await rejection(fx, [{ ...m, votes: await votesFor(fx, m, expired, 2) }])).toBe('SessionExpired');
 
+    // Revoking works whether or not the grant was cached, and only for that key.
     const revoked = await sessions(fx, 2);
+    const warm = metrics();
+    await settleBatch(owner, fx.address, [{ ...warm, votes: await votesFor(fx, warm, revoked, 2) }]);
+    const cached = (s: WorkerSession) =>
+      owner.publicClient.readContract({
+        address: fx.address,
+        abi: settlementAbi,
+        functionName: 'grantCached',
+        args: [s.worker, s.sessionKey.address, s.expiresAt],
+      });
+    expect(await cached(revoked[1])).toBe(true);
     const revokerConn = await connectChain(node.rpcUrl, workers[1]);
     await revokeSession(revokerConn, fx.address, revoked[1].sessionKey.address);
+    expect(await cached(revoked[1])).toBe(false);
     expect(await rejection(fx, [{ ...m, votes: await votesFor(fx, m, revoked, 2) }])).toBe(
       'SessionKeyRevoked',
     );
+    const replacement = [revoked[0], (await sessions(fx, 2))[1]];
+    expect(await rejection(fx, [{ ...m, votes: await votesFor(fx, m, replacement, 2) }])).toBe('accepted');
   });
 
   it('a grant or vote signed for another chain id or contract', async () => {
