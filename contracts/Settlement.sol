@@ -5,11 +5,11 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 /// @title Cambrian settlement: majority-voted microtask results, rewards by pull payment.
 /// @notice See docs/CONTRACT.md for the rules, the batch semantics and the gas figures.
-contract Settlement is AccessControl, EIP712, ReentrancyGuard {
+contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
     bytes32 public constant COORDINATOR_ROLE = keccak256("COORDINATOR_ROLE");
     bytes32 public constant SESSION_GRANT_TYPEHASH =
         keccak256("SessionGrant(address worker,address sessionKey,uint64 expiresAt)");

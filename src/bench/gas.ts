@@ -14,6 +14,7 @@ import { anvilAccount } from '../chain/accounts.ts';
 import { startAnvil } from '../chain/anvil.ts';
 import { ROOT } from '../chain/build.ts';
 import {
+  claim,
   connectChain,
   deploySettlement,
   type SettlementInput,
@@ -148,6 +149,24 @@ async function measure(conn: SigningConnection, s: Scenario): Promise<{ gasUsed:
   return { gasUsed: Number(receipt.gasUsed), calldata: calldataGas(tx.input) };
 }
 
+/** Gas of claim(): a returning worker credited by one settlement claims, with its own transaction. */
+async function measureClaim(conn: SigningConnection): Promise<number> {
+  const { address } = await deploySettlement(conn, { rewardPerTask: REWARD, minQuorum: 2, fund: 10n ** 20n });
+  const domain = cambrianDomain(conn.chain.id, address);
+  const expiresAt = (await conn.publicClient.getBlock()).timestamp + 86_400n;
+  const voters = await sessionsFor(domain, ['claim 0', 'claim 1'], expiresAt);
+  await settleBatch(conn, address, [await settlementOf(domain, 'claim', voters, false)], {
+    skipRejected: false,
+  });
+  const worker = account('worker claim 0');
+  await conn.publicClient.request({
+    method: 'anvil_setBalance',
+    params: [worker.address, toHex(10n ** 18n)],
+  } as never);
+  const workerConn = await connectChain(conn.rpcUrl, worker);
+  return Number((await claim(workerConn, address)).gasUsed);
+}
+
 function table(rows: GasRow[]): string {
   const lines = [
     '| votes | workers | batch | gas used | gas / task | marginal gas / task | calldata gas / task |',
@@ -184,6 +203,7 @@ export async function run(argv: string[]): Promise<number> {
   const node = await startAnvil();
   const rows: GasRow[] = [];
   let hardfork = 'unknown';
+  let claimGas = 0;
   try {
     const conn = await connectChain(node.rpcUrl, anvilAccount(0));
     const info = (await conn.publicClient.request({ method: 'anvil_nodeInfo' } as never)) as {
@@ -211,17 +231,25 @@ export async function run(argv: string[]): Promise<number> {
         }
       }
     }
+    claimGas = await measureClaim(conn);
   } finally {
     await node.stop();
   }
 
   const command = `cambrian bench gas${argv.length ? ` ${argv.join(' ')}` : ''}`;
-  const result = { command, date: new Date().toISOString(), chain: `anvil (${hardfork})`, pool, rows };
+  const result = {
+    command,
+    date: new Date().toISOString(),
+    chain: `anvil (${hardfork})`,
+    pool,
+    rows,
+    claimGas,
+  };
   const outDir = join(ROOT, opts.out);
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'gas.json'), `${JSON.stringify(result, null, 2)}\n`);
 
-  const text = table(rows);
+  const text = `${table(rows)}\n\nclaim(): ${claimGas.toLocaleString('en-US')} gas (one transaction per worker, any amount owed).`;
   if (!opts['no-doc']) {
     const doc = [
       '# Settlement gas',
