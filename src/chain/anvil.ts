@@ -50,12 +50,27 @@ export function anvilBinary(): string {
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
+/**
+ * Kills the nodes this process started when it exits, and when it is told to stop by a signal:
+ * Node skips 'exit' handlers on a default (unhandled) signal death. If nobody else handles the
+ * signal, the default behaviour (terminate) is restored and the signal raised again.
+ */
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
     for (const child of running) child.kill('SIGKILL');
   });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      for (const child of running) child.kill('SIGTERM');
+      if (process.listenerCount(signal) === 1) {
+        process.off(signal, onSignal);
+        process.kill(process.pid, signal);
+      }
+    };
+    process.on(signal, onSignal);
+  }
 }
 
 async function rpcAnswers(rpcUrl: string): Promise<number | undefined> {
