@@ -90,3 +90,44 @@ export async function runMatmulPacked(
   for (const buffer of buffers) buffer.destroy();
   return out;
 }
+
+/**
+ * Throughput of the int8 kernel at n×n×n: operands stay on the GPU; after a warm-up dispatch, `reps`
+ * dispatches go in one command buffer (reps chosen to take about `targetSeconds`, at most 50) and the
+ * product is read back once. Returns GOPS counting a multiply-add as 2 operations.
+ */
+export async function timeMatmulI8(
+  ctx: GpuContext,
+  n: number,
+  options: { packed?: boolean; targetSeconds?: number } = {},
+): Promise<{ n: number; gops: number; reps: number; seconds: number }> {
+  const { device } = ctx;
+  const shape = { m: n, n, k: n };
+  const words = new Uint32Array(n * wordsPerLine(n));
+  for (let i = 0; i < words.length; i++) words[i] = Math.imul(i + 1, 0x9e3779b1) >>> 0;
+  const pipeline = await matmulPipeline(ctx, options.packed ?? ctx.packedDot);
+  const buffers = [
+    matmulParams(device, shape),
+    storageBuffer(device, words.byteLength, words),
+    storageBuffer(device, words.byteLength, words),
+    storageBuffer(device, n * n * 4),
+  ];
+  const group = bindGroup(device, pipeline, buffers);
+  const runReps = async (reps: number) => {
+    const start = performance.now();
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    for (let r = 0; r < reps; r++) pass.dispatchWorkgroups(...matmulGrid(shape));
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+    await readBack(device, buffers[3], 4);
+    return (performance.now() - start) / 1000;
+  };
+  const once = await runReps(1);
+  const reps = Math.max(1, Math.min(50, Math.round((options.targetSeconds ?? 0.5) / once)));
+  const seconds = (await runReps(reps)) / reps;
+  for (const buffer of buffers) buffer.destroy();
+  return { n, gops: (2 * n ** 3) / seconds / 1e9, reps, seconds };
+}

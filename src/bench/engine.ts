@@ -1,0 +1,271 @@
+/**
+ * `cambrian bench engine`: training throughput of the integer-exact engine on the reference task
+ * (specs/reference-mlp.json) on every backend at hand, side by side in one run:
+ *   1. the CPU reference in Node;
+ *   2. WebGPU in Node (Dawn: the GPU's Vulkan driver, or SwiftShader without one);
+ *   3. WebGPU in headless Chromium (Debian's chromium, --enable-unsafe-webgpu), page main thread;
+ *   4. TensorFlow.js's WebGPU backend training the same MLP in float32 in the same browser
+ *      (same batch, steps, learning rate, momentum and batches);
+ *   5. int8 matmul (Cambrian's kernel) GOPS beside TensorFlow.js's f32 matMul GFLOP/s, n×n×n.
+ * Each trainer's first step is a warm-up (pipeline compilation) and is not timed; the timed steps
+ * exclude setup and validation. Every Cambrian backend must end on the CPU's weights hash.
+ * Writes bench-results/engine.json (or --out).
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadDataset } from '../data/node.ts';
+import { CpuTrainer, hashI32 } from '../engine/train-cpu.ts';
+import type { Dataset } from '../engine/types.ts';
+import { contextFromSession, type GpuContext } from '../engine/webgpu/context.ts';
+import { timeMatmulI8 } from '../engine/webgpu/matmul.ts';
+import { GpuTrainer } from '../engine/webgpu/train.ts';
+import { adapterLabel } from '../gpu/device.ts';
+import { createNodeGpuSession } from '../gpu/node.ts';
+import { parseTaskSpec, type TaskSpec } from '../protocol/spec.ts';
+import type { BrowserBenchConfig, BrowserBenchResult } from './engine-page.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const REFERENCE_SPEC = join(ROOT, 'specs', 'reference-mlp.json');
+
+export const help = `usage: cambrian bench engine [--steps N] [--sizes 256,1024,2048] [--no-browser] [--out FILE]
+
+Trains the reference task (specs/reference-mlp.json) on the CPU reference, on WebGPU in Node (Dawn)
+and on WebGPU in headless Chromium, trains the same MLP with TensorFlow.js's WebGPU backend in the
+same browser, and compares int8 matmul GOPS with TensorFlow.js f32 matMul GFLOP/s.
+  --steps N        training steps to run per backend (default: the spec's, 375)
+  --sizes LIST     matmul sizes n (n×n×n), default 256,1024,2048
+  --no-browser     skip the Chromium part
+  --chromium PATH  the browser (default: $CHROMIUM_PATH or /usr/bin/chromium)
+  --out FILE       JSON output (default bench-results/engine.json)
+On a machine without a GPU both WebGPU runs use SwiftShader (CPU-emulated): their absolute figures
+measure the emulator, not a GPU.`;
+
+/** Chromium flags for WebGPU in headless mode (as the brief and playwright.config.ts use). */
+const CHROMIUM_ARGS = [
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-angle=swiftshader',
+  '--no-sandbox',
+  '--headless',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+interface TimedRun {
+  steps: number;
+  seconds: number;
+  samplesPerSecond: number;
+}
+
+function timedRun(steps: number, batch: number, seconds: number): TimedRun {
+  return { steps, seconds, samplesPerSecond: (steps * batch) / seconds };
+}
+
+async function cpuReference(spec: TaskSpec, dataset: Dataset, steps: number) {
+  const trainer = new CpuTrainer(spec, dataset);
+  trainer.runStep();
+  const start = performance.now();
+  for (let t = 1; t < steps; t++) trainer.runStep();
+  const seconds = (performance.now() - start) / 1000;
+  return { ...timedRun(steps - 1, spec.training.batch, seconds), weightsHash: hashI32(trainer.params) };
+}
+
+async function nodeWebGpu(ctx: GpuContext, spec: TaskSpec, dataset: Dataset, steps: number) {
+  const trainer = await GpuTrainer.create(ctx, spec, dataset);
+  try {
+    await trainer.runSteps(1);
+    const start = performance.now();
+    while (trainer.step < steps) await trainer.runSteps(Math.min(steps, trainer.step + 32));
+    const seconds = (performance.now() - start) / 1000;
+    const state = await trainer.state();
+    return {
+      ...timedRun(steps - 1, spec.training.batch, seconds),
+      weightsHash: hashI32(state.params),
+      dispatchesPerStep: trainer.dispatchesPerStep,
+      stepDispatches: trainer.stepDispatchNames(),
+    };
+  } finally {
+    trainer.destroy();
+  }
+}
+
+async function nodeMatmul(ctx: GpuContext, n: number) {
+  const { gops, reps } = await timeMatmulI8(ctx, n);
+  return { n, int8Gops: gops, reps };
+}
+
+/** Serves the sources through Vite's dev server and runs engine-page.ts in headless Chromium. */
+async function browserBench(config: BrowserBenchConfig, chromiumPath: string): Promise<BrowserBenchResult> {
+  const { createServer } = await import('vite');
+  const { chromium } = await import('playwright-core');
+  const server = await createServer({
+    root: ROOT,
+    configFile: join(ROOT, 'vite.config.ts'),
+    logLevel: 'error',
+    server: { port: 0, host: '127.0.0.1', strictPort: false, hmr: false },
+    // Pre-bundle the page's dependencies at start-up so no re-optimisation reloads the page mid-run.
+    optimizeDeps: { entries: ['src/bench/engine-page.ts'] },
+  });
+  await server.listen();
+  const url = server.resolvedUrls?.local[0];
+  if (!url) throw new Error('the Vite dev server did not report a URL');
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: CHROMIUM_ARGS,
+    headless: true,
+  });
+  try {
+    const page = await browser.newPage();
+    page.on('pageerror', (err) => console.error(`[chromium] ${err.message}`));
+    // A blank page on the server's origin: the bench module is imported into it, not the app.
+    await page.route(`${url}__bench`, (route) =>
+      route.fulfill({
+        contentType: 'text/html',
+        body: '<!doctype html><title>cambrian bench engine</title>',
+      }),
+    );
+    await page.goto(`${url}__bench`);
+    return await page.evaluate(async (cfg) => {
+      const path = '/src/bench/engine-page.ts';
+      const mod = (await import(/* @vite-ignore */ path)) as typeof import('./engine-page.ts');
+      return mod.runBrowserBench(cfg);
+    }, config);
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+}
+
+function formatTable(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ')).join('\n');
+}
+
+const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '—');
+
+export async function run(argv: string[]): Promise<number> {
+  const { values: opts } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      steps: { type: 'string' },
+      sizes: { type: 'string', default: '256,1024,2048' },
+      'no-browser': { type: 'boolean', default: false },
+      chromium: { type: 'string', default: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium' },
+      out: { type: 'string', default: join(ROOT, 'bench-results', 'engine.json') },
+    },
+  });
+  const spec = parseTaskSpec(JSON.parse(await readFile(REFERENCE_SPEC, 'utf8')));
+  const steps = opts.steps === undefined ? spec.training.steps : Number(opts.steps);
+  if (!Number.isSafeInteger(steps) || steps < 2 || steps > spec.training.steps)
+    throw new Error(`--steps must be an integer in [2, ${spec.training.steps}]`);
+  const sizes = opts.sizes.split(',').map(Number);
+  if (sizes.some((n) => !Number.isSafeInteger(n) || n < 4 || n % 4 !== 0))
+    throw new Error('--sizes must be multiples of 4');
+  const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
+  const batch = spec.training.batch;
+  console.log(`reference task: ${REFERENCE_SPEC}, ${steps} steps of batch ${batch} (first step untimed)`);
+
+  console.log('CPU reference …');
+  const cpu = await cpuReference(spec, dataset, steps);
+
+  console.log('WebGPU in Node (Dawn) …');
+  const session = await createNodeGpuSession();
+  const ctx = await contextFromSession(session);
+  const report = await session.report();
+  const node = await nodeWebGpu(ctx, spec, dataset, steps);
+  const nodeMatmuls = [];
+  for (const n of sizes) nodeMatmuls.push(await nodeMatmul(ctx, n));
+  session.destroy();
+
+  let browser: BrowserBenchResult | { error: string } | null = null;
+  if (!opts['no-browser']) {
+    console.log('WebGPU and TensorFlow.js in Chromium …');
+    try {
+      browser = await browserBench(
+        { spec, datasetUrl: `/datasets/${spec.dataset.name}.bin`, steps, matmulSizes: sizes },
+        opts.chromium,
+      );
+    } catch (err) {
+      browser = { error: err instanceof Error ? err.message : String(err) };
+    }
+  }
+  const inBrowser = browser && !('error' in browser) ? browser : null;
+
+  const rows = [
+    ['backend', 'device', 'steps', 'seconds', 'samples/s', 'weights = CPU'],
+    ['CPU reference (Node)', 'CPU', String(cpu.steps), fmt(cpu.seconds, 2), fmt(cpu.samplesPerSecond), 'yes'],
+    [
+      'Cambrian WebGPU (Node, Dawn)',
+      adapterLabel(report),
+      String(node.steps),
+      fmt(node.seconds, 2),
+      fmt(node.samplesPerSecond),
+      node.weightsHash === cpu.weightsHash ? 'yes' : 'NO',
+    ],
+  ];
+  if (inBrowser) {
+    const label = `${inBrowser.adapter.vendor} / ${inBrowser.adapter.architecture}`;
+    rows.push([
+      'Cambrian WebGPU (Chromium)',
+      label,
+      String(inBrowser.cambrian.steps),
+      fmt(inBrowser.cambrian.seconds, 2),
+      fmt(inBrowser.cambrian.samplesPerSecond),
+      inBrowser.cambrian.weightsHash === cpu.weightsHash ? 'yes' : 'NO',
+    ]);
+    rows.push([
+      `TensorFlow.js ${inBrowser.tfjs.backend} f32 (Chromium)`,
+      label,
+      String(inBrowser.tfjs.steps),
+      fmt(inBrowser.tfjs.seconds, 2),
+      fmt(inBrowser.tfjs.samplesPerSecond),
+      'n/a (float)',
+    ]);
+  }
+  console.log(`\n${formatTable(rows)}`);
+  console.log(`dispatches per training step: ${node.dispatchesPerStep} (${node.stepDispatches.join(', ')})`);
+  const ratio = inBrowser ? inBrowser.cambrian.samplesPerSecond / inBrowser.tfjs.samplesPerSecond : null;
+  if (ratio !== null)
+    console.log(`Cambrian / TensorFlow.js training throughput in Chromium: ${fmt(ratio, 2)}×`);
+
+  const mm = [['n', 'int8 GOPS (Node)', 'int8 GOPS (Chromium)', 'TF.js f32 GFLOP/s (Chromium)', 'ratio']];
+  for (const [i, n] of sizes.entries()) {
+    const b = inBrowser?.matmul[i];
+    mm.push([
+      String(n),
+      fmt(nodeMatmuls[i].int8Gops, 2),
+      b ? fmt(b.int8Gops, 2) : '—',
+      b ? fmt(b.tfjsF32Gflops, 2) : '—',
+      b ? `${fmt(b.int8Gops / b.tfjsF32Gflops, 2)}×` : '—',
+    ]);
+  }
+  console.log(`\n${formatTable(mm)}`);
+  if (browser && 'error' in browser) console.log(`\nChromium part failed: ${browser.error}`);
+  if (report.isSoftware)
+    console.log(
+      '\nNote: the WebGPU adapter is SwiftShader (CPU-emulated): WebGPU figures measure the emulator.',
+    );
+
+  const json = {
+    spec: REFERENCE_SPEC,
+    steps,
+    batch,
+    date: new Date().toISOString(),
+    cpu,
+    node: { adapter: report, packedDot: ctx.packedDot, ...node, matmul: nodeMatmuls },
+    browser,
+    ratioCambrianOverTfjs: ratio,
+  };
+  await mkdir(dirname(opts.out), { recursive: true });
+  await writeFile(opts.out, `${JSON.stringify(json, null, 2)}\n`);
+  console.log(`\nwrote ${opts.out}`);
+  const identical =
+    node.weightsHash === cpu.weightsHash &&
+    (!inBrowser || inBrowser.cambrian.weightsHash === cpu.weightsHash);
+  return identical ? 0 : 1;
+}
