@@ -31,12 +31,13 @@ import { FAST_TRACK, spaceOf, type Track, trackByName } from '../nas/tracks.ts';
 import { taskIdOf } from '../protocol/spec.ts';
 
 export const help = `usage: cambrian bench search [--seeds N] [--budget N] [--track ${FAST_TRACK}|mnist]
-                            [--population P] [--sample S] [--asha-cap N] [--out FILE]
+                            [--steps N] [--max-params N] [--population P] [--sample S]
+                            [--asha-cap N] [--out FILE]
 
 Compares regularized evolution with random search (mean best validation accuracy over N seeds at
 equal budget) and measures the CPU-seconds ASHA needs to match full-budget random search.
-Defaults: 10 seeds, budget 100, track ${FAST_TRACK}, population 20, sample 5, ASHA capped at 4× budget
-trainings. Writes JSON to bench-results/search.json (or --out).`;
+Defaults: 10 seeds, budget 100, track ${FAST_TRACK} with its steps and parameter budget, population 20,
+sample 5, ASHA capped at 4× budget trainings. Writes JSON to bench-results/search.json (or --out).`;
 
 interface Evaluated {
   outcome: Outcome;
@@ -125,6 +126,8 @@ export async function run(argv: string[]): Promise<number> {
       population: { type: 'string', default: '20' },
       sample: { type: 'string', default: '5' },
       'asha-cap': { type: 'string' },
+      steps: { type: 'string' },
+      'max-params': { type: 'string' },
       out: { type: 'string', default: 'bench-results/search.json' },
     },
   });
@@ -134,14 +137,18 @@ export async function run(argv: string[]): Promise<number> {
   const sample = Number(values.sample);
   const ashaCap = values['asha-cap'] ? Number(values['asha-cap']) : 4 * budget;
   const track = trackByName(values.track);
-  const steps = track.steps;
-  const space = spaceOf(track);
+  const steps = values.steps ? Number(values.steps) : track.steps;
+  const space = spaceOf(track, values['max-params'] ? Number(values['max-params']) : track.maxParams);
   const trainingSeed = 1;
   const minSteps = Math.max(1, Math.round(steps / 9));
-  const evaluator = new Evaluator(track, await loadDataset(track.name, track.sha256), trainingSeed);
+  const evaluator = new Evaluator(
+    { ...track, steps },
+    await loadDataset(track.name, track.sha256),
+    trainingSeed,
+  );
   const started = performance.now();
   console.error(
-    `bench search: ${track.name}, ${steps} steps, ${seeds} seeds, budget ${budget}, evolution P=${population} S=${sample}`,
+    `bench search: ${track.name}, ${steps} steps, ${space.maxParams} max params, ${seeds} seeds, budget ${budget}, evolution P=${population} S=${sample}`,
   );
 
   const perSeed: {
@@ -254,6 +261,7 @@ export async function run(argv: string[]): Promise<number> {
   const report = {
     track: track.name,
     steps,
+    maxParams: space.maxParams,
     seeds,
     budget,
     evolution: { populationSize: population, sampleSize: sample },
