@@ -60,11 +60,14 @@ function findImport(path: string): { contents: string } | { error: string } {
 }
 
 /** Compiles the given sources (paths relative to the repository root); throws on any compiler error. */
-export function compileContracts(sources: string[]): CompiledContract[] {
+export function compileContracts(
+  sources: string[],
+  settings: Record<string, unknown> = SOLC_SETTINGS,
+): CompiledContract[] {
   const input = {
     language: 'Solidity',
     sources: Object.fromEntries(sources.map((s) => [s, { content: readFileSync(join(ROOT, s), 'utf8') }])),
-    settings: SOLC_SETTINGS,
+    settings,
   };
   const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImport })) as SolcOutput;
   const errors = (output.errors ?? []).filter((e) => e.severity === 'error');
@@ -127,7 +130,7 @@ export function writeSettlementModule(): { path: string; contract: CompiledContr
   return { path: relative(ROOT, file), contract, changed: before !== text };
 }
 
-/** Compiles a test-only contract (e.g. contracts/test/Reentrant.sol) for use in tests. */
+/** Compiles a test-only contract (e.g. contracts/test/Reentrant.sol); without IR, which is slower to compile. */
 export function compileTestContract(source: string, name: string): CompiledContract {
-  return findContract(compileContracts([source]), name);
+  return findContract(compileContracts([source], { ...SOLC_SETTINGS, viaIR: false }), name);
 }
