@@ -3,11 +3,14 @@
  * and every kernel dispatch, CPU fallback and hash happens here.
  */
 import * as Comlink from 'comlink';
+import type { Address, Hex, LocalAccount } from 'viem';
 import { decodeDataset } from '../data/format.ts';
 import { train } from '../engine/train.ts';
 import type { Backend, Dataset, TrainProgress, TrainState } from '../engine/types.ts';
+import { trainWebGPU } from '../engine/webgpu/train.ts';
 import { type GpuReport, GpuSession, GpuUnavailableError } from '../gpu/device.ts';
 import { buildMlpOnnx, weightsFromParams } from '../onnx/mlp.ts';
+import { type CambrianDomain, createSessionKey, resultVoteTypedData } from '../protocol/eip712.ts';
 import type { TaskResult } from '../protocol/result.ts';
 import type { TaskSpec } from '../protocol/spec.ts';
 import { runSelfTest, type SelfTestReport } from './selftest.ts';
@@ -16,6 +19,11 @@ export type GpuProbe = { ok: true; report: GpuReport } | { ok: false; error: str
 
 let session: GpuSession | undefined;
 let lostReasons: string[] = [];
+/**
+ * The contributor's session key lives here, in the Worker's memory only: secp256k1 work (key
+ * derivation, signing every vote) then never blocks the page, and the key never crosses to the UI.
+ */
+let sessionKey: LocalAccount | undefined;
 /** Decoded datasets by sha256: a tab trains many tasks on the same data. */
 const datasets = new Map<string, Promise<Dataset>>();
 /** The training job in flight, so the page can cancel it. */
@@ -60,7 +68,9 @@ async function runJob(
   try {
     const dataset = await loadDataset(job.dataset);
     const device = job.backend === 'webgpu' ? await gpuSession().device() : undefined;
-    return await train(job.spec, dataset, {
+    // The WebGPU trainer is imported literally so the bundler puts it in this Worker's chunk.
+    const trainer = job.backend === 'webgpu' ? trainWebGPU : train;
+    return await trainer(job.spec, dataset, {
       backend: job.backend,
       device,
       signal: controller.signal,
@@ -152,6 +162,23 @@ const api = {
     } finally {
       await session.release();
     }
+  },
+
+  /** Replaces the session key with a fresh one and returns its address (for the wallet's grant). */
+  newSessionKey(): Address {
+    sessionKey = createSessionKey();
+    return sessionKey.address;
+  },
+
+  /** The session key's ResultVote signature; the key must be the one the grant authorised. */
+  async signVote(
+    domain: CambrianDomain,
+    vote: { taskId: Hex; digest: Hex; worker: Address },
+    expected: Address,
+  ): Promise<Hex> {
+    if (!sessionKey || sessionKey.address !== expected) throw new Error('this session key is no longer held');
+    if (!sessionKey.signTypedData) throw new Error('the session key cannot sign typed data');
+    return sessionKey.signTypedData(resultVoteTypedData(domain, vote));
   },
 
   /** Cancels the task in flight (it rejects at its next step boundary). */

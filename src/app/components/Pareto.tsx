@@ -11,8 +11,8 @@ interface Props {
 }
 
 export function ParetoChart({ models, axis, selected, onSelect }: Props) {
-  const width = 560;
-  const height = 280;
+  const width = 880;
+  const height = 320;
   const pad = { l: 52, r: 16, t: 12, b: 36 };
   if (models.length === 0) return <div className="chart-empty muted">No settled models yet</div>;
   const points = models.map((m) => ({ accuracy: m.accuracy, cost: m[axis] }));

@@ -149,6 +149,11 @@ export class CoordinatorApi {
     await this.request('POST', `/leases/${leaseId}/heartbeat`, progress);
   }
 
+  /** Gives a lease back unfinished, so the task goes to another worker at once. */
+  async release(leaseId: string): Promise<void> {
+    await this.request('POST', `/leases/${leaseId}/release`);
+  }
+
   async submit(body: { leaseId: string; result: unknown; voteSig: string }): Promise<void> {
     await this.request('POST', '/results', body);
   }

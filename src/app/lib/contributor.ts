@@ -11,7 +11,7 @@ import type { Hex } from 'viem';
 import type { TaskResult } from '../../protocol/result.ts';
 import type { TaskSpec } from '../../protocol/spec.ts';
 import { ApiError, type CoordinatorApi, CoordinatorDownError, type Info, type Lease } from './api.ts';
-import { type GrantedSession, grantJson, signVote } from './session.ts';
+import { type GrantedSession, grantJson, type SessionSigner, signVote } from './session.ts';
 
 export type Backend = 'webgpu' | 'cpu';
 
@@ -76,6 +76,8 @@ export interface ContributorOptions {
   api: CoordinatorApi;
   info: Info;
   session: GrantedSession;
+  /** Holds the session key and signs votes with it. */
+  signer: SessionSigner;
   trainer: Trainer;
   backend: Backend;
   /** Fraction of wall time spent computing, (0, 1]. Read before every rest, so it can change live. */
@@ -261,7 +263,12 @@ export class Contributor {
     const result = await this.trainWithRecovery(lease, spec);
     if (!result) return;
     const accuracy = result.valCount > 0 ? result.valCorrect / result.valCount : undefined;
-    const voteSig = await signVote(this.options.session, result.taskId as Hex, result.digest as Hex);
+    const voteSig = await signVote(
+      this.options.signer,
+      this.options.session,
+      result.taskId as Hex,
+      result.digest as Hex,
+    );
     try {
       await this.authed((api) => api.submit({ leaseId: lease.leaseId, result, voteSig }));
       this.updateTask(taskId, lease.leaseId, { phase: 'submitted', accuracy, finishedAt: Date.now() });
@@ -290,6 +297,10 @@ export class Contributor {
       } catch (err) {
         if (!this.running) {
           this.updateTask(lease.taskId, lease.leaseId, { phase: 'failed', error: 'stopped' });
+          await this.options.api
+            .withToken(this.token ?? '')
+            .release(lease.leaseId)
+            .catch(() => {});
           return undefined;
         }
         if (isDeviceLoss(err)) {
@@ -306,6 +317,7 @@ export class Contributor {
           continue;
         }
         this.updateTask(lease.taskId, lease.leaseId, { phase: 'failed', error: errorText(err) });
+        await this.authed((api) => api.release(lease.leaseId)).catch(() => {});
         return undefined;
       }
     }
@@ -334,10 +346,10 @@ export class Contributor {
  */
 export function datasetSource(info: Info, apiBase: string, spec: TaskSpec): DatasetRef {
   const known = info.datasets.find((d) => d.sha256.toLowerCase() === spec.dataset.sha256.toLowerCase());
-  const coordinatorOrigin = new URL(apiBase, window.location.href);
+  const page = globalThis.location?.href ?? apiBase;
   const url = known?.url
-    ? new URL(known.url, coordinatorOrigin)
-    : new URL(`datasets/${spec.dataset.name}.bin`, window.location.href);
+    ? new URL(known.url, new URL(apiBase, page))
+    : new URL(`datasets/${spec.dataset.name}.bin`, page);
   return { name: spec.dataset.name, sha256: spec.dataset.sha256, url: url.href };
 }
 

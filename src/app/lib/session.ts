@@ -1,40 +1,50 @@
 /**
- * The contributor's session key (DESIGN §3): generated in the page, kept only in memory, authorised by
- * one wallet signature over a SessionGrant, then used to sign every ResultVote without a wallet pop-up.
+ * The contributor's session key (DESIGN §3): generated in the engine Worker and kept only in its
+ * memory, authorised by one wallet signature over a SessionGrant, then used to sign every ResultVote
+ * without a wallet pop-up. The page holds only the key's address.
  */
-import type { Address, Hex, LocalAccount } from 'viem';
-import {
-  type CambrianDomain,
-  createSessionKey,
-  resultVoteTypedData,
-  type SessionGrant,
-} from '../../protocol/eip712.ts';
+import type { Address, Hex } from 'viem';
+import type { CambrianDomain, SessionGrant } from '../../protocol/eip712.ts';
 
 export { cambrianDomain, sessionGrantTypedData } from '../../protocol/eip712.ts';
 
 export interface GrantedSession {
-  key: LocalAccount;
   grant: SessionGrant;
   grantSig: Hex;
   domain: CambrianDomain;
 }
 
-/** A fresh key (never persisted) and the grant the wallet is asked to sign for it. */
-export function newSessionKey(worker: Address, lifetimeSeconds = 24 * 3600) {
-  const key = createSessionKey();
-  const grant: SessionGrant = {
-    worker,
-    sessionKey: key.address,
-    expiresAt: BigInt(Math.floor(Date.now() / 1000) + lifetimeSeconds),
-  };
-  return { key, grant };
+/** Signs with the session key (the engine Worker in the app, a local account in tests). */
+export interface SessionSigner {
+  newSessionKey(): Promise<Address>;
+  signVote(
+    domain: CambrianDomain,
+    vote: { taskId: Hex; digest: Hex; worker: Address },
+    expected: Address,
+  ): Promise<Hex>;
+}
+
+/** A fresh session key and the grant the wallet is asked to sign for it. */
+export async function newSessionGrant(
+  signer: SessionSigner,
+  worker: Address,
+  lifetimeSeconds = 24 * 3600,
+): Promise<SessionGrant> {
+  const sessionKey = await signer.newSessionKey();
+  return { worker, sessionKey, expiresAt: BigInt(Math.floor(Date.now() / 1000) + lifetimeSeconds) };
 }
 
 /** The session key's signature over ResultVote(taskId, digest, worker). */
-export async function signVote(session: GrantedSession, taskId: Hex, digest: Hex): Promise<Hex> {
-  if (!session.key.signTypedData) throw new Error('the session key cannot sign typed data');
-  return session.key.signTypedData(
-    resultVoteTypedData(session.domain, { taskId, digest, worker: session.grant.worker }),
+export function signVote(
+  signer: SessionSigner,
+  session: GrantedSession,
+  taskId: Hex,
+  digest: Hex,
+): Promise<Hex> {
+  return signer.signVote(
+    session.domain,
+    { taskId, digest, worker: session.grant.worker },
+    session.grant.sessionKey,
   );
 }
 

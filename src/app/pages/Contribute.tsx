@@ -5,6 +5,7 @@
 import { useState } from 'react';
 import type { Address } from 'viem';
 import { useConnection, useSignTypedData } from 'wagmi';
+import { engineWorker } from '../../worker/engine-client.ts';
 import { LineChart } from '../components/Charts.tsx';
 import { TxHash } from '../components/TxHash.tsx';
 import { RequireWallet } from '../components/Wallet.tsx';
@@ -19,7 +20,7 @@ import {
 import { Contributor, type ContributorSnapshot, type TaskRow } from '../lib/contributor.ts';
 import { useDeviceCheck, votingBackend } from '../lib/device.ts';
 import { percent, shortHex } from '../lib/format.ts';
-import { cambrianDomain, newSessionKey, sessionGrantTypedData } from '../lib/session.ts';
+import { cambrianDomain, newSessionGrant, sessionGrantTypedData } from '../lib/session.ts';
 import { workerTrainer } from '../lib/worker-trainer.ts';
 
 export function ContributePage() {
@@ -55,12 +56,14 @@ function ContributeControls() {
     if (!backend || !connection.address) return;
     try {
       const domain = cambrianDomain(info.chainId, info.settlement as Address);
-      const { key, grant } = newSessionKey(connection.address);
+      const signer = engineWorker();
+      const grant = await newSessionGrant(signer, connection.address);
       const grantSig = await signTypedData.mutateAsync(sessionGrantTypedData(domain, grant));
       const next = new Contributor({
         api,
         info,
-        session: { key, grant, grantSig, domain },
+        session: { grant, grantSig, domain },
+        signer,
         trainer: workerTrainer(),
         backend,
         dutyCycle: getDutyCycle,

@@ -12,7 +12,7 @@ import { ArchDiagram } from '../components/ArchDiagram.tsx';
 import { DigitPad } from '../components/DigitPad.tsx';
 import { ParetoChart } from '../components/Pareto.tsx';
 import { TxHash } from '../components/TxHash.tsx';
-import { type SettledEvent, settledEvents } from '../lib/chain.ts';
+import { readSettledEvents, type SettledEvent } from '../lib/chain.ts';
 import { useApp, useInfo } from '../lib/context.ts';
 import { datasetSource } from '../lib/contributor.ts';
 import { useDeviceCheck, votingBackend } from '../lib/device.ts';
@@ -36,7 +36,7 @@ export function LeaderboardPage() {
     refetchInterval: 5000,
     queryFn: async () => {
       if (!client) return new Map<string, SettledEvent>();
-      const list = await settledEvents(client, info.settlement as Address);
+      const list = await readSettledEvents(client, info.settlement as Address);
       return new Map(list.map((e) => [e.taskId.toLowerCase(), e]));
     },
   });

@@ -12,7 +12,7 @@ import {
 } from 'wagmi';
 import { TxHash } from '../components/TxHash.tsx';
 import { RequireWallet } from '../components/Wallet.tsx';
-import { claimEvents, settledEvents, settlementAbi } from '../lib/chain.ts';
+import { readClaimedEvents, readSettledEvents, settlementAbi } from '../lib/chain.ts';
 import { useInfo } from '../lib/context.ts';
 import { formatEth, shortHex } from '../lib/format.ts';
 
@@ -173,8 +173,8 @@ function useHistory(settlement: Address, account: Address) {
     queryFn: async (): Promise<HistoryRow[]> => {
       if (!client) return [];
       const [settled, claims] = await Promise.all([
-        settledEvents(client, settlement),
-        claimEvents(client, settlement, account),
+        readSettledEvents(client, settlement),
+        readClaimedEvents(client, settlement, { worker: account }),
       ]);
       const lower = account.toLowerCase();
       const rows: HistoryRow[] = [

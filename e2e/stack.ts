@@ -1,0 +1,78 @@
+/**
+ * The real stack for end-to-end tests: `cambrian up --workers 1 --json` (anvil, the Settlement
+ * contract, the coordinator on PGlite serving the built app, one headless worker), or an already
+ * running one named by CAMBRIAN_STACK='{"app":…,"rpcUrl":…}'.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export interface Stack {
+  app: string;
+  api: string;
+  rpcUrl: string;
+  chainId: number;
+  settlement: string;
+  stop(): Promise<void>;
+}
+
+/** Extra `up` options (tiny specs on the generated dataset) so a task finishes quickly on SwiftShader. */
+export const UP_ARGS = (process.env.CAMBRIAN_UP_ARGS ?? '--workers 1 --json').split(/\s+/).filter(Boolean);
+
+export async function startStack(timeoutMs = 120_000): Promise<Stack> {
+  if (process.env.CAMBRIAN_STACK) {
+    return { ...(JSON.parse(process.env.CAMBRIAN_STACK) as Omit<Stack, 'stop'>), stop: async () => {} };
+  }
+  const child = spawn(process.execPath, ['bin/cambrian.mjs', 'up', ...UP_ARGS], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const stderr: string[] = [];
+  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+  const info = await firstJsonLine(child, timeoutMs).catch((err: Error) => {
+    killGroup(child);
+    throw new Error(`${err.message}\n${stderr.join('').slice(-4000)}`);
+  });
+  return {
+    ...(info as Omit<Stack, 'stop'>),
+    stop: async () => {
+      killGroup(child);
+      await new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)));
+    },
+  };
+}
+
+function firstJsonLine(child: ChildProcess, timeoutMs: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`cambrian up printed no JSON line in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on('line', (line) => {
+      const text = line.trim();
+      if (!text.startsWith('{')) return;
+      try {
+        const parsed = JSON.parse(text) as { app?: string };
+        if (!parsed.app) return;
+        clearTimeout(timer);
+        resolve(parsed);
+      } catch {
+        // not the info line
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`cambrian up exited with ${code} before it was ready`));
+    });
+  });
+}
+
+/** SIGTERM to the whole process group `up` leads (anvil, coordinator, workers), by its id. */
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid, 'SIGTERM');
+  } catch {
+    child.kill('SIGTERM');
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * A test wallet for the browser: an EIP-1193 provider, announced through EIP-6963, that forwards every
+ * request to anvil for one of its unlocked dev accounts (anvil signs eth_signTypedData_v4 and sends
+ * eth_sendTransaction itself). Installed with page.addInitScript before the app loads.
+ */
+export interface TestWalletOptions {
+  rpcUrl: string;
+  account: string;
+  name?: string;
+}
+
+/** Runs in the page (serialised by Playwright): no imports, no closures over test code. */
+export function installTestWallet({ rpcUrl, account, name = 'Anvil Dev Wallet' }: TestWalletOptions): void {
+  type Listener = (...args: unknown[]) => void;
+  const listeners = new Map<string, Set<Listener>>();
+  let id = 0;
+  // Like a real wallet: no accounts are exposed until the page asks (eth_requestAccounts).
+  let authorised = false;
+  async function rpc(method: string, params: unknown[] = []): Promise<unknown> {
+    const res = await fetch(rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method, params }),
+    });
+    const body = (await res.json()) as {
+      result?: unknown;
+      error?: { code: number; message: string; data?: unknown };
+    };
+    if (body.error)
+      throw Object.assign(new Error(body.error.message), { code: body.error.code, data: body.error.data });
+    return body.result;
+  }
+  const provider = {
+    isTestWallet: true,
+    async request({ method, params }: { method: string; params?: unknown[] }): Promise<unknown> {
+      switch (method) {
+        case 'eth_requestAccounts':
+          authorised = true;
+          return [account];
+        case 'eth_accounts':
+          return authorised ? [account] : [];
+        case 'wallet_switchEthereumChain':
+        case 'wallet_addEthereumChain':
+          return null;
+        case 'wallet_requestPermissions':
+        case 'wallet_getPermissions':
+          return [{ parentCapability: 'eth_accounts' }];
+        case 'wallet_revokePermissions':
+          return null;
+        default:
+          return rpc(method, params ?? []);
+      }
+    },
+    on(event: string, listener: Listener) {
+      if (!listeners.has(event)) listeners.set(event, new Set());
+      listeners.get(event)?.add(listener);
+      return provider;
+    },
+    removeListener(event: string, listener: Listener) {
+      listeners.get(event)?.delete(listener);
+      return provider;
+    },
+  };
+  const icon =
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 32 32'%3E%3Ccircle cx='16' cy='16' r='14' fill='%23f59e0b'/%3E%3C/svg%3E";
+  const detail = Object.freeze({
+    info: { uuid: '6b0a6bf4-0000-4000-8000-00000000a11e', name, icon, rdns: 'dev.cambrian.anvil' },
+    provider,
+  });
+  const announce = () => window.dispatchEvent(new CustomEvent('eip6963:announceProvider', { detail }));
+  window.addEventListener('eip6963:requestProvider', announce);
+  announce();
+}
