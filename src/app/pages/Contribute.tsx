@@ -238,6 +238,7 @@ function TaskTable({ tasks }: { tasks: TaskRow[] }) {
 }
 
 function Phases({ phase, error }: { phase: TaskRow['phase']; error?: string }) {
+  if (phase === 'failed' && error === 'stopped') return <span className="pill">stopped</span>;
   if (phase === 'failed') {
     return (
       <span className="pill pill-failed" title={error}>

@@ -1,0 +1,173 @@
+/**
+ * The contribute loop against a real coordinator (in process, PGlite in memory, no chain) with the
+ * real CPU engine as its trainer: it registers the signed grant, leases, trains, signs and submits;
+ * two contributors agree; and a coordinator that goes away and comes back on the same database does
+ * not end the session.
+ */
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
+import type { Address } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openDb } from '../../coordinator/db.ts';
+import { type Coordinator, startCoordinator } from '../../coordinator/service.ts';
+import { decodeDataset } from '../../data/format.ts';
+import { train } from '../../engine/train.ts';
+import {
+  cambrianDomain,
+  createSessionKey,
+  resultVoteTypedData,
+  signSessionGrant,
+} from '../../protocol/eip712.ts';
+import { CoordinatorApi } from './api.ts';
+import { Contributor, type ContributorSnapshot, phaseOf, type Trainer } from './contributor.ts';
+import { newSessionGrant, type SessionSigner } from './session.ts';
+
+const domain = cambrianDomain(31337, '0x5fbdb2315678afecb367f032d93f642f64180aa3');
+const search = {
+  track: 'blobs' as const,
+  strategy: { kind: 'random' as const, seed: 7, budget: 6, steps: 4 },
+  maxParams: 5_000,
+  queueDepth: 2,
+};
+
+/** The real engine on the CPU, reading the dataset from the URL the coordinator lists. */
+const cpuTrainer: Trainer = {
+  async train(spec, dataset, _backend, onProgress) {
+    const bytes = new Uint8Array(await (await fetch(dataset.url)).arrayBuffer());
+    return train(spec, decodeDataset(dataset.name, bytes, dataset.sha256), {
+      backend: 'cpu',
+      onProgress: (p) => onProgress({ step: p.step, steps: p.steps, loss: p.loss }),
+    });
+  },
+  async cancel() {},
+};
+
+/** What the engine Worker does with the session key, with a local key. */
+function localSigner(): SessionSigner {
+  let key = createSessionKey();
+  return {
+    async newSessionKey() {
+      key = createSessionKey();
+      return key.address;
+    },
+    async signVote(d, vote, expected) {
+      if (key.address !== expected) throw new Error('wrong key');
+      return key.signTypedData!(resultVoteTypedData(d, vote));
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function contributor(api: CoordinatorApi): Promise<Contributor> {
+  const wallet = privateKeyToAccount(generatePrivateKey());
+  const signer = localSigner();
+  const grant = await newSessionGrant(signer, wallet.address as Address, 3600);
+  const grantSig = await signSessionGrant(wallet, domain, grant);
+  const info = await api.info();
+  return new Contributor({
+    api,
+    info,
+    session: { grant, grantSig, domain },
+    signer,
+    trainer: cpuTrainer,
+    backend: 'cpu',
+    dutyCycle: () => 1,
+    timing: { idlePollMs: 100, statusPollMs: 100, maxBackoffMs: 400 },
+  });
+}
+
+function until(
+  c: Contributor,
+  test: (s: ContributorSnapshot) => boolean,
+  timeoutMs = 30_000,
+): Promise<ContributorSnapshot> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`timed out; last state ${JSON.stringify(c.state).slice(0, 600)}`)),
+      timeoutMs,
+    );
+    const off = c.subscribe((s) => {
+      if (!test(s)) return;
+      clearTimeout(timer);
+      queueMicrotask(() => off());
+      resolve(s);
+    });
+  });
+}
+
+const running: { stop(): Promise<void> }[] = [];
+afterEach(async () => {
+  for (const r of running.splice(0).reverse()) await r.stop();
+});
+
+describe('Contributor', () => {
+  it('trains leased tasks, signs votes with the session key, and two contributors agree', async () => {
+    const db = await openDb({ url: 'memory://' });
+    const coordinator = await startCoordinator({
+      db,
+      domain,
+      search,
+      port: 0,
+      log: () => {},
+      sweepMs: 200,
+      settleMs: 200,
+    });
+    running.push({ stop: () => coordinator.close() });
+    const api = new CoordinatorApi(`${coordinator.url}/api/v1`);
+    const a = await contributor(api);
+    const b = await contributor(api);
+    running.push({ stop: () => a.dispose() }, { stop: () => b.dispose() });
+    a.start();
+    b.start();
+    const agreed = await until(a, (s) => s.tasks.some((t) => t.phase === 'agreed'), 60_000);
+    const row = agreed.tasks.find((t) => t.phase === 'agreed');
+    expect(row?.accuracy).toBeGreaterThan(0);
+    expect(row?.losses.length).toBeGreaterThan(0);
+    const task = await api.task(row!.taskId);
+    expect(task.state).toBe('agreed');
+  }, 90_000);
+
+  it('survives the coordinator going away and coming back on the same database', async () => {
+    const db = await openDb({ url: 'memory://' });
+    const port = await freePort();
+    const start = () =>
+      startCoordinator({ db, domain, search, port, log: () => {}, sweepMs: 200, settleMs: 200 });
+    let coordinator: Coordinator = await start();
+    running.push({ stop: () => coordinator.close() });
+    const api = new CoordinatorApi(`${coordinator.url}/api/v1`);
+    const c = await contributor(api);
+    running.push({ stop: () => c.dispose() });
+    c.start();
+    await until(c, (s) => s.tasks.some((t) => t.phase === 'submitted'));
+
+    await coordinator.close();
+    await until(c, (s) => s.status === 'reconnecting');
+    coordinator = await start();
+    const before = c.state.tasks.filter((t) => t.phase === 'submitted').length;
+    const after = await until(
+      c,
+      (s) => s.tasks.filter((t) => t.phase === 'submitted').length > before,
+      60_000,
+    );
+    expect(after.status).not.toBe('idle');
+  }, 90_000);
+});
+
+describe('phaseOf', () => {
+  it('follows the coordinator forward and never moves a task backwards', () => {
+    expect(phaseOf('open', 'submitted')).toBe('submitted');
+    expect(phaseOf('agreed', 'submitted')).toBe('agreed');
+    expect(phaseOf('settling', 'submitted')).toBe('agreed');
+    expect(phaseOf('settled', 'agreed')).toBe('settled');
+    expect(phaseOf('open', 'settled')).toBe('settled');
+    expect(phaseOf('failed', 'submitted')).toBe('failed');
+  });
+});
