@@ -26,6 +26,7 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         bytes voteSig;
     }
 
+    /// @dev Named like the contract on purpose (the ABI's `Settlement` tuple); solc warns about the shadowing.
     struct Settlement {
         bytes32 taskId;
         uint32 valCorrect;
@@ -111,10 +112,10 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
     /// @notice Adds the sent value to the reward pool.
     function fund() external payable {
         if (msg.value == 0) revert ZeroFunding();
-        uint256 pool = uint256(_config.pool) + msg.value;
-        if (pool > type(uint96).max) revert PoolOverflow();
-        _config.pool = uint128(pool);
-        emit Funded(msg.sender, msg.value, pool);
+        uint256 balance = uint256(_config.pool) + msg.value;
+        if (balance > type(uint96).max) revert PoolOverflow();
+        _config.pool = uint128(balance);
+        emit Funded(msg.sender, msg.value, balance);
     }
 
     function setRewardPerTask(uint256 rewardPerTask_) external onlyRole(DEFAULT_ADMIN_ROLE) {
@@ -152,11 +153,11 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
     ///         with a custom error naming its index.
     function settle(Settlement[] calldata batch) external onlyRole(COORDINATOR_ROLE) {
         Config memory config = _config;
-        uint256 pool = config.pool;
+        uint256 remaining = config.pool;
         for (uint256 i; i < batch.length; ++i) {
-            pool = _settleOne(i, batch[i], config.rewardPerTask, config.minQuorum, pool);
+            remaining = _settleOne(i, batch[i], config.rewardPerTask, config.minQuorum, remaining);
         }
-        if (pool != config.pool) _config.pool = uint128(pool);
+        if (remaining != config.pool) _config.pool = uint128(remaining);
     }
 
     // ---------------------------------------------------------------- views
@@ -224,7 +225,8 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
 
     // ---------------------------------------------------------------- internals
 
-    function _settleOne(uint256 index, Settlement calldata s, uint256 reward, uint256 quorum, uint256 pool)
+    /// @dev Settles one task or reverts; returns the pool left after crediting its winners.
+    function _settleOne(uint256 index, Settlement calldata s, uint256 reward, uint256 quorum, uint256 remaining)
         private
         returns (uint256)
     {
@@ -247,10 +249,9 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
 
         _settled[taskId] = digest;
         // When the pool runs dry, the task still settles and its winners share what is left (possibly 0).
-        uint256 each = (reward < pool ? reward : pool) / winners;
-        pool -= each * winners;
+        uint256 each = (reward < remaining ? reward : remaining) / winners;
         _creditAndEmit(s, votes, digest, winners, each);
-        return pool;
+        return remaining - each * winners;
     }
 
     /// @dev Authenticates every vote, rejects duplicate workers and returns the Boyer–Moore majority

@@ -33,10 +33,12 @@ export interface CompiledContract {
   abi: unknown[];
   bytecode: `0x${string}`;
   deployedSize: number;
+  /** Compiler warnings about the project's own sources (not OpenZeppelin's). */
+  warnings: string[];
 }
 
 interface SolcOutput {
-  errors?: { severity: string; formattedMessage: string }[];
+  errors?: { severity: string; formattedMessage: string; sourceLocation?: { file: string } }[];
   contracts: Record<
     string,
     Record<
@@ -72,6 +74,9 @@ export function compileContracts(
   const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImport })) as SolcOutput;
   const errors = (output.errors ?? []).filter((e) => e.severity === 'error');
   if (errors.length > 0) throw new Error(`solc:\n${errors.map((e) => e.formattedMessage).join('\n')}`);
+  const warnings = (output.errors ?? [])
+    .filter((e) => e.severity === 'warning' && sources.includes(e.sourceLocation?.file ?? ''))
+    .map((e) => e.formattedMessage.trim());
   const compiled: CompiledContract[] = [];
   for (const source of sources) {
     for (const [name, c] of Object.entries(output.contracts[source] ?? {})) {
@@ -81,6 +86,7 @@ export function compileContracts(
         abi: c.abi,
         bytecode: `0x${c.evm.bytecode.object}`,
         deployedSize: c.evm.deployedBytecode.object.length / 2,
+        warnings,
       });
     }
   }

@@ -27,6 +27,7 @@ to src/chain/generated/settlement.ts. The build is reproducible: same sources, s
       return upToDate ? 0 : 1;
     }
     const { path, contract, changed } = writeSettlementModule();
+    for (const warning of contract.warnings) console.error(warning);
     console.log(
       `${changed ? 'wrote' : 'unchanged'} ${path} (solc ${compilerVersion()}, runtime ${contract.deployedSize} bytes)`,
     );
