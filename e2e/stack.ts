@@ -1,9 +1,13 @@
 /**
  * The real stack for end-to-end tests: `cambrian up --workers 1 --json` (anvil, the Settlement
- * contract, the coordinator on PGlite serving the built app, one headless worker), or an already
- * running one named by CAMBRIAN_STACK='{"app":…,"rpcUrl":…}'.
+ * contract, the coordinator on PGlite serving the built app, one headless worker) on free ports, or
+ * an already running one named by CAMBRIAN_STACK='{"app":…,"rpcUrl":…}'.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export interface Stack {
@@ -15,14 +19,37 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/** Extra `up` options (tiny specs on the generated dataset) so a task finishes quickly on SwiftShader. */
-export const UP_ARGS = (process.env.CAMBRIAN_UP_ARGS ?? '--workers 1 --json').split(/\s+/).filter(Boolean);
+/** `up` with one worker and tiny specs on the generated dataset, so a task finishes quickly on SwiftShader. */
+async function upArgs(): Promise<string[]> {
+  const extra = process.env.CAMBRIAN_UP_ARGS ?? '--track blobs --strategy random --steps 20 --budget 40';
+  return [
+    'up',
+    '--workers',
+    '1',
+    '--json',
+    '--port',
+    String(await freePort()),
+    '--chain-port',
+    String(await freePort()),
+    '--data-dir',
+    mkdtempSync(join(tmpdir(), 'cambrian-e2e-')),
+    ...extra.split(/\s+/).filter(Boolean),
+  ];
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 export async function startStack(timeoutMs = 120_000): Promise<Stack> {
   if (process.env.CAMBRIAN_STACK) {
     return { ...(JSON.parse(process.env.CAMBRIAN_STACK) as Omit<Stack, 'stop'>), stop: async () => {} };
   }
-  const child = spawn(process.execPath, ['bin/cambrian.mjs', 'up', ...UP_ARGS], {
+  const child = spawn(process.execPath, ['bin/cambrian.mjs', ...(await upArgs())], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
