@@ -5,6 +5,12 @@
  */
 import type { Db } from './db.ts';
 
+/**
+ * How long a singleton lock outlives its last renewal. Holders renew every round (seconds apart), so
+ * a crashed holder delays its loop on another process (or its own restart) by at most this long.
+ */
+export const LOCK_TTL_MS = 8_000;
+
 export async function tryLock(db: Db, name: string, holder: string, ttlMs: number): Promise<boolean> {
   const now = Date.now();
   const rows = await db.query(

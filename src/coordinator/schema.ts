@@ -77,6 +77,8 @@ CREATE TABLE batches (
   state text NOT NULL,
   task_ids jsonb NOT NULL,
   tx_hash text,
+  -- the signed transaction, kept so a crash between storing and broadcasting it can rebroadcast it
+  raw_tx text,
   attempts integer NOT NULL DEFAULT 0,
   error text,
   created_at float8 NOT NULL,

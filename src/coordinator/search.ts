@@ -11,7 +11,7 @@ import { defineSpace, type TrackInfo, toTaskSpec } from '../nas/space.ts';
 import { createStrategy, restoreStrategy, type Strategy, type StrategyConfig } from '../nas/strategy.ts';
 import type { TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
-import { tryLock } from './locks.ts';
+import { LOCK_TTL_MS, tryLock } from './locks.ts';
 import type { Store } from './store.ts';
 
 /** The tracks a search can run on: a dataset and its validation split. */
@@ -81,7 +81,7 @@ export class SearchDriver {
 
   /** Tells finished tasks to the strategy and tops the queue up. Returns tasks added. */
   async tick(): Promise<number> {
-    if (!(await tryLock(this.db, 'search', this.holder, 30_000))) return 0;
+    if (!(await tryLock(this.db, 'search', this.holder, LOCK_TTL_MS))) return 0;
     const track = TRACKS[this.config.track];
     const space = defineSpace(track.inputs, track.classes, this.config.maxParams);
     return this.db.tx(async (q) => {

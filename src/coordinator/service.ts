@@ -19,7 +19,7 @@ import { DATASETS, type DatasetName } from '../data/catalog.ts';
 import { type CambrianDomain, cambrianDomain } from '../protocol/eip712.ts';
 import { createApi, type DatasetInfo } from './api.ts';
 import type { Db } from './db.ts';
-import { tryLock } from './locks.ts';
+import { LOCK_TTL_MS, tryLock } from './locks.ts';
 import { refereePending } from './referee.ts';
 import { type SearchConfig, SearchDriver } from './search.ts';
 import { type ChainSettings, Settler } from './settler.ts';
@@ -127,6 +127,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   queue.initialReplicas = Math.max(queue.initialReplicas, quorum);
   queue.maxReplicas = Math.max(queue.maxReplicas, queue.initialReplicas);
   const store = new Store(opts.db, queue);
+  // PGlite belongs to one process, so any lock found at start is a dead predecessor's: take over now.
+  if (opts.db.kind === 'pglite') await opts.db.query('DELETE FROM locks');
   const search = opts.search ? new SearchDriver(opts.db, store, opts.search, holder) : undefined;
   const domain =
     opts.domain ??
@@ -170,7 +172,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       opts.settleMs ?? 2000,
       'settlement',
       async () => {
-        if (settler && (await tryLock(opts.db, 'settler', holder, 120_000))) await settler.tick();
+        if (!settler) return;
+        const renew = () => tryLock(opts.db, 'settler', holder, LOCK_TTL_MS);
+        if (await renew()) await settler.tick(renew);
       },
       log,
     ),

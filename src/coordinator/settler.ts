@@ -56,6 +56,7 @@ interface BatchRow {
   state: string;
   task_ids: Hex[];
   tx_hash: Hex | null;
+  raw_tx: Hex | null;
   attempts: number;
   updated_at: number;
 }
@@ -96,10 +97,14 @@ export class Settler {
   }
 
   /** One pass: finish open batches, then settle what is agreed. Throws on RPC faults (retry later). */
-  async tick(): Promise<number> {
+  async tick(renewLock: () => Promise<boolean> = async () => true): Promise<number> {
     let settled = 0;
-    for (const batch of await this.openBatches()) settled += await this.resume(batch);
+    for (const batch of await this.openBatches()) {
+      if (!(await renewLock())) return settled;
+      settled += await this.resume(batch);
+    }
     for (;;) {
+      if (!(await renewLock())) return settled;
       const batch = await this.createBatch();
       if (!batch) break;
       settled += await this.resume(batch);
@@ -143,7 +148,18 @@ export class Settler {
         throw err;
       });
       if (receipt?.status === 'success') return this.confirm(batch, batch.task_ids, batch.tx_hash);
-      if (!receipt && Date.now() - batch.updated_at < DROPPED_AFTER_MS) return 0; // still pending
+      if (!receipt && (await this.knownToNode(batch.tx_hash))) {
+        if (Date.now() - batch.updated_at < DROPPED_AFTER_MS) return 0; // still pending
+      } else if (!receipt && batch.raw_tx) {
+        // Stored but never broadcast (a crash in between): send the very same transaction.
+        const sent = await this.publicClient
+          .sendRawTransaction({ serializedTransaction: batch.raw_tx })
+          .catch(() => null);
+        if (sent) {
+          const r = await this.publicClient.waitForTransactionReceipt({ hash: sent, timeout: 60_000 });
+          if (r.status === 'success') return this.confirm(batch, batch.task_ids, sent);
+        }
+      }
       this.log(
         `settlement batch ${batch.batch_id}: tx ${batch.tx_hash} ${receipt ? 'reverted' : 'dropped'}; rechecking`,
       );
@@ -161,6 +177,16 @@ export class Settler {
       return settled;
     }
     return settled + (await this.send(batch, pending));
+  }
+
+  private async knownToNode(hash: Hex): Promise<boolean> {
+    try {
+      await this.publicClient.getTransaction({ hash });
+      return true;
+    } catch (err) {
+      if (err instanceof BaseError && err.name === 'TransactionNotFoundError') return false;
+      throw err;
+    }
   }
 
   private isSettled(taskId: Hex): Promise<boolean> {
@@ -223,15 +249,15 @@ export class Settler {
     const raw = await this.wallet.signTransaction({ ...request, account, chain: this.wallet.chain } as never);
     const hash = keccak256(raw);
     await this.db.query(
-      `UPDATE batches SET state = 'sent', tx_hash = $2, attempts = attempts + 1, updated_at = $3,
+      `UPDATE batches SET state = 'sent', tx_hash = $2, raw_tx = $5, attempts = attempts + 1, updated_at = $3,
               task_ids = $4::jsonb WHERE batch_id = $1`,
-      [batch.batch_id, hash, Date.now(), JSON.stringify(ids)],
+      [batch.batch_id, hash, Date.now(), JSON.stringify(ids), raw],
     );
     await this.publicClient.sendRawTransaction({ serializedTransaction: raw });
     const receipt = await this.publicClient.waitForTransactionReceipt({ hash, timeout: 60_000 });
     if (receipt.status !== 'success') {
       this.log(`settlement batch ${batch.batch_id}: ${hash} reverted`);
-      return this.resume({ ...batch, task_ids: ids, tx_hash: null });
+      return this.resume({ ...batch, task_ids: ids, tx_hash: null, raw_tx: null });
     }
     this.log(`settled ${ids.length} task(s) in ${hash} (gas ${receipt.gasUsed})`);
     return this.confirm(batch, ids, hash);

@@ -14,6 +14,7 @@ export function searchConfig(o: {
   steps?: string;
   seed?: string;
   queueDepth?: string;
+  maxParams?: string;
 }): SearchConfig {
   const kind = o.strategy ?? 'evolution';
   if (!(STRATEGIES as readonly string[]).includes(kind))
@@ -29,7 +30,12 @@ export function searchConfig(o: {
       : kind === 'random'
         ? { kind: 'random', seed, budget, steps }
         : { kind: 'evolution', seed, budget, steps, populationSize: 16, sampleSize: 4 };
-  return { track, strategy, queueDepth: intOption(o.queueDepth, '--queue-depth', 8, 1) };
+  return {
+    track,
+    strategy,
+    queueDepth: intOption(o.queueDepth, '--queue-depth', 8, 1),
+    maxParams: o.maxParams === undefined ? undefined : intOption(o.maxParams, '--max-params', 0, 1),
+  };
 }
 
 export const command: Command = {
@@ -48,6 +54,7 @@ leases tasks to workers, decides agreement and settles agreed tasks on chain.
   --coordinator-key HEX  key with COORDINATOR_ROLE (default $CAMBRIAN_COORDINATOR_KEY)
   --strategy evolution|random|asha, --track mnist|blobs, --budget N, --steps N, --seed S
   --queue-depth N        tasks kept open at once (default 8)
+  --max-params N         largest architecture the search proposes (default 250000)
   --no-search            only serve tasks already in the database
   --lease-ms N           lease lifetime without heartbeat (default 60000)
   --static DIR           serve the built web app from DIR (e.g. dist)`,
@@ -66,6 +73,7 @@ leases tasks to workers, decides agreement and settles agreed tasks on chain.
       steps: { type: 'string' },
       seed: { type: 'string' },
       'queue-depth': { type: 'string' },
+      'max-params': { type: 'string' },
       'no-search': { type: 'boolean', default: false },
       'lease-ms': { type: 'string' },
       'checkpoint-every': { type: 'string' },
@@ -88,7 +96,7 @@ leases tasks to workers, decides agreement and settles agreed tasks on chain.
     const search = o['no-search']
       ? null
       : {
-          ...searchConfig({ ...o, queueDepth: o['queue-depth'] }),
+          ...searchConfig({ ...o, queueDepth: o['queue-depth'], maxParams: o['max-params'] }),
           checkpointEvery: o['checkpoint-every']
             ? intOption(o['checkpoint-every'], '--checkpoint-every', 1, 1)
             : undefined,
