@@ -224,7 +224,10 @@ export async function run(argv: string[]): Promise<number> {
       curve.map((c) => [c.evaluations, pm(c.random), pm(c.evolution)]),
     ),
   );
-  console.log(`\nevolution better on ${evoWins} of ${seeds} seeds, equal on ${ties}`);
+  const diffs = perSeed.map((s) => s.evolution.bestAfter[budget - 1] - s.random.bestAfter[budget - 1]);
+  console.log(
+    `\nevolution − random, paired by seed: ${pm(diffs)}; evolution better on ${evoWins} of ${seeds} seeds, equal on ${ties}`,
+  );
   console.log(
     `\nASHA (rungs of ${ashaRungs(minSteps, steps, 3).join('/')} steps, η = 3) to match full-budget random search\n`,
   );
@@ -271,7 +274,13 @@ export async function run(argv: string[]): Promise<number> {
       random: { mean: mean(c.random), stderr: stderr(c.random) },
       evolution: { mean: mean(c.evolution), stderr: stderr(c.evolution) },
     })),
-    final: { random: final.random, evolution: final.evolution, evolutionWins: evoWins, ties },
+    final: {
+      random: final.random,
+      evolution: final.evolution,
+      pairedDifference: { mean: mean(diffs), stderr: stderr(diffs) },
+      evolutionWins: evoWins,
+      ties,
+    },
     asha: {
       matchedSeeds,
       cpuSeconds: ashaCpu,
