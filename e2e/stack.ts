@@ -4,7 +4,7 @@
  * an already running one named by CAMBRIAN_STACK='{"app":…,"rpcUrl":…}'.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ export interface Stack {
 }
 
 /** `up` with one worker and tiny specs on the generated dataset, so a task finishes quickly on SwiftShader. */
-async function upArgs(): Promise<string[]> {
+async function upArgs(dataDir: string): Promise<string[]> {
   const extra = process.env.CAMBRIAN_UP_ARGS ?? '--track blobs --strategy random --steps 20 --budget 40';
   return [
     'up',
@@ -32,7 +32,7 @@ async function upArgs(): Promise<string[]> {
     '--chain-port',
     String(await freePort()),
     '--data-dir',
-    mkdtempSync(join(tmpdir(), 'cambrian-e2e-')),
+    dataDir,
     ...extra.split(/\s+/).filter(Boolean),
   ];
 }
@@ -49,7 +49,8 @@ export async function startStack(timeoutMs = 120_000): Promise<Stack> {
   if (process.env.CAMBRIAN_STACK) {
     return { ...(JSON.parse(process.env.CAMBRIAN_STACK) as Omit<Stack, 'stop'>), stop: async () => {} };
   }
-  const child = spawn(process.execPath, ['bin/cambrian.mjs', ...(await upArgs())], {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cambrian-e2e-'));
+  const child = spawn(process.execPath, ['bin/cambrian.mjs', ...(await upArgs(dataDir))], {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -64,6 +65,7 @@ export async function startStack(timeoutMs = 120_000): Promise<Stack> {
     stop: async () => {
       killGroup(child);
       await new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve)));
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -66,7 +66,11 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function contributor(api: CoordinatorApi): Promise<Contributor> {
+async function contributor(
+  api: CoordinatorApi,
+  trainer = cpuTrainer,
+  backend: 'cpu' | 'webgpu' = 'cpu',
+): Promise<Contributor> {
   const wallet = privateKeyToAccount(generatePrivateKey());
   const signer = localSigner();
   const grant = await newSessionGrant(signer, wallet.address as Address, 3600);
@@ -77,8 +81,8 @@ async function contributor(api: CoordinatorApi): Promise<Contributor> {
     info,
     session: { grant, grantSig, domain },
     signer,
-    trainer: cpuTrainer,
-    backend: 'cpu',
+    trainer,
+    backend,
     dutyCycle: () => 1,
     timing: { idlePollMs: 100, statusPollMs: 100, maxBackoffMs: 400 },
   });
@@ -159,6 +163,31 @@ describe('Contributor', () => {
     );
     expect(after.status).not.toBe('idle');
   }, 90_000);
+
+  it('recovers from a lost GPU device by retrying the task, then falls back to the CPU', async () => {
+    const db = await openDb({ url: 'memory://' });
+    const coordinator = await startCoordinator({ db, domain, search, port: 0, log: () => {}, sweepMs: 200 });
+    running.push({ stop: () => coordinator.close() });
+    const api = new CoordinatorApi(`${coordinator.url}/api/v1`);
+    // Fault injection around the real trainer: the first two attempts lose the device mid-task.
+    let failures = 2;
+    const backends: string[] = [];
+    const flaky: Trainer = {
+      async train(spec, dataset, backend, onProgress) {
+        backends.push(backend);
+        if (failures-- > 0) throw new Error('GPU device was lost: the adapter went away');
+        return cpuTrainer.train(spec, dataset, backend, onProgress);
+      },
+      cancel: cpuTrainer.cancel,
+    };
+    const c = await contributor(api, flaky, 'webgpu');
+    running.push({ stop: () => c.dispose() });
+    c.start();
+    const s = await until(c, (x) => x.tasks.some((t) => t.phase === 'submitted'));
+    expect(s.deviceLosses).toBe(2);
+    expect(s.backend).toBe('cpu');
+    expect(backends.slice(0, 3)).toEqual(['webgpu', 'webgpu', 'cpu']);
+  }, 60_000);
 });
 
 describe('phaseOf', () => {

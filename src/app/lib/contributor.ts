@@ -37,6 +37,8 @@ export interface Trainer {
     onProgress: (p: StepProgress) => void,
   ): Promise<TaskResult>;
   cancel(): Promise<void>;
+  /** Device-loss reasons seen since the last call (the WebGPU session re-acquires on its own). */
+  takeDeviceLosses?(): Promise<string[]>;
 }
 
 export type TaskPhase = 'computing' | 'submitted' | 'agreed' | 'settled' | 'failed';
@@ -303,11 +305,11 @@ export class Contributor {
             .catch(() => {});
           return undefined;
         }
-        if (isDeviceLoss(err)) {
-          const losses = this.snapshot.deviceLosses + 1;
+        const losses = (await this.options.trainer.takeDeviceLosses?.().catch(() => [])) ?? [];
+        if (losses.length > 0 || isDeviceLoss(err)) {
           const fallBack = attempt + 1 >= this.timing.maxDeviceRetries;
           this.update({
-            deviceLosses: losses,
+            deviceLosses: this.snapshot.deviceLosses + 1,
             backend: fallBack ? 'cpu' : this.snapshot.backend,
             message: fallBack
               ? 'The GPU device was lost repeatedly; continuing on the CPU path.'

@@ -28,5 +28,6 @@ export function workerTrainer(): Trainer {
       return worker.train({ spec, dataset, backend, progressEvery }, relay);
     },
     cancel: () => worker.cancel(),
+    takeDeviceLosses: () => worker.takeDeviceLosses(),
   };
 }
