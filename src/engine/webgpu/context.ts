@@ -26,8 +26,22 @@ export async function contextFromSession(session: GpuSession): Promise<GpuContex
   };
 }
 
-/** For a device we did not acquire: language features come from navigator.gpu where there is one. */
+const deviceContexts = new WeakMap<GPUDevice, GpuContext>();
+
+/**
+ * For a device we did not acquire: language features come from navigator.gpu where there is one.
+ * One context (and so one pipeline cache) per device, so repeated tasks do not recompile.
+ */
 export function contextFromDevice(device: GPUDevice, packedDot = browserHasPackedDot()): GpuContext {
+  let ctx = deviceContexts.get(device);
+  if (!ctx || ctx.packedDot !== packedDot) {
+    ctx = newDeviceContext(device, packedDot);
+    deviceContexts.set(device, ctx);
+  }
+  return ctx;
+}
+
+function newDeviceContext(device: GPUDevice, packedDot: boolean): GpuContext {
   const cache = new Map<string, Promise<GPUComputePipeline>>();
   return {
     device,
@@ -42,6 +56,7 @@ export function contextFromDevice(device: GPUDevice, packedDot = browserHasPacke
           compute: { module, entryPoint, constants },
         });
         cache.set(key, pipeline);
+        pipeline.catch(() => cache.delete(key));
       }
       return pipeline;
     },

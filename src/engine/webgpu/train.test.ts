@@ -10,10 +10,11 @@ import { decodeDataset } from '../../data/format.ts';
 import type { GpuSession } from '../../gpu/device.ts';
 import { createNodeGpuSession } from '../../gpu/node.ts';
 import { randomSpec } from '../random-spec.ts';
-import { CpuTrainer, trainCpuRun } from '../train-cpu.ts';
+import { train } from '../train.ts';
+import { CpuTrainer, trainCpu, trainCpuRun } from '../train-cpu.ts';
 import type { Dataset, TrainProgress } from '../types.ts';
 import { contextFromSession, type GpuContext } from './context.ts';
-import { trainWebGPURun } from './train.ts';
+import { trainWebGPU, trainWebGPURun } from './train.ts';
 
 let session: GpuSession;
 let ctx: GpuContext;
@@ -64,6 +65,13 @@ describe('trainWebGPU on Dawn = CPU reference', () => {
     const gpu = await trainWebGPURun(ctx, spec, blobs, { resumeFrom: from });
     expect(gpu.result).toEqual(expected.result);
     expect(gpu.state).toEqual(expected.state);
+  });
+
+  it('trains through train({ backend: "webgpu" }) and on a caller-supplied device', async () => {
+    const spec = randomSpec(3, { small: true });
+    const expected = await trainCpu(spec, blobs);
+    expect(await train(spec, blobs, { backend: 'webgpu' })).toEqual(expected);
+    expect(await trainWebGPU(spec, blobs, { device: ctx.device })).toEqual(expected);
   });
 
   it('reports its dispatches per step', async () => {
