@@ -24,7 +24,8 @@ test.afterAll(async () => {
 });
 
 async function openApp(page: Page, route: string) {
-  await page.addInitScript(installTestWallet, { rpcUrl: stack.rpcUrl, account });
+  // The wallet starts on Ethereum mainnet, so the app must lead the user to the right chain.
+  await page.addInitScript(installTestWallet, { rpcUrl: stack.rpcUrl, account, startChainId: '0x1' });
   await page.addInitScript(() => {
     const w = window as unknown as { __longTasks: { start: number; duration: number }[] };
     w.__longTasks = [];
@@ -49,6 +50,9 @@ test('contribute from a tab, settle on chain, claim, and try the model', async (
   await page.getByRole('button', { name: 'Connect wallet' }).click();
   await page.getByRole('menuitem', { name: 'Anvil Dev Wallet' }).click();
   await expect(page.getByTestId('account')).toHaveAttribute('title', new RegExp(account, 'i'));
+  await expect(page.getByTestId('wrong-chain')).toBeVisible();
+  await page.getByRole('button', { name: `Switch to chain ${stack.chainId}` }).click();
+  await expect(page.getByTestId('wrong-chain')).toBeHidden();
 
   // One signature (the SessionGrant, signed by anvil through eth_signTypedData_v4) starts contributing.
   const started = await page.evaluate(() => performance.now());

@@ -7,15 +7,26 @@ export interface TestWalletOptions {
   rpcUrl: string;
   account: string;
   name?: string;
+  /** The chain the wallet starts on (hex); anvil's own when absent. Switching emits chainChanged. */
+  startChainId?: string;
 }
 
 /** Runs in the page (serialised by Playwright): no imports, no closures over test code. */
-export function installTestWallet({ rpcUrl, account, name = 'Anvil Dev Wallet' }: TestWalletOptions): void {
+export function installTestWallet({
+  rpcUrl,
+  account,
+  name = 'Anvil Dev Wallet',
+  startChainId,
+}: TestWalletOptions): void {
   type Listener = (...args: unknown[]) => void;
   const listeners = new Map<string, Set<Listener>>();
   let id = 0;
   // Like a real wallet: no accounts are exposed until the page asks (eth_requestAccounts).
   let authorised = false;
+  let chainId = startChainId;
+  const emit = (event: string, value: unknown) => {
+    for (const l of listeners.get(event) ?? []) l(value);
+  };
   async function rpc(method: string, params: unknown[] = []): Promise<unknown> {
     const res = await fetch(rpcUrl, {
       method: 'POST',
@@ -39,7 +50,18 @@ export function installTestWallet({ rpcUrl, account, name = 'Anvil Dev Wallet' }
           return [account];
         case 'eth_accounts':
           return authorised ? [account] : [];
-        case 'wallet_switchEthereumChain':
+        case 'eth_chainId':
+          chainId ??= (await rpc('eth_chainId')) as string;
+          return chainId;
+        case 'wallet_switchEthereumChain': {
+          const wanted = (params ?? [])[0] as { chainId: string };
+          if (wanted.chainId !== (await rpc('eth_chainId'))) {
+            throw Object.assign(new Error('Unrecognized chain ID'), { code: 4902 });
+          }
+          chainId = wanted.chainId;
+          emit('chainChanged', wanted.chainId);
+          return null;
+        }
         case 'wallet_addEthereumChain':
           return null;
         case 'wallet_requestPermissions':

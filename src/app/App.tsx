@@ -1,5 +1,5 @@
 import { QueryClient, QueryClientProvider, useQuery } from '@tanstack/react-query';
-import { type ReactNode, useEffect, useMemo, useState } from 'react';
+import { lazy, type ReactNode, Suspense, useEffect, useMemo, useState } from 'react';
 import { WagmiProvider } from 'wagmi';
 import { DevicePanel } from './components/DevicePanel.tsx';
 import { WalletButton } from './components/Wallet.tsx';
@@ -7,9 +7,13 @@ import { CoordinatorApi, coordinatorUrl } from './lib/api.ts';
 import { AppContext, type AppContextValue, useApp } from './lib/context.ts';
 import { createWagmiConfig } from './lib/wagmi.ts';
 import { ContributePage } from './pages/Contribute.tsx';
-import { LeaderboardPage } from './pages/Leaderboard.tsx';
-import { RewardsPage } from './pages/Rewards.tsx';
-import { SearchPage } from './pages/Search.tsx';
+
+// Pages other than Contribute load on first visit: the first paint only needs the device check.
+const RewardsPage = lazy(() => import('./pages/Rewards.tsx').then((m) => ({ default: m.RewardsPage })));
+const LeaderboardPage = lazy(() =>
+  import('./pages/Leaderboard.tsx').then((m) => ({ default: m.LeaderboardPage })),
+);
+const SearchPage = lazy(() => import('./pages/Search.tsx').then((m) => ({ default: m.SearchPage })));
 
 const PAGES = [
   { id: 'contribute', label: 'Contribute' },
@@ -141,5 +145,17 @@ function NeedsChain({ what, children }: { what: string; children: ReactNode }) {
       </section>
     );
   }
-  return <>{children}</>;
+  return (
+    <Suspense
+      fallback={
+        <section className="card">
+          <p className="muted" role="status">
+            Loading…
+          </p>
+        </section>
+      }
+    >
+      {children}
+    </Suspense>
+  );
 }
