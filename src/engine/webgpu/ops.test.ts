@@ -352,3 +352,71 @@ describe('backward.wgsl vs rescaleAll + residual + activationBackward', () => {
     });
   }
 });
+
+describe('gather.wgsl vs the CPU input operand (pixel >> 1, both layouts, labels, Q16 input)', () => {
+  for (const [features, perStep] of [
+    [7, true],
+    [8, false],
+    [13, true],
+  ] as const) {
+    it(`${features} features, ${perStep ? 'per step' : 'validation'} indexing`, async () => {
+      const count = 11;
+      const rows = 5;
+      const pixels = Uint8Array.from(randomI32(count * features, features, 32), (v) => v & 0xff);
+      const labels = Uint8Array.from({ length: count }, (_, i) => (i * 3) % 10);
+      const order = Uint32Array.from([3, 9, 0, 10, 4, 7, 1, 2, 8, 6, 5, 3, 3, 0, 1]);
+      const [base, local] = perStep ? [2, 1] : [4, 0];
+      const first = base + (perStep ? local * rows : 0);
+      const x8 = new Int8Array(rows * features);
+      for (let b = 0; b < rows; b++)
+        for (let f = 0; f < features; f++)
+          x8[b * features + f] = pixels[order[first + b] * features + f] >> 1;
+      const pack = (bytes: Uint8Array) => {
+        const words = new Uint32Array(Math.ceil(bytes.length / 4));
+        new Uint8Array(words.buffer).set(bytes);
+        return words;
+      };
+      const fw = Math.ceil(features / 4);
+      const rw = Math.ceil(rows / 4);
+      const byRow = storageBuffer(ctx.device, rows * fw * 4);
+      const byCol = storageBuffer(ctx.device, features * rw * 4);
+      const y = storageBuffer(ctx.device, rows * 4);
+      const wide = storageBuffer(ctx.device, rows * features * 4);
+      const pipeline = await ctx.pipeline(kernelCode('gather'), 'main', {
+        PER_STEP: perStep ? 1 : 0,
+        WIDEN: 1,
+      });
+      await dispatchOnce(
+        ctx,
+        pipeline,
+        [
+          uniformBuffer(ctx.device, [rows, features, base, 0]),
+          u32Buffer(pack(pixels)),
+          u32Buffer(pack(labels)),
+          u32Buffer(order),
+          u32Buffer([0, local, 0, 0]),
+          byRow,
+          byCol,
+          y,
+          wide,
+        ],
+        [1],
+      );
+      const words = async (b: GPUBuffer, n: number) => new Uint32Array(await readBack(ctx.device, b, n * 4));
+      expect(
+        firstMismatch(await words(byRow, rows * fw), packLines(x8, rows, features, features, 1)),
+      ).toBeNull();
+      expect(
+        firstMismatch(await words(byCol, features * rw), packLines(x8, features, rows, 1, features)),
+      ).toBeNull();
+      const expectedY = Array.from({ length: rows }, (_, b) => labels[order[first + b]]);
+      expect(firstMismatch(await words(y, rows), expectedY)).toBeNull();
+      expect(
+        firstMismatch(
+          await readI32(ctx, wide, rows * features),
+          Array.from(x8, (q) => q << 9),
+        ),
+      ).toBeNull();
+    });
+  }
+});

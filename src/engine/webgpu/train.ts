@@ -10,7 +10,7 @@
  * (for the state hash) and the validation totals at the end.
  */
 
-import { GpuSession } from '../../gpu/device.ts';
+import { GpuSession, GpuUnavailableError } from '../../gpu/device.ts';
 import type { Checkpoint, TaskResult } from '../../protocol/result.ts';
 import { resultDigest } from '../../protocol/result.ts';
 import { type TaskSpec, taskIdOf } from '../../protocol/spec.ts';
@@ -546,6 +546,8 @@ export function defaultGpuSession(): Promise<GpuSession> {
   sharedSession ??= (async () => {
     const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
     if (gpu) return new GpuSession(gpu);
+    const isNode = typeof process !== 'undefined' && Boolean(process.versions?.node);
+    if (!isNode) throw new GpuUnavailableError('this browser has no WebGPU (navigator.gpu is missing)');
     const node = (await import(/* @vite-ignore */ NODE_GPU_MODULE)) as typeof import('../../gpu/node.ts');
     return node.createNodeGpuSession();
   })();
