@@ -15,8 +15,8 @@ export function LineChart({
   values,
   xs,
   label,
-  width = 480,
-  height = 140,
+  width = 800,
+  height = 200,
   format = (v) => v.toFixed(3),
   testId,
 }: LineChartProps) {
@@ -30,7 +30,10 @@ export function LineChart({
   }
   const x = xs ?? values.map((_, i) => i);
   const [xMin, xMax] = extent(x);
-  const [yMin, yMax] = extent(values);
+  const [lo, hi] = extent(values);
+  // A flat series still gets a visible band, and its two labels do not overlap.
+  const pad1 = hi === lo ? Math.max(Math.abs(hi) * 0.05, 0.01) : 0;
+  const [yMin, yMax] = [lo - pad1, hi + pad1];
   const sx = (v: number) => pad.l + ((v - xMin) / (xMax - xMin || 1)) * (width - pad.l - pad.r);
   const sy = (v: number) => height - pad.b - ((v - yMin) / (yMax - yMin || 1)) * (height - pad.t - pad.b);
   const path = values
@@ -44,7 +47,6 @@ export function LineChart({
       role="img"
       aria-label={`${label}: ${values.length} points, latest ${format(last)}, range ${format(yMin)} to ${format(yMax)}`}
       data-testid={testId}
-      preserveAspectRatio="none"
     >
       <line x1={pad.l} x2={width - pad.r} y1={height - pad.b} y2={height - pad.b} className="axis" />
       <line x1={pad.l} x2={pad.l} y1={pad.t} y2={height - pad.b} className="axis" />
