@@ -54,7 +54,12 @@ function Root() {
   const context: AppContextValue = {
     api,
     info: info.data,
-    infoError: info.failureCount > 0 && !info.data ? String(info.failureReason ?? 'unreachable') : undefined,
+    infoError:
+      info.failureCount > 0 && !info.data
+        ? info.failureReason instanceof Error
+          ? info.failureReason.message
+          : 'unreachable'
+        : undefined,
   };
   const shell = <Shell ready={Boolean(config)} />;
   return (
@@ -140,7 +145,7 @@ function NeedsChain({ what, children }: { what: string; children: ReactNode }) {
     return (
       <section className="card">
         <p className="muted" role="status">
-          Waiting for the coordinator to {what}…
+          The coordinator has not answered yet; it is needed to {what}.
         </p>
       </section>
     );

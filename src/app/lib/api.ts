@@ -185,7 +185,8 @@ export class CoordinatorApi {
         json && typeof json === 'object' && 'error' in json
           ? String((json as { error: unknown }).error)
           : text;
-      throw new ApiError(res.status, `${method} ${path} → ${res.status}: ${reason.slice(0, 300)}`);
+      const detail = reason.trim() ? `: ${reason.slice(0, 300)}` : '';
+      throw new ApiError(res.status, `${method} ${path} → ${res.status}${detail}`);
     }
     return json;
   }
