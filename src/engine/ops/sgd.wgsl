@@ -3,6 +3,9 @@
 //   else (bias j):     g = Σ_b gz[b][j]                     (wrapping)
 //   g' = g + mul_shr(w, weight_decay_q24, 24); v = mul_shr(v, momentum_q16, 16) + g'
 //   w  = w − mul_shr(v, learning_rate_q16, 16)
+// max |w| of the updated weights (not biases) is folded into maxes[w_next_slot]: the next step's
+// stochastic quantisation of W needs it, and this saves a max-abs pass over W (step.wgsl moves it
+// into the current-step slot).
 // Needs fixed.wgsl. Dispatch: ceil((K·N + N) / 256) workgroups (2-D when large).
 
 const NONE: u32 = 0xffffffffu;
@@ -16,12 +19,13 @@ struct Params {
   learning_rate_q16: i32,
   momentum_q16: i32,
   weight_decay_q24: i32,
+  w_next_slot: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> acc: array<i32>;
 @group(0) @binding(2) var<storage, read> gz: array<i32>;
-@group(0) @binding(3) var<storage, read> maxes: array<u32>;
+@group(0) @binding(3) var<storage, read_write> maxes: array<atomic<u32>>;
 @group(0) @binding(4) var<storage, read_write> w: array<i32>;
 @group(0) @binding(5) var<storage, read_write> vw: array<i32>;
 @group(0) @binding(6) var<storage, read_write> bias: array<i32>;
@@ -29,7 +33,7 @@ struct Params {
 
 fn operand_shift(slot: u32) -> i32 {
   if (slot == NONE) { return 9; }
-  return i32(quant_shift(maxes[slot]));
+  return i32(quant_shift(atomicLoad(&maxes[slot])));
 }
 
 fn update(w_old: i32, v_old: i32, g: i32) -> vec2<i32> {
@@ -48,6 +52,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let wv = update(w[i], vw[i], g);
     w[i] = wv.x;
     vw[i] = wv.y;
+    let m = abs_u32(wv.x);
+    if (m > atomicLoad(&maxes[p.w_next_slot])) { atomicMax(&maxes[p.w_next_slot], m); }
   } else if (i < weights + p.n) {
     let j = i - weights;
     var g = 0;

@@ -242,10 +242,10 @@ describe('sgd.wgsl vs rescaleAll + columnSums + sgdStep', () => {
       const gz = randomI32(B * N, 12, 30, [I32_MIN, I32_MAX]);
       const w = randomI32(K * N + N, 13, 28, [I32_MIN, I32_MAX]);
       const v = randomI32(K * N + N, 14, 30, [I32_MIN, I32_MAX]);
-      const maxes = [c.sx === NONE ? 0 : c.sx, c.se];
+      const maxes = [c.sx === NONE ? 0 : c.sx, c.se, 0];
       const pipeline = await ctx.pipeline(kernelCode('sgd'));
       const bufs = [
-        uniformBuffer(ctx.device, [K, N, B, c.sx === NONE ? NONE : 0, 1, c.lr, c.mom, c.wd]),
+        uniformBuffer(ctx.device, [K, N, B, c.sx === NONE ? NONE : 0, 1, c.lr, c.mom, c.wd, 2]),
         i32Buffer(ctx, acc),
         i32Buffer(ctx, gz),
         u32Buffer(maxes),
@@ -265,6 +265,9 @@ describe('sgd.wgsl vs rescaleAll + columnSums + sgdStep', () => {
       const gotV = [...(await readI32(ctx, bufs[5], K * N)), ...(await readI32(ctx, bufs[7], N))];
       expect(firstMismatch(got, ew)).toBeNull();
       expect(firstMismatch(gotV, ev)).toBeNull();
+      // max |W| after the update (weights only), for the next step's quantisation.
+      const maxW = Math.max(...Array.from(ew.subarray(0, K * N), Math.abs));
+      expect(new Uint32Array(await readBack(ctx.device, bufs[3], 12))[2]).toBe(maxW);
     });
   }
 });

@@ -78,6 +78,6 @@ describe('trainWebGPU on Dawn = CPU reference', () => {
     const spec = randomSpec(7, { small: true });
     const { dispatchesPerStep } = await trainWebGPURun(ctx, spec, blobs);
     const layers = spec.model.hidden.length + 1;
-    expect(dispatchesPerStep).toBe(10 * layers);
+    expect(dispatchesPerStep).toBe(9 * layers);
   });
 });

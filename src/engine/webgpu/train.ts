@@ -154,10 +154,15 @@ export class GpuTrainer {
     const stats = buffer(i32Bytes(steps * B * 2), undefined, 'train stats');
     const valStats = buffer(i32Bytes(plan.validation.length * 2), undefined, 'validation stats');
     const dummy = buffer(16, undefined, 'unused binding');
-    // Slots: training x (per layer > 0), w, e; validation x, w. Training slots are cleared every step.
-    const slot = { x: (l: number) => 3 * l, w: (l: number) => 3 * l + 1, e: (l: number) => 3 * l + 2 };
-    const valSlot = { x: (l: number) => 3 * L + l, w: (l: number) => 4 * L + l };
-    const maxes = buffer(i32Bytes(5 * L), undefined, 'max-abs slots');
+    // Max-abs slots: four per layer for training, [x, e, w, w_next] (see step.wgsl), then validation x, w.
+    const slot = {
+      x: (l: number) => 4 * l,
+      e: (l: number) => 4 * l + 1,
+      w: (l: number) => 4 * l + 2,
+      wNext: (l: number) => 4 * l + 3,
+    };
+    const valSlot = { x: (l: number) => 4 * L + l, w: (l: number) => 5 * L + l };
+    const maxes = buffer(i32Bytes(6 * L), undefined, 'max-abs slots');
     const K0 = layerPlans[0].K;
     const widen = layerPlans[0].residual;
     const inputWide = widen ? buffer(i32Bytes(B * K0), undefined, 'input Q16') : dummy;
@@ -286,12 +291,13 @@ export class GpuTrainer {
       return ops;
     };
 
-    // The training step.
+    // The training step, and its prologue: max |W| for the first step (later the SGD kernel provides it).
     const stepOps: Op[] = [];
+    const prologue: Op[] = [];
     for (const layer of layers) {
       const { index: l, K, N } = layer.plan;
       const w8 = [layer.w8r, layer.w8c] as [GPUBuffer, GPUBuffer];
-      stepOps.push(await maxabsOp(`maxabs W${l}`, layer.W, K * N, slot.w(l)));
+      prologue.push(await maxabsOp(`maxabs W${l}`, layer.W, K * N, slot.w(l)));
       stepOps.push(await quantizeOp(`quantize W${l}`, layer.W, [K, N], slot.w(l), TENSOR.srW(l), w8));
     }
     stepOps.push(...(await forwardOps(B, false, true, 0)));
@@ -309,7 +315,10 @@ export class GpuTrainer {
           'sgd',
           {},
           [
-            uniform([K, N, B, xs, slot.e(l), learningRateQ16, momentumQ16, weightDecayQ24], `sgd ${l}`),
+            uniform(
+              [K, N, B, xs, slot.e(l), learningRateQ16, momentumQ16, weightDecayQ24, slot.wNext(l)],
+              `sgd ${l}`,
+            ),
             acc,
             layer.gz,
             maxes,
@@ -343,9 +352,9 @@ export class GpuTrainer {
         ),
       );
     }
-    const stepKernel = (name: string, from: number, count: number, advance: number) =>
-      op(name, 'step', {}, [uniform([from, count, advance, 0], name), maxes, state], [1, 1]);
-    stepOps.push(await stepKernel('next step', 0, 3 * L, 1));
+    const stepKernel = (name: string, layers: number, from: number, count: number, advance: number) =>
+      op(name, 'step', {}, [uniform([layers, from, count, advance], name), maxes, state], [1, 1]);
+    stepOps.push(await stepKernel('next step', L, 0, 0, 1));
 
     // Validation: weights rounded half-even once, then full chunks of B rows and a tail.
     const valWeights: Op[] = [];
@@ -357,10 +366,16 @@ export class GpuTrainer {
     }
     const V = plan.validation.length;
     const tailRows = V % B;
-    const valChunk = [...(await forwardOps(B, true, true, 0)), await stepKernel('next chunk', 3 * L, L, 1)];
+    const valChunk = [
+      ...(await forwardOps(B, true, true, 0)),
+      await stepKernel('next chunk', 0, 4 * L, L, 1),
+    ];
     const valTail =
       tailRows > 0
-        ? [await stepKernel('clear', 3 * L, L, 0), ...(await forwardOps(tailRows, true, false, V - tailRows))]
+        ? [
+            await stepKernel('clear', 0, 4 * L, L, 0),
+            ...(await forwardOps(tailRows, true, false, V - tailRows)),
+          ]
         : [];
 
     const trainer = new GpuTrainer(
@@ -373,6 +388,8 @@ export class GpuTrainer {
       from?.step ?? 0,
       { ...options, stepsPerSubmit: steps },
     );
+    // max |W| of the initial (or resumed) weights; from then on each step's SGD folds it in.
+    trainer.submit((pass) => trainer.encode(pass, prologue));
     return trainer;
   }
 
@@ -407,7 +424,6 @@ export class GpuTrainer {
       this.plan.batchRange(this.step, toStep) as Uint32Array<ArrayBuffer>,
     );
     queue.writeBuffer(this.bufs.state, 0, new Uint32Array([this.step, 0, 0, 0]));
-    queue.writeBuffer(this.bufs.maxes, 0, new Uint32Array(5 * this.layers.length));
     this.submit((pass) => {
       for (let t = 0; t < count; t++) this.encode(pass, this.ops.step);
     });
@@ -446,7 +462,9 @@ export class GpuTrainer {
     const V = this.plan.validation.length;
     const chunks = Math.floor(V / this.B);
     this.ctx.device.queue.writeBuffer(this.bufs.state, 0, new Uint32Array([0, 0, 0, 0]));
-    this.ctx.device.queue.writeBuffer(this.bufs.maxes, 0, new Uint32Array(5 * this.layers.length));
+    // Only the validation slots: the training slots carry max |W| into the next step.
+    const L = this.layers.length;
+    this.ctx.device.queue.writeBuffer(this.bufs.maxes, 16 * L, new Uint32Array(2 * L));
     this.submit((pass) => {
       this.encode(pass, this.ops.valWeights);
       for (let c = 0; c < chunks; c++) this.encode(pass, this.ops.valChunk);
