@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GpuSession } from '../../gpu/device.ts';
 import { createNodeGpuSession } from '../../gpu/node.ts';
+import { matmulXW } from '../ops/matmul.ts';
 import { runMatmulI8 } from './matmul.ts';
 
 function cpuMatmul(a: Int8Array, b: Int8Array, m: number, k: number, n: number): Int32Array {
@@ -49,6 +50,9 @@ describe('runMatmulI8 on Dawn', () => {
       const a = randomInt8(m * k, m * 1000 + k);
       const b = randomInt8(k * n, n * 7 + 3);
       const expected = cpuMatmul(a, b, m, k, n);
+      const twin = new Int32Array(m * n);
+      matmulXW(a, b, m, k, n, twin);
+      expect(twin).toEqual(expected);
       expect(await runMatmulI8(session, a, b, m, k, n, { packed: false })).toEqual(expected);
       if (packed) expect(await runMatmulI8(session, a, b, m, k, n, { packed: true })).toEqual(expected);
     });
