@@ -16,7 +16,9 @@ export function ParetoChart({ models, axis, selected, onSelect }: Props) {
   const pad = { l: 52, r: 16, t: 12, b: 36 };
   if (models.length === 0) return <div className="chart-empty muted">No settled models yet</div>;
   const points = models.map((m) => ({ accuracy: m.accuracy, cost: m[axis] }));
-  const [cMin, cMax] = extent(points.map((p) => Math.log10(Math.max(1, p.cost))));
+  const [c0, c1] = extent(points.map((p) => Math.log10(Math.max(1, p.cost))));
+  // One model (or equal costs) still gets an axis half a decade either side.
+  const [cMin, cMax] = c0 === c1 ? [c0 - 0.5, c1 + 0.5] : [c0, c1];
   const [aMin, aMax] = extent(points.map((p) => p.accuracy));
   const lo = Math.max(0, aMin - 0.02);
   const hi = Math.min(1, aMax + 0.02);
