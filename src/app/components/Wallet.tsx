@@ -45,7 +45,15 @@ export function WalletButton() {
         {connection.status === 'connecting' ? 'Connecting…' : 'Connect wallet'}
       </button>
       {open && (
-        <div id="wallet-menu" className="menu" role="menu" aria-label="Choose a wallet">
+        <div
+          id="wallet-menu"
+          className="menu"
+          role="menu"
+          aria-label="Choose a wallet"
+          onKeyDown={(e) => {
+            if (e.key === 'Escape') setOpen(false);
+          }}
+        >
           {choices.length === 0 && <p className="muted">No browser wallet found in this tab.</p>}
           {choices.map((c) => (
             <button

@@ -70,6 +70,7 @@ async function contributor(
   api: CoordinatorApi,
   trainer = cpuTrainer,
   backend: 'cpu' | 'webgpu' = 'cpu',
+  duty = 1,
 ): Promise<Contributor> {
   const wallet = privateKeyToAccount(generatePrivateKey());
   const signer = localSigner();
@@ -83,7 +84,7 @@ async function contributor(
     signer,
     trainer,
     backend,
-    dutyCycle: () => 1,
+    dutyCycle: () => duty,
     timing: { idlePollMs: 100, statusPollMs: 100, maxBackoffMs: 400 },
   });
 }
@@ -187,6 +188,23 @@ describe('Contributor', () => {
     expect(s.deviceLosses).toBe(2);
     expect(s.backend).toBe('cpu');
     expect(backends.slice(0, 3)).toEqual(['webgpu', 'webgpu', 'cpu']);
+  }, 60_000);
+});
+
+describe('duty cycle', () => {
+  it('rests between tasks for busy × (1 − d) / d', async () => {
+    const db = await openDb({ url: 'memory://' });
+    const coordinator = await startCoordinator({ db, domain, search, port: 0, log: () => {} });
+    running.push({ stop: () => coordinator.close() });
+    const c = await contributor(new CoordinatorApi(`${coordinator.url}/api/v1`), cpuTrainer, 'cpu', 0.25);
+    running.push({ stop: () => c.dispose() });
+    c.start();
+    const resting = await until(c, (s) => s.status === 'resting');
+    const busy = resting.tasks[0].finishedAt! - resting.tasks[0].startedAt;
+    const rest = Number(/Resting (\d+) ms/.exec(resting.message ?? '')?.[1]);
+    expect(resting.message).toContain('duty cycle 25%');
+    // busy is measured around the whole lease (fetch, train, sign, submit), so rest ≥ 3 × training time.
+    expect(rest).toBeGreaterThanOrEqual(3 * busy * 0.9);
   }, 60_000);
 });
 
