@@ -154,9 +154,11 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
     function settle(Settlement[] calldata batch) external onlyRole(COORDINATOR_ROLE) {
         Config memory config = _config;
         uint256 remaining = config.pool;
+        uint256 ledger = _ledgerNew(batch.length);
         for (uint256 i; i < batch.length; ++i) {
-            remaining = _settleOne(i, batch[i], config.rewardPerTask, config.minQuorum, remaining);
+            remaining = _settleOne(i, batch[i], config.rewardPerTask, config.minQuorum, remaining, ledger);
         }
+        _ledgerFlush(ledger);
         if (remaining != config.pool) _config.pool = uint128(remaining);
     }
 
@@ -226,10 +228,14 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
     // ---------------------------------------------------------------- internals
 
     /// @dev Settles one task or reverts; returns the pool left after crediting its winners.
-    function _settleOne(uint256 index, Settlement calldata s, uint256 reward, uint256 quorum, uint256 remaining)
-        private
-        returns (uint256)
-    {
+    function _settleOne(
+        uint256 index,
+        Settlement calldata s,
+        uint256 reward,
+        uint256 quorum,
+        uint256 remaining,
+        uint256 ledger
+    ) private returns (uint256) {
         bytes32 taskId = s.taskId;
         if (_settled[taskId] != 0) revert AlreadySettled(index, taskId);
         Vote[] calldata votes = s.votes;
@@ -237,7 +243,7 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         if (n < quorum) revert TooFewVotes(index, n, quorum);
         if (n > MAX_VOTES) revert TooManyVotes(index, n, MAX_VOTES);
 
-        bytes32 majority = _authenticateAndFindCandidate(index, taskId, votes);
+        bytes32 majority = _authenticateAndFindCandidate(index, taskId, votes, ledger);
         uint256 winners;
         for (uint256 j; j < n; ++j) {
             if (votes[j].digest == majority) ++winners;
@@ -250,13 +256,13 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         _settled[taskId] = digest;
         // When the pool runs dry, the task still settles and its winners share what is left (possibly 0).
         uint256 each = (reward < remaining ? reward : remaining) / winners;
-        _creditAndEmit(s, votes, digest, winners, each);
+        _creditAndEmit(s, votes, digest, winners, each, ledger);
         return remaining - each * winners;
     }
 
     /// @dev Authenticates every vote, rejects duplicate workers and returns the Boyer–Moore majority
     ///      candidate (the only digest that can hold more than half of the votes).
-    function _authenticateAndFindCandidate(uint256 index, bytes32 taskId, Vote[] calldata votes)
+    function _authenticateAndFindCandidate(uint256 index, bytes32 taskId, Vote[] calldata votes, uint256 ledger)
         private
         returns (bytes32 candidate)
     {
@@ -267,7 +273,7 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
             for (uint256 k; k < j; ++k) {
                 if (votes[k].worker == worker) revert DuplicateWorker(index, worker);
             }
-            _authenticate(index, taskId, v, worker);
+            _authenticate(index, taskId, v, worker, ledger);
             bytes32 digest = v.digest;
             if (lead == 0) {
                 candidate = digest;
@@ -280,68 +286,255 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         }
     }
 
-    function _authenticate(uint256 index, bytes32 taskId, Vote calldata v, address worker) private {
+    function _authenticate(uint256 index, bytes32 taskId, Vote calldata v, address worker, uint256 ledger) private {
         address sessionKey = v.sessionKey;
         bytes32 hash = _hashTypedDataV4(_hash4(RESULT_VOTE_TYPEHASH, taskId, v.digest, bytes32(uint256(uint160(worker)))));
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(hash, v.voteSig);
-        if (err == ECDSA.RecoverError.InvalidSignatureS) revert MalleableSignature(index, worker);
-        if (err != ECDSA.RecoverError.NoError || signer != sessionKey) revert InvalidVoteSignature(index, worker);
+        (address signer, bool malleable) = _recover(hash, v.voteSig);
+        if (malleable) revert MalleableSignature(index, worker);
+        if (signer == address(0) || signer != sessionKey) revert InvalidVoteSignature(index, worker);
         // A worker voting with its own key needs no grant; sessionExpiry and grantSig are ignored then.
-        if (sessionKey != worker) _checkGrant(index, worker, sessionKey, v.sessionExpiry, v.grantSig);
+        if (sessionKey != worker) _checkGrant(index, worker, sessionKey, v.sessionExpiry, v.grantSig, ledger);
     }
 
     /// @dev A grant is valid while block.timestamp < expiresAt and the worker has not revoked the key.
     ///      Its signature is verified once and cached (one grant per worker at a time) until revocation.
-    function _checkGrant(uint256 index, address worker, address sessionKey, uint64 expiresAt, bytes calldata grantSig)
-        private
-    {
+    function _checkGrant(
+        uint256 index,
+        address worker,
+        address sessionKey,
+        uint64 expiresAt,
+        bytes calldata grantSig,
+        uint256 ledger
+    ) private {
         if (expiresAt <= block.timestamp) revert SessionExpired(index, worker, expiresAt);
         bytes16 tag = _sessionTag(sessionKey, expiresAt);
-        Account storage account = _accounts[worker];
-        if (account.sessionTag == tag) return;
+        uint256 entry = _ledgerEntry(ledger, worker);
+        if (_entrySessionTag(entry) == tag) return;
         if (_revoked[worker][sessionKey]) revert SessionKeyRevoked(index, worker, sessionKey);
 
         bytes32 hash = _hashTypedDataV4(_grantStructHash(worker, sessionKey, expiresAt));
         if (worker.code.length == 0) {
-            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(hash, grantSig);
-            if (err == ECDSA.RecoverError.InvalidSignatureS) revert MalleableSignature(index, worker);
-            if (err != ECDSA.RecoverError.NoError || signer != worker) revert InvalidGrantSignature(index, worker);
+            (address signer, bool malleable) = _recover(hash, grantSig);
+            if (malleable) revert MalleableSignature(index, worker);
+            if (signer == address(0) || signer != worker) revert InvalidGrantSignature(index, worker);
         } else if (!SignatureChecker.isValidERC1271SignatureNowCalldata(worker, hash, grantSig)) {
             // Smart-account workers grant session keys through ERC-1271.
             revert InvalidGrantSignature(index, worker);
         }
-        account.sessionTag = tag;
+        _entrySetSessionTag(entry, tag);
     }
 
+    /// @dev Credits the winners and strikes the dissenters (in the batch's ledger) and emits TaskSettled,
+    ///      whose data is ABI-encoded in place: the four metrics words, the two array offsets, the winners
+    ///      (length, addresses), then the dissenters (length, addresses), in vote order.
     function _creditAndEmit(
         Settlement calldata s,
         Vote[] calldata votes,
         bytes32 digest,
         uint256 winners,
-        uint256 each
+        uint256 each,
+        uint256 ledger
     ) private {
         uint256 n = votes.length;
-        address[] memory winnerList = new address[](winners);
-        address[] memory dissenterList = new address[](n - winners);
-        uint256 w;
-        uint256 d;
+        uint256 data;
+        uint256 size = 0x100 + 0x20 * n;
+        uint32 valCorrect = s.valCorrect;
+        uint32 valCount = s.valCount;
+        int64 valLoss = s.valLoss;
+        assembly ("memory-safe") {
+            data := mload(0x40)
+            mstore(0x40, add(data, size))
+            mstore(data, digest)
+            mstore(add(data, 0x20), valCorrect)
+            mstore(add(data, 0x40), valCount)
+            mstore(add(data, 0x60), signextend(7, valLoss))
+            mstore(add(data, 0x80), 0xc0)
+            mstore(add(data, 0xa0), add(0xe0, shl(5, winners)))
+            mstore(add(data, 0xc0), winners)
+            mstore(add(data, add(0xe0, shl(5, winners))), sub(n, winners))
+        }
+        uint256 w = data + 0xe0; // next winner's word
+        uint256 d = w + 0x20 * winners + 0x20; // next dissenter's word
         for (uint256 j; j < n; ++j) {
             address worker = votes[j].worker;
             if (votes[j].digest == digest) {
-                winnerList[w++] = worker;
-                if (each != 0) {
-                    Account storage account = _accounts[worker];
-                    account.owed += uint96(each);
-                    account.seen = true;
+                assembly ("memory-safe") {
+                    mstore(w, worker)
                 }
+                w += 0x20;
+                if (each != 0) _entryCredit(_ledgerEntry(ledger, worker), each);
             } else {
-                dissenterList[d++] = worker;
-                Account storage account = _accounts[worker];
-                if (account.strikes != type(uint24).max) ++account.strikes;
-                account.seen = true;
+                assembly ("memory-safe") {
+                    mstore(d, worker)
+                }
+                d += 0x20;
+                _entryStrike(_ledgerEntry(ledger, worker));
             }
         }
-        emit TaskSettled(s.taskId, digest, s.valCorrect, s.valCount, s.valLoss, winnerList, dissenterList);
+        bytes32 topic0 = TaskSettled.selector;
+        bytes32 taskId = s.taskId;
+        assembly ("memory-safe") {
+            log2(data, size, topic0, taskId)
+            // The log data is not needed any more: give its memory back.
+            mstore(0x40, data)
+        }
+    }
+
+    // ---------------------------------------------------------------- the batch's ledger of accounts
+    //
+    // `settle` credits, strikes and caches grants in memory and writes each touched account slot once
+    // per batch (a batch usually involves few distinct workers, each in many of its tasks). The ledger is
+    // an open-addressing hash table in memory, indexed by the worker address's low bits (addresses are
+    // hashes; a worker who grinds colliding addresses only makes its coordinator's batches a little
+    // dearer). Layout at `ledger`: [mask, count], then (mask + 1) entries of two words: the key
+    // (worker | 1 << 160, | 1 << 161 once changed; 0 = free) and the account slot's packed value
+    // (Account: owed bits 0-95, strikes 96-119, seen bit 120, sessionTag bits 128-255).
+    // When it is half full it is flushed (written back and emptied), so any batch fits.
+
+    uint256 private constant _KEY_USED = 1 << 160;
+    uint256 private constant _KEY_DIRTY = 1 << 161;
+    uint256 private constant _LEDGER_MIN = 16;
+    uint256 private constant _LEDGER_MAX = 512;
+
+    function _ledgerNew(uint256 batchLength) private pure returns (uint256 ledger) {
+        uint256 capacity = _LEDGER_MIN;
+        while (capacity < 4 * batchLength && capacity < _LEDGER_MAX) capacity <<= 1;
+        assembly ("memory-safe") {
+            ledger := mload(0x40)
+            let size := add(0x40, shl(6, capacity))
+            mstore(0x40, add(ledger, size))
+            // Zeroed: memory past the free pointer may hold scratch data.
+            calldatacopy(ledger, calldatasize(), size)
+            mstore(ledger, sub(capacity, 1))
+        }
+    }
+
+    /// @dev The memory address of `worker`'s entry (key word; the value is the next word), loading its
+    ///      account slot on first use. The address is valid until the next call (which may flush).
+    function _ledgerEntry(uint256 ledger, address worker) private returns (uint256 entry) {
+        entry = _ledgerProbe(ledger, worker);
+        uint256 key;
+        assembly ("memory-safe") {
+            key := mload(entry)
+        }
+        if (key != 0) return entry;
+        uint256 mask;
+        uint256 count;
+        assembly ("memory-safe") {
+            mask := mload(ledger)
+            count := add(mload(add(ledger, 0x20)), 1)
+        }
+        if (2 * count > mask + 1) {
+            _ledgerFlush(ledger);
+            assembly ("memory-safe") {
+                // Empty the table (count and entries).
+                calldatacopy(add(ledger, 0x20), calldatasize(), add(0x20, shl(6, add(mask, 1))))
+            }
+            entry = _ledgerProbe(ledger, worker);
+            count = 1;
+        }
+        key = uint256(uint160(worker)) | _KEY_USED;
+        assembly ("memory-safe") {
+            mstore(add(ledger, 0x20), count)
+            mstore(entry, key)
+            mstore(0x00, worker)
+            mstore(0x20, _accounts.slot)
+            mstore(add(entry, 0x20), sload(keccak256(0x00, 0x40)))
+        }
+    }
+
+    /// @dev Linear probing from the worker's home entry: its entry, or the free one where it would go.
+    function _ledgerProbe(uint256 ledger, address worker) private pure returns (uint256 entry) {
+        assembly ("memory-safe") {
+            let mask := mload(ledger)
+            let entries := add(ledger, 0x40)
+            let i := and(worker, mask)
+            for {} 1 {} {
+                entry := add(entries, shl(6, i))
+                let key := mload(entry)
+                if iszero(key) { break }
+                if eq(and(key, 0xffffffffffffffffffffffffffffffffffffffff), worker) { break }
+                i := and(add(i, 1), mask)
+            }
+        }
+    }
+
+    /// @dev Writes every changed account back to its storage slot.
+    function _ledgerFlush(uint256 ledger) private {
+        assembly ("memory-safe") {
+            let entry := add(ledger, 0x40)
+            let end := add(entry, shl(6, add(mload(ledger), 1)))
+            mstore(0x20, _accounts.slot)
+            for {} lt(entry, end) { entry := add(entry, 0x40) } {
+                let key := mload(entry)
+                if and(key, _KEY_DIRTY) {
+                    mstore(0x00, and(key, 0xffffffffffffffffffffffffffffffffffffffff))
+                    sstore(keccak256(0x00, 0x40), mload(add(entry, 0x20)))
+                }
+            }
+        }
+    }
+
+    function _entrySessionTag(uint256 entry) private pure returns (bytes16 tag) {
+        assembly ("memory-safe") {
+            tag := shl(128, shr(128, mload(add(entry, 0x20))))
+        }
+    }
+
+    function _entrySetSessionTag(uint256 entry, bytes16 tag) private pure {
+        assembly ("memory-safe") {
+            let value := add(entry, 0x20)
+            mstore(value, or(and(mload(value), 0xffffffffffffffffffffffffffffffff), tag))
+            mstore(entry, or(mload(entry), _KEY_DIRTY))
+        }
+    }
+
+    /// @dev owed += amount (reverting with Panic(0x11) past uint96, like checked arithmetic) and seen = true.
+    function _entryCredit(uint256 entry, uint256 amount) private pure {
+        uint256 value;
+        assembly ("memory-safe") {
+            value := mload(add(entry, 0x20))
+        }
+        uint96 owed_ = uint96(value) + uint96(amount);
+        assembly ("memory-safe") {
+            value := or(or(and(value, not(0xffffffffffffffffffffffff)), owed_), shl(120, 1))
+            mstore(add(entry, 0x20), value)
+            mstore(entry, or(mload(entry), _KEY_DIRTY))
+        }
+    }
+
+    /// @dev strikes += 1, saturating at 2^24 − 1, and seen = true.
+    function _entryStrike(uint256 entry) private pure {
+        assembly ("memory-safe") {
+            let slot := add(entry, 0x20)
+            let value := mload(slot)
+            let strikes_ := and(shr(96, value), 0xffffff)
+            if lt(strikes_, 0xffffff) { value := add(value, shl(96, 1)) }
+            mstore(slot, or(value, shl(120, 1)))
+            mstore(entry, or(mload(entry), _KEY_DIRTY))
+        }
+    }
+
+    /// @dev OpenZeppelin's ECDSA.tryRecoverCalldata rules in fewer steps: 65 bytes r ‖ s ‖ v, s in the
+    ///      lower half order (else `malleable`), v ∈ {27, 28} (the precompile rejects others). `signer` is
+    ///      0 for any invalid signature.
+    function _recover(bytes32 hash, bytes calldata sig) private view returns (address signer, bool malleable) {
+        assembly ("memory-safe") {
+            if eq(sig.length, 65) {
+                let s := calldataload(add(sig.offset, 0x20))
+                malleable := gt(s, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0)
+                if iszero(malleable) {
+                    let p := mload(0x40)
+                    mstore(p, hash)
+                    mstore(add(p, 0x20), byte(0, calldataload(add(sig.offset, 0x40))))
+                    mstore(add(p, 0x40), calldataload(sig.offset))
+                    mstore(add(p, 0x60), s)
+                    mstore(0x00, 0)
+                    pop(staticcall(gas(), 1, p, 0x80, 0x00, 0x20))
+                    signer := mload(0x00)
+                }
+            }
+        }
     }
 
     function _metricsDigest(Settlement calldata s) private pure returns (bytes32 h) {

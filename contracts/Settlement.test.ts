@@ -5,6 +5,7 @@
  */
 import fc from 'fast-check';
 import { type Address, encodeFunctionData, type Hex, keccak256, type LocalAccount, toHex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anvilAccount } from '../src/chain/accounts.ts';
 import { type AnvilNode, startAnvil } from '../src/chain/anvil.ts';
@@ -185,6 +186,59 @@ describe('majority settlement', () => {
     );
     const receipt = await settleBatch(owner, fx.address, [{ ...second, votes: own }]);
     expect(receipt.settled).toEqual([second.taskId]);
+  });
+
+  it('a batch credits and strikes exactly as task-by-task settlement would (many workers, repeats)', async () => {
+    // 18 own-key workers over 4 tasks of 6 votes (the last one dissents): more distinct workers than
+    // the contract's in-memory ledger holds for a 6-task batch before it writes back, and some of
+    // them vote in two tasks. Then two session workers whose grant, verified in the first task,
+    // covers the second task of the same batch.
+    const fx = await deploy();
+    const crowd = Array.from({ length: 18 }, (_, i) => privateKeyToAccount(keccak256(toHex(`crowd ${i}`))));
+    const expectedOwed = new Map<Address, bigint>();
+    const expectedStrikes = new Map<Address, bigint>();
+    const batch: SettlementInput[] = [];
+    for (let t = 0; t < 4; t++) {
+      const m = metrics();
+      const voters = Array.from({ length: 6 }, (_, k) => crowd[t * 4 + k]);
+      const votes = await Promise.all(
+        voters.map((w, k) => castOwnVote(w, fx.domain, m.taskId, k < 5 ? resultDigest(m) : wrongDigest(k))),
+      );
+      batch.push({ ...m, votes });
+      for (const [k, w] of voters.entries()) {
+        if (k < 5) expectedOwed.set(w.address, (expectedOwed.get(w.address) ?? 0n) + REWARD / 5n);
+        else expectedStrikes.set(w.address, (expectedStrikes.get(w.address) ?? 0n) + 1n);
+      }
+    }
+    const ss = await sessions(fx, 2);
+    const [first, second] = [metrics(), metrics()];
+    batch.push({ ...first, votes: await votesFor(fx, first, ss, 2) });
+    const omitted = await Promise.all(
+      ss.map((s) => castVote(s, fx.domain, second.taskId, resultDigest(second), { omitGrant: true })),
+    );
+    batch.push({ ...second, votes: omitted });
+
+    const receipt = await settleBatch(owner, fx.address, batch, { skipRejected: false });
+    expect(receipt.settled.length).toBe(6);
+    for (const w of crowd) {
+      expect(await owed(owner.publicClient, fx.address, w.address)).toBe(expectedOwed.get(w.address) ?? 0n);
+      expect(await strikes(owner.publicClient, fx.address, w.address)).toBe(
+        expectedStrikes.get(w.address) ?? 0n,
+      );
+    }
+    for (const s of ss) expect(await owed(owner.publicClient, fx.address, s.worker)).toBe(REWARD);
+    expect((await readConfig(owner.publicClient, fx.address)).pool).toBe(POOL - 6n * REWARD);
+    const events = await readSettledEvents(owner.publicClient, fx.address);
+    expect(events.map((e) => [e.taskId, e.winners, e.dissenters])).toEqual(
+      batch.map((b) => {
+        const digest = resultDigest(b);
+        return [
+          b.taskId,
+          b.votes.filter((v) => v.digest === digest).map((v) => v.worker),
+          b.votes.filter((v) => v.digest !== digest).map((v) => v.worker),
+        ];
+      }),
+    );
   });
 
   it('matches the client-side hashing (vote, grant, result digest)', async () => {
