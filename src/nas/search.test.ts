@@ -7,7 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseTaskResult } from '../protocol/result.ts';
 import { taskIdOf } from '../protocol/spec.ts';
 import { TrainPool } from './pool.ts';
+import { HashRng } from './rng.ts';
 import { formatLeaderboard, progressLine, runSearch, type SearchProgress } from './search.ts';
+import { sampleArchitecture, toTaskSpec } from './space.ts';
 import { createStrategy } from './strategy.ts';
 import { spaceOf, TRACKS } from './tracks.ts';
 
@@ -69,6 +71,26 @@ describe('offline search on worker threads', () => {
     expect(report.failed).toBe(1);
     expect(strategy.trials()[1].status).toBe('failed');
     expect(report.leaderboard).toHaveLength(2);
+  });
+});
+
+describe('training pool', () => {
+  it('fails only the task of a thread that dies, and replaces the thread', async () => {
+    const pool = new TrainPool(1);
+    try {
+      const spec = toTaskSpec(TRACKS.blobs, sampleArchitecture(spaceOf(TRACKS.blobs), new HashRng(1)), {
+        steps: 2,
+        seed: 1,
+      });
+      const running = pool.train(spec);
+      const threads = (pool as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots;
+      await threads[0].worker.terminate();
+      await expect(running).rejects.toThrow(/died/);
+      const again = await pool.train(spec);
+      expect(again.result.taskId).toBe(taskIdOf(spec));
+    } finally {
+      await pool.close();
+    }
   });
 });
 
