@@ -163,6 +163,43 @@ describe('regularized evolution', () => {
     }
   });
 
+  it('ages: a parent is always among the P most recently told results, and wins its tournament', () => {
+    const P = 6;
+    const s = createStrategy(
+      { kind: 'evolution', seed: 9, budget: 120, steps: 100, populationSize: P, sampleSize: 6 },
+      space,
+    );
+    const pending: Proposal[] = [];
+    for (let i = 0; i < 400; i++) {
+      if (i % 3 !== 2) {
+        const p = s.ask();
+        if (!p) break;
+        if (p.parent !== undefined) {
+          const told = s
+            .trials()
+            .filter((t) => t.status === 'done' && t.trialId !== p.trialId)
+            .sort((a, b) => a.toldAt! - b.toldAt!);
+          const population = told.slice(-P);
+          expect(population.map((t) => t.trialId)).toContain(p.parent);
+          // S = P: the tournament is the whole population, so the parent is its best member.
+          const best = [...population].sort(
+            (a, b) =>
+              b.outcome!.valCorrect - a.outcome!.valCorrect ||
+              Number(a.outcome!.valLoss) - Number(b.outcome!.valLoss) ||
+              a.params - b.params ||
+              a.trialId - b.trialId,
+          )[0];
+          expect(p.parent).toBe(best.trialId);
+        }
+        pending.push(p);
+      } else if (pending.length > 0) {
+        const p = pending.splice((i * 7) % pending.length, 1)[0];
+        s.tell(p.trialId, synthetic(p.arch, p.steps));
+      }
+    }
+    expect(s.trials().filter((t) => t.parent !== undefined).length).toBeGreaterThan(30);
+  });
+
   it('beats random search on a structured objective (mean best over 10 seeds)', () => {
     const bestOf = (config: StrategyConfig) => {
       const s = createStrategy(config, space);
