@@ -74,6 +74,28 @@ describe('trainWebGPU on Dawn = CPU reference', () => {
     expect(await trainWebGPU(spec, blobs, { device: ctx.device })).toEqual(expected);
   });
 
+  it('hands out the same checkpoint states as the CPU, and stops on abort', async () => {
+    const spec = randomSpec(11, { small: true });
+    const cpuStates: unknown[] = [];
+    const gpuStates: unknown[] = [];
+    await trainCpuRun(spec, blobs, { onCheckpoint: (state, hash) => cpuStates.push({ state, hash }) });
+    await trainWebGPURun(ctx, spec, blobs, {
+      onCheckpoint: (state, hash) => gpuStates.push({ state, hash }),
+    });
+    expect(gpuStates.length).toBeGreaterThan(0);
+    expect(gpuStates).toEqual(cpuStates);
+
+    const controller = new AbortController();
+    const run = trainWebGPURun(ctx, spec, blobs, {
+      stepsPerSubmit: 1,
+      onProgress: (p) => {
+        if (p.step === 2) controller.abort(new Error('stopped by the test'));
+      },
+      signal: controller.signal,
+    });
+    await expect(run).rejects.toThrow('stopped by the test');
+  });
+
   it('reports its dispatches per step', async () => {
     const spec = randomSpec(7, { small: true });
     const { dispatchesPerStep } = await trainWebGPURun(ctx, spec, blobs);
