@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
@@ -155,8 +155,9 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         Config memory config = _config;
         uint256 remaining = config.pool;
         uint256 ledger = _ledgerNew(batch.length);
+        bytes32 domain = _domainSeparatorV4();
         for (uint256 i; i < batch.length; ++i) {
-            remaining = _settleOne(i, batch[i], config.rewardPerTask, config.minQuorum, remaining, ledger);
+            remaining = _settleOne(i, batch[i], config.rewardPerTask, config.minQuorum, remaining, ledger, domain);
         }
         _ledgerFlush(ledger);
         if (remaining != config.pool) _config.pool = uint128(remaining);
@@ -228,13 +229,16 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
     // ---------------------------------------------------------------- internals
 
     /// @dev Settles one task or reverts; returns the pool left after crediting its winners.
+    ///      The votes are read from calldata once, by `_authenticateAndFindCandidate`, into a table in
+    ///      memory (worker, digest per vote) that the later passes read.
     function _settleOne(
         uint256 index,
         Settlement calldata s,
         uint256 reward,
         uint256 quorum,
         uint256 remaining,
-        uint256 ledger
+        uint256 ledger,
+        bytes32 domain
     ) private returns (uint256) {
         bytes32 taskId = s.taskId;
         if (_settled[taskId] != 0) revert AlreadySettled(index, taskId);
@@ -243,10 +247,17 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         if (n < quorum) revert TooFewVotes(index, n, quorum);
         if (n > MAX_VOTES) revert TooManyVotes(index, n, MAX_VOTES);
 
-        bytes32 majority = _authenticateAndFindCandidate(index, taskId, votes, ledger);
+        uint256 table;
+        assembly ("memory-safe") {
+            table := mload(0x40)
+            mstore(0x40, add(table, shl(6, n)))
+        }
+        bytes32 majority = _authenticateAndFindCandidate(index, taskId, votes, table, ledger, domain);
         uint256 winners;
-        for (uint256 j; j < n; ++j) {
-            if (votes[j].digest == majority) ++winners;
+        assembly ("memory-safe") {
+            for { let e := table let end := add(table, shl(6, n)) } lt(e, end) { e := add(e, 0x40) } {
+                winners := add(winners, eq(mload(add(e, 0x20)), majority))
+            }
         }
         if (2 * winners <= n) revert NoMajority(index, taskId);
         if (winners < quorum) revert QuorumNotReached(index, winners, quorum);
@@ -256,25 +267,64 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         _settled[taskId] = digest;
         // When the pool runs dry, the task still settles and its winners share what is left (possibly 0).
         uint256 each = (reward < remaining ? reward : remaining) / winners;
-        _creditAndEmit(s, votes, digest, winners, each, ledger);
+        _creditAndEmit(s, table, n, digest, winners, each, ledger);
+        assembly ("memory-safe") {
+            // The vote table is not needed any more: give its memory back.
+            mstore(0x40, table)
+        }
         return remaining - each * winners;
     }
 
     /// @dev Authenticates every vote, rejects duplicate workers and returns the Boyer–Moore majority
-    ///      candidate (the only digest that can hold more than half of the votes).
-    function _authenticateAndFindCandidate(uint256 index, bytes32 taskId, Vote[] calldata votes, uint256 ledger)
-        private
-        returns (bytes32 candidate)
-    {
+    ///      candidate (the only digest that can hold more than half of the votes). Fills `table`.
+    function _authenticateAndFindCandidate(
+        uint256 index,
+        bytes32 taskId,
+        Vote[] calldata votes,
+        uint256 table,
+        uint256 ledger,
+        bytes32 domain
+    ) private returns (bytes32 candidate) {
         uint256 lead;
-        for (uint256 j; j < votes.length; ++j) {
-            Vote calldata v = votes[j];
-            address worker = v.worker;
-            for (uint256 k; k < j; ++k) {
-                if (votes[k].worker == worker) revert DuplicateWorker(index, worker);
+        uint256 n = votes.length;
+        for (uint256 j; j < n; ++j) {
+            uint256 v = _voteAt(votes, j);
+            address worker;
+            bytes32 digest;
+            address sessionKey;
+            bool duplicate;
+            assembly ("memory-safe") {
+                worker := calldataload(v)
+                digest := calldataload(add(v, 0x20))
+                sessionKey := calldataload(add(v, 0x40))
+                // Like Solidity's ABI decoder: an address with dirty upper bits is malformed calldata.
+                if or(shr(160, worker), shr(160, sessionKey)) { revert(0, 0) }
+                let row := add(table, shl(6, j))
+                for { let e := table } lt(e, row) { e := add(e, 0x40) } {
+                    if eq(mload(e), worker) {
+                        duplicate := 1
+                        break
+                    }
+                }
+                mstore(row, worker)
+                mstore(add(row, 0x20), digest)
             }
-            _authenticate(index, taskId, v, worker, ledger);
-            bytes32 digest = v.digest;
+            if (duplicate) revert DuplicateWorker(index, worker);
+
+            (address signer, bool malleable) =
+                _recover(_voteHash(domain, taskId, digest, worker), _bytesAt(v, 0xa0));
+            if (malleable) revert MalleableSignature(index, worker);
+            if (signer == address(0) || signer != sessionKey) revert InvalidVoteSignature(index, worker);
+            // A worker voting with its own key needs no grant; sessionExpiry and grantSig are ignored then.
+            if (sessionKey != worker) {
+                uint64 expiresAt;
+                assembly ("memory-safe") {
+                    expiresAt := calldataload(add(v, 0x60))
+                    if shr(64, expiresAt) { revert(0, 0) }
+                }
+                _checkGrant(index, worker, sessionKey, expiresAt, _bytesAt(v, 0x80), ledger, domain);
+            }
+
             if (lead == 0) {
                 candidate = digest;
                 lead = 1;
@@ -286,14 +336,49 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         }
     }
 
-    function _authenticate(uint256 index, bytes32 taskId, Vote calldata v, address worker, uint256 ledger) private {
-        address sessionKey = v.sessionKey;
-        bytes32 hash = _hashTypedDataV4(_hash4(RESULT_VOTE_TYPEHASH, taskId, v.digest, bytes32(uint256(uint160(worker)))));
-        (address signer, bool malleable) = _recover(hash, v.voteSig);
-        if (malleable) revert MalleableSignature(index, worker);
-        if (signer == address(0) || signer != sessionKey) revert InvalidVoteSignature(index, worker);
-        // A worker voting with its own key needs no grant; sessionExpiry and grantSig are ignored then.
-        if (sessionKey != worker) _checkGrant(index, worker, sessionKey, v.sessionExpiry, v.grantSig, ledger);
+    /// @dev The calldata position of `votes[j]` (j < votes.length), checked like Solidity's decoder checks it.
+    function _voteAt(Vote[] calldata votes, uint256 j) private pure returns (uint256 v) {
+        assembly ("memory-safe") {
+            let rel := calldataload(add(votes.offset, shl(5, j)))
+            v := add(votes.offset, rel)
+            if or(gt(rel, calldatasize()), gt(add(v, 0xc0), calldatasize())) { revert(0, 0) }
+        }
+    }
+
+    /// @dev The `bytes` field whose offset (relative to the vote at `v`) is at `v + field`, checked to lie
+    ///      within calldata like Solidity's decoder checks it.
+    function _bytesAt(uint256 v, uint256 field) private pure returns (bytes calldata b) {
+        assembly ("memory-safe") {
+            let rel := calldataload(add(v, field))
+            let p := add(v, rel)
+            let len := calldataload(p)
+            if or(or(gt(rel, calldatasize()), gt(len, calldatasize())), gt(add(add(p, 0x20), len), calldatasize())) {
+                revert(0, 0)
+            }
+            b.offset := add(p, 0x20)
+            b.length := len
+        }
+    }
+
+    /// @dev EIP-712 hash of ResultVote(taskId, digest, worker), in scratch memory past the free pointer.
+    function _voteHash(bytes32 domain, bytes32 taskId, bytes32 digest, address worker)
+        private
+        pure
+        returns (bytes32 h)
+    {
+        bytes32 typeHash = RESULT_VOTE_TYPEHASH;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, typeHash)
+            mstore(add(p, 0x20), taskId)
+            mstore(add(p, 0x40), digest)
+            mstore(add(p, 0x60), worker)
+            let structHash := keccak256(p, 0x80)
+            mstore(p, hex"1901")
+            mstore(add(p, 0x02), domain)
+            mstore(add(p, 0x22), structHash)
+            h := keccak256(p, 0x42)
+        }
     }
 
     /// @dev A grant is valid while block.timestamp < expiresAt and the worker has not revoked the key.
@@ -304,7 +389,8 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         address sessionKey,
         uint64 expiresAt,
         bytes calldata grantSig,
-        uint256 ledger
+        uint256 ledger,
+        bytes32 domain
     ) private {
         if (expiresAt <= block.timestamp) revert SessionExpired(index, worker, expiresAt);
         bytes16 tag = _sessionTag(sessionKey, expiresAt);
@@ -312,7 +398,7 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         if (_entrySessionTag(entry) == tag) return;
         if (_revoked[worker][sessionKey]) revert SessionKeyRevoked(index, worker, sessionKey);
 
-        bytes32 hash = _hashTypedDataV4(_grantStructHash(worker, sessionKey, expiresAt));
+        bytes32 hash = MessageHashUtils.toTypedDataHash(domain, _grantStructHash(worker, sessionKey, expiresAt));
         if (worker.code.length == 0) {
             (address signer, bool malleable) = _recover(hash, grantSig);
             if (malleable) revert MalleableSignature(index, worker);
@@ -329,13 +415,13 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
     ///      (length, addresses), then the dissenters (length, addresses), in vote order.
     function _creditAndEmit(
         Settlement calldata s,
-        Vote[] calldata votes,
+        uint256 table,
+        uint256 n,
         bytes32 digest,
         uint256 winners,
         uint256 each,
         uint256 ledger
     ) private {
-        uint256 n = votes.length;
         uint256 data;
         uint256 size = 0x100 + 0x20 * n;
         uint32 valCorrect = s.valCorrect;
@@ -355,9 +441,15 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         }
         uint256 w = data + 0xe0; // next winner's word
         uint256 d = w + 0x20 * winners + 0x20; // next dissenter's word
-        for (uint256 j; j < n; ++j) {
-            address worker = votes[j].worker;
-            if (votes[j].digest == digest) {
+        uint256 end = table + 0x40 * n;
+        for (uint256 e = table; e < end; e += 0x40) {
+            address worker;
+            bool wins;
+            assembly ("memory-safe") {
+                worker := mload(e)
+                wins := eq(mload(add(e, 0x20)), digest)
+            }
+            if (wins) {
                 assembly ("memory-safe") {
                     mstore(w, worker)
                 }
