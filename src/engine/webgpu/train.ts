@@ -28,6 +28,10 @@ const NONE = 0xffffffff;
 /** Workgroups of a max-abs scan (each thread then covers a grid-stride slice). */
 const MAXABS_GROUPS = 64;
 const MAX_GROUPS = 65535;
+/** Submits queued ahead of the one being read back. */
+const IN_FLIGHT = 2;
+const MAP_READ = 0x1;
+const COPY_DST = 0x8;
 /** Steps recorded per command buffer at most (between progress read-backs). */
 const DEFAULT_STEPS_PER_SUBMIT = 32;
 
@@ -410,36 +414,58 @@ export class GpuTrainer {
   }
 
   /**
-   * Runs steps [this.step, toStep) in one command buffer (toStep − this.step ≤ stepsPerSubmit) and
-   * returns each step's summed batch loss (Q16).
+   * Records steps [this.step, toStep) into one command buffer (toStep − this.step ≤ stepsPerSubmit)
+   * and submits it without waiting; resolves to each step's summed batch loss (Q16) once it has run.
+   * The command buffer ends by copying the per-example stats aside, so the next submit may follow
+   * at once: the queue runs submits and buffer writes in order.
    */
-  async runSteps(toStep: number): Promise<number[]> {
+  submitSteps(toStep: number): Promise<number[]> {
     const count = toStep - this.step;
     if (count < 1 || count > this.stepsPerSubmit)
       throw new Error(`cannot record ${count} steps in one submit`);
-    const { queue } = this.ctx.device;
-    queue.writeBuffer(
+    const { device } = this.ctx;
+    device.queue.writeBuffer(
       this.bufs.order,
       0,
       this.plan.batchRange(this.step, toStep) as Uint32Array<ArrayBuffer>,
     );
-    queue.writeBuffer(this.bufs.state, 0, new Uint32Array([this.step, 0, 0, 0]));
-    this.submit((pass) => {
-      for (let t = 0; t < count; t++) this.encode(pass, this.ops.step);
+    device.queue.writeBuffer(this.bufs.state, 0, new Uint32Array([this.step, 0, 0, 0]));
+    const bytes = count * this.B * 8;
+    const staging = device.createBuffer({
+      size: bytes,
+      usage: MAP_READ | COPY_DST,
+      label: 'stats read-back',
     });
-    const stats = new Int32Array(await readBack(this.ctx.device, this.bufs.stats, count * this.B * 8));
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    for (let t = 0; t < count; t++) this.encode(pass, this.ops.step);
+    pass.end();
+    encoder.copyBufferToBuffer(this.bufs.stats, 0, staging, 0, bytes);
+    device.queue.submit([encoder.finish()]);
     this.step = toStep;
-    const losses: number[] = [];
-    for (let t = 0; t < count; t++) {
-      let sum = 0;
-      for (let b = 0; b < this.B; b++) sum += stats[2 * (t * this.B + b)];
-      losses.push(sum);
-    }
+    const losses = staging.mapAsync(MAP_READ).then(() => {
+      const stats = new Int32Array(staging.getMappedRange().slice(0));
+      staging.destroy();
+      const sums: number[] = [];
+      for (let t = 0; t < count; t++) {
+        let sum = 0;
+        for (let b = 0; b < this.B; b++) sum += stats[2 * (t * this.B + b)];
+        sums.push(sum);
+      }
+      return sums;
+    });
+    losses.catch(() => staging.destroy());
     return losses;
+  }
+
+  /** submitSteps, waiting for the steps to run. */
+  runSteps(toStep: number): Promise<number[]> {
+    return this.submitSteps(toStep);
   }
 
   /** Parameters and momentum in canonical order (layer by layer: W, then b). */
   async state(): Promise<TrainState> {
+    const step = this.step; // the copies below are queued now, after every step submitted so far
     const { paramCount } = this.plan.model;
     const device = this.ctx.device;
     const staging = storageBuffer(device, paramCount * 8);
@@ -454,7 +480,7 @@ export class GpuTrainer {
     device.queue.submit([encoder.finish()]);
     const all = new Int32Array(await readBack(device, staging, paramCount * 8));
     staging.destroy();
-    return { step: this.step, params: all.slice(0, paramCount), momentum: all.slice(paramCount) };
+    return { step, params: all.slice(0, paramCount), momentum: all.slice(paramCount) };
   }
 
   /** Validation totals on the current weights (rounded half-even), exactly as the CPU reference. */
@@ -504,16 +530,28 @@ export async function trainWebGPURun(
     const every = Math.max(1, options.progressEvery ?? 1);
     const limit = Math.min(options.stepsPerSubmit ?? DEFAULT_STEPS_PER_SUBMIT, steps);
     const checkpoints: Checkpoint[] = [];
+    // Up to IN_FLIGHT submits are queued ahead, so the GPU does not idle while the CPU reads back.
+    const pending: { from: number; losses: Promise<number[]>; snapshot?: Promise<TrainState> }[] = [];
     let next = 0;
-    while (trainer.step < steps) {
-      options.signal?.throwIfAborted();
+    const submitNext = () => {
       while (next < trace.length && trace[next] <= trainer.step) next++;
-      const to = Math.min(steps, trace[next] ?? steps, trainer.step + limit);
       const from = trainer.step;
-      const losses = await trainer.runSteps(to);
+      const to = Math.min(steps, trace[next] ?? steps, from + limit);
+      const losses = trainer.submitSteps(to);
+      const snapshot = to === trace[next] ? trainer.state() : undefined;
+      // Abandoned on abort: keep their rejections (if any) from going unhandled.
+      losses.catch(() => {});
+      snapshot?.catch(() => {});
+      pending.push({ from, losses, snapshot });
+    };
+    while (trainer.step < steps || pending.length > 0) {
+      options.signal?.throwIfAborted();
+      while (pending.length < IN_FLIGHT && trainer.step < steps) submitNext();
+      const done = pending.shift()!;
+      const losses = await done.losses;
       if (options.onProgress) {
         losses.forEach((batchLossQ16, i) => {
-          const step = from + i + 1;
+          const step = done.from + i + 1;
           if (step % every !== 0 && step !== steps) return;
           const progress: TrainProgress = {
             step,
@@ -524,10 +562,10 @@ export async function trainWebGPURun(
           options.onProgress?.(progress);
         });
       }
-      if (to === trace[next]) {
-        const state = await trainer.state();
+      if (done.snapshot) {
+        const state = await done.snapshot;
         const stateHash = stateHashOf(state);
-        checkpoints.push({ step: to, stateHash });
+        checkpoints.push({ step: state.step, stateHash });
         options.onCheckpoint?.(state, stateHash);
       }
     }
