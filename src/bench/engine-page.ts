@@ -50,12 +50,14 @@ async function cambrianTraining(ctx: GpuContext, spec: TaskSpec, dataset: Datase
   try {
     await trainer.runSteps(1); // warm-up: the adapter compiles pipelines on first use
     const start = now();
-    let done = 1;
-    while (done < steps) {
-      const to = Math.min(steps, done + 32);
-      await trainer.runSteps(to);
-      done = to;
+    // As trainWebGPURun does: the next submit is queued before the previous one is read back.
+    let previous: Promise<number[]> | null = null;
+    while (trainer.step < steps) {
+      const submitted = trainer.submitSteps(Math.min(steps, trainer.step + 32));
+      if (previous) await previous;
+      previous = submitted;
     }
+    await previous;
     const seconds = (now() - start) / 1000;
     const state = await trainer.state();
     const timed = steps - 1;

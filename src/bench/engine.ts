@@ -79,7 +79,14 @@ async function nodeWebGpu(ctx: GpuContext, spec: TaskSpec, dataset: Dataset, ste
   try {
     await trainer.runSteps(1);
     const start = performance.now();
-    while (trainer.step < steps) await trainer.runSteps(Math.min(steps, trainer.step + 32));
+    // As trainWebGPURun does: the next submit is queued before the previous one is read back.
+    let previous: Promise<number[]> | null = null;
+    while (trainer.step < steps) {
+      const submitted = trainer.submitSteps(Math.min(steps, trainer.step + 32));
+      if (previous) await previous;
+      previous = submitted;
+    }
+    await previous;
     const seconds = (performance.now() - start) / 1000;
     const state = await trainer.state();
     return {
