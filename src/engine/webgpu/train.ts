@@ -28,7 +28,7 @@ const NONE = 0xffffffff;
 /** Workgroups of a max-abs scan (each thread then covers a grid-stride slice). */
 const MAXABS_GROUPS = 64;
 const MAX_GROUPS = 65535;
-/** Submits queued ahead of the one being read back. */
+/** Submits in flight at once: the next is queued while the previous one is read back. */
 const IN_FLIGHT = 2;
 const MAP_READ = 0x1;
 const COPY_DST = 0x8;
