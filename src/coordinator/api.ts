@@ -19,7 +19,7 @@ import {
   traceRoot,
 } from '../protocol/index.ts';
 import { Refusal } from './errors.ts';
-import { verifyGrant, verifyVote } from './signatures.ts';
+import { VoteVerifier, verifyGrant } from './signatures.ts';
 import type { Session, Store } from './store.ts';
 import type { Views } from './views.ts';
 
@@ -194,6 +194,7 @@ function zodReason(error: z.ZodError): string {
 export function createApi(deps: ApiDeps): OpenAPIHono {
   const { store, views, domain } = deps;
   const maxSession = deps.maxSessionSeconds ?? 30 * 24 * 3600;
+  const votes = new VoteVerifier(domain);
   const app = new OpenAPIHono({
     defaultHook: (result, c) => {
       if (!result.success) return c.json({ error: `invalid request: ${zodReason(result.error)}` }, 400);
@@ -280,8 +281,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
     if (traceRoot(result.checkpoints) !== result.traceRoot) {
       throw new Refusal(400, 'invalid result: traceRoot does not match its checkpoints');
     }
-    await verifyVote(
-      domain,
+    await votes.verify(
       { taskId: result.taskId as Hex, digest: result.digest as Hex, worker: s.worker },
       s.sessionKey,
       voteSig as Hex,

@@ -53,12 +53,32 @@ interface TaskRow {
   max_replicas: number;
 }
 
+/** Most submissions written in one transaction. */
+const MAX_GROUP_COMMIT = 256;
+
+interface LeaseRequest {
+  session: Session;
+  resolve: (lease: Lease | null) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Submission {
+  session: Session;
+  leaseId: string;
+  result: TaskResult;
+  voteSig: Hex;
+  checkAgainstSpec: (spec: TaskSpec) => void;
+  resolve: (state: TaskState) => void;
+  reject: (err: unknown) => void;
+}
+
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
 export class Store {
   private readonly sessions = new Map<string, Session>();
+  private readonly specs = new Map<Hex, TaskSpec>();
 
   constructor(
     readonly db: Db,
@@ -82,6 +102,21 @@ export class Store {
       `SELECT count(*)::int AS n FROM tasks WHERE state IN ('open', 'refereeing')`,
     );
     return row.n;
+  }
+
+  /** A task's spec: immutable, so cached (jsonb output is the costliest part of a small query). */
+  async spec(taskId: Hex, q: Queryable = this.db): Promise<TaskSpec> {
+    let spec = this.specs.get(taskId);
+    if (!spec) {
+      const [row] = await q.query<{ spec: string }>(
+        'SELECT spec::text AS spec FROM tasks WHERE task_id = $1',
+        [taskId],
+      );
+      spec = JSON.parse(row.spec) as TaskSpec;
+      if (this.specs.size > 100_000) this.specs.clear();
+      this.specs.set(taskId, spec);
+    }
+    return spec;
   }
 
   // ---- sessions -------------------------------------------------------------------------------
@@ -131,41 +166,94 @@ export class Store {
 
   // ---- leases ---------------------------------------------------------------------------------
 
-  /** Leases one replica of the oldest open task this worker holds no replica of, or null. */
-  async lease(session: Session): Promise<Lease | null> {
-    const now = Date.now();
-    for (let attempt = 0; attempt < 3; attempt++) {
+  /**
+   * Leases one replica of the oldest open task this worker holds no replica of, or null.
+   * Requests that arrive while a batch is being written are served together in the next
+   * transaction (group commit): one `FOR UPDATE SKIP LOCKED` pick of open tasks, one insert of
+   * leases, one update of free slots, however many workers asked.
+   */
+  lease(session: Session): Promise<Lease | null> {
+    return new Promise((resolve, reject) => {
+      this.leaseRequests.push({ session, resolve, reject });
+      if (!this.leasing) {
+        this.leasing = true;
+        setImmediate(() => void this.flushLeases());
+      }
+    });
+  }
+
+  private leaseRequests: LeaseRequest[] = [];
+  private leasing = false;
+
+  private async flushLeases(): Promise<void> {
+    while (this.leaseRequests.length > 0) {
+      const batch = this.leaseRequests.splice(0, MAX_GROUP_COMMIT);
       try {
-        return await this.db.tx(async (q) => {
-          const [task] = await q.query<{ task_id: Hex; spec: TaskSpec }>(
-            `SELECT task_id, spec FROM tasks t
-             WHERE state = 'open' AND open_slots > 0
-               AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = t.task_id AND l.worker = $1
-                               AND l.state IN ('active', 'submitted'))
-             ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED`,
-            [session.worker],
-          );
-          if (!task) return null;
-          const lease: Lease = {
-            leaseId: randomUUID(),
-            taskId: task.task_id,
-            spec: task.spec,
-            deadline: now + this.opts.leaseMs,
-          };
-          await q.query('UPDATE tasks SET open_slots = open_slots - 1 WHERE task_id = $1', [task.task_id]);
-          await q.query(
-            `INSERT INTO leases (lease_id, task_id, worker, token_hash, state, issued_at, deadline)
-             VALUES ($1, $2, $3, $4, 'active', $5, $6)`,
-            [lease.leaseId, lease.taskId, session.worker, session.tokenHash, now, lease.deadline],
-          );
-          return lease;
+        let leases: (Lease | null)[] = [];
+        for (let attempt = 0; ; attempt++) {
+          try {
+            leases = await this.db.tx((q) => this.leaseBatch(q, batch));
+            break;
+          } catch (err) {
+            // Same worker leasing through two coordinators at once: the unique index caught it; pick again.
+            if ((err as { code?: string }).code !== '23505' || attempt >= 2) throw err;
+          }
+        }
+        batch.forEach((r, i) => {
+          r.resolve(leases[i]);
         });
       } catch (err) {
-        // Same worker leasing through two coordinators at once: the unique index caught it; pick again.
-        if ((err as { code?: string }).code !== '23505') throw err;
+        for (const r of batch) r.reject(err);
       }
     }
-    return null;
+    this.leasing = false;
+  }
+
+  private async leaseBatch(q: Queryable, batch: LeaseRequest[]): Promise<(Lease | null)[]> {
+    const now = Date.now();
+    const deadline = now + this.opts.leaseMs;
+    const open = await q.query<{ task_id: Hex; open_slots: number }>(
+      `SELECT task_id, open_slots FROM tasks WHERE state = 'open' AND open_slots > 0
+       ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      [batch.length + 64],
+    );
+    if (open.length === 0) return batch.map(() => null);
+    const held = await q.query<{ task_id: Hex; worker: string }>(
+      `SELECT task_id, worker FROM leases WHERE task_id = ANY($1::text[]) AND worker = ANY($2::text[])
+       AND state IN ('active', 'submitted')`,
+      [open.map((t) => t.task_id), [...new Set(batch.map((r) => r.session.worker))]],
+    );
+    const taken = new Set(held.map((h) => `${h.task_id}|${h.worker}`));
+    const rows: Record<string, unknown>[] = [];
+    const used = new Map<Hex, number>();
+    const out = batch.map(({ session }) => {
+      const task = open.find((t) => t.open_slots > 0 && !taken.has(`${t.task_id}|${session.worker}`));
+      if (!task) return null;
+      task.open_slots--;
+      taken.add(`${task.task_id}|${session.worker}`);
+      used.set(task.task_id, (used.get(task.task_id) ?? 0) + 1);
+      const leaseId = randomUUID();
+      rows.push({
+        lease_id: leaseId,
+        task_id: task.task_id,
+        worker: session.worker,
+        token_hash: session.tokenHash,
+      });
+      return { leaseId, taskId: task.task_id, deadline };
+    });
+    if (rows.length === 0) return batch.map(() => null);
+    await q.query(
+      `INSERT INTO leases (lease_id, task_id, worker, token_hash, state, issued_at, deadline)
+       SELECT lease_id, task_id, worker, token_hash, 'active', $2, $3
+       FROM jsonb_to_recordset($1::jsonb) AS x(lease_id text, task_id text, worker text, token_hash text)`,
+      [JSON.stringify(rows), now, deadline],
+    );
+    await q.query(
+      `UPDATE tasks t SET open_slots = t.open_slots - x.n
+       FROM jsonb_to_recordset($1::jsonb) AS x(task_id text, n int) WHERE t.task_id = x.task_id`,
+      [JSON.stringify([...used].map(([task_id, n]) => ({ task_id, n })))],
+    );
+    return Promise.all(out.map(async (l) => (l ? { ...l, spec: await this.spec(l.taskId, q) } : null)));
   }
 
   /** Extends a live lease. Refuses (409) a lease that expired or whose task was decided without it. */
@@ -253,97 +341,229 @@ export class Store {
 
   /**
    * Records a vote whose signature the caller has verified against `session.sessionKey`, then
-   * applies the agreement rule. Returns the task's state afterwards.
+   * applies the agreement rule. Returns the task's state afterwards. Resolves after the vote is
+   * committed. Submissions arriving while a batch is being written are written together in the
+   * next transaction (group commit), so the database sees a few statements per batch, not per vote.
    */
-  async submit(
+  submit(
     session: Session,
     leaseId: string,
     result: TaskResult,
     voteSig: Hex,
     checkAgainstSpec: (spec: TaskSpec) => void = () => {},
   ): Promise<TaskState> {
-    return this.db.tx(async (q) => {
-      const lease = await this.lockLease(q, session, leaseId);
-      if (lease.task_id !== result.taskId)
-        throw new Refusal(409, 'result is for another task than the lease');
-      const [{ spec }] = await q.query<{ spec: TaskSpec }>('SELECT spec FROM tasks WHERE task_id = $1', [
-        lease.task_id,
-      ]);
-      checkAgainstSpec(spec);
-      await q.query(`UPDATE leases SET state = 'submitted' WHERE lease_id = $1`, [leaseId]);
-      const inserted = await q.query(
-        `INSERT INTO votes (task_id, worker, lease_id, digest, session_key, session_expiry, grant_sig, vote_sig,
-                            result, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10) ON CONFLICT DO NOTHING RETURNING 1`,
-        [
-          result.taskId,
-          session.worker,
-          leaseId,
-          result.digest,
-          session.sessionKey,
-          session.expiresAt,
-          session.grantSig,
-          voteSig,
-          JSON.stringify(result),
-          Date.now(),
-        ],
-      );
-      if (inserted.length === 0)
-        throw new Refusal(409, 'duplicate submission: this worker already voted on the task');
-      return this.evaluate(q, result.taskId);
+    return new Promise((resolve, reject) => {
+      this.pending.push({ session, leaseId, result, voteSig, checkAgainstSpec, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
     });
   }
 
-  /** The agreement rule, under the task's row lock. */
-  private async evaluate(q: Queryable, taskId: Hex): Promise<TaskState> {
-    const [task] = await q.query<TaskRow>(
-      'SELECT task_id, state, wanted, max_replicas FROM tasks WHERE task_id = $1 FOR UPDATE',
-      [taskId],
-    );
-    if (task.state !== 'open') return task.state;
-    const groups = await q.query<{ digest: Hex; n: number }>(
-      'SELECT digest, count(*)::int AS n FROM votes WHERE task_id = $1 GROUP BY digest ORDER BY n DESC, digest',
-      [taskId],
-    );
-    const total = groups.reduce((s, g) => s + g.n, 0);
-    const top = groups[0];
-    if (top.n >= this.opts.quorum && top.n * 2 > total) {
-      await this.decide(q, taskId, top.digest, 'majority');
-      return 'agreed';
+  private pending: Submission[] = [];
+  private flushing = false;
+
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0, MAX_GROUP_COMMIT);
+      try {
+        const outcomes = await this.db.tx((q) => this.writeBatch(q, batch));
+        batch.forEach((item, i) => {
+          const o = outcomes[i];
+          if (o instanceof Refusal) item.reject(o);
+          else item.resolve(o);
+        });
+      } catch (err) {
+        for (const item of batch) item.reject(err);
+      }
     }
-    if (total < task.wanted) return 'open';
-    if (task.wanted < task.max_replicas) {
-      // Split (or short of quorum): one more replica, from a worker who has not seen this task.
-      await q.query('UPDATE tasks SET wanted = wanted + 1, open_slots = open_slots + 1 WHERE task_id = $1', [
-        taskId,
+    this.flushing = false;
+  }
+
+  /** One transaction for a batch of submissions: each gets its state or its refusal. */
+  private async writeBatch(q: Queryable, batch: Submission[]): Promise<(TaskState | Refusal)[]> {
+    const leaseIds = batch.map((b) => b.leaseId);
+    const peek = await q.query<{ task_id: Hex }>(
+      'SELECT DISTINCT task_id FROM leases WHERE lease_id = ANY($1::text[])',
+      [leaseIds],
+    );
+    // Lock order: tasks (sorted, so concurrent batches cannot deadlock), then leases.
+    const tasks = await q.query<TaskRow>(
+      `SELECT task_id, state, wanted, max_replicas FROM tasks WHERE task_id = ANY($1::text[])
+       ORDER BY task_id FOR UPDATE`,
+      [peek.map((p) => p.task_id)],
+    );
+    const leases = await q.query<{ lease_id: string; task_id: Hex; worker: string; state: string }>(
+      'SELECT lease_id, task_id, worker, state FROM leases WHERE lease_id = ANY($1::text[]) FOR UPDATE',
+      [leaseIds],
+    );
+    const specs = new Map<Hex, TaskSpec>();
+    for (const t of tasks) specs.set(t.task_id, await this.spec(t.task_id, q));
+    const leaseById = new Map(leases.map((l) => [l.lease_id, l]));
+    const votes = await q.query<{ task_id: Hex; worker: string; digest: Hex }>(
+      'SELECT task_id, worker, digest FROM votes WHERE task_id = ANY($1::text[]) ORDER BY received_at',
+      [tasks.map((t) => t.task_id)],
+    );
+    const outcomes: (TaskState | Refusal | undefined)[] = [];
+    const rows: Record<string, unknown>[] = [];
+    const now = Date.now();
+    for (const item of batch) {
+      const refusal = this.check(item, leaseById.get(item.leaseId), specs, votes);
+      if (refusal) {
+        outcomes.push(refusal);
+        continue;
+      }
+      leaseById.get(item.leaseId)!.state = 'submitted'; // a second copy in this batch is a duplicate
+      votes.push({
+        task_id: item.result.taskId as Hex,
+        worker: item.session.worker,
+        digest: item.result.digest as Hex,
+      });
+      outcomes.push(undefined);
+      rows.push({
+        task_id: item.result.taskId,
+        worker: item.session.worker,
+        lease_id: item.leaseId,
+        digest: item.result.digest,
+        session_key: item.session.sessionKey,
+        session_expiry: item.session.expiresAt,
+        grant_sig: item.session.grantSig,
+        vote_sig: item.voteSig,
+        result: item.result,
+        received_at: now,
+      });
+    }
+    if (rows.length > 0) {
+      await q.query(
+        `INSERT INTO votes (task_id, worker, lease_id, digest, session_key, session_expiry, grant_sig, vote_sig,
+                            result, received_at)
+         SELECT task_id, worker, lease_id, digest, session_key, session_expiry, grant_sig, vote_sig, result, received_at
+         FROM jsonb_to_recordset($1::jsonb) AS x(task_id text, worker text, lease_id text, digest text,
+              session_key text, session_expiry float8, grant_sig text, vote_sig text, result jsonb, received_at float8)`,
+        [JSON.stringify(rows)],
+      );
+      await q.query(`UPDATE leases SET state = 'submitted' WHERE lease_id = ANY($1::text[])`, [
+        rows.map((r) => r.lease_id),
       ]);
-      return 'open';
     }
-    await q.query(`UPDATE tasks SET state = 'refereeing', open_slots = 0 WHERE task_id = $1`, [taskId]);
-    await this.cancelLiveLeases(q, taskId);
-    return 'refereeing';
+    // Only tasks that received a vote can change state.
+    const touched = new Set(rows.map((r) => r.task_id));
+    const states = await this.evaluateAll(
+      q,
+      tasks.filter((t) => touched.has(t.task_id)),
+      votes,
+    );
+    return batch.map((item, i) => outcomes[i] ?? states.get(item.result.taskId as Hex)!);
+  }
+
+  /** Why a submission is refused, or undefined if it is acceptable. */
+  private check(
+    item: Submission,
+    lease: { task_id: Hex; worker: string; state: string } | undefined,
+    specs: Map<Hex, TaskSpec>,
+    votes: { task_id: Hex; worker: string }[],
+  ): Refusal | undefined {
+    if (!lease) return new Refusal(404, 'unknown lease');
+    if (lease.worker !== item.session.worker) return new Refusal(403, 'lease belongs to another worker');
+    if (lease.state === 'submitted')
+      return new Refusal(409, 'duplicate submission: this lease already has a result');
+    if (lease.state === 'expired') return new Refusal(409, 'stale lease: it expired and was reissued');
+    if (lease.state === 'cancelled') return new Refusal(409, 'stale lease: the task was decided without it');
+    if (lease.state !== 'active') return new Refusal(409, `lease is ${lease.state}`);
+    if (lease.task_id !== item.result.taskId)
+      return new Refusal(409, 'result is for another task than the lease');
+    if (votes.some((v) => v.task_id === lease.task_id && v.worker === item.session.worker)) {
+      return new Refusal(409, 'duplicate submission: this worker already voted on the task');
+    }
+    try {
+      item.checkAgainstSpec(specs.get(lease.task_id)!);
+    } catch (err) {
+      return err instanceof Refusal ? err : new Refusal(422, String(err));
+    }
+    return undefined;
+  }
+
+  /** The agreement rule over every task of a batch (under their row locks), applied set-wise. */
+  private async evaluateAll(
+    q: Queryable,
+    tasks: TaskRow[],
+    votes: { task_id: Hex; digest: Hex }[],
+  ): Promise<Map<Hex, TaskState>> {
+    const states = new Map<Hex, TaskState>();
+    const agreed: { task_id: Hex; digest: Hex }[] = [];
+    const grow: { task_id: Hex; n: number }[] = [];
+    const referee: Hex[] = [];
+    for (const task of tasks) {
+      if (task.state !== 'open') {
+        states.set(task.task_id, task.state);
+        continue;
+      }
+      const counts = new Map<Hex, number>();
+      for (const v of votes)
+        if (v.task_id === task.task_id) counts.set(v.digest, (counts.get(v.digest) ?? 0) + 1);
+      const total = [...counts.values()].reduce((a, b) => a + b, 0);
+      const [topDigest, top] =
+        [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0] ?? [];
+      if (topDigest && top! >= this.opts.quorum && top! * 2 > total) {
+        agreed.push({ task_id: task.task_id, digest: topDigest });
+        states.set(task.task_id, 'agreed');
+      } else if (total < task.wanted) {
+        states.set(task.task_id, 'open');
+      } else if (task.wanted < task.max_replicas) {
+        // Split (or short of quorum): one more replica, from a worker who has not seen this task.
+        grow.push({ task_id: task.task_id, n: 1 });
+        states.set(task.task_id, 'open');
+      } else {
+        referee.push(task.task_id);
+        states.set(task.task_id, 'refereeing');
+      }
+    }
+    if (agreed.length > 0) await this.markAgreed(q, agreed, 'majority');
+    if (grow.length > 0) {
+      await q.query(
+        `UPDATE tasks t SET wanted = t.wanted + x.n, open_slots = t.open_slots + x.n
+         FROM jsonb_to_recordset($1::jsonb) AS x(task_id text, n int) WHERE t.task_id = x.task_id`,
+        [JSON.stringify(grow)],
+      );
+    }
+    if (referee.length > 0) {
+      await q.query(`UPDATE tasks SET state = 'refereeing', open_slots = 0 WHERE task_id = ANY($1::text[])`, [
+        referee,
+      ]);
+      await q.query(
+        `UPDATE leases SET state = 'cancelled' WHERE task_id = ANY($1::text[]) AND state = 'active'`,
+        [referee],
+      );
+    }
+    return states;
+  }
+
+  private async markAgreed(
+    q: Queryable,
+    agreed: { task_id: Hex; digest: Hex }[],
+    how: 'majority' | 'referee',
+  ) {
+    const json = JSON.stringify(agreed);
+    await q.query(
+      `UPDATE tasks t SET state = 'agreed', agreed_digest = x.digest, agreed_at = $2, open_slots = 0,
+              result = (SELECT v.result FROM votes v WHERE v.task_id = t.task_id AND v.digest = x.digest LIMIT 1)
+       FROM jsonb_to_recordset($1::jsonb) AS x(task_id text, digest text) WHERE t.task_id = x.task_id`,
+      [json, Date.now()],
+    );
+    await q.query(
+      `UPDATE votes v SET verdict = CASE WHEN v.digest = x.digest THEN 'majority' ELSE $2 END
+       FROM jsonb_to_recordset($1::jsonb) AS x(task_id text, digest text) WHERE v.task_id = x.task_id`,
+      [json, how === 'majority' ? 'dissent' : 'wrong'],
+    );
+    await q.query(
+      `UPDATE leases SET state = 'cancelled' WHERE task_id = ANY($1::text[]) AND state = 'active'`,
+      [agreed.map((a) => a.task_id)],
+    );
   }
 
   /** Marks the task agreed on `digest`; `how` says whether a majority or the referee decided. */
   async decide(q: Queryable, taskId: Hex, digest: Hex, how: 'majority' | 'referee'): Promise<void> {
-    const [vote] = await q.query<{ result: TaskResult }>(
-      'SELECT result FROM votes WHERE task_id = $1 AND digest = $2 LIMIT 1',
-      [taskId, digest],
-    );
-    await q.query(
-      `UPDATE tasks SET state = 'agreed', agreed_digest = $2, agreed_at = $3, result = $4::jsonb, open_slots = 0
-       WHERE task_id = $1`,
-      [taskId, digest, Date.now(), JSON.stringify(vote.result)],
-    );
-    const loser = how === 'majority' ? 'dissent' : 'wrong';
-    await q.query(
-      `UPDATE votes SET verdict = CASE WHEN digest = $2 THEN 'majority' ELSE $3 END WHERE task_id = $1`,
-      [taskId, digest, loser],
-    );
-    await this.cancelLiveLeases(q, taskId);
-  }
-
-  private async cancelLiveLeases(q: Queryable, taskId: Hex): Promise<void> {
-    await q.query(`UPDATE leases SET state = 'cancelled' WHERE task_id = $1 AND state = 'active'`, [taskId]);
+    await this.markAgreed(q, [{ task_id: taskId, digest }], how);
   }
 }

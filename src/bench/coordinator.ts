@@ -1,0 +1,258 @@
+/**
+ * `cambrian bench coordinator`: accepted results per second (with EIP-712 signature verification)
+ * and lease latency with N simulated workers on loopback.
+ *
+ * The coordinator runs in this process (PGlite in memory by default, or --database-url); the
+ * simulated workers run in a second process (this benchmark re-invoked with --load-generator) so
+ * their signing does not share the coordinator's event loop. Each worker opens a session with a
+ * signed grant, then repeats lease → sign vote → submit for --rounds rounds; each task gets two
+ * identical votes and is agreed. Bounded: it stops by itself after workers × rounds submissions.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import { keccak256, stringToHex } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { ROOT } from '../chain/build.ts';
+import { parseOptions } from '../cli/command.ts';
+import { CoordinatorClient, type Lease } from '../coordinator/client.ts';
+import { openDb } from '../coordinator/db.ts';
+import { startCoordinator } from '../coordinator/service.ts';
+import { tinySpec } from '../coordinator/testing.ts';
+import { cambrianDomain, signSessionGrant } from '../protocol/eip712.ts';
+import { checkpointSteps, resultDigest, type TaskResult, traceRoot } from '../protocol/index.ts';
+
+export const help = `usage: cambrian bench coordinator [--workers 1000] [--rounds 4] [--database-url URL] [--out DIR] [--json]
+
+Starts a coordinator (PGlite in memory unless --database-url) and a second process simulating
+--workers workers that each lease, sign and submit --rounds results. Reports accepted results per
+second (every vote's signature is verified) and lease latency p50/p99. Targets on a 2-core machine:
+≥ 1,000 results/s and p99 lease latency < 50 ms at 1,000 workers.`;
+
+const DOMAIN = cambrianDomain(31337, '0x5FbDB2315678afecb367f032d93F642f64180aa3');
+
+/** A well-formed result for a lease's spec (the same for every replica, so tasks agree). */
+function fakeResult(lease: Lease): TaskResult {
+  const checkpoints = checkpointSteps(lease.spec.training.steps, lease.spec.checkpointEvery).map((step) => ({
+    step,
+    stateHash: keccak256(stringToHex(`${lease.taskId}:${step}`)),
+  }));
+  const metrics = {
+    taskId: lease.taskId,
+    valCorrect: 50,
+    valCount: 64,
+    valLoss: 123456n,
+    weightsHash: keccak256(lease.taskId),
+    traceRoot: traceRoot(checkpoints),
+  };
+  return { ...metrics, valLoss: '123456', checkpoints, digest: resultDigest(metrics) };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length
+    ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+    : Number.NaN;
+}
+
+interface LoadReport {
+  workers: number;
+  submitted: number;
+  accepted: number;
+  refused: number;
+  noWork: number;
+  sessionsMs: number;
+  runMs: number;
+  leaseMs: number[];
+  resultMs: number[];
+}
+
+/**
+ * A minimal fetch over one keep-alive socket pool: a thousand simulated workers on one machine
+ * share connections (as they would share a NAT or proxy) instead of overflowing the listen backlog.
+ */
+function pooledFetch(maxSockets: number): typeof fetch {
+  const agent = new Agent({ keepAlive: true, maxSockets });
+  const once = (url: string, init: RequestInit) =>
+    new Promise<Response>((resolve, reject) => {
+      const req = request(
+        url,
+        { method: init.method ?? 'GET', headers: init.headers as Record<string, string>, agent },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const body = res.statusCode === 204 ? null : Buffer.concat(chunks);
+            resolve(new Response(body, { status: res.statusCode }));
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(init.body as string | undefined);
+    });
+  // A reused keep-alive socket the server just closed fails before any byte of the request is
+  // processed; that one case is retried.
+  return (async (url: string, init: RequestInit = {}) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await once(url, init);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET' || attempt >= 5) throw err;
+      }
+    }
+  }) as typeof fetch;
+}
+
+/** The simulated workers (runs in the child process). */
+async function loadGenerator(url: string, workers: number, rounds: number): Promise<LoadReport> {
+  const fetchImpl = pooledFetch(64);
+  const t0 = performance.now();
+  const clients = await Promise.all(
+    Array.from({ length: workers }, async () => {
+      const key = privateKeyToAccount(generatePrivateKey());
+      const client = new CoordinatorClient(url, fetchImpl);
+      await client.openSession({
+        worker: key.address,
+        sessionKey: key,
+        signGrant: (t) => signSessionGrant(key, t.domain, t.message),
+      });
+      return client;
+    }),
+  );
+  const sessionsMs = performance.now() - t0;
+  const report: LoadReport = {
+    workers,
+    submitted: 0,
+    accepted: 0,
+    refused: 0,
+    noWork: 0,
+    sessionsMs,
+    runMs: 0,
+    leaseMs: [],
+    resultMs: [],
+  };
+  const start = performance.now();
+  await Promise.all(
+    clients.map(async (client) => {
+      for (let r = 0; r < rounds; r++) {
+        const l0 = performance.now();
+        const lease = await client.lease();
+        report.leaseMs.push(performance.now() - l0);
+        if (!lease) {
+          report.noWork++;
+          continue;
+        }
+        const result = fakeResult(lease);
+        const s0 = performance.now();
+        report.submitted++;
+        try {
+          await client.submit(lease.leaseId, result);
+          report.accepted++;
+        } catch {
+          report.refused++;
+        }
+        report.resultMs.push(performance.now() - s0);
+      }
+    }),
+  );
+  report.runMs = performance.now() - start;
+  return report;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const o = parseOptions(argv, {
+    workers: { type: 'string', default: '1000' },
+    rounds: { type: 'string', default: '4' },
+    'database-url': { type: 'string' },
+    out: { type: 'string', default: 'bench-results' },
+    json: { type: 'boolean', default: false },
+    'load-generator': { type: 'string' },
+  });
+  const workers = Number(o.workers);
+  const rounds = Number(o.rounds);
+  if (o['load-generator']) {
+    const report = await loadGenerator(o['load-generator'], workers, rounds);
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return 0;
+  }
+
+  const db = await openDb({ url: o['database-url'] ?? 'memory://' });
+  // Leases outlive the run: this measures throughput, not expiry (the tests cover that).
+  const coordinator = await startCoordinator({
+    db,
+    domain: DOMAIN,
+    log: () => {},
+    queue: { leaseMs: 600_000 },
+  });
+  const tasks = Math.ceil((workers * rounds) / 2);
+  const t0 = performance.now();
+  for (let i = 0; i < tasks; i++) await coordinator.store.addTask(tinySpec(10_000 + i));
+  const queueMs = performance.now() - t0;
+  console.error(`queued ${tasks} tasks in ${Math.round(queueMs)} ms; starting ${workers} simulated workers…`);
+
+  const child = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'bin', 'cambrian.mjs'),
+      'bench',
+      'coordinator',
+      '--load-generator',
+      coordinator.url,
+      '--workers',
+      String(workers),
+      '--rounds',
+      String(rounds),
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  await coordinator.close();
+  const [{ agreed }] = await db.query<{ agreed: number }>(
+    `SELECT count(*)::int AS agreed FROM tasks WHERE state = 'agreed'`,
+  );
+  await db.close();
+  if (code !== 0) throw new Error(`load generator exited with ${code}`);
+  const r = JSON.parse(out.trim().split('\n').pop()!) as LoadReport;
+  const lease = [...r.leaseMs].sort((a, b) => a - b);
+  const submit = [...r.resultMs].sort((a, b) => a - b);
+  const summary = {
+    database: db.kind,
+    workers,
+    rounds,
+    accepted: r.accepted,
+    refused: r.refused,
+    noWork: r.noWork,
+    tasksAgreed: agreed,
+    resultsPerSecond: Math.round(r.accepted / (r.runMs / 1000)),
+    leaseP50Ms: +percentile(lease, 50).toFixed(2),
+    leaseP99Ms: +percentile(lease, 99).toFixed(2),
+    submitP50Ms: +percentile(submit, 50).toFixed(2),
+    submitP99Ms: +percentile(submit, 99).toFixed(2),
+    sessionsPerSecond: Math.round(workers / (r.sessionsMs / 1000)),
+    runSeconds: +(r.runMs / 1000).toFixed(2),
+  };
+  mkdirSync(o.out, { recursive: true });
+  writeFileSync(join(o.out, 'coordinator.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  if (o.json) console.log(JSON.stringify(summary));
+  else {
+    console.log(
+      `coordinator on ${summary.database}, ${workers} simulated workers × ${rounds} rounds (loopback)`,
+    );
+    console.log(`  accepted results/s (signatures verified)  ${summary.resultsPerSecond}  (target ≥ 1000)`);
+    console.log(
+      `  lease latency p50 / p99                   ${summary.leaseP50Ms} / ${summary.leaseP99Ms} ms  (target p99 < 50)`,
+    );
+    console.log(
+      `  submit latency p50 / p99                  ${summary.submitP50Ms} / ${summary.submitP99Ms} ms`,
+    );
+    console.log(
+      `  accepted ${r.accepted}, refused ${r.refused}, no work ${r.noWork}, tasks agreed ${agreed}`,
+    );
+  }
+  return 0;
+}
