@@ -157,7 +157,9 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         uint256 ledger = _ledgerNew(batch.length);
         bytes32 domain = _domainSeparatorV4();
         for (uint256 i; i < batch.length; ++i) {
-            remaining = _settleOne(i, batch[i], config.rewardPerTask, config.minQuorum, remaining, ledger, domain);
+            Settlement calldata s = batch[i];
+            ledger = _ledgerReserve(ledger, s.votes.length);
+            remaining = _settleOne(i, s, config.rewardPerTask, config.minQuorum, remaining, ledger, domain);
         }
         _ledgerFlush(ledger);
         if (remaining != config.pool) _config.pool = uint128(remaining);
@@ -228,9 +230,22 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
 
     // ---------------------------------------------------------------- internals
 
+    // The batch's ledger of accounts (see below): key flags and table sizes.
+    uint256 private constant _KEY_USED = 1 << 160;
+    uint256 private constant _KEY_DIRTY = 1 << 161;
+    uint256 private constant _LEDGER_MIN = 16;
+    uint256 private constant _LEDGER_MAX = 512;
+
+    // Vote rejections found in assembly, raised as custom errors by `_rejectVote`.
+    uint256 private constant _DUPLICATE = 1;
+    uint256 private constant _MALLEABLE_VOTE = 2;
+    uint256 private constant _INVALID_VOTE = 3;
+    uint256 private constant _EXPIRED = 4;
+    uint256 private constant _GRANT_NOT_CACHED = 5;
+
     /// @dev Settles one task or reverts; returns the pool left after crediting its winners.
-    ///      The votes are read from calldata once, by `_authenticateAndFindCandidate`, into a table in
-    ///      memory (worker, digest per vote) that the later passes read.
+    ///      The votes are read from calldata once, into a table in memory of three words per vote
+    ///      (worker, digest, the worker's ledger entry) that the later passes read.
     function _settleOne(
         uint256 index,
         Settlement calldata s,
@@ -241,7 +256,15 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         bytes32 domain
     ) private returns (uint256) {
         bytes32 taskId = s.taskId;
-        if (_settled[taskId] != 0) revert AlreadySettled(index, taskId);
+        uint256 settledSlot;
+        bytes32 previous;
+        assembly ("memory-safe") {
+            mstore(0x00, taskId)
+            mstore(0x20, _settled.slot)
+            settledSlot := keccak256(0x00, 0x40)
+            previous := sload(settledSlot)
+        }
+        if (previous != 0) revert AlreadySettled(index, taskId);
         Vote[] calldata votes = s.votes;
         uint256 n = votes.length;
         if (n < quorum) revert TooFewVotes(index, n, quorum);
@@ -250,12 +273,12 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         uint256 table;
         assembly ("memory-safe") {
             table := mload(0x40)
-            mstore(0x40, add(table, shl(6, n)))
+            mstore(0x40, add(table, mul(0x60, n)))
         }
         bytes32 majority = _authenticateAndFindCandidate(index, taskId, votes, table, ledger, domain);
         uint256 winners;
         assembly ("memory-safe") {
-            for { let e := table let end := add(table, shl(6, n)) } lt(e, end) { e := add(e, 0x40) } {
+            for { let e := table let end := add(table, mul(0x60, n)) } lt(e, end) { e := add(e, 0x60) } {
                 winners := add(winners, eq(mload(add(e, 0x20)), majority))
             }
         }
@@ -264,10 +287,12 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         bytes32 digest = _metricsDigest(s);
         if (digest != majority) revert MetricsMismatch(index, majority, digest);
 
-        _settled[taskId] = digest;
+        assembly ("memory-safe") {
+            sstore(settledSlot, digest)
+        }
         // When the pool runs dry, the task still settles and its winners share what is left (possibly 0).
         uint256 each = (reward < remaining ? reward : remaining) / winners;
-        _creditAndEmit(s, table, n, digest, winners, each, ledger);
+        _creditAndEmit(s, table, n, digest, winners, each);
         assembly ("memory-safe") {
             // The vote table is not needed any more: give its memory back.
             mstore(0x40, table)
@@ -277,6 +302,8 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
 
     /// @dev Authenticates every vote, rejects duplicate workers and returns the Boyer–Moore majority
     ///      candidate (the only digest that can hold more than half of the votes). Fills `table`.
+    ///      One assembly loop does the common case (own-key votes and cached grants); it stops at a
+    ///      rejected vote or at a grant to verify, which Solidity handles before the loop resumes.
     function _authenticateAndFindCandidate(
         uint256 index,
         bytes32 taskId,
@@ -286,63 +313,141 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         bytes32 domain
     ) private returns (bytes32 candidate) {
         uint256 lead;
-        uint256 n = votes.length;
-        for (uint256 j; j < n; ++j) {
-            uint256 v = _voteAt(votes, j);
-            address worker;
-            bytes32 digest;
-            address sessionKey;
-            bool duplicate;
+        uint256 j;
+        bytes32 voteTypeHash = RESULT_VOTE_TYPEHASH;
+        while (true) {
+            uint256 halt;
+            uint256 v;
             assembly ("memory-safe") {
-                worker := calldataload(v)
-                digest := calldataload(add(v, 0x20))
-                sessionKey := calldataload(add(v, 0x40))
-                // Like Solidity's ABI decoder: an address with dirty upper bits is malformed calldata.
-                if or(shr(160, worker), shr(160, sessionKey)) { revert(0, 0) }
-                let row := add(table, shl(6, j))
-                for { let e := table } lt(e, row) { e := add(e, 0x40) } {
-                    if eq(mload(e), worker) {
-                        duplicate := 1
-                        break
+                // The ledger entry of `worker` (key word; the value is the next word), loading its account
+                // slot on first use. There is room: `_ledgerReserve` saw to it.
+                function entryOf(ledger_, worker_) -> entry {
+                    let mask := mload(ledger_)
+                    let entries := add(ledger_, 0x40)
+                    let i := and(worker_, mask)
+                    for {} 1 {} {
+                        entry := add(entries, shl(6, i))
+                        let k := mload(entry)
+                        if iszero(k) {
+                            mstore(entry, or(worker_, _KEY_USED))
+                            mstore(0x00, worker_)
+                            mstore(0x20, _accounts.slot)
+                            mstore(add(entry, 0x20), sload(keccak256(0x00, 0x40)))
+                            let count := mload(add(ledger_, 0x20))
+                            mstore(add(add(entries, shl(6, add(mask, 1))), shl(5, count)), entry)
+                            mstore(add(ledger_, 0x20), add(count, 1))
+                            break
+                        }
+                        if eq(and(k, 0xffffffffffffffffffffffffffffffffffffffff), worker_) { break }
+                        i := and(add(i, 1), mask)
                     }
                 }
-                mstore(row, worker)
-                mstore(add(row, 0x20), digest)
-            }
-            if (duplicate) revert DuplicateWorker(index, worker);
 
-            (address signer, bool malleable) =
-                _recover(_voteHash(domain, taskId, digest, worker), _bytesAt(v, 0xa0));
-            if (malleable) revert MalleableSignature(index, worker);
-            if (signer == address(0) || signer != sessionKey) revert InvalidVoteSignature(index, worker);
-            // A worker voting with its own key needs no grant; sessionExpiry and grantSig are ignored then.
-            if (sessionKey != worker) {
-                uint64 expiresAt;
-                assembly ("memory-safe") {
-                    expiresAt := calldataload(add(v, 0x60))
-                    if shr(64, expiresAt) { revert(0, 0) }
+                let n := votes.length
+                for {} lt(j, n) { j := add(j, 1) } {
+                    // The vote's position, checked like Solidity's decoder checks it.
+                    let rel := calldataload(add(votes.offset, shl(5, j)))
+                    v := add(votes.offset, rel)
+                    if or(gt(rel, calldatasize()), gt(add(v, 0xc0), calldatasize())) { revert(0, 0) }
+                    let worker := calldataload(v)
+                    let digest := calldataload(add(v, 0x20))
+                    let sessionKey := calldataload(add(v, 0x40))
+                    // Like Solidity's decoder: an address with dirty upper bits is malformed calldata.
+                    if or(shr(160, worker), shr(160, sessionKey)) { revert(0, 0) }
+                    let row := add(table, mul(0x60, j))
+                    for { let e := table } lt(e, row) { e := add(e, 0x60) } {
+                        if eq(mload(e), worker) { halt := _DUPLICATE }
+                    }
+                    if halt { break }
+                    mstore(row, worker)
+                    mstore(add(row, 0x20), digest)
+
+                    // The vote's EIP-712 hash, in scratch memory past the free pointer.
+                    let p := mload(0x40)
+                    mstore(p, voteTypeHash)
+                    mstore(add(p, 0x20), taskId)
+                    mstore(add(p, 0x40), digest)
+                    mstore(add(p, 0x60), worker)
+                    let structHash := keccak256(p, 0x80)
+                    mstore(p, hex"1901")
+                    mstore(add(p, 0x02), domain)
+                    mstore(add(p, 0x22), structHash)
+                    let hash := keccak256(p, 0x42)
+
+                    // OpenZeppelin's ECDSA rules: 65 bytes r ‖ s ‖ v, s in the lower half order, v ∈ {27, 28}
+                    // (the precompile returns nothing for any other v).
+                    let sigRel := calldataload(add(v, 0xa0))
+                    let sig := add(v, sigRel)
+                    let sigLength := calldataload(sig)
+                    if or(
+                        or(gt(sigRel, calldatasize()), gt(sigLength, calldatasize())),
+                        gt(add(add(sig, 0x20), sigLength), calldatasize())
+                    ) { revert(0, 0) }
+                    mstore(0x00, 0)
+                    if eq(sigLength, 65) {
+                        let sigS := calldataload(add(sig, 0x40))
+                        if gt(sigS, 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0) {
+                            halt := _MALLEABLE_VOTE
+                            break
+                        }
+                        mstore(p, hash)
+                        mstore(add(p, 0x20), byte(0, calldataload(add(sig, 0x60))))
+                        mstore(add(p, 0x40), calldataload(add(sig, 0x20)))
+                        mstore(add(p, 0x60), sigS)
+                        pop(staticcall(gas(), 1, p, 0x80, 0x00, 0x20))
+                    }
+                    let signer := mload(0x00)
+                    if or(iszero(signer), iszero(eq(signer, sessionKey))) {
+                        halt := _INVALID_VOTE
+                        break
+                    }
+
+                    // Boyer–Moore.
+                    switch lead
+                    case 0 {
+                        candidate := digest
+                        lead := 1
+                    }
+                    default { lead := add(lead, sub(shl(1, eq(digest, candidate)), 1)) }
+
+                    let entry := entryOf(ledger, worker)
+                    mstore(add(row, 0x40), entry)
+                    // A worker voting with its own key needs no grant; sessionExpiry and grantSig are ignored then.
+                    if iszero(eq(sessionKey, worker)) {
+                        let expiresAt := calldataload(add(v, 0x60))
+                        if shr(64, expiresAt) { revert(0, 0) }
+                        if iszero(gt(expiresAt, timestamp())) {
+                            halt := _EXPIRED
+                            break
+                        }
+                        mstore(0x00, sessionKey)
+                        mstore(0x20, expiresAt)
+                        if iszero(eq(shr(128, keccak256(0x00, 0x40)), shr(128, mload(add(entry, 0x20))))) {
+                            halt := _GRANT_NOT_CACHED
+                            break
+                        }
+                    }
                 }
-                _checkGrant(index, worker, sessionKey, expiresAt, _bytesAt(v, 0x80), ledger, domain);
             }
-
-            if (lead == 0) {
-                candidate = digest;
-                lead = 1;
-            } else if (digest == candidate) {
-                ++lead;
-            } else {
-                --lead;
-            }
+            if (halt == 0) return candidate;
+            if (halt != _GRANT_NOT_CACHED) _rejectVote(halt, index, v);
+            _verifyGrant(index, v, table + 0x60 * j, domain);
+            ++j;
         }
     }
 
-    /// @dev The calldata position of `votes[j]` (j < votes.length), checked like Solidity's decoder checks it.
-    function _voteAt(Vote[] calldata votes, uint256 j) private pure returns (uint256 v) {
+    /// @dev Raises the custom error of a vote that `_authenticateAndFindCandidate` stopped at.
+    function _rejectVote(uint256 rejection, uint256 index, uint256 v) private pure {
+        address worker;
+        uint64 expiresAt;
         assembly ("memory-safe") {
-            let rel := calldataload(add(votes.offset, shl(5, j)))
-            v := add(votes.offset, rel)
-            if or(gt(rel, calldatasize()), gt(add(v, 0xc0), calldatasize())) { revert(0, 0) }
+            worker := calldataload(v)
+            expiresAt := calldataload(add(v, 0x60))
         }
+        if (rejection == _DUPLICATE) revert DuplicateWorker(index, worker);
+        if (rejection == _MALLEABLE_VOTE) revert MalleableSignature(index, worker);
+        if (rejection == _INVALID_VOTE) revert InvalidVoteSignature(index, worker);
+        revert SessionExpired(index, worker, expiresAt);
     }
 
     /// @dev The `bytes` field whose offset (relative to the vote at `v`) is at `v + field`, checked to lie
@@ -360,44 +465,23 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         }
     }
 
-    /// @dev EIP-712 hash of ResultVote(taskId, digest, worker), in scratch memory past the free pointer.
-    function _voteHash(bytes32 domain, bytes32 taskId, bytes32 digest, address worker)
-        private
-        pure
-        returns (bytes32 h)
-    {
-        bytes32 typeHash = RESULT_VOTE_TYPEHASH;
+    /// @dev A grant that is not cached (the caller checked its expiry): the key must not be revoked and
+    ///      the worker's signature must verify (ECDSA, or ERC-1271 for a smart-account worker). Then it is
+    ///      cached in the worker's ledger entry: one grant per worker at a time, until revocation.
+    ///      `v` is the vote's calldata position, `row` its row in the vote table.
+    function _verifyGrant(uint256 index, uint256 v, uint256 row, bytes32 domain) private {
+        address worker;
+        address sessionKey;
+        uint64 expiresAt;
+        uint256 entry;
         assembly ("memory-safe") {
-            let p := mload(0x40)
-            mstore(p, typeHash)
-            mstore(add(p, 0x20), taskId)
-            mstore(add(p, 0x40), digest)
-            mstore(add(p, 0x60), worker)
-            let structHash := keccak256(p, 0x80)
-            mstore(p, hex"1901")
-            mstore(add(p, 0x02), domain)
-            mstore(add(p, 0x22), structHash)
-            h := keccak256(p, 0x42)
+            worker := calldataload(v)
+            sessionKey := calldataload(add(v, 0x40))
+            expiresAt := calldataload(add(v, 0x60))
+            entry := mload(add(row, 0x40))
         }
-    }
-
-    /// @dev A grant is valid while block.timestamp < expiresAt and the worker has not revoked the key.
-    ///      Its signature is verified once and cached (one grant per worker at a time) until revocation.
-    function _checkGrant(
-        uint256 index,
-        address worker,
-        address sessionKey,
-        uint64 expiresAt,
-        bytes calldata grantSig,
-        uint256 ledger,
-        bytes32 domain
-    ) private {
-        if (expiresAt <= block.timestamp) revert SessionExpired(index, worker, expiresAt);
-        bytes16 tag = _sessionTag(sessionKey, expiresAt);
-        uint256 entry = _ledgerEntry(ledger, worker);
-        if (_entrySessionTag(entry) == tag) return;
         if (_revoked[worker][sessionKey]) revert SessionKeyRevoked(index, worker, sessionKey);
-
+        bytes calldata grantSig = _bytesAt(v, 0x80);
         bytes32 hash = MessageHashUtils.toTypedDataHash(domain, _grantStructHash(worker, sessionKey, expiresAt));
         if (worker.code.length == 0) {
             (address signer, bool malleable) = _recover(hash, grantSig);
@@ -407,29 +491,29 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
             // Smart-account workers grant session keys through ERC-1271.
             revert InvalidGrantSignature(index, worker);
         }
-        _entrySetSessionTag(entry, tag);
+        bytes16 tag = _sessionTag(sessionKey, expiresAt);
+        assembly ("memory-safe") {
+            let value := add(entry, 0x20)
+            mstore(value, or(and(mload(value), 0xffffffffffffffffffffffffffffffff), tag))
+            mstore(entry, or(mload(entry), _KEY_DIRTY))
+        }
     }
 
-    /// @dev Credits the winners and strikes the dissenters (in the batch's ledger) and emits TaskSettled,
+    /// @dev Credits the winners and strikes the dissenters (in their ledger entries) and emits TaskSettled,
     ///      whose data is ABI-encoded in place: the four metrics words, the two array offsets, the winners
     ///      (length, addresses), then the dissenters (length, addresses), in vote order.
-    function _creditAndEmit(
-        Settlement calldata s,
-        uint256 table,
-        uint256 n,
-        bytes32 digest,
-        uint256 winners,
-        uint256 each,
-        uint256 ledger
-    ) private {
-        uint256 data;
-        uint256 size = 0x100 + 0x20 * n;
+    function _creditAndEmit(Settlement calldata s, uint256 table, uint256 n, bytes32 digest, uint256 winners, uint256 each)
+        private
+    {
         uint32 valCorrect = s.valCorrect;
         uint32 valCount = s.valCount;
         int64 valLoss = s.valLoss;
+        bytes32 taskId = s.taskId;
+        bytes32 topic0 = TaskSettled.selector;
+        bool overflow;
         assembly ("memory-safe") {
-            data := mload(0x40)
-            mstore(0x40, add(data, size))
+            let data := mload(0x40)
+            let size := add(0x100, shl(5, n))
             mstore(data, digest)
             mstore(add(data, 0x20), valCorrect)
             mstore(add(data, 0x40), valCount)
@@ -437,39 +521,50 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
             mstore(add(data, 0x80), 0xc0)
             mstore(add(data, 0xa0), add(0xe0, shl(5, winners)))
             mstore(add(data, 0xc0), winners)
-            mstore(add(data, add(0xe0, shl(5, winners))), sub(n, winners))
-        }
-        uint256 w = data + 0xe0; // next winner's word
-        uint256 d = w + 0x20 * winners + 0x20; // next dissenter's word
-        uint256 end = table + 0x40 * n;
-        for (uint256 e = table; e < end; e += 0x40) {
-            address worker;
-            bool wins;
-            assembly ("memory-safe") {
-                worker := mload(e)
-                wins := eq(mload(add(e, 0x20)), digest)
-            }
-            if (wins) {
-                assembly ("memory-safe") {
+            let w := add(data, 0xe0) // next winner's word
+            let d := add(w, shl(5, winners)) // dissenters' length, then their words
+            mstore(d, sub(n, winners))
+            d := add(d, 0x20)
+            let owedMask := 0xffffffffffffffffffffffff
+            let seen := shl(120, 1)
+            for { let e := table let end := add(table, mul(0x60, n)) } lt(e, end) { e := add(e, 0x60) } {
+                let worker := mload(e)
+                let entry := mload(add(e, 0x40))
+                let value := mload(add(entry, 0x20))
+                switch eq(mload(add(e, 0x20)), digest)
+                case 1 {
                     mstore(w, worker)
+                    w := add(w, 0x20)
+                    if each {
+                        // owed += each, checked like uint96 arithmetic; seen = true.
+                        let owed_ := add(and(value, owedMask), each)
+                        overflow := or(overflow, gt(owed_, owedMask))
+                        mstore(add(entry, 0x20), or(or(and(value, not(owedMask)), owed_), seen))
+                        mstore(entry, or(mload(entry), _KEY_DIRTY))
+                    }
                 }
-                w += 0x20;
-                if (each != 0) _entryCredit(_ledgerEntry(ledger, worker), each);
-            } else {
-                assembly ("memory-safe") {
+                default {
                     mstore(d, worker)
+                    d := add(d, 0x20)
+                    // strikes += 1, saturating at 2^24 − 1; seen = true.
+                    if lt(and(shr(96, value), 0xffffff), 0xffffff) { value := add(value, shl(96, 1)) }
+                    mstore(add(entry, 0x20), or(value, seen))
+                    mstore(entry, or(mload(entry), _KEY_DIRTY))
                 }
-                d += 0x20;
-                _entryStrike(_ledgerEntry(ledger, worker));
             }
+            if iszero(overflow) { log2(data, size, topic0, taskId) }
         }
-        bytes32 topic0 = TaskSettled.selector;
-        bytes32 taskId = s.taskId;
-        assembly ("memory-safe") {
-            log2(data, size, topic0, taskId)
-            // The log data is not needed any more: give its memory back.
-            mstore(0x40, data)
-        }
+        if (overflow) _panicOverflow();
+    }
+
+    /// @dev Panic(0x11), what checked arithmetic raises on overflow.
+    function _panicOverflow() private pure {
+        uint96 max = type(uint96).max;
+        max += uint96(_one());
+    }
+
+    function _one() private pure returns (uint256) {
+        return 1;
     }
 
     // ---------------------------------------------------------------- the batch's ledger of accounts
@@ -480,20 +575,18 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
     // hashes; a worker who grinds colliding addresses only makes its coordinator's batches a little
     // dearer). Layout at `ledger`: [mask, count], then (mask + 1) entries of two words: the key
     // (worker | 1 << 160, | 1 << 161 once changed; 0 = free) and the account slot's packed value
-    // (Account: owed bits 0-95, strikes 96-119, seen bit 120, sessionTag bits 128-255).
-    // When it is half full it is flushed (written back and emptied), so any batch fits.
+    // (Account: owed bits 0-95, strikes 96-119, seen bit 120, sessionTag bits 128-255); then the
+    // addresses of the `count` used entries, so writing back and emptying skip the free ones.
+    // Before each settlement `_ledgerReserve` makes room for all its voters (writing the ledger back and
+    // emptying it if needed), so entries stay put while a settlement uses them, and any batch fits.
 
-    uint256 private constant _KEY_USED = 1 << 160;
-    uint256 private constant _KEY_DIRTY = 1 << 161;
-    uint256 private constant _LEDGER_MIN = 16;
-    uint256 private constant _LEDGER_MAX = 512;
-
-    function _ledgerNew(uint256 batchLength) private pure returns (uint256 ledger) {
+    /// @dev A ledger with room for `workers` entries (a power of two at least twice that, within bounds).
+    function _ledgerNew(uint256 workers) private pure returns (uint256 ledger) {
         uint256 capacity = _LEDGER_MIN;
-        while (capacity < 4 * batchLength && capacity < _LEDGER_MAX) capacity <<= 1;
+        while (capacity < 2 * workers && capacity < _LEDGER_MAX) capacity <<= 1;
         assembly ("memory-safe") {
             ledger := mload(0x40)
-            let size := add(0x40, shl(6, capacity))
+            let size := add(0x40, add(shl(6, capacity), shl(4, capacity)))
             mstore(0x40, add(ledger, size))
             // Zeroed: memory past the free pointer may hold scratch data.
             calldatacopy(ledger, calldatasize(), size)
@@ -501,109 +594,42 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         }
     }
 
-    /// @dev The memory address of `worker`'s entry (key word; the value is the next word), loading its
-    ///      account slot on first use. The address is valid until the next call (which may flush).
-    function _ledgerEntry(uint256 ledger, address worker) private returns (uint256 entry) {
-        entry = _ledgerProbe(ledger, worker);
-        uint256 key;
-        assembly ("memory-safe") {
-            key := mload(entry)
-        }
-        if (key != 0) return entry;
-        uint256 mask;
+    /// @dev Makes room for `voters` more entries while keeping the table at most half full: writes the
+    ///      ledger back and empties it when needed (or starts a bigger one).
+    function _ledgerReserve(uint256 ledger, uint256 voters) private returns (uint256) {
+        uint256 capacity;
         uint256 count;
         assembly ("memory-safe") {
-            mask := mload(ledger)
-            count := add(mload(add(ledger, 0x20)), 1)
+            capacity := add(mload(ledger), 1)
+            count := mload(add(ledger, 0x20))
         }
-        if (2 * count > mask + 1) {
-            _ledgerFlush(ledger);
-            assembly ("memory-safe") {
-                // Empty the table (count and entries).
-                calldatacopy(add(ledger, 0x20), calldatasize(), add(0x20, shl(6, add(mask, 1))))
-            }
-            entry = _ledgerProbe(ledger, worker);
-            count = 1;
-        }
-        key = uint256(uint160(worker)) | _KEY_USED;
+        if (2 * (count + voters) <= capacity) return ledger;
+        _ledgerFlush(ledger);
+        if (2 * voters > capacity) return _ledgerNew(voters);
         assembly ("memory-safe") {
-            mstore(add(ledger, 0x20), count)
-            mstore(entry, key)
-            mstore(0x00, worker)
-            mstore(0x20, _accounts.slot)
-            mstore(add(entry, 0x20), sload(keccak256(0x00, 0x40)))
-        }
-    }
-
-    /// @dev Linear probing from the worker's home entry: its entry, or the free one where it would go.
-    function _ledgerProbe(uint256 ledger, address worker) private pure returns (uint256 entry) {
-        assembly ("memory-safe") {
-            let mask := mload(ledger)
-            let entries := add(ledger, 0x40)
-            let i := and(worker, mask)
-            for {} 1 {} {
-                entry := add(entries, shl(6, i))
-                let key := mload(entry)
-                if iszero(key) { break }
-                if eq(and(key, 0xffffffffffffffffffffffffffffffffffffffff), worker) { break }
-                i := and(add(i, 1), mask)
+            let used := add(add(ledger, 0x40), shl(6, capacity))
+            for { let end := add(used, shl(5, count)) } lt(used, end) { used := add(used, 0x20) } {
+                mstore(mload(used), 0)
             }
+            mstore(add(ledger, 0x20), 0)
         }
+        return ledger;
     }
 
     /// @dev Writes every changed account back to its storage slot.
     function _ledgerFlush(uint256 ledger) private {
         assembly ("memory-safe") {
-            let entry := add(ledger, 0x40)
-            let end := add(entry, shl(6, add(mload(ledger), 1)))
+            let used := add(add(ledger, 0x40), shl(6, add(mload(ledger), 1)))
+            let end := add(used, shl(5, mload(add(ledger, 0x20))))
             mstore(0x20, _accounts.slot)
-            for {} lt(entry, end) { entry := add(entry, 0x40) } {
+            for {} lt(used, end) { used := add(used, 0x20) } {
+                let entry := mload(used)
                 let key := mload(entry)
                 if and(key, _KEY_DIRTY) {
                     mstore(0x00, and(key, 0xffffffffffffffffffffffffffffffffffffffff))
                     sstore(keccak256(0x00, 0x40), mload(add(entry, 0x20)))
                 }
             }
-        }
-    }
-
-    function _entrySessionTag(uint256 entry) private pure returns (bytes16 tag) {
-        assembly ("memory-safe") {
-            tag := shl(128, shr(128, mload(add(entry, 0x20))))
-        }
-    }
-
-    function _entrySetSessionTag(uint256 entry, bytes16 tag) private pure {
-        assembly ("memory-safe") {
-            let value := add(entry, 0x20)
-            mstore(value, or(and(mload(value), 0xffffffffffffffffffffffffffffffff), tag))
-            mstore(entry, or(mload(entry), _KEY_DIRTY))
-        }
-    }
-
-    /// @dev owed += amount (reverting with Panic(0x11) past uint96, like checked arithmetic) and seen = true.
-    function _entryCredit(uint256 entry, uint256 amount) private pure {
-        uint256 value;
-        assembly ("memory-safe") {
-            value := mload(add(entry, 0x20))
-        }
-        uint96 owed_ = uint96(value) + uint96(amount);
-        assembly ("memory-safe") {
-            value := or(or(and(value, not(0xffffffffffffffffffffffff)), owed_), shl(120, 1))
-            mstore(add(entry, 0x20), value)
-            mstore(entry, or(mload(entry), _KEY_DIRTY))
-        }
-    }
-
-    /// @dev strikes += 1, saturating at 2^24 − 1, and seen = true.
-    function _entryStrike(uint256 entry) private pure {
-        assembly ("memory-safe") {
-            let slot := add(entry, 0x20)
-            let value := mload(slot)
-            let strikes_ := and(shr(96, value), 0xffffff)
-            if lt(strikes_, 0xffffff) { value := add(value, shl(96, 1)) }
-            mstore(slot, or(value, shl(120, 1)))
-            mstore(entry, or(mload(entry), _KEY_DIRTY))
         }
     }
 
