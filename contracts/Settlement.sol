@@ -505,19 +505,14 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
     function _creditAndEmit(Settlement calldata s, uint256 table, uint256 n, bytes32 digest, uint256 winners, uint256 each)
         private
     {
-        uint32 valCorrect = s.valCorrect;
-        uint32 valCount = s.valCount;
-        int64 valLoss = s.valLoss;
-        bytes32 taskId = s.taskId;
         bytes32 topic0 = TaskSettled.selector;
         bool overflow;
         assembly ("memory-safe") {
             let data := mload(0x40)
             let size := add(0x100, shl(5, n))
             mstore(data, digest)
-            mstore(add(data, 0x20), valCorrect)
-            mstore(add(data, 0x40), valCount)
-            mstore(add(data, 0x60), signextend(7, valLoss))
+            // valCorrect, valCount, valLoss: as in calldata, checked clean by `_metricsDigest`.
+            calldatacopy(add(data, 0x20), add(s, 0x20), 0x60)
             mstore(add(data, 0x80), 0xc0)
             mstore(add(data, 0xa0), add(0xe0, shl(5, winners)))
             mstore(add(data, 0xc0), winners)
@@ -552,7 +547,7 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
                     mstore(entry, or(mload(entry), _KEY_DIRTY))
                 }
             }
-            if iszero(overflow) { log2(data, size, topic0, taskId) }
+            if iszero(overflow) { log2(data, size, topic0, calldataload(s)) }
         }
         if (overflow) _panicOverflow();
     }
@@ -655,22 +650,18 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         }
     }
 
+    /// @dev keccak256(abi.encode(taskId, valCorrect, valCount, valLoss, weightsHash, traceRoot)): the six
+    ///      words at the head of the settlement's calldata are that encoding once checked to be clean
+    ///      (Solidity's decoder reverts on the same dirty bits).
     function _metricsDigest(Settlement calldata s) private pure returns (bytes32 h) {
-        bytes32 taskId = s.taskId;
-        uint32 valCorrect = s.valCorrect;
-        uint32 valCount = s.valCount;
-        int64 valLoss = s.valLoss;
-        bytes32 weightsHash = s.weightsHash;
-        bytes32 traceRoot = s.traceRoot;
-        // abi.encode of six static words, hashed in scratch memory past the free pointer (no allocation).
         assembly ("memory-safe") {
+            let valLoss := calldataload(add(s, 0x60))
+            if or(
+                or(shr(32, calldataload(add(s, 0x20))), shr(32, calldataload(add(s, 0x40)))),
+                iszero(eq(signextend(7, valLoss), valLoss))
+            ) { revert(0, 0) }
             let p := mload(0x40)
-            mstore(p, taskId)
-            mstore(add(p, 0x20), valCorrect)
-            mstore(add(p, 0x40), valCount)
-            mstore(add(p, 0x60), signextend(7, valLoss))
-            mstore(add(p, 0x80), weightsHash)
-            mstore(add(p, 0xa0), traceRoot)
+            calldatacopy(p, s, 0xc0)
             h := keccak256(p, 0xc0)
         }
     }
