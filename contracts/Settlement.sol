@@ -37,6 +37,17 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         Vote[] votes;
     }
 
+    /// @dev What `settle` carries from one settlement of a batch to the next (in memory).
+    struct Batch {
+        uint256 reward;
+        uint256 quorum;
+        /// @dev The pool left; written back once, at the end.
+        uint256 remaining;
+        /// @dev The batch's ledger of accounts (see `_ledgerNew`).
+        uint256 ledger;
+        bytes32 domain;
+    }
+
     /// @dev Everything `settle` reads and writes once per batch, packed in one slot.
     struct Config {
         uint128 pool;
@@ -153,16 +164,18 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
     ///         with a custom error naming its index.
     function settle(Settlement[] calldata batch) external onlyRole(COORDINATOR_ROLE) {
         Config memory config = _config;
-        uint256 remaining = config.pool;
-        uint256 ledger = _ledgerNew(batch.length);
-        bytes32 domain = _domainSeparatorV4();
+        Batch memory b = Batch({
+            reward: config.rewardPerTask,
+            quorum: config.minQuorum,
+            remaining: config.pool,
+            ledger: _ledgerNew(batch.length),
+            domain: _domainSeparatorV4()
+        });
         for (uint256 i; i < batch.length; ++i) {
-            Settlement calldata s = batch[i];
-            ledger = _ledgerReserve(ledger, s.votes.length);
-            remaining = _settleOne(i, s, config.rewardPerTask, config.minQuorum, remaining, ledger, domain);
+            _settleOne(i, batch[i], b);
         }
-        _ledgerFlush(ledger);
-        if (remaining != config.pool) _config.pool = uint128(remaining);
+        _ledgerFlush(b.ledger);
+        if (b.remaining != config.pool) _config.pool = uint128(b.remaining);
     }
 
     // ---------------------------------------------------------------- views
@@ -243,18 +256,14 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
     uint256 private constant _EXPIRED = 4;
     uint256 private constant _GRANT_NOT_CACHED = 5;
 
-    /// @dev Settles one task or reverts; returns the pool left after crediting its winners.
+    /// @dev Settles one task or reverts; updates the pool left in `b`.
     ///      The votes are read from calldata once, into a table in memory of three words per vote
     ///      (worker, digest, the worker's ledger entry) that the later passes read.
     function _settleOne(
         uint256 index,
         Settlement calldata s,
-        uint256 reward,
-        uint256 quorum,
-        uint256 remaining,
-        uint256 ledger,
-        bytes32 domain
-    ) private returns (uint256) {
+        Batch memory b
+    ) private {
         bytes32 taskId = s.taskId;
         uint256 settledSlot;
         bytes32 previous;
@@ -267,15 +276,18 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
         if (previous != 0) revert AlreadySettled(index, taskId);
         Vote[] calldata votes = s.votes;
         uint256 n = votes.length;
+        uint256 quorum = b.quorum;
         if (n < quorum) revert TooFewVotes(index, n, quorum);
         if (n > MAX_VOTES) revert TooManyVotes(index, n, MAX_VOTES);
+        uint256 ledger = _ledgerReserve(b.ledger, n);
+        b.ledger = ledger;
 
         uint256 table;
         assembly ("memory-safe") {
             table := mload(0x40)
             mstore(0x40, add(table, mul(0x60, n)))
         }
-        bytes32 majority = _authenticateAndFindCandidate(index, taskId, votes, table, ledger, domain);
+        bytes32 majority = _authenticateAndFindCandidate(index, taskId, votes, table, ledger, b.domain);
         uint256 winners;
         assembly ("memory-safe") {
             for { let e := table let end := add(table, mul(0x60, n)) } lt(e, end) { e := add(e, 0x60) } {
@@ -291,13 +303,15 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
             sstore(settledSlot, digest)
         }
         // When the pool runs dry, the task still settles and its winners share what is left (possibly 0).
+        uint256 reward = b.reward;
+        uint256 remaining = b.remaining;
         uint256 each = (reward < remaining ? reward : remaining) / winners;
         _creditAndEmit(s, table, n, digest, winners, each);
         assembly ("memory-safe") {
             // The vote table is not needed any more: give its memory back.
             mstore(0x40, table)
         }
-        return remaining - each * winners;
+        b.remaining = remaining - each * winners;
     }
 
     /// @dev Authenticates every vote, rejects duplicate workers and returns the Boyer–Moore majority
