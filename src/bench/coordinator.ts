@@ -23,12 +23,14 @@ import { tinySpec } from '../coordinator/testing.ts';
 import { cambrianDomain, signSessionGrant } from '../protocol/eip712.ts';
 import { checkpointSteps, resultDigest, type TaskResult, traceRoot } from '../protocol/index.ts';
 
-export const help = `usage: cambrian bench coordinator [--workers 1000] [--rounds 4] [--database-url URL] [--out DIR] [--json]
+export const help = `usage: cambrian bench coordinator [--workers 1000] [--rounds 4] [--think-ms 0] [--database-url URL] [--out DIR] [--json]
 
 Starts a coordinator (PGlite in memory unless --database-url) and a second process simulating
 --workers workers that each lease, sign and submit --rounds results. Reports accepted results per
 second (every vote's signature is verified) and lease latency p50/p99. Targets on a 2-core machine:
-≥ 1,000 results/s and p99 lease latency < 50 ms at 1,000 workers.`;
+≥ 1,000 results/s and p99 lease latency < 50 ms at 1,000 workers. --think-ms adds a simulated
+training time (jittered ×0.5–1.5) between lease and submit; 0 (default) is a closed loop at
+saturation, where latency is queueing time.`;
 
 const DOMAIN = cambrianDomain(31337, '0x5FbDB2315678afecb367f032d93F642f64180aa3');
 
@@ -105,7 +107,12 @@ function pooledFetch(maxSockets: number): typeof fetch {
 }
 
 /** The simulated workers (runs in the child process). */
-async function loadGenerator(url: string, workers: number, rounds: number): Promise<LoadReport> {
+async function loadGenerator(
+  url: string,
+  workers: number,
+  rounds: number,
+  thinkMs: number,
+): Promise<LoadReport> {
   const fetchImpl = pooledFetch(64);
   const t0 = performance.now();
   const clients = await Promise.all(
@@ -144,6 +151,8 @@ async function loadGenerator(url: string, workers: number, rounds: number): Prom
           continue;
         }
         const result = fakeResult(lease);
+        // Simulated training time, jittered so workers do not move in lockstep.
+        if (thinkMs > 0) await new Promise((r) => setTimeout(r, thinkMs * (0.5 + Math.random())));
         const s0 = performance.now();
         report.submitted++;
         try {
@@ -164,6 +173,7 @@ export async function run(argv: string[]): Promise<number> {
   const o = parseOptions(argv, {
     workers: { type: 'string', default: '1000' },
     rounds: { type: 'string', default: '4' },
+    'think-ms': { type: 'string', default: '0' },
     'database-url': { type: 'string' },
     out: { type: 'string', default: 'bench-results' },
     json: { type: 'boolean', default: false },
@@ -171,8 +181,9 @@ export async function run(argv: string[]): Promise<number> {
   });
   const workers = Number(o.workers);
   const rounds = Number(o.rounds);
+  const thinkMs = Number(o['think-ms']);
   if (o['load-generator']) {
-    const report = await loadGenerator(o['load-generator'], workers, rounds);
+    const report = await loadGenerator(o['load-generator'], workers, rounds, thinkMs);
     process.stdout.write(`${JSON.stringify(report)}\n`);
     return 0;
   }
@@ -203,6 +214,8 @@ export async function run(argv: string[]): Promise<number> {
       String(workers),
       '--rounds',
       String(rounds),
+      '--think-ms',
+      String(thinkMs),
     ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -224,6 +237,7 @@ export async function run(argv: string[]): Promise<number> {
     database: db.kind,
     workers,
     rounds,
+    thinkMs,
     accepted: r.accepted,
     refused: r.refused,
     noWork: r.noWork,
@@ -241,7 +255,7 @@ export async function run(argv: string[]): Promise<number> {
   if (o.json) console.log(JSON.stringify(summary));
   else {
     console.log(
-      `coordinator on ${summary.database}, ${workers} simulated workers × ${rounds} rounds (loopback)`,
+      `coordinator on ${summary.database}, ${workers} simulated workers × ${rounds} rounds, think ${thinkMs} ms (loopback)`,
     );
     console.log(`  accepted results/s (signatures verified)  ${summary.resultsPerSecond}  (target ≥ 1000)`);
     console.log(
