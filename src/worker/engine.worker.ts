@@ -7,7 +7,6 @@ import type { Address, Hex, LocalAccount } from 'viem';
 import { decodeDataset } from '../data/format.ts';
 import { train } from '../engine/train.ts';
 import type { Backend, Dataset, TrainProgress, TrainState } from '../engine/types.ts';
-import { trainWebGPU } from '../engine/webgpu/train.ts';
 import { type GpuReport, GpuSession, GpuUnavailableError } from '../gpu/device.ts';
 import { buildMlpOnnx, weightsFromParams } from '../onnx/mlp.ts';
 import { type CambrianDomain, createSessionKey, resultVoteTypedData } from '../protocol/eip712.ts';
@@ -68,9 +67,7 @@ async function runJob(
   try {
     const dataset = await loadDataset(job.dataset);
     const device = job.backend === 'webgpu' ? await gpuSession().device() : undefined;
-    // The WebGPU trainer is imported literally so the bundler puts it in this Worker's chunk.
-    const trainer = job.backend === 'webgpu' ? trainWebGPU : train;
-    return await trainer(job.spec, dataset, {
+    return await train(job.spec, dataset, {
       backend: job.backend,
       device,
       signal: controller.signal,

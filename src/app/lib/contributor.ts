@@ -261,6 +261,8 @@ export class Contributor {
       message: undefined,
       tasks: [row, ...this.snapshot.tasks].slice(0, 50),
     });
+    // Marks for DevTools and for the e2e test's long-task window.
+    performance.mark('cambrian:task-start', { detail: taskId });
 
     const result = await this.trainWithRecovery(lease, spec);
     if (!result) return;
@@ -333,6 +335,8 @@ export class Contributor {
         const task = await this.options.api.task(row.taskId);
         const phase = phaseOf(task.state, row.phase);
         const txHash = (task.txHash ?? undefined) as Hex | undefined;
+        if (phase === 'settled' && row.phase !== 'settled')
+          performance.mark('cambrian:task-settled', { detail: row.taskId });
         if (phase !== row.phase || txHash !== row.txHash)
           this.updateTask(row.taskId, row.leaseId, { phase, txHash });
       } catch {
