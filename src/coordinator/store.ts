@@ -94,6 +94,7 @@ export class Store {
        VALUES ($1, $2::jsonb, $3::jsonb, 'open', $4, $4, $5, $6) ON CONFLICT (task_id) DO NOTHING RETURNING 1`,
       [taskId, JSON.stringify(spec), JSON.stringify(proposal), n, Math.max(n, maxReplicas), Date.now()],
     );
+    this.specs.set(taskId, spec);
     return rows.length ? taskId : null;
   }
 
