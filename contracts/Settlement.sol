@@ -568,12 +568,11 @@ contract Settlement is AccessControl, EIP712, ReentrancyGuardTransient {
 
     /// @dev Panic(0x11), what checked arithmetic raises on overflow.
     function _panicOverflow() private pure {
-        uint96 max = type(uint96).max;
-        max += uint96(_one());
-    }
-
-    function _one() private pure returns (uint256) {
-        return 1;
+        assembly ("memory-safe") {
+            mstore(0x00, shl(224, 0x4e487b71))
+            mstore(0x04, 0x11)
+            revert(0x00, 0x24)
+        }
     }
 
     // ---------------------------------------------------------------- the batch's ledger of accounts

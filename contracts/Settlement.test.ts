@@ -4,7 +4,15 @@
  * fund/settle/claim sequences.
  */
 import fc from 'fast-check';
-import { type Address, encodeFunctionData, type Hex, keccak256, type LocalAccount, toHex } from 'viem';
+import {
+  type Address,
+  encodeAbiParameters,
+  encodeFunctionData,
+  type Hex,
+  keccak256,
+  type LocalAccount,
+  toHex,
+} from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anvilAccount } from '../src/chain/accounts.ts';
@@ -465,6 +473,39 @@ describe('claims', () => {
     expect(await owed(owner.publicClient, fx.address, ss[0].worker)).toBe(REWARD / 2n + REWARD / 4n);
     expect((await readConfig(owner.publicClient, fx.address)).pool).toBe(0n);
     expect((await readSettledEvents(owner.publicClient, fx.address)).length).toBe(3);
+  });
+
+  it('a credit that would take owed past uint96 reverts with Panic(0x11), as checked arithmetic does', async () => {
+    const fx = await deploy();
+    const ss = await sessions(fx, 2);
+    const first = metrics();
+    await settleBatch(owner, fx.address, [{ ...first, votes: await votesFor(fx, first, ss, 2) }]);
+    // Find the worker's account slot (mapping slot k: keccak256(worker, k)) by its owed value, then
+    // raise owed to just below what one more credit overflows.
+    const worker = ss[0].worker;
+    const slotOf = (k: bigint) =>
+      keccak256(encodeAbiParameters([{ type: 'address' }, { type: 'uint256' }], [worker, k]));
+    let slot: Hex | undefined;
+    for (let k = 0n; k < 8n && !slot; k++) {
+      const word = BigInt(
+        (await owner.publicClient.getStorageAt({ address: fx.address, slot: slotOf(k) })) ?? '0x0',
+      );
+      if ((word & (2n ** 96n - 1n)) === REWARD / 2n) slot = slotOf(k);
+    }
+    expect(slot).toBeDefined();
+    const word = BigInt((await owner.publicClient.getStorageAt({ address: fx.address, slot: slot! }))!);
+    const nearMax = (word & ~(2n ** 96n - 1n)) | (2n ** 96n - REWARD / 2n);
+    await owner.publicClient.request({
+      method: 'anvil_setStorageAt',
+      params: [fx.address, slot!, toHex(nearMax, { size: 32 })],
+    } as never);
+    const second = metrics();
+    expect(await rejection(fx, [{ ...second, votes: await votesFor(fx, second, ss, 2) }])).toBe('Panic');
+    const third = metrics();
+    const others = await sessions(fx, 3);
+    expect(await rejection(fx, [{ ...third, votes: await votesFor(fx, third, others.slice(1), 2) }])).toBe(
+      'accepted',
+    );
   });
 
   it('a re-entering attacker contract cannot claim twice', async () => {
