@@ -38,6 +38,9 @@ trains them, and submits signed results until stopped.
   --backend webgpu|cpu   webgpu (default) trains with Dawn, falling back to the CPU if the self-test fails
   --max-tasks N          stop after N accepted results
   --json                 one JSON line per event
+  --heartbeat-ms N       heartbeat interval (default 5000)
+  --skip-selftest        take work without the self-test (tests only)
+  --dishonest            report a wrong result on purpose (fault tests and demos; earns strikes)
 Ctrl-C once: finish the current task, submit it and stop. Twice: give the lease back and stop now.`,
   async run(argv) {
     const opts = parseOptions(argv, {
