@@ -74,11 +74,11 @@ export function WalletButton() {
               {c.name}
             </button>
           ))}
-          <p className="muted small">
-            {walletConnectProjectId
-              ? 'WalletConnect is configured but unavailable: this build does not include @walletconnect/ethereum-provider.'
-              : 'WalletConnect: set VITE_WALLETCONNECT_PROJECT_ID (needs @walletconnect/ethereum-provider).'}
-          </p>
+          {!walletConnectProjectId && (
+            <p className="muted small">
+              WalletConnect appears here when the app is built with VITE_WALLETCONNECT_PROJECT_ID.
+            </p>
+          )}
         </div>
       )}
       {connect.error && (

@@ -2,13 +2,15 @@
  * wagmi configuration built from the coordinator's /info: the chain and its RPC come from the
  * coordinator, wallets from EIP-6963 discovery plus the legacy injected provider.
  *
- * WalletConnect: wagmi's walletConnect connector needs @walletconnect/ethereum-provider, which this
- * build does not ship, so a configured VITE_WALLETCONNECT_PROJECT_ID is reported as unavailable.
+ * WalletConnect joins the list when VITE_WALLETCONNECT_PROJECT_ID is set at build time; its provider
+ * (@walletconnect/ethereum-provider) is loaded only when someone picks it.
  */
 import { type Chain, defineChain } from 'viem';
 import { createConfig, http } from 'wagmi';
-import { injected } from 'wagmi/connectors';
+import { injected, walletConnect } from 'wagmi/connectors';
 import type { Info } from './api.ts';
+
+export const walletConnectProjectId = import.meta.env.VITE_WALLETCONNECT_PROJECT_ID as string | undefined;
 
 export function chainFromInfo(info: Info): Chain {
   const rpcUrl = rpcUrlFor(info);
@@ -32,10 +34,10 @@ export function createWagmiConfig(info: Info) {
   const chain = chainFromInfo(info);
   return createConfig({
     chains: [chain],
-    connectors: [injected()],
+    connectors: walletConnectProjectId
+      ? [injected(), walletConnect({ projectId: walletConnectProjectId, showQrModal: true })]
+      : [injected()],
     multiInjectedProviderDiscovery: true,
     transports: { [chain.id]: http(chain.rpcUrls.default.http[0]) },
   });
 }
-
-export const walletConnectProjectId = import.meta.env.VITE_WALLETCONNECT_PROJECT_ID as string | undefined;
