@@ -6,15 +6,10 @@
  * (the same mixer as the training arithmetic, docs/ARITHMETIC.md), never Math.random.
  */
 
-/** lowbias32 (Chris Wellons): a well-mixed u32 → u32 bijection. */
-export function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x7feb352d);
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x846ca68b);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+import { mix } from '../engine/ops/rng.ts';
+
+/** lowbias32, the training arithmetic's mixer (one definition for the whole project). */
+export const mix32 = mix;
 
 export interface RngState {
   seed: number;
