@@ -1,0 +1,71 @@
+/**
+ * Settlement crash windows on a real anvil: the coordinator dies after storing a signed transaction
+ * but before broadcasting it, and a restarted settler finishes the batch with that very transaction.
+ */
+import type { Hex } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { afterAll, expect, it } from 'vitest';
+import { connectChain, readSettledEvents } from '../chain/client.ts';
+import { cambrianDomain } from '../protocol/eip712.ts';
+import { runHeadlessWorker } from '../worker/headless/worker.ts';
+import { type Db, openDb } from './db.ts';
+import { type Coordinator, startCoordinator } from './service.ts';
+import { Settler } from './settler.ts';
+import { startTestChain, type TestChain, tinySpec } from './testing.ts';
+
+let chain: TestChain | undefined;
+let db: Db | undefined;
+let coordinator: Coordinator | undefined;
+afterAll(async () => {
+  await coordinator?.close();
+  await db?.close();
+  await chain?.stop();
+});
+
+it('rebroadcasts a stored signed settlement that never left before a crash', async () => {
+  chain = await startTestChain();
+  db = await openDb({ url: 'memory://' });
+  // A coordinator without a settler (votes signed for the real contract's domain).
+  coordinator = await startCoordinator({
+    db,
+    domain: cambrianDomain(chain.settings.chainId, chain.settings.settlement),
+    log: () => {},
+  });
+  const ids = [
+    (await coordinator.store.addTask(tinySpec(700)))!,
+    (await coordinator.store.addTask(tinySpec(701)))!,
+  ];
+  await Promise.all(
+    [0, 1].map(() =>
+      runHeadlessWorker({
+        coordinator: coordinator!.url,
+        account: privateKeyToAccount(generatePrivateKey()),
+        backend: 'cpu',
+        maxTasks: 2,
+        idleMs: 50,
+      }),
+    ),
+  );
+  const states = () =>
+    db!.query<{ state: string }>('SELECT state FROM tasks WHERE task_id = ANY($1::text[])', [ids]);
+  expect((await states()).map((t) => t.state)).toEqual(['agreed', 'agreed']);
+
+  // First settler: the process "dies" right after the signed transaction was stored.
+  const doomed = new Settler(db, chain.settings);
+  doomed.publicClient.sendRawTransaction = () => Promise.reject(new Error('killed before broadcast'));
+  await expect(doomed.tick()).rejects.toThrow(/killed before broadcast/);
+  const [batch] = await db.query<{ state: string; tx_hash: Hex; raw_tx: Hex }>('SELECT * FROM batches');
+  expect(batch.state).toBe('sent');
+  expect(batch.raw_tx).toMatch(/^0x/);
+
+  // The restarted settler finds the transaction unknown to the node and sends the same bytes.
+  const settled = await new Settler(db, chain.settings).tick();
+  expect(settled).toBe(2);
+  expect((await states()).map((t) => t.state)).toEqual(['settled', 'settled']);
+  const conn = await connectChain(chain.settings.rpcUrl);
+  const events = await readSettledEvents(conn.publicClient, chain.settings.settlement);
+  expect(events.map((e) => e.txHash)).toEqual([batch.tx_hash, batch.tx_hash]);
+  // Another round changes nothing: nothing is sent twice.
+  expect(await new Settler(db, chain.settings).tick()).toBe(0);
+  expect(await readSettledEvents(conn.publicClient, chain.settings.settlement)).toHaveLength(2);
+});
