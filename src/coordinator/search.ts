@@ -6,33 +6,14 @@
  * Only one coordinator process drives the search at a time (a leased lock).
  */
 import type { Hex } from 'viem';
-import { DATASETS, type DatasetName } from '../data/catalog.ts';
-import { defineSpace, type TrackInfo, toTaskSpec } from '../nas/space.ts';
+import type { DatasetName } from '../data/catalog.ts';
+import { toTaskSpec } from '../nas/space.ts';
 import { createStrategy, restoreStrategy, type Strategy, type StrategyConfig } from '../nas/strategy.ts';
+import { spaceOf, TRACKS } from '../nas/tracks.ts';
 import type { TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 import { LOCK_TTL_MS, tryLock } from './locks.ts';
 import type { Store } from './store.ts';
-
-/** The tracks a search can run on: a dataset and its validation split. */
-export const TRACKS: Record<DatasetName, TrackInfo> = {
-  mnist: {
-    name: 'mnist',
-    sha256: DATASETS.mnist.sha256,
-    inputs: 784,
-    classes: 10,
-    validation: 1000,
-    splitSeed: 1,
-  },
-  blobs: {
-    name: 'blobs',
-    sha256: DATASETS.blobs.sha256,
-    inputs: 64,
-    classes: 4,
-    validation: 128,
-    splitSeed: 1,
-  },
-};
 
 export interface SearchConfig {
   track: DatasetName;
@@ -83,7 +64,7 @@ export class SearchDriver {
   async tick(): Promise<number> {
     if (!(await tryLock(this.db, 'search', this.holder, LOCK_TTL_MS))) return 0;
     const track = TRACKS[this.config.track];
-    const space = defineSpace(track.inputs, track.classes, this.config.maxParams);
+    const space = spaceOf(track, this.config.maxParams);
     return this.db.tx(async (q) => {
       const [saved] = await q.query<{ state: unknown }>(
         `SELECT state FROM search_state WHERE id = 'main' FOR UPDATE`,
