@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 export interface BenchModule {
   run(argv: string[]): Promise<number>;
-  /** Shown by `cambrian bench help <name>` (main.ts answers `--help` itself, before dispatch). */
+  /** Shown by `cambrian bench <name> --help` (or `cambrian bench help <name>`). */
   help?: string;
 }
 

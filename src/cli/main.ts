@@ -40,7 +40,8 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`cambrian: unknown command '${name}'\n\n${await usage()}`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  // Only a leading --help is ours: `cambrian bench gas --help` belongs to the bench command.
+  if (rest[0] === '--help' || rest[0] === '-h') {
     console.log(cmd.help);
     return 0;
   }

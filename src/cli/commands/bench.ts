@@ -17,15 +17,15 @@ export const command: Command = {
     return `usage: cambrian bench <name> [options]
 
 Benchmarks are scripts, not tests: each prints a table and writes JSON under bench-results/.
-Run \`cambrian bench help <name>\` for a benchmark's options.
+Run \`cambrian bench <name> --help\` for a benchmark's options.
 
 benchmarks:
 ${listing()}`;
   },
   async run(argv) {
     const [first, ...others] = argv;
-    const asksHelp = first === 'help';
-    const [name, ...rest] = asksHelp ? others : argv;
+    const asksHelp = first === 'help' || others.includes('--help') || others.includes('-h');
+    const [name, ...rest] = first === 'help' ? others : argv;
     if (!name || name.startsWith('-')) {
       console.error(this.help);
       return 2;
