@@ -1,9 +1,13 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GpuSession } from './device.ts';
 import { createNodeGpuSession } from './node.ts';
 
-describe('WebGPU in Node (Dawn; SwiftShader when there is no GPU)', async () => {
+describe('WebGPU in Node (Dawn; SwiftShader when there is no GPU)', () => {
   const losses: string[] = [];
-  const session = await createNodeGpuSession({ onDeviceLost: (reason) => losses.push(reason) });
+  let session: GpuSession;
+  beforeAll(async () => {
+    session = await createNodeGpuSession({ onDeviceLost: (reason) => losses.push(reason) });
+  });
   afterAll(() => session.destroy());
 
   it('reports the adapter, its limits and WGSL language features', async () => {

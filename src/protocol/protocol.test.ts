@@ -48,7 +48,10 @@ describe('task spec', () => {
     fc.assert(
       fc.property(fc.integer(), (seed) => {
         let x = seed;
-        const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) | 0) >>> 0) / 2 ** 32;
+        const rnd = () => {
+          x = (Math.imul(x, 1103515245) + 12345) | 0;
+          return (x >>> 0) / 2 ** 32;
+        };
         const shuffled = parseTaskSpec(shuffleKeys(JSON.parse(JSON.stringify(spec())), rnd));
         expect(taskIdOf(shuffled)).toBe(taskIdOf(spec()));
       }),
@@ -69,6 +72,7 @@ describe('task spec', () => {
 
   it('rejects non-integers, unknown fields, bad hashes and impossible residuals with the field named', () => {
     const base = JSON.parse(JSON.stringify(spec()));
+    // biome-ignore lint/suspicious/noExplicitAny: the test mutates raw JSON into invalid shapes on purpose
     const bad = (mutate: (s: any) => void) => {
       const s = structuredClone(base);
       mutate(s);

@@ -1,4 +1,5 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GpuSession } from '../gpu/device.ts';
 import { createNodeGpuSession } from '../gpu/node.ts';
 import { runSelfTest } from './selftest.ts';
 
@@ -9,8 +10,11 @@ describe('conformance self-test', () => {
     expect(report.checks.length).toBeGreaterThan(0);
   });
 
-  describe('on WebGPU in Node', async () => {
-    const session = await createNodeGpuSession();
+  describe('on WebGPU in Node', () => {
+    let session: GpuSession;
+    beforeAll(async () => {
+      session = await createNodeGpuSession();
+    });
     afterAll(() => session.destroy());
 
     it('passes, with every GPU path bit-identical to the CPU twin', async () => {

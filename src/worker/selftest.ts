@@ -3,7 +3,7 @@
  * this device must reproduce the CPU reference bit for bit. A device that fails never votes.
  * Browser-safe: runs in the engine Worker and in Node (`cambrian selftest`).
  */
-import { bytesToHex, keccak256 } from 'viem';
+import { keccak256 } from 'viem';
 import { generateBlobs } from '../data/blobs.ts';
 import { DATASETS } from '../data/catalog.ts';
 import { decodeDataset } from '../data/format.ts';
