@@ -5,9 +5,9 @@
  */
 import { type Hex, keccak256 } from 'viem';
 import type { Checkpoint, TaskResult } from '../protocol/result.ts';
-import { resultDigest } from '../protocol/result.ts';
+import { buildTaskResult } from '../protocol/result.ts';
 import { type TaskSpec, taskIdOf as taskIdOfSpec } from '../protocol/spec.ts';
-import { checkpointSteps, traceRoot } from '../protocol/trace.ts';
+import { checkpointSteps } from '../protocol/trace.ts';
 import { activate, activationBackward } from './ops/activation.ts';
 import { columnSums, matmulEWt, matmulXtE, matmulXW, rescaleAddBias, rescaleAll } from './ops/matmul.ts';
 import { quantizeRNE, quantizeStochastic } from './ops/quantize.ts';
@@ -293,20 +293,15 @@ export async function runSteps(
 /** Builds the result of a finished run (validation, hashes, trace, digest). */
 export function resultOf(trainer: CpuTrainer, checkpoints: Checkpoint[]): TaskResult {
   const { valCorrect, valCount, valLoss } = trainer.validate();
-  const weightsHash = hashI32(trainer.params);
-  const root = traceRoot(checkpoints);
   const taskId = taskIdOfSpec(trainer.spec);
-  const digest = resultDigest({ taskId, valCorrect, valCount, valLoss, weightsHash, traceRoot: root });
-  return {
+  return buildTaskResult({
     taskId,
     valCorrect,
     valCount,
-    valLoss: valLoss.toString(),
-    weightsHash,
-    traceRoot: root,
+    valLoss,
+    weightsHash: hashI32(trainer.params),
     checkpoints,
-    digest,
-  };
+  });
 }
 
 /**

@@ -96,3 +96,28 @@ export function parseTaskResult(input: unknown): TaskResult {
     throw new Error('result digest does not match its fields');
   return result;
 }
+
+/** The metrics a trainer measures; the trace root and digest are derived from them here, once. */
+export interface TrainedMetrics {
+  taskId: Hex;
+  valCorrect: number;
+  valCount: number;
+  valLoss: bigint;
+  weightsHash: Hex;
+  checkpoints: Checkpoint[];
+}
+
+/** Assembles a result from what a trainer measured (every backend builds its result through this). */
+export function buildTaskResult(m: TrainedMetrics): TaskResult {
+  const root = traceRoot(m.checkpoints);
+  return {
+    taskId: m.taskId,
+    valCorrect: m.valCorrect,
+    valCount: m.valCount,
+    valLoss: m.valLoss.toString(),
+    weightsHash: m.weightsHash,
+    traceRoot: root,
+    checkpoints: m.checkpoints,
+    digest: resultDigest({ ...m, traceRoot: root }),
+  };
+}

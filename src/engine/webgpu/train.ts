@@ -12,9 +12,9 @@
 
 import { GpuSession, GpuUnavailableError } from '../../gpu/device.ts';
 import type { Checkpoint, TaskResult } from '../../protocol/result.ts';
-import { resultDigest } from '../../protocol/result.ts';
+import { buildTaskResult } from '../../protocol/result.ts';
 import { type TaskSpec, taskIdOf } from '../../protocol/spec.ts';
-import { checkpointSteps, traceRoot } from '../../protocol/trace.ts';
+import { checkpointSteps } from '../../protocol/trace.ts';
 import { TENSOR } from '../ops/rng.ts';
 import { initialParams, type LayerPlan, type TrainingPlan, trainingPlan } from '../plan.ts';
 import { hashI32, stateHashOf } from '../train-cpu.ts';
@@ -573,20 +573,15 @@ export async function trainWebGPURun(
     const state = await trainer.state();
     if (checkpoints.length === 0) checkpoints.push({ step: state.step, stateHash: stateHashOf(state) });
     const { valCorrect, valCount, valLoss } = await trainer.validate();
-    const taskId = taskIdOf(spec);
     const weightsHash = hashI32(state.params);
-    const root = traceRoot(checkpoints);
-    const digest = resultDigest({ taskId, valCorrect, valCount, valLoss, weightsHash, traceRoot: root });
-    const result: TaskResult = {
-      taskId,
+    const result = buildTaskResult({
+      taskId: taskIdOf(spec),
       valCorrect,
       valCount,
-      valLoss: valLoss.toString(),
+      valLoss,
       weightsHash,
-      traceRoot: root,
       checkpoints,
-      digest,
-    };
+    });
     return { result, state, dispatchesPerStep: trainer.dispatchesPerStep };
   } finally {
     trainer.destroy();
