@@ -43,8 +43,8 @@ export const command: Command = {
 Starts anvil, deploys and funds the Settlement contract, runs the coordinator on PGlite with the
 default search (aging evolution on MNIST), serves the built web app (building it if dist/ is
 missing) and N headless workers. Prints the URLs and the dev accounts. Ctrl-C stops everything.
-  --workers N            headless workers to start (default 0)
-  --backend webgpu|cpu   the workers' backend (default webgpu, CPU if its self-test fails)
+  --workers N            headless workers to start (default 2, so the search runs before any tab joins)
+  --backend auto|webgpu|cpu   the workers' backend (default auto: WebGPU on a hardware GPU, else CPU)
   --port N               app + API port (default 8787)
   --chain-port N         anvil's port (default 8545)
   --data-dir DIR         state of this run, wiped at start: the chain is new each time (default .data/up)
@@ -53,7 +53,7 @@ missing) and N headless workers. Prints the URLs and the dev accounts. Ctrl-C st
   async run(argv) {
     const o = parseOptions(argv, {
       workers: { type: 'string' },
-      backend: { type: 'string', default: 'webgpu' },
+      backend: { type: 'string', default: 'auto' },
       port: { type: 'string' },
       'chain-port': { type: 'string' },
       'data-dir': { type: 'string', default: '.data/up' },
@@ -65,7 +65,7 @@ missing) and N headless workers. Prints the URLs and the dev accounts. Ctrl-C st
       json: { type: 'boolean', default: false },
     });
     const log = (m: string) => (o.json ? process.stderr.write(`${m}\n`) : console.log(m));
-    const workers = intOption(o.workers, '--workers', 0, 0);
+    const workers = intOption(o.workers, '--workers', 2, 0);
     const dataDir = o['data-dir'];
     rmSync(dataDir, { recursive: true, force: true });
 

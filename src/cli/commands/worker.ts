@@ -29,13 +29,15 @@ function describeEvent(event: WorkerEvent): string | undefined {
 export const command: Command = {
   name: 'worker',
   summary: 'contribute this machine to a coordinator (headless)',
-  help: `usage: cambrian worker --coordinator URL [--key-file F] [--backend webgpu|cpu] [--max-tasks N] [--json]
+  help: `usage: cambrian worker --coordinator URL [--key-file F] [--backend auto|webgpu|cpu] [--max-tasks N] [--json]
 
 Signs a session grant with the worker's own key, runs the conformance self-test, then leases tasks,
 trains them, and submits signed results until stopped.
   --coordinator URL      the coordinator's base URL (e.g. http://127.0.0.1:8787)
   --key-file F           the worker's private key (created with mode 0600 if missing; default .data/worker-key.json)
-  --backend webgpu|cpu   webgpu (default) trains with Dawn, falling back to the CPU if the self-test fails
+  --backend auto|webgpu|cpu   auto (default): WebGPU (Dawn) on a hardware GPU, else the CPU reference,
+                         which is faster than a software adapter such as SwiftShader; webgpu falls back
+                         to the CPU if the self-test fails
   --max-tasks N          stop after N accepted results
   --json                 one JSON line per event
   --heartbeat-ms N       heartbeat interval (default 5000)
@@ -46,7 +48,7 @@ Ctrl-C once: finish the current task, submit it and stop. Twice: give the lease 
     const opts = parseOptions(argv, {
       coordinator: { type: 'string' },
       'key-file': { type: 'string', default: '.data/worker-key.json' },
-      backend: { type: 'string', default: 'webgpu' },
+      backend: { type: 'string', default: 'auto' },
       'max-tasks': { type: 'string' },
       'heartbeat-ms': { type: 'string' },
       'skip-selftest': { type: 'boolean', default: false },
@@ -54,12 +56,12 @@ Ctrl-C once: finish the current task, submit it and stop. Twice: give the lease 
       json: { type: 'boolean', default: false },
     });
     if (!opts.coordinator) throw new Error('--coordinator URL is required');
-    if (opts.backend !== 'webgpu' && opts.backend !== 'cpu') {
-      throw new Error(`--backend must be webgpu or cpu, got '${opts.backend}'`);
+    if (opts.backend !== 'auto' && opts.backend !== 'webgpu' && opts.backend !== 'cpu') {
+      throw new Error(`--backend must be auto, webgpu or cpu, got '${opts.backend}'`);
     }
-    let backend: 'webgpu' | 'cpu' = opts.backend;
     const print = (line: string, obj: Record<string, unknown>) =>
       console.log(opts.json ? JSON.stringify({ t: Date.now(), ...obj }) : line);
+    let backend: 'webgpu' | 'cpu' = opts.backend === 'auto' ? await autoBackend(print) : opts.backend;
 
     const { account, created } = await loadOrCreateKey(opts['key-file']);
     print(`worker ${account.address}${created ? ` (new key saved to ${opts['key-file']})` : ''}`, {
@@ -126,3 +128,23 @@ Ctrl-C once: finish the current task, submit it and stop. Twice: give the lease 
     }
   },
 };
+
+/**
+ * WebGPU only where it is a real GPU: on a software adapter (SwiftShader, llvmpipe) the CPU reference
+ * trains several times faster (docs/KERNELS.md), and both give the same bits.
+ */
+async function autoBackend(
+  print: (line: string, obj: Record<string, unknown>) => void,
+): Promise<'webgpu' | 'cpu'> {
+  const session = await createNodeGpuSession().catch(() => undefined);
+  const report = await session?.report().catch(() => undefined);
+  session?.destroy();
+  if (report && !report.isSoftware) return 'webgpu';
+  const why = report ? `${adapterLabel(report)} is a software adapter` : 'no WebGPU adapter';
+  print(`backend: cpu (${why}; the CPU reference is faster and gives the same bits)`, {
+    type: 'backend',
+    backend: 'cpu',
+    reason: why,
+  });
+  return 'cpu';
+}
