@@ -5,7 +5,9 @@
  * we then point the Vulkan loader at the SwiftShader ICD that ships inside Debian's chromium package
  * and try again, so `cambrian selftest --backend webgpu` works on CI and laptops alike.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { GpuSession, type GpuSessionOptions, GpuUnavailableError } from './device.ts';
 
 const SWIFTSHADER_ICDS = [
@@ -26,6 +28,13 @@ type Dawn = typeof import('webgpu');
 let dawn: Promise<Dawn> | undefined;
 
 async function loadDawn(): Promise<Dawn> {
+  // Vulkan's window-system probing prints "XDG_RUNTIME_DIR is invalid" for every instance on a
+  // headless machine; a private runtime dir keeps worker and CLI output readable.
+  if (!process.env.XDG_RUNTIME_DIR) {
+    const dir = join(tmpdir(), `cambrian-runtime-${process.getuid?.() ?? 'user'}`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    process.env.XDG_RUNTIME_DIR = dir;
+  }
   dawn ??= import('webgpu').then((mod) => {
     // Dawn's GPU* constants (GPUBufferUsage, ...) are globals in browsers; kernels expect them.
     Object.assign(globalThis, mod.globals);
