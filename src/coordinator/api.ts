@@ -20,6 +20,7 @@ import {
 } from '../protocol/index.ts';
 import { Refusal } from './errors.ts';
 import { VoteVerifier, verifyGrant } from './signatures.ts';
+import { StateExchange } from './states.ts';
 import type { Session, Store } from './store.ts';
 import type { Views } from './views.ts';
 
@@ -44,6 +45,8 @@ export interface ApiDeps {
   datasetBytes?: (sha256: Hex) => Promise<Uint8Array | undefined>;
   /** Longest session a grant may ask for. */
   maxSessionSeconds?: number;
+  /** The referee's state requests (default: one over the store's database). */
+  states?: StateExchange;
 }
 
 const Address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 20-byte hex address');
@@ -74,6 +77,18 @@ const GrantSchema = z
 const LeaseSchema = z
   .object({ leaseId: z.string(), taskId: Hex32, spec: TaskSpecSchema, deadline: z.number().int() })
   .openapi('Lease');
+const StateRequestSchema = z
+  .object({ kind: z.literal('state'), taskId: Hex32, step: z.number().int().min(0), stateHash: Hex32 })
+  .openapi('StateRequest');
+const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64');
+const StateUpload = z
+  .object({
+    taskId: Hex32,
+    step: z.number().int().min(0),
+    params: Base64.describe('all parameters, little-endian i32, canonical order, base64'),
+    momentum: Base64.describe('all momentum values, little-endian i32, base64'),
+  })
+  .openapi('StateUpload');
 const ResultSubmission = z
   .object({ leaseId: LeaseId, result: TaskResultSchema, voteSig: Signature })
   .openapi('ResultSubmission');
@@ -99,9 +114,29 @@ const routes = {
   lease: createRoute({
     method: 'post',
     path: '/leases',
-    summary: 'Lease one replica of a task, or 204 when there is no work',
+    summary:
+      'Lease one replica of a task, or 204 when there is no work. With ?states=1 the answer may instead ' +
+      "be a StateRequest: the referee wants this worker's state at a checkpoint (answer with POST /states)",
     security: bearer,
-    responses: { 200: json(LeaseSchema, 'a lease'), 204: { description: 'no work now' }, ...errors(401) },
+    request: { query: z.object({ states: z.enum(['0', '1']).optional() }) },
+    responses: {
+      200: json(z.union([LeaseSchema, StateRequestSchema]), 'a lease, or a state request'),
+      204: { description: 'no work now' },
+      ...errors(401),
+    },
+  }),
+  states: createRoute({
+    method: 'post',
+    path: '/states',
+    summary:
+      'Upload the state (params + momentum) at a checkpoint the referee asked for; kept only if ' +
+      'keccak256(params ‖ momentum) is the agreed stateHash',
+    security: bearer,
+    request: body(StateUpload),
+    responses: {
+      201: json(z.object({ accepted: z.literal(true) }), 'verified and kept'),
+      ...errors(400, 401, 403, 404, 409, 413, 422),
+    },
   }),
   heartbeat: createRoute({
     method: 'post',
@@ -195,19 +230,23 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
   const { store, views, domain } = deps;
   const maxSession = deps.maxSessionSeconds ?? 30 * 24 * 3600;
   const votes = new VoteVerifier(domain);
+  const states = deps.states ?? new StateExchange(store.db);
   const app = new OpenAPIHono({
     defaultHook: (result, c) => {
       if (!result.success) return c.json({ error: `invalid request: ${zodReason(result.error)}` }, 400);
     },
   });
 
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => c.json({ error: `body larger than ${MAX_BODY_BYTES} bytes` }, 413),
-    }),
-  );
+  const limit = (maxSize: number) =>
+    bodyLimit({ maxSize, onError: (c) => c.json({ error: `body larger than ${maxSize} bytes` }, 413) });
+  const smallBodies = limit(MAX_BODY_BYTES);
+  // A state upload is bounded by the parameter count of the largest open request, not the small limit.
+  app.use('*', async (c, next) => {
+    if (c.req.method === 'POST' && c.req.path.endsWith('/states')) {
+      return limit(Math.max(MAX_BODY_BYTES, await states.maxBodyBytes()))(c, next);
+    }
+    return smallBodies(c, next);
+  });
   app.onError((err, c) => {
     if (err instanceof Refusal) return c.json({ error: err.reason }, err.status);
     if (err instanceof HTTPException) return c.json({ error: err.message }, err.status);
@@ -252,9 +291,21 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
   });
 
   app.openapi(routes.lease, async (c) => {
-    const lease = await store.lease(await session(c));
+    const s = await session(c);
+    if (c.req.valid('query').states === '1') {
+      const request = await states.requestFor(s.worker);
+      if (request) return c.json(request, 200);
+    }
+    const lease = await store.lease(s);
     if (!lease) return c.body(null, 204);
     return c.json(lease, 200);
+  });
+
+  app.openapi(routes.states, async (c) => {
+    const s = await session(c);
+    const { taskId, step, params, momentum } = c.req.valid('json');
+    await states.upload(s.worker, taskId as Hex, step, params, momentum);
+    return c.json({ accepted: true as const }, 201);
   });
 
   app.openapi(routes.heartbeat, async (c) => {

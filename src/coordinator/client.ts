@@ -7,6 +7,7 @@
  *   await runWorkerLoop({ client, compute, signal });
  */
 import type { Hex, LocalAccount } from 'viem';
+import type { TrainState } from '../engine/types.ts';
 import { type CambrianDomain, SESSION_GRANT_TYPES, signResultVote } from '../protocol/eip712.ts';
 import type { TaskResult, TaskSpec } from '../protocol/index.ts';
 
@@ -25,6 +26,24 @@ export interface Lease {
   taskId: Hex;
   spec: TaskSpec;
   deadline: number;
+}
+
+/** The referee asks for this worker's state after `step` of a task it voted on (answer: uploadState). */
+export interface StateRequest {
+  kind: 'state';
+  taskId: Hex;
+  step: number;
+  stateHash: Hex;
+}
+
+/** Base64 of an i32 array's little-endian bytes, without node: Buffer (the browser shares this file). */
+export function i32ToBase64(a: Int32Array): string {
+  const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
 }
 
 export interface GrantTypedData {
@@ -133,6 +152,22 @@ export class CoordinatorClient {
     return status === 204 ? null : data!;
   }
 
+  /** A lease, or a state request from the referee (for workers that keep their states), or null. */
+  async leaseOrStateRequest(): Promise<Lease | StateRequest | null> {
+    const { status, data } = await this.request<Lease | StateRequest>('POST', '/leases?states=1');
+    return status === 204 ? null : data!;
+  }
+
+  /** Uploads the state the referee asked for; the coordinator checks it against the agreed stateHash. */
+  async uploadState(taskId: Hex, state: TrainState): Promise<void> {
+    await this.request('POST', '/states', {
+      taskId,
+      step: state.step,
+      params: i32ToBase64(state.params),
+      momentum: i32ToBase64(state.momentum),
+    });
+  }
+
   async heartbeat(leaseId: string, progress: { step?: number; loss?: number } = {}): Promise<number> {
     return (await this.request<{ deadline: number }>('POST', `/leases/${leaseId}/heartbeat`, progress)).data!
       .deadline;
@@ -192,6 +227,7 @@ export type WorkerEvent =
   | { type: 'submitted'; taskId: Hex; taskState: string; ms: number }
   | { type: 'dropped'; taskId: Hex; reason: string }
   | { type: 'released'; taskId: Hex }
+  | { type: 'state'; taskId: Hex; step: number; uploaded: boolean; reason?: string }
   | { type: 'idle' }
   | { type: 'error'; error: string };
 
@@ -211,6 +247,11 @@ export interface WorkerLoopOptions {
   idleMs?: number;
   /** Stop after this many submitted results. */
   maxTasks?: number;
+  /**
+   * The state after `step` of a task this worker submitted, if it still holds it. With it, the loop
+   * answers the referee's state requests (which come instead of a lease); without it, none are sent.
+   */
+  serveState?: (taskId: Hex, step: number) => TrainState | undefined;
   onEvent?: (event: WorkerEvent) => void;
 }
 
@@ -240,9 +281,9 @@ export async function runWorkerLoop(opts: WorkerLoopOptions): Promise<number> {
   let submitted = 0;
   let idle = idleMs;
   while (!halt.aborted && submitted < (opts.maxTasks ?? Number.POSITIVE_INFINITY)) {
-    let lease: Lease | null;
+    let lease: Lease | StateRequest | null;
     try {
-      lease = await client.lease();
+      lease = opts.serveState ? await client.leaseOrStateRequest() : await client.lease();
     } catch (err) {
       if (
         err instanceof CoordinatorError &&
@@ -261,11 +302,41 @@ export async function runWorkerLoop(opts: WorkerLoopOptions): Promise<number> {
       idle = Math.min(idle * 2, idleMs * 8);
       continue;
     }
+    if ('kind' in lease) {
+      await answerStateRequest(client, lease, opts.serveState, onEvent);
+      continue;
+    }
     idle = idleMs;
     onEvent({ type: 'leased', lease });
     if (await runLease(opts, lease, heartbeatMs, onEvent)) submitted++;
   }
   return submitted;
+}
+
+async function answerStateRequest(
+  client: CoordinatorClient,
+  request: StateRequest,
+  serveState: WorkerLoopOptions['serveState'],
+  onEvent: (event: WorkerEvent) => void,
+): Promise<void> {
+  const { taskId, step } = request;
+  const state = serveState?.(taskId, step);
+  if (!state) {
+    onEvent({ type: 'state', taskId, step, uploaded: false, reason: 'not held' });
+    return;
+  }
+  try {
+    await client.uploadState(taskId, state);
+    onEvent({ type: 'state', taskId, step, uploaded: true });
+  } catch (err) {
+    onEvent({
+      type: 'state',
+      taskId,
+      step,
+      uploaded: false,
+      reason: err instanceof Error ? err.message : String(err),
+    });
+  }
 }
 
 /** One lease: compute with heartbeats, then submit (or give back on abort). True when accepted. */

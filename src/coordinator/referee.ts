@@ -1,19 +1,24 @@
 /**
  * The referee (DESIGN §2, after Verde's refereed delegation): when replicas stay split, compare the
  * trace checkpoints the workers submitted, find the first checkpoint where they diverge by
- * bisection, recompute on the CPU reference up to that checkpoint, and keep the side whose state
- * hash matches. Sides that still agree there are separated at their next divergence, continuing
+ * bisection, recompute on the CPU reference only that checkpoint interval, and keep the side whose
+ * state hash matches. Sides that still agree there are separated at their next divergence, continuing
  * from the state already computed; sides with identical traces but different digests (validation)
  * are separated by finishing the task. Everyone on a losing side is recorded as wrong.
  *
- * The recomputation starts from the initial state, which every honest party shares by construction;
- * workers do not upload intermediate states, so the referee cannot start at the last agreed checkpoint.
+ * The interval starts from the state at the last checkpoint every side agrees on, which a worker that
+ * voted on the task uploads on request (./states.ts) and the coordinator checks against the agreed
+ * stateHash. Divergence at the first checkpoint starts from the initial weights, which every party
+ * shares by construction. When no valid state arrives within `stateWaitMs` (browser contributors do
+ * not keep states; a worker may have restarted), the referee falls back to recomputing from step 0.
  */
 import type { Hex } from 'viem';
 import { loadDataset } from '../data/node.ts';
 import { CpuTrainer, resultOf, runSteps, stateHashOf } from '../engine/train-cpu.ts';
+import type { TrainState } from '../engine/types.ts';
 import type { Checkpoint, TaskResult, TaskSpec } from '../protocol/index.ts';
 import type { Db } from './db.ts';
+import { StateExchange } from './states.ts';
 import type { Store } from './store.ts';
 
 /** First index where two traces differ, found by bisection (a state that diverged stays diverged). */
@@ -38,15 +43,41 @@ export interface Verdict {
   wrong: Hex[];
   /** The checkpoint intervals recomputed: (fromStep, toStep]. */
   intervals: { fromStep: number; toStep: number; refereeHash: Hex }[];
+  /** The step the recomputation started from (0: the initial weights). */
+  startStep: number;
+  /** Where the start state came from. */
+  start: 'initial' | 'uploaded' | 'fallback';
   stepsRecomputed: number;
   ms: number;
 }
 
-/** Decides between results that disagree; `results` has one representative per digest. */
-export async function referee(spec: TaskSpec, results: TaskResult[]): Promise<Verdict> {
+/**
+ * Index of the last checkpoint every side agrees on (−1: they differ at the first one). Identical
+ * traces agree on all of them. Every side agrees with the first up to the earliest divergence.
+ */
+export function lastAgreedCheckpoint(results: readonly TaskResult[]): number {
+  let first = -1;
+  for (let i = 1; i < results.length; i++) {
+    const d = bisectDivergence(results[0].checkpoints, results[i].checkpoints);
+    if (d >= 0 && (first < 0 || d < first)) first = d;
+  }
+  return (first < 0 ? results[0].checkpoints.length : first) - 1;
+}
+
+/**
+ * Decides between results that disagree; `results` has one representative per digest. `from` is an
+ * agreed, verified state to start from (at or before the first divergence); without it, step 0.
+ */
+export async function referee(
+  spec: TaskSpec,
+  results: TaskResult[],
+  from?: TrainState,
+  start: Verdict['start'] = from ? 'uploaded' : 'initial',
+): Promise<Verdict> {
   const started = Date.now();
   const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
-  const trainer = new CpuTrainer(spec, dataset);
+  const trainer = new CpuTrainer(spec, dataset, from);
+  const startStep = trainer.step;
   let alive = results;
   const wrong: Hex[] = [];
   const intervals: Verdict['intervals'] = [];
@@ -79,17 +110,60 @@ export async function referee(spec: TaskSpec, results: TaskResult[]): Promise<Ve
     right: (alive[0]?.digest as Hex | undefined) ?? null,
     wrong,
     intervals,
-    stepsRecomputed: trainer.step,
+    startStep,
+    start,
+    stepsRecomputed: trainer.step - startStep,
     ms: Date.now() - started,
   };
 }
 
-/** Referees every task waiting for it; returns how many were decided. */
+export interface RefereeOptions {
+  /** How long to wait for a worker to upload the agreed state before recomputing from step 0. */
+  stateWaitMs?: number;
+  states?: StateExchange;
+}
+
+/**
+ * The state to start the recomputation from: the initial weights (divergence at the first
+ * checkpoint), an uploaded and verified state, the fallback to step 0 once `stateWaitMs` passed
+ * without one, or 'wait' while a request is open.
+ */
+async function startState(
+  states: StateExchange,
+  taskId: Hex,
+  spec: TaskSpec,
+  results: TaskResult[],
+  stateWaitMs: number,
+): Promise<{ from?: TrainState; start: Verdict['start'] } | 'wait'> {
+  const agreed = results.length > 1 ? lastAgreedCheckpoint(results) : -1;
+  if (agreed < 0) return { start: 'initial' };
+  const { step, stateHash } = results[0].checkpoints[agreed];
+  const workers = await states.db.query<{ worker: string }>('SELECT worker FROM votes WHERE task_id = $1', [
+    taskId,
+  ]);
+  const request = await states.open(
+    taskId,
+    spec,
+    step,
+    stateHash as Hex,
+    workers.map((w) => w.worker),
+  );
+  if (request.state) return { from: request.state, start: 'uploaded' };
+  return Date.now() - request.requestedAt < stateWaitMs ? 'wait' : { start: 'fallback' };
+}
+
+/**
+ * Referees every task waiting for it whose start state is settled (uploaded, not needed, or given up
+ * on); returns how many were decided. A task whose state request is still open is left for a later call.
+ */
 export async function refereePending(
   db: Db,
   store: Store,
   log: (msg: string) => void = () => {},
+  opts: RefereeOptions = {},
 ): Promise<number> {
+  const states = opts.states ?? new StateExchange(db);
+  const stateWaitMs = opts.stateWaitMs ?? store.opts.stateWaitMs ?? 0;
   const tasks = await db.query<{ task_id: Hex; spec: TaskSpec }>(
     `SELECT task_id, spec FROM tasks WHERE state = 'refereeing' ORDER BY seq`,
   );
@@ -99,10 +173,10 @@ export async function refereePending(
       'SELECT DISTINCT ON (digest) digest, result FROM votes WHERE task_id = $1 ORDER BY digest, received_at',
       [task.task_id],
     );
-    const verdict = await referee(
-      task.spec,
-      votes.map((v) => v.result),
-    );
+    const results = votes.map((v) => v.result);
+    const begin = await startState(states, task.task_id, task.spec, results, stateWaitMs);
+    if (begin === 'wait') continue;
+    const verdict = await referee(task.spec, results, begin.from, begin.start);
     await db.tx(async (q) => {
       const [row] = await q.query<{ state: string }>(
         'SELECT state FROM tasks WHERE task_id = $1 FOR UPDATE',
@@ -132,7 +206,11 @@ export async function refereePending(
         ]);
       }
     });
-    log(`refereed ${task.task_id}: right ${verdict.right ?? 'none'}, wrong ${verdict.wrong.length} side(s)`);
+    await states.close(task.task_id);
+    log(
+      `refereed ${task.task_id} from step ${verdict.startStep} (${verdict.start}, ${verdict.stepsRecomputed} steps): ` +
+        `right ${verdict.right ?? 'none'}, wrong ${verdict.wrong.length} side(s)`,
+    );
     decided++;
   }
   return decided;

@@ -99,4 +99,23 @@ CREATE TABLE search_state (
   updated_at float8 NOT NULL
 )
 `,
+  `
+-- The referee's requests for the agreed state at a checkpoint (DESIGN §2): a worker that voted on the
+-- task uploads params and momentum (base64, little-endian i32) whose hash the coordinator checked.
+CREATE TABLE state_requests (
+  task_id text NOT NULL REFERENCES tasks (task_id),
+  step integer NOT NULL,
+  state_hash text NOT NULL,
+  param_count integer NOT NULL,
+  -- workers that voted on the task (they may answer), and those already asked
+  workers jsonb NOT NULL,
+  asked jsonb NOT NULL DEFAULT '[]'::jsonb,
+  requested_at float8 NOT NULL,
+  params text,
+  momentum text,
+  uploaded_by text,
+  uploaded_at float8,
+  PRIMARY KEY (task_id, step)
+)
+`,
 ];

@@ -23,6 +23,7 @@ import { LOCK_TTL_MS, tryLock } from './locks.ts';
 import { refereePending } from './referee.ts';
 import { type SearchConfig, SearchDriver } from './search.ts';
 import { type ChainSettings, Settler } from './settler.ts';
+import { StateExchange } from './states.ts';
 import { DEFAULT_QUEUE, type QueueOptions, Store } from './store.ts';
 import { Views } from './views.ts';
 
@@ -137,8 +138,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       throw new Error('startCoordinator needs a chain or an EIP-712 domain');
     })();
   const views = new Views(opts.db, () => search?.summary() ?? null);
+  const states = new StateExchange(opts.db);
   const api = createApi({
     store,
+    states,
     views,
     domain,
     rpcUrl: opts.chain?.rpcUrl,
@@ -167,7 +170,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const loops = [
     loop(opts.sweepMs ?? 1000, 'lease sweep', () => store.expireLeases(), log),
     loop(opts.searchMs ?? 1000, 'search', async () => search?.tick(), log),
-    loop(opts.settleMs ?? 2000, 'referee', () => refereePending(opts.db, store, log), log),
+    loop(opts.settleMs ?? 2000, 'referee', () => refereePending(opts.db, store, log, { states }), log),
     loop(
       opts.settleMs ?? 2000,
       'settlement',

@@ -23,9 +23,20 @@ export interface QueueOptions {
   initialReplicas: number;
   /** Replicas a disagreement may grow to before the referee decides. */
   maxReplicas: number;
+  /**
+   * How long the referee waits for a voter to upload the agreed state before it recomputes from
+   * step 0 (absent: 0, no waiting).
+   */
+  stateWaitMs?: number;
 }
 
-export const DEFAULT_QUEUE: QueueOptions = { leaseMs: 60_000, quorum: 2, initialReplicas: 2, maxReplicas: 4 };
+export const DEFAULT_QUEUE: QueueOptions = {
+  leaseMs: 60_000,
+  quorum: 2,
+  initialReplicas: 2,
+  maxReplicas: 4,
+  stateWaitMs: 20_000,
+};
 
 export interface Session {
   tokenHash: string;
