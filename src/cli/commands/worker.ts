@@ -21,6 +21,10 @@ function describeEvent(event: WorkerEvent): string | undefined {
       return `gave back the lease on ${short(event.taskId)}`;
     case 'error':
       return `coordinator unreachable or refused: ${event.error} (retrying)`;
+    case 'state':
+      return event.uploaded
+        ? `sent the referee my state of ${short(event.taskId)} at step ${event.step}`
+        : `could not send the referee my state of ${short(event.taskId)} at step ${event.step}: ${event.reason ?? 'unknown'}`;
     case 'idle':
       return undefined;
   }
