@@ -5,10 +5,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { freePort } from '../src/coordinator/testing.ts';
 
 export interface Stack {
   app: string;
@@ -35,14 +35,6 @@ async function upArgs(dataDir: string): Promise<string[]> {
     dataDir,
     ...extra.split(/\s+/).filter(Boolean),
   ];
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 export async function startStack(timeoutMs = 120_000): Promise<Stack> {

@@ -48,16 +48,9 @@ const now = () => performance.now();
 async function cambrianTraining(ctx: GpuContext, spec: TaskSpec, dataset: Dataset, steps: number) {
   const trainer = await GpuTrainer.create(ctx, spec, dataset);
   try {
-    await trainer.runSteps(1); // warm-up: the adapter compiles pipelines on first use
+    await trainer.submitSteps(1); // warm-up: the adapter compiles pipelines on first use
     const start = now();
-    // As trainWebGPURun does: the next submit is queued before the previous one is read back.
-    let previous: Promise<number[]> | null = null;
-    while (trainer.step < steps) {
-      const submitted = trainer.submitSteps(Math.min(steps, trainer.step + 32));
-      if (previous) await previous;
-      previous = submitted;
-    }
-    await previous;
+    await trainer.runPipelined(steps);
     const seconds = (now() - start) / 1000;
     const state = await trainer.state();
     const timed = steps - 1;

@@ -77,16 +77,9 @@ async function cpuReference(spec: TaskSpec, dataset: Dataset, steps: number) {
 async function nodeWebGpu(ctx: GpuContext, spec: TaskSpec, dataset: Dataset, steps: number) {
   const trainer = await GpuTrainer.create(ctx, spec, dataset);
   try {
-    await trainer.runSteps(1);
+    await trainer.submitSteps(1);
     const start = performance.now();
-    // As trainWebGPURun does: the next submit is queued before the previous one is read back.
-    let previous: Promise<number[]> | null = null;
-    while (trainer.step < steps) {
-      const submitted = trainer.submitSteps(Math.min(steps, trainer.step + 32));
-      if (previous) await previous;
-      previous = submitted;
-    }
-    await previous;
+    await trainer.runPipelined(steps);
     const seconds = (performance.now() - start) / 1000;
     const state = await trainer.state();
     return {

@@ -121,13 +121,7 @@ export async function fund(conn: SigningConnection, settlement: Address, amount:
 }
 
 /** A settlement as `settle` takes it: the majority's metrics and every vote. */
-export interface SettlementInput {
-  taskId: Hex;
-  valCorrect: number;
-  valCount: number;
-  valLoss: bigint;
-  weightsHash: Hex;
-  traceRoot: Hex;
+export interface SettlementInput extends ResultMetrics {
   votes: readonly SignedVote[];
 }
 

@@ -4,7 +4,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hex } from 'viem';
@@ -16,19 +15,10 @@ import { train } from '../engine/train.ts';
 import { signSessionGrant } from '../protocol/eip712.ts';
 import { CoordinatorClient, runWorkerLoop } from './client.ts';
 import { openDb } from './db.ts';
-import { REWARD_PER_TASK, startTestChain, type TestChain } from './testing.ts';
+import { freePort, REWARD_PER_TASK, startTestChain, type TestChain } from './testing.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BUDGET = 6;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 let chain: TestChain | undefined;
 let child: ChildProcess | undefined;

@@ -10,13 +10,7 @@ import { loadDataset } from '../data/node.ts';
 import { trainCpuRun } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
 import { cambrianDomain, createSessionKey, signSessionGrant } from '../protocol/eip712.ts';
-import {
-  type Checkpoint,
-  resultDigest,
-  type TaskResult,
-  type TaskSpec,
-  traceRoot,
-} from '../protocol/index.ts';
+import type { TaskResult, TaskSpec } from '../protocol/index.ts';
 import { runHeadlessWorker } from '../worker/headless/worker.ts';
 import { CoordinatorClient, CoordinatorError, type WorkerEvent } from './client.ts';
 import { type Db, openDb } from './db.ts';
@@ -24,7 +18,7 @@ import { refereePending, type Verdict } from './referee.ts';
 import { type Coordinator, startCoordinator } from './service.ts';
 import { StateExchange } from './states.ts';
 import { Store } from './store.ts';
-import { tinySpec } from './testing.ts';
+import { divergentResult, tinySpec } from './testing.ts';
 
 const STATE_WAIT_MS = 1500;
 
@@ -35,24 +29,6 @@ async function honestRun(spec: TaskSpec): Promise<{ result: TaskResult; states: 
     onCheckpoint: (s) => states.push(s),
   });
   return { result, states };
-}
-
-/** A result whose trace departs from the honest one at checkpoint `from` (a worker that computed wrong). */
-function divergent(honest: TaskResult, from: number): TaskResult {
-  const checkpoints: Checkpoint[] = honest.checkpoints.map((c, i) =>
-    i < from ? c : { step: c.step, stateHash: `0x${(i + 7).toString(16).padStart(64, 'e')}` },
-  );
-  const root = traceRoot(checkpoints);
-  const forged = { ...honest, checkpoints, traceRoot: root };
-  const digest = resultDigest({
-    taskId: forged.taskId as Hex,
-    valCorrect: forged.valCorrect,
-    valCount: forged.valCount,
-    valLoss: BigInt(forged.valLoss),
-    weightsHash: forged.weightsHash as Hex,
-    traceRoot: root,
-  });
-  return { ...forged, digest };
 }
 
 async function clientFor(url: string, account: LocalAccount): Promise<CoordinatorClient> {
@@ -139,7 +115,7 @@ describe('referee over one checkpoint interval', () => {
   it('recomputes only the diverging interval from the state an honest voter uploads', async () => {
     const spec = tinySpec(301, { steps: 12 });
     const { result: honest } = await honestRun(spec);
-    const wrong = divergent(honest, 3); // agrees at checkpoints 0..2 (steps 2, 4, 6), not at step 8
+    const wrong = divergentResult(honest, 3); // agrees at checkpoints 0..2 (steps 2, 4, 6), not at step 8
     await coordinator.store.addTask(spec);
     const events: WorkerEvent[] = [];
     running.push(
@@ -184,7 +160,7 @@ describe('referee over one checkpoint interval', () => {
   it('refuses a forged state (4xx, not used) and falls back to step 0 when no valid state arrives', async () => {
     const spec = tinySpec(302, { steps: 12 });
     const { result: honest, states } = await honestRun(spec);
-    const wrong = divergent(honest, 4); // last agreed checkpoint: index 3 (step 8)
+    const wrong = divergentResult(honest, 4); // last agreed checkpoint: index 3 (step 8)
     await coordinator.store.addTask(spec);
     // Two voters that keep no states (like the browser contributor) and one outsider.
     const [a, b, outsider] = await Promise.all(
@@ -234,7 +210,7 @@ describe('referee over one checkpoint interval', () => {
       [0, 1].map(() => clientFor(coordinator.url, privateKeyToAccount(generatePrivateKey()))),
     );
     await submitAs(a, honest);
-    await submitAs(b, divergent(honest, 2));
+    await submitAs(b, divergentResult(honest, 2));
     const exchange = new StateExchange(db, 0);
     expect(await refereePending(db, refereeStore(), () => {}, { states: exchange })).toBe(0);
     const taskId = honest.taskId as Hex;
@@ -251,7 +227,7 @@ describe('referee over one checkpoint interval', () => {
     const early = (await honestRun(first)).result;
     await coordinator.store.addTask(first);
     await submitAs(a, early);
-    await submitAs(b, divergent(early, 0));
+    await submitAs(b, divergentResult(early, 0));
     expect(await refereePending(db, refereeStore())).toBe(1); // decided at once, from the initial weights
     expect((await task(early.taskId as Hex)).referee).toMatchObject({
       right: early.digest,

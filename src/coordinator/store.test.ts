@@ -2,12 +2,19 @@ import type { Hex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDataset } from '../data/node.ts';
 import { train } from '../engine/train.ts';
-import { type Checkpoint, resultDigest, type TaskResult, traceRoot } from '../protocol/index.ts';
+import type { TaskResult } from '../protocol/index.ts';
 import { openDb } from './db.ts';
 import type { Refusal } from './errors.ts';
 import { bisectDivergence, refereePending } from './referee.ts';
 import { type Session, Store } from './store.ts';
-import { DATABASES, freshPostgres, POSTGRES_SKIP_REASON, TEST_DATABASE_URL, tinySpec } from './testing.ts';
+import {
+  DATABASES,
+  divergentResult,
+  freshPostgres,
+  POSTGRES_SKIP_REASON,
+  TEST_DATABASE_URL,
+  tinySpec,
+} from './testing.ts';
 
 const worker = (i: number): Hex => `0x${(i + 1).toString(16).padStart(40, '0')}` as Hex;
 
@@ -22,24 +29,6 @@ async function sessionFor(store: Store, i: number): Promise<Session> {
 async function honestResult(seed: number): Promise<TaskResult> {
   const spec = tinySpec(seed);
   return train(spec, await loadDataset('blobs'));
-}
-
-/** A result whose trace departs from the honest one at checkpoint `from` (a worker that computed wrong). */
-function divergent(honest: TaskResult, from: number): TaskResult {
-  const checkpoints: Checkpoint[] = honest.checkpoints.map((c, i) =>
-    i < from ? c : { step: c.step, stateHash: `0x${(i + 7).toString(16).padStart(64, 'e')}` },
-  );
-  const root = traceRoot(checkpoints);
-  const forged = { ...honest, checkpoints, traceRoot: root };
-  const digest = resultDigest({
-    taskId: forged.taskId as Hex,
-    valCorrect: forged.valCorrect,
-    valCount: forged.valCount,
-    valLoss: BigInt(forged.valLoss),
-    weightsHash: forged.weightsHash as Hex,
-    traceRoot: root,
-  });
-  return { ...forged, digest };
 }
 
 async function refusal(p: Promise<unknown>): Promise<Refusal> {
@@ -95,7 +84,7 @@ for (const { name, open } of DATABASES) {
 
     it('adds a replica on disagreement and records the dissenter', async () => {
       const honest = await honestResult(102);
-      const wrong = divergent(honest, 1);
+      const wrong = divergentResult(honest, 1);
       await store.addTask(tinySpec(102));
       const s = await Promise.all([3, 4, 5].map((i) => sessionFor(store, i)));
       const l0 = (await store.lease(s[0]))!;
@@ -128,8 +117,8 @@ for (const { name, open } of DATABASES) {
 
     it('sends a split that stays split to the referee, who finds the wrong side', async () => {
       const honest = await honestResult(104);
-      const wrong = divergent(honest, 2);
-      const other = divergent(honest, 3);
+      const wrong = divergentResult(honest, 2);
+      const other = divergentResult(honest, 3);
       await store.addTask(tinySpec(104));
       const s = await Promise.all([9, 10, 11].map((i) => sessionFor(store, i)));
       for (const [i, r] of [honest, wrong, other].entries()) {

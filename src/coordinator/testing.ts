@@ -12,7 +12,14 @@ import { anvilAccount } from '../chain/accounts.ts';
 import { type AnvilNode, startAnvil } from '../chain/anvil.ts';
 import { connectChain, deploySettlement } from '../chain/client.ts';
 import { DATASETS } from '../data/catalog.ts';
-import { type TaskSpec, TaskSpecSchema } from '../protocol/index.ts';
+import {
+  buildTaskResult,
+  type Checkpoint,
+  metricsOf,
+  type TaskResult,
+  type TaskSpec,
+  TaskSpecSchema,
+} from '../protocol/index.ts';
 import { type Db, openDb } from './db.ts';
 import type { ChainSettings } from './settler.ts';
 
@@ -158,3 +165,20 @@ export const DATABASES: { name: string; open(): Promise<{ db: Db; cleanup(): Pro
       ]
     : []),
 ];
+
+/** A TCP port that was free a moment ago on loopback (for child processes that need a fixed port). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A result whose trace departs from the honest one at checkpoint `from` (a worker that computed wrong). */
+export function divergentResult(honest: TaskResult, from: number): TaskResult {
+  const checkpoints: Checkpoint[] = honest.checkpoints.map((c, i) =>
+    i < from ? c : { step: c.step, stateHash: `0x${(i + 7).toString(16).padStart(64, 'e')}` },
+  );
+  return buildTaskResult({ ...metricsOf(honest), checkpoints });
+}

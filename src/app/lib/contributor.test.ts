@@ -4,13 +4,12 @@
  * two contributors agree; and a coordinator that goes away and comes back on the same database does
  * not end the session.
  */
-import type { AddressInfo } from 'node:net';
-import { createServer } from 'node:net';
 import type { Address } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDb } from '../../coordinator/db.ts';
 import { type Coordinator, startCoordinator } from '../../coordinator/service.ts';
+import { freePort } from '../../coordinator/testing.ts';
 import { decodeDataset } from '../../data/format.ts';
 import { train } from '../../engine/train.ts';
 import {
@@ -56,14 +55,6 @@ function localSigner(): SessionSigner {
       return key.signTypedData!(resultVoteTypedData(d, vote));
     },
   };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 async function contributor(

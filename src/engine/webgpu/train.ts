@@ -458,9 +458,18 @@ export class GpuTrainer {
     return losses;
   }
 
-  /** submitSteps, waiting for the steps to run. */
-  runSteps(toStep: number): Promise<number[]> {
-    return this.submitSteps(toStep);
+  /**
+   * Runs up to `toStep` as fast as the queue allows: full submits of `stepsPerSubmit` steps, the next
+   * queued before the previous one is read back (as trainWebGPURun does, minus progress and trace).
+   */
+  async runPipelined(toStep: number): Promise<void> {
+    let previous: Promise<number[]> | null = null;
+    while (this.step < toStep) {
+      const submitted = this.submitSteps(Math.min(toStep, this.step + this.stepsPerSubmit));
+      if (previous) await previous;
+      previous = submitted;
+    }
+    await previous;
   }
 
   /** Parameters and momentum in canonical order (layer by layer: W, then b). */
