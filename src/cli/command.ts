@@ -1,4 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import type { Backend } from '../engine/types.ts';
+import { parseTaskSpec, type TaskSpec } from '../protocol/spec.ts';
 
 /** One `cambrian` subcommand. `run` returns the process exit code. */
 export interface Command {
@@ -21,4 +24,21 @@ export function intOption(value: string | undefined, flag: string, fallback: num
   if (!Number.isSafeInteger(n) || n < min)
     throw new Error(`${flag} must be an integer ≥ ${min}, got '${value}'`);
   return n;
+}
+
+/** `--backend cpu|webgpu`, naming the bad value. */
+export function backendOption(value: string): Backend {
+  if (value !== 'cpu' && value !== 'webgpu')
+    throw new Error(`--backend must be cpu or webgpu, got '${value}'`);
+  return value;
+}
+
+/** Reads and validates a task spec file; errors name the file. */
+export async function readSpecFile(path: string): Promise<TaskSpec> {
+  const text = await readFile(path, 'utf8');
+  try {
+    return parseTaskSpec(JSON.parse(text));
+  } catch (err) {
+    throw new Error(`${path} is not a valid task spec: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }

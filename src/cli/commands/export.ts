@@ -1,13 +1,12 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { loadDataset } from '../../data/node.ts';
 import { splitIndices } from '../../engine/plan.ts';
-import type { Backend } from '../../engine/types.ts';
 import { architectureOf, describeArchitecture } from '../../nas/space.ts';
 import { onnxAccuracy } from '../../onnx/evaluate.ts';
 import { trainAndExport } from '../../onnx/export.ts';
 import type { WeightMode } from '../../onnx/mlp.ts';
-import { parseTaskSpec, taskIdOf } from '../../protocol/spec.ts';
-import { type Command, parseOptions } from '../command.ts';
+import { taskIdOf } from '../../protocol/spec.ts';
+import { backendOption, type Command, parseOptions, readSpecFile } from '../command.ts';
 
 const help = `usage: cambrian export --spec FILE --out model.onnx [--backend cpu|webgpu]
                        [--weights int8|master] [--no-check] [--json]
@@ -34,11 +33,10 @@ export const command: Command = {
       json: { type: 'boolean', default: false },
     });
     if (!opts.spec || !opts.out) throw new Error('--spec FILE and --out FILE are required');
-    const backend = opts.backend as Backend;
-    if (backend !== 'cpu' && backend !== 'webgpu') throw new Error('--backend must be cpu or webgpu');
+    const backend = backendOption(opts.backend);
     const weights = opts.weights as WeightMode;
     if (weights !== 'int8' && weights !== 'master') throw new Error('--weights must be int8 or master');
-    const spec = parseTaskSpec(JSON.parse(await readFile(opts.spec, 'utf8')));
+    const spec = await readSpecFile(opts.spec);
     const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
     if (!opts.json) console.error(`training ${taskIdOf(spec)} (${spec.training.steps} steps, ${backend})…`);
     const { result, onnx } = await trainAndExport(spec, dataset, { backend, weights });

@@ -1,10 +1,9 @@
 import { availableParallelism } from 'node:os';
-import type { Backend } from '../../engine/types.ts';
 import { TrainPool } from '../../nas/pool.ts';
 import { formatLeaderboard, progressLine, runSearch } from '../../nas/search.ts';
 import { createStrategy, STRATEGIES, type StrategyConfig, type StrategyKind } from '../../nas/strategy.ts';
 import { FAST_TRACK, spaceOf, TRACK_NAMES, trackByName } from '../../nas/tracks.ts';
-import { type Command, intOption, parseOptions } from '../command.ts';
+import { backendOption, type Command, intOption, parseOptions } from '../command.ts';
 
 const help = `usage: cambrian search [--strategy evolution|random|asha] [--budget N] [--seed S]
                        [--backend cpu|webgpu] [--parallel P] [--track ${TRACK_NAMES.join('|')}]
@@ -63,8 +62,7 @@ export const command: Command = {
     });
     const kind = opts.strategy as StrategyKind;
     if (!STRATEGIES.includes(kind)) throw new Error(`--strategy must be one of ${STRATEGIES.join(', ')}`);
-    const backend = opts.backend as Backend;
-    if (backend !== 'cpu' && backend !== 'webgpu') throw new Error('--backend must be cpu or webgpu');
+    const backend = backendOption(opts.backend);
     const track = trackByName(opts.track);
     const budget = intOption(opts.budget, '--budget', 20, 1);
     const seed = intOption(opts.seed, '--seed', 1, 0);

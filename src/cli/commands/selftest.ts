@@ -1,7 +1,7 @@
 import { adapterLabel } from '../../gpu/device.ts';
 import { createNodeGpuSession } from '../../gpu/node.ts';
 import { runSelfTest } from '../../worker/selftest.ts';
-import { type Command, parseOptions } from '../command.ts';
+import { backendOption, type Command, parseOptions } from '../command.ts';
 
 export const command: Command = {
   name: 'selftest',
@@ -17,9 +17,7 @@ backend compared bit for bit with the CPU reference, and pinned digests of small
       backend: { type: 'string', default: 'webgpu' },
       json: { type: 'boolean', default: false },
     });
-    const backend = opts.backend;
-    if (backend !== 'webgpu' && backend !== 'cpu')
-      throw new Error(`--backend must be webgpu or cpu, got '${backend}'`);
+    const backend = backendOption(opts.backend);
 
     const session = backend === 'webgpu' ? await createNodeGpuSession() : undefined;
     try {

@@ -1,9 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { loadDataset } from '../../data/node.ts';
 import { train } from '../../engine/train.ts';
-import type { Backend } from '../../engine/types.ts';
-import { parseTaskSpec, taskIdOf } from '../../protocol/spec.ts';
-import { type Command, intOption, parseOptions } from '../command.ts';
+import { taskIdOf } from '../../protocol/spec.ts';
+import { backendOption, type Command, intOption, parseOptions, readSpecFile } from '../command.ts';
 
 const help = `usage: cambrian train --spec FILE [--backend cpu|webgpu] [--json] [--progress-every N]
 
@@ -27,10 +25,9 @@ export const command: Command = {
       'progress-every': { type: 'string' },
     });
     if (!opts.spec) throw new Error('--spec FILE is required');
-    const backend = opts.backend as Backend;
-    if (backend !== 'cpu' && backend !== 'webgpu') throw new Error('--backend must be cpu or webgpu');
+    const backend = backendOption(opts.backend);
     const progressEvery = intOption(opts['progress-every'], '--progress-every', 25, 1);
-    const spec = parseTaskSpec(JSON.parse(await readFile(opts.spec, 'utf8')));
+    const spec = await readSpecFile(opts.spec);
     const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
     const taskId = taskIdOf(spec);
     console.error(`training ${taskId} on ${backend}: ${spec.training.steps} steps of ${spec.training.batch}`);
