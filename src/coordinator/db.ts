@@ -116,8 +116,31 @@ export async function migrate(db: Db): Promise<void> {
     for (const [i, sql] of MIGRATIONS.entries()) {
       const version = i + 1;
       if (done.has(version)) continue;
-      for (const statement of sql.split(/;\s*$/m).filter((s) => s.trim())) await q.query(statement);
+      for (const statement of splitStatements(sql)) await q.query(statement);
       await q.query('INSERT INTO migrations (version, applied_at) VALUES ($1, $2)', [version, Date.now()]);
     }
   });
+}
+
+/**
+ * A migration's statements: split at a `;` that ends a line, except inside a dollar-quoted body
+ * (`$fn$ … $fn$`, where function bodies keep their own semicolons).
+ */
+export function splitStatements(sql: string): string[] {
+  const statements: string[] = [];
+  let current = '';
+  let quote: string | undefined;
+  for (const line of sql.split('\n')) {
+    for (const tag of line.match(/\$[A-Za-z_]*\$/g) ?? []) {
+      if (quote === undefined) quote = tag;
+      else if (tag === quote) quote = undefined;
+    }
+    current += `${line}\n`;
+    if (quote === undefined && /;\s*$/.test(line)) {
+      statements.push(current.replace(/;\s*$/, ''));
+      current = '';
+    }
+  }
+  statements.push(current);
+  return statements.filter((s) => s.trim());
 }

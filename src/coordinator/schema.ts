@@ -118,4 +118,83 @@ CREATE TABLE state_requests (
   PRIMARY KEY (task_id, step)
 )
 `,
+  `
+-- The queue's hot statements as PL/pgSQL functions: PL/pgSQL keeps each statement's plan for the
+-- session, and planning these (CTEs over jsonb records) costs more than running them on a batch.
+-- The logic stays in src/coordinator/store.ts; these are only its statements, one per function.
+CREATE OR REPLACE FUNCTION queue_open_tasks(lim int, workers text[])
+RETURNS TABLE (task_id text, open_slots int, held text[]) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+  WITH open AS (SELECT t.task_id, t.open_slots, t.seq FROM tasks t WHERE t.state = 'open' AND t.open_slots > 0
+                ORDER BY t.seq LIMIT lim FOR UPDATE SKIP LOCKED)
+  SELECT o.task_id, o.open_slots,
+         ARRAY(SELECT l.worker FROM leases l WHERE l.task_id = o.task_id AND l.worker = ANY(workers)
+               AND l.state IN ('active', 'submitted'))
+  FROM open o ORDER BY o.seq;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION queue_insert_leases(rows jsonb, issued float8, deadline float8)
+RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+BEGIN
+  INSERT INTO leases (lease_id, task_id, worker, token_hash, state, issued_at, deadline)
+  SELECT x.lease_id, x.task_id, x.worker, x.token_hash, 'active', issued, deadline
+  FROM jsonb_to_recordset(rows) AS x(lease_id text, task_id text, worker text, token_hash text);
+  UPDATE tasks t SET open_slots = t.open_slots - n.n
+  FROM (SELECT x.task_id, count(*)::int AS n FROM jsonb_to_recordset(rows) AS x(task_id text) GROUP BY x.task_id) n
+  WHERE t.task_id = n.task_id;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION queue_lock_tasks(lease_ids text[])
+RETURNS TABLE (task_id text, state text, wanted int, max_replicas int) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+  SELECT t.task_id, t.state, t.wanted, t.max_replicas FROM tasks t
+  WHERE t.task_id IN (SELECT l.task_id FROM leases l WHERE l.lease_id = ANY(lease_ids))
+  ORDER BY t.task_id FOR UPDATE;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION queue_read_batch(lease_ids text[], task_ids text[])
+RETURNS TABLE (leases json, votes json) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+BEGIN
+  RETURN QUERY
+  SELECT (SELECT coalesce(json_agg(json_build_array(l.lease_id, l.task_id, l.worker, l.state)), '[]')
+          FROM leases l WHERE l.lease_id = ANY(lease_ids)),
+         (SELECT coalesce(json_agg(json_build_array(v.task_id, v.worker, v.digest)), '[]')
+          FROM votes v WHERE v.task_id = ANY(task_ids));
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION queue_write_votes(new_votes jsonb, submitted text[], decided text[], changes jsonb, now float8)
+RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+BEGIN
+  UPDATE leases SET state = 'submitted' WHERE lease_id = ANY(submitted);
+  UPDATE leases SET state = 'cancelled' WHERE task_id = ANY(decided) AND state = 'active';
+  -- earlier votes of tasks agreed now (the new ones come with their verdict)
+  UPDATE votes v SET verdict = CASE WHEN v.digest = c.digest THEN 'majority' ELSE 'dissent' END
+  FROM jsonb_to_recordset(changes) AS c(task_id text, action text, digest text)
+  WHERE c.action = 'agreed' AND v.task_id = c.task_id;
+  INSERT INTO votes (task_id, worker, lease_id, digest, session_key, session_expiry, grant_sig, vote_sig,
+                     result, verdict, received_at)
+  SELECT x.task_id, x.worker, x.lease_id, x.digest, x.session_key, x.session_expiry, x.grant_sig, x.vote_sig,
+         x.result, x.verdict, now
+  FROM jsonb_to_recordset(new_votes) AS x(task_id text, worker text, lease_id text, digest text,
+       session_key text, session_expiry float8, grant_sig text, vote_sig text, result jsonb, verdict text);
+  UPDATE tasks t SET
+    state = CASE c.action WHEN 'agreed' THEN 'agreed' WHEN 'referee' THEN 'refereeing' ELSE t.state END,
+    agreed_digest = CASE WHEN c.action = 'agreed' THEN c.digest ELSE t.agreed_digest END,
+    agreed_at = CASE WHEN c.action = 'agreed' THEN now ELSE t.agreed_at END,
+    result = CASE WHEN c.action = 'agreed' THEN c.result ELSE t.result END,
+    wanted = t.wanted + CASE WHEN c.action = 'grow' THEN 1 ELSE 0 END,
+    open_slots = CASE WHEN c.action = 'grow' THEN t.open_slots + 1 ELSE 0 END
+  FROM jsonb_to_recordset(changes) AS c(task_id text, action text, digest text, result jsonb)
+  WHERE t.task_id = c.task_id;
+END
+$fn$
+`,
 ];

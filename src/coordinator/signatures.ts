@@ -2,16 +2,17 @@
  * Verifies the two signed types the coordinator accepts (DESIGN §3) under the contract's rules
  * (65 bytes, v ∈ {27, 28}, low s), so nothing the coordinator accepts can fail on chain for its
  * signatures. Failures are 4xx refusals naming what was wrong.
+ *
+ * Recovery runs in libsecp256k1 compiled to WebAssembly (tiny-secp256k1): one vote per result
+ * makes it the coordinator's hottest arithmetic, and it is ~13× faster than recovery in JavaScript
+ * (270 µs against 3.7 ms per signature on the 2-core development machine).
  */
-import { invert } from '@noble/curves/abstract/modular';
-import { secp256k1 } from '@noble/curves/secp256k1';
-import { type Hex, hexToBytes, isAddressEqual, recoverPublicKey } from 'viem';
-import { publicKeyToAddress } from 'viem/accounts';
+import * as secp from 'tiny-secp256k1';
+import { type Address, getAddress, type Hex, hexToBytes, isAddressEqual, keccak256 } from 'viem';
 import {
   type CambrianDomain,
   hashResultVote,
-  recoverResultVoteSigner,
-  recoverSessionGrantSigner,
+  hashSessionGrant,
   signatureShapeError,
 } from '../protocol/eip712.ts';
 import { Refusal } from './errors.ts';
@@ -25,15 +26,31 @@ function checkShape(sig: Hex, what: string): void {
     );
 }
 
-export async function verifyGrant(
+/**
+ * ecrecover: the address whose key signed `hash`, using the recovery id v − 27 exactly as the EVM
+ * does (the other id would recover someone else), or undefined when r or s is out of range.
+ * The caller has checked the shape (65 bytes, v ∈ {27, 28}, low s).
+ */
+export function recoverSigner(hash: Hex, sig: Hex): Address | undefined {
+  const bytes = hexToBytes(sig);
+  let publicKey: Uint8Array | null;
+  try {
+    publicKey = secp.recover(hexToBytes(hash), bytes.subarray(0, 64), (bytes[64] - 27) as 0 | 1, false);
+  } catch {
+    return undefined; // r or s zero or not below the group order
+  }
+  if (!publicKey) return undefined;
+  return getAddress(`0x${keccak256(publicKey.subarray(1)).slice(26)}`);
+}
+
+export function verifyGrant(
   domain: CambrianDomain,
   grant: { worker: Hex; sessionKey: Hex; expiresAt: number },
   grantSig: Hex,
-): Promise<void> {
+): void {
   checkShape(grantSig, 'grantSig');
-  const signer = await recoverSessionGrantSigner(
-    domain,
-    { ...grant, expiresAt: BigInt(grant.expiresAt) },
+  const signer = recoverSigner(
+    hashSessionGrant(domain, { ...grant, expiresAt: BigInt(grant.expiresAt) }),
     grantSig,
   );
   if (!signer || !isAddressEqual(signer, grant.worker)) {
@@ -41,71 +58,16 @@ export async function verifyGrant(
   }
 }
 
-export async function verifyVote(
+export function verifyVote(
   domain: CambrianDomain,
   vote: { taskId: Hex; digest: Hex; worker: Hex },
   sessionKey: Hex,
   voteSig: Hex,
-): Promise<void> {
+): void {
   checkShape(voteSig, 'voteSig');
-  const signer = await recoverResultVoteSigner(domain, vote, voteSig);
-  if (!signer || !isAddressEqual(signer, sessionKey)) {
+  const signer = recoverSigner(hashResultVote(domain, vote), voteSig);
+  if (!signer) throw new Refusal(400, 'bad signature: voteSig does not recover');
+  if (!isAddressEqual(signer, sessionKey)) {
     throw new Refusal(401, 'bad signature: vote not signed by the session key');
-  }
-}
-
-type Point = ReturnType<typeof secp256k1.ProjectivePoint.fromHex>;
-const N = secp256k1.CURVE.n;
-
-/**
- * ECDSA verification against a known public key with the same outcome as `recover(hash, sig) ===
- * key` under the contract's rules: r, s in range (low s checked by the caller), and the recovery id
- * v − 27 must be the parity of R.y with R.x < n, or ecrecover would return another address.
- */
-export function verifyWithPoint(point: Point, hash: Hex, sig: Hex): boolean {
-  const r = BigInt(`0x${sig.slice(2, 66)}`);
-  const s = BigInt(`0x${sig.slice(66, 130)}`);
-  const v = Number.parseInt(sig.slice(130, 132), 16);
-  if (r <= 0n || r >= N || s <= 0n || s >= N || (v !== 27 && v !== 28)) return false;
-  const w = invert(s, N);
-  const u1 = (BigInt(hash) * w) % N;
-  const u2 = (r * w) % N;
-  const R = secp256k1.ProjectivePoint.BASE.multiplyAndAddUnsafe(point, u1, u2)?.toAffine();
-  return R !== undefined && R.x === r && Number(R.y & 1n) === v - 27;
-}
-
-/**
- * Vote verification with a per-session-key cache: the first vote of a key is recovered (and its
- * public key kept); later votes are verified against the cached point, about twice as fast as
- * recovery. A fast-path failure falls back to recovery, so the cache never changes a verdict.
- */
-export class VoteVerifier {
-  private readonly points = new Map<string, Point>();
-
-  constructor(private readonly domain: CambrianDomain) {}
-
-  async verify(
-    vote: { taskId: Hex; digest: Hex; worker: Hex },
-    sessionKey: Hex,
-    voteSig: Hex,
-  ): Promise<void> {
-    checkShape(voteSig, 'voteSig');
-    const key = sessionKey.toLowerCase();
-    const cached = this.points.get(key);
-    const hash = hashResultVote(this.domain, vote);
-    if (cached && verifyWithPoint(cached, hash, voteSig)) return;
-    let publicKey: Hex;
-    try {
-      publicKey = await recoverPublicKey({ hash, signature: voteSig });
-    } catch {
-      throw new Refusal(400, 'bad signature: voteSig does not recover');
-    }
-    if (!isAddressEqual(publicKeyToAddress(publicKey), sessionKey)) {
-      throw new Refusal(401, 'bad signature: vote not signed by the session key');
-    }
-    if (!cached) {
-      if (this.points.size > 100_000) this.points.clear();
-      this.points.set(key, secp256k1.ProjectivePoint.fromHex(hexToBytes(publicKey)));
-    }
   }
 }

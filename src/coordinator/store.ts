@@ -57,6 +57,13 @@ export interface Lease {
 
 export type TaskState = 'open' | 'agreed' | 'refereeing' | 'settling' | 'settled' | 'failed';
 
+/** What a batch's votes did to a task: its state afterwards and the change to write, if any. */
+interface Decision {
+  state: TaskState;
+  action?: 'agreed' | 'grow' | 'referee';
+  digest?: Hex;
+}
+
 interface TaskRow {
   task_id: Hex;
   state: TaskState;
@@ -221,29 +228,34 @@ export class Store {
     this.leasing = false;
   }
 
+  /**
+   * One lease batch in two statements (PGlite spends ~0.3 ms on any statement, so the count of
+   * statements per batch, not rows, bounds throughput): pick and lock open tasks with the batch's
+   * workers' live leases on them; then insert the leases and take the slots in one statement.
+   */
   private async leaseBatch(q: Queryable, batch: LeaseRequest[]): Promise<(Lease | null)[]> {
     const now = Date.now();
     const deadline = now + this.opts.leaseMs;
-    const open = await q.query<{ task_id: Hex; open_slots: number }>(
-      `SELECT task_id, open_slots FROM tasks WHERE state = 'open' AND open_slots > 0
-       ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
-      [batch.length + 64],
+    const open = await q.query<{ task_id: Hex; open_slots: number; held: string[] }>(
+      'SELECT * FROM queue_open_tasks($1, $2::text[])',
+      [batch.length + 64, [...new Set(batch.map((r) => r.session.worker))]],
     );
     if (open.length === 0) return batch.map(() => null);
-    const held = await q.query<{ task_id: Hex; worker: string }>(
-      `SELECT task_id, worker FROM leases WHERE task_id = ANY($1::text[]) AND worker = ANY($2::text[])
-       AND state IN ('active', 'submitted')`,
-      [open.map((t) => t.task_id), [...new Set(batch.map((r) => r.session.worker))]],
-    );
-    const taken = new Set(held.map((h) => `${h.task_id}|${h.worker}`));
-    const rows: Record<string, unknown>[] = [];
-    const used = new Map<Hex, number>();
+    const taken = new Set(open.flatMap((t) => t.held.map((w) => `${t.task_id}|${w}`)));
+    const rows: { lease_id: string; task_id: Hex; worker: string; token_hash: string }[] = [];
+    let first = 0; // tasks before this one have no free slot left
     const out = batch.map(({ session }) => {
-      const task = open.find((t) => t.open_slots > 0 && !taken.has(`${t.task_id}|${session.worker}`));
-      if (!task) return null;
+      while (first < open.length && open[first].open_slots === 0) first++;
+      let i = first;
+      while (
+        i < open.length &&
+        (open[i].open_slots === 0 || taken.has(`${open[i].task_id}|${session.worker}`))
+      )
+        i++;
+      if (i === open.length) return null;
+      const task = open[i];
       task.open_slots--;
       taken.add(`${task.task_id}|${session.worker}`);
-      used.set(task.task_id, (used.get(task.task_id) ?? 0) + 1);
       const leaseId = randomUUID();
       rows.push({
         lease_id: leaseId,
@@ -254,17 +266,7 @@ export class Store {
       return { leaseId, taskId: task.task_id, deadline };
     });
     if (rows.length === 0) return batch.map(() => null);
-    await q.query(
-      `INSERT INTO leases (lease_id, task_id, worker, token_hash, state, issued_at, deadline)
-       SELECT lease_id, task_id, worker, token_hash, 'active', $2, $3
-       FROM jsonb_to_recordset($1::jsonb) AS x(lease_id text, task_id text, worker text, token_hash text)`,
-      [JSON.stringify(rows), now, deadline],
-    );
-    await q.query(
-      `UPDATE tasks t SET open_slots = t.open_slots - x.n
-       FROM jsonb_to_recordset($1::jsonb) AS x(task_id text, n int) WHERE t.task_id = x.task_id`,
-      [JSON.stringify([...used].map(([task_id, n]) => ({ task_id, n })))],
-    );
+    await q.query('SELECT queue_insert_leases($1::jsonb, $2, $3)', [JSON.stringify(rows), now, deadline]);
     return Promise.all(out.map(async (l) => (l ? { ...l, spec: await this.spec(l.taskId, q) } : null)));
   }
 
@@ -393,80 +395,48 @@ export class Store {
     this.flushing = false;
   }
 
-  /** One transaction for a batch of submissions: each gets its state or its refusal. */
+  /**
+   * One transaction for a batch of submissions, in three statements: lock the tasks (sorted), read
+   * their leases and votes, then write every vote, lease and task change at once. Each item gets
+   * its task's state or its refusal.
+   */
   private async writeBatch(q: Queryable, batch: Submission[]): Promise<(TaskState | Refusal)[]> {
     const leaseIds = batch.map((b) => b.leaseId);
-    const peek = await q.query<{ task_id: Hex }>(
-      'SELECT DISTINCT task_id FROM leases WHERE lease_id = ANY($1::text[])',
-      [leaseIds],
+    // Lock order: tasks (sorted, so concurrent batches cannot deadlock), then leases. Lease states
+    // change only under their task's lock, so reading them after taking the task locks is enough.
+    const tasks = await q.query<TaskRow>('SELECT * FROM queue_lock_tasks($1::text[])', [leaseIds]);
+    const [read] = await q.query<{ leases: [string, Hex, string, string][]; votes: [Hex, string, Hex][] }>(
+      'SELECT * FROM queue_read_batch($1::text[], $2::text[])',
+      [leaseIds, tasks.map((t) => t.task_id)],
     );
-    // Lock order: tasks (sorted, so concurrent batches cannot deadlock), then leases.
-    const tasks = await q.query<TaskRow>(
-      `SELECT task_id, state, wanted, max_replicas FROM tasks WHERE task_id = ANY($1::text[])
-       ORDER BY task_id FOR UPDATE`,
-      [peek.map((p) => p.task_id)],
+    const leaseById = new Map(
+      read.leases.map(([lease_id, task_id, worker, state]) => [lease_id, { task_id, worker, state }]),
     );
-    const leases = await q.query<{ lease_id: string; task_id: Hex; worker: string; state: string }>(
-      'SELECT lease_id, task_id, worker, state FROM leases WHERE lease_id = ANY($1::text[]) FOR UPDATE',
-      [leaseIds],
-    );
+    const votes = read.votes.map(([task_id, worker, digest]) => ({ task_id, worker, digest }));
     const specs = new Map<Hex, TaskSpec>();
     for (const t of tasks) specs.set(t.task_id, await this.spec(t.task_id, q));
-    const leaseById = new Map(leases.map((l) => [l.lease_id, l]));
-    const votes = await q.query<{ task_id: Hex; worker: string; digest: Hex }>(
-      'SELECT task_id, worker, digest FROM votes WHERE task_id = ANY($1::text[]) ORDER BY received_at',
-      [tasks.map((t) => t.task_id)],
-    );
     const outcomes: (TaskState | Refusal | undefined)[] = [];
-    const rows: Record<string, unknown>[] = [];
-    const now = Date.now();
+    const accepted: Submission[] = [];
     for (const item of batch) {
       const refusal = this.check(item, leaseById.get(item.leaseId), specs, votes);
-      if (refusal) {
-        outcomes.push(refusal);
-        continue;
-      }
+      outcomes.push(refusal);
+      if (refusal) continue;
       leaseById.get(item.leaseId)!.state = 'submitted'; // a second copy in this batch is a duplicate
       votes.push({
         task_id: item.result.taskId as Hex,
         worker: item.session.worker,
         digest: item.result.digest as Hex,
       });
-      outcomes.push(undefined);
-      rows.push({
-        task_id: item.result.taskId,
-        worker: item.session.worker,
-        lease_id: item.leaseId,
-        digest: item.result.digest,
-        session_key: item.session.sessionKey,
-        session_expiry: item.session.expiresAt,
-        grant_sig: item.session.grantSig,
-        vote_sig: item.voteSig,
-        result: item.result,
-        received_at: now,
-      });
-    }
-    if (rows.length > 0) {
-      await q.query(
-        `INSERT INTO votes (task_id, worker, lease_id, digest, session_key, session_expiry, grant_sig, vote_sig,
-                            result, received_at)
-         SELECT task_id, worker, lease_id, digest, session_key, session_expiry, grant_sig, vote_sig, result, received_at
-         FROM jsonb_to_recordset($1::jsonb) AS x(task_id text, worker text, lease_id text, digest text,
-              session_key text, session_expiry float8, grant_sig text, vote_sig text, result jsonb, received_at float8)`,
-        [JSON.stringify(rows)],
-      );
-      await q.query(`UPDATE leases SET state = 'submitted' WHERE lease_id = ANY($1::text[])`, [
-        rows.map((r) => r.lease_id),
-      ]);
+      accepted.push(item);
     }
     // Only tasks that received a vote can change state.
-    const touched = new Set(rows.map((r) => r.task_id));
-    const states = await this.evaluateAll(
-      q,
+    const touched = new Set(accepted.map((a) => a.result.taskId));
+    const decisions = this.decideAll(
       tasks.filter((t) => touched.has(t.task_id)),
       votes,
     );
-    return batch.map((item, i) => outcomes[i] ?? states.get(item.result.taskId as Hex)!);
+    if (accepted.length > 0) await this.writeDecisions(q, accepted, decisions);
+    return batch.map((item, i) => outcomes[i] ?? decisions.get(item.result.taskId as Hex)!.state);
   }
 
   /** Why a submission is refused, or undefined if it is acceptable. */
@@ -496,19 +466,12 @@ export class Store {
     return undefined;
   }
 
-  /** The agreement rule over every task of a batch (under their row locks), applied set-wise. */
-  private async evaluateAll(
-    q: Queryable,
-    tasks: TaskRow[],
-    votes: { task_id: Hex; digest: Hex }[],
-  ): Promise<Map<Hex, TaskState>> {
-    const states = new Map<Hex, TaskState>();
-    const agreed: { task_id: Hex; digest: Hex }[] = [];
-    const grow: { task_id: Hex; n: number }[] = [];
-    const referee: Hex[] = [];
+  /** The agreement rule over every task of a batch (under their row locks). */
+  private decideAll(tasks: TaskRow[], votes: { task_id: Hex; digest: Hex }[]): Map<Hex, Decision> {
+    const decisions = new Map<Hex, Decision>();
     for (const task of tasks) {
       if (task.state !== 'open') {
-        states.set(task.task_id, task.state);
+        decisions.set(task.task_id, { state: task.state });
         continue;
       }
       const counts = new Map<Hex, number>();
@@ -518,37 +481,66 @@ export class Store {
       const [topDigest, top] =
         [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0] ?? [];
       if (topDigest && top! >= this.opts.quorum && top! * 2 > total) {
-        agreed.push({ task_id: task.task_id, digest: topDigest });
-        states.set(task.task_id, 'agreed');
+        decisions.set(task.task_id, { state: 'agreed', action: 'agreed', digest: topDigest });
       } else if (total < task.wanted) {
-        states.set(task.task_id, 'open');
+        decisions.set(task.task_id, { state: 'open' });
       } else if (task.wanted < task.max_replicas) {
         // Split (or short of quorum): one more replica, from a worker who has not seen this task.
-        grow.push({ task_id: task.task_id, n: 1 });
-        states.set(task.task_id, 'open');
+        decisions.set(task.task_id, { state: 'open', action: 'grow' });
       } else {
-        referee.push(task.task_id);
-        states.set(task.task_id, 'refereeing');
+        decisions.set(task.task_id, { state: 'refereeing', action: 'referee' });
       }
     }
-    if (agreed.length > 0) await this.markAgreed(q, agreed, 'majority');
-    if (grow.length > 0) {
-      await q.query(
-        `UPDATE tasks t SET wanted = t.wanted + x.n, open_slots = t.open_slots + x.n
-         FROM jsonb_to_recordset($1::jsonb) AS x(task_id text, n int) WHERE t.task_id = x.task_id`,
-        [JSON.stringify(grow)],
-      );
-    }
-    if (referee.length > 0) {
-      await q.query(`UPDATE tasks SET state = 'refereeing', open_slots = 0 WHERE task_id = ANY($1::text[])`, [
-        referee,
-      ]);
-      await q.query(
-        `UPDATE leases SET state = 'cancelled' WHERE task_id = ANY($1::text[]) AND state = 'active'`,
-        [referee],
-      );
-    }
-    return states;
+    return decisions;
+  }
+
+  /**
+   * Writes a batch's accepted votes and what they decided in one statement. Its parts share one
+   * snapshot, so the new votes get their verdict on insert and the verdict update touches only
+   * earlier votes; an agreed task takes its result from the vote that completed the majority (a
+   * task that was not agreed before this vote can only be agreed on this vote's digest).
+   */
+  private async writeDecisions(q: Queryable, accepted: Submission[], decisions: Map<Hex, Decision>) {
+    const now = Date.now();
+    const verdictOf = (taskId: Hex, digest: string) => {
+      const d = decisions.get(taskId)!;
+      return d.action === 'agreed' ? (digest === d.digest ? 'majority' : 'dissent') : 'pending';
+    };
+    const votes = accepted.map((item) => ({
+      task_id: item.result.taskId,
+      worker: item.session.worker,
+      lease_id: item.leaseId,
+      digest: item.result.digest,
+      session_key: item.session.sessionKey,
+      session_expiry: item.session.expiresAt,
+      grant_sig: item.session.grantSig,
+      vote_sig: item.voteSig,
+      result: item.result,
+      verdict: verdictOf(item.result.taskId as Hex, item.result.digest),
+    }));
+    const changes = [...decisions].flatMap(([task_id, d]) =>
+      d.action
+        ? [
+            {
+              task_id,
+              action: d.action,
+              digest: d.digest ?? null,
+              result:
+                d.action === 'agreed'
+                  ? accepted.find((a) => a.result.taskId === task_id && a.result.digest === d.digest)!.result
+                  : null,
+            },
+          ]
+        : [],
+    );
+    const decided = changes.filter((c) => c.action !== 'grow').map((c) => c.task_id);
+    await q.query('SELECT queue_write_votes($1::jsonb, $2::text[], $3::text[], $4::jsonb, $5)', [
+      JSON.stringify(votes),
+      votes.map((v) => v.lease_id),
+      decided,
+      JSON.stringify(changes),
+      now,
+    ]);
   }
 
   private async markAgreed(

@@ -1,4 +1,14 @@
-import { type Address, createWalletClient, type Hex, http, keccak256, stringToBytes } from 'viem';
+import fc from 'fast-check';
+import {
+  type Address,
+  bytesToHex,
+  createWalletClient,
+  getAddress,
+  type Hex,
+  http,
+  keccak256,
+  stringToBytes,
+} from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import {
@@ -12,6 +22,7 @@ import {
   openSession,
   recoverResultVoteSigner,
   recoverSessionGrantSigner,
+  resultVoteTypedData,
   signatureShapeError,
   signResultVote,
   signSessionGrant,
@@ -72,6 +83,29 @@ describe('EIP-712 hashing', () => {
       hashResultVote(domain, { taskId, digest, worker: sessionKey.address }),
     ];
     expect(new Set([base, ...variants]).size).toBe(6);
+  });
+
+  it('the direct ResultVote hash equals the generic EIP-712 encoder on random votes', () => {
+    const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((b) => bytesToHex(b));
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 2 ** 40 }),
+        bytes(20),
+        bytes(32),
+        bytes(32),
+        bytes(20),
+        fc.boolean(),
+        (chainId, contract, taskId, digest, worker, checksum) => {
+          const d = cambrianDomain(chainId, (checksum ? getAddress(contract) : contract) as Address);
+          const vote = { taskId, digest, worker: (checksum ? getAddress(worker) : worker) as Address };
+          expect(hashResultVote(d, vote)).toBe(eip712Hash(resultVoteTypedData(d, vote)));
+        },
+      ),
+      { numRuns: 200 },
+    );
+    expect(() => hashResultVote(domain, { taskId: '0x01', digest, worker: worker.address })).toThrow(
+      /32 bytes/,
+    );
   });
 });
 

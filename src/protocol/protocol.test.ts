@@ -1,7 +1,8 @@
 import fc from 'fast-check';
-import { type Hex, keccak256, stringToBytes } from 'viem';
+import { concatHex, encodeAbiParameters, type Hex, keccak256, stringToBytes } from 'viem';
 import { describe, expect, it } from 'vitest';
-import { metricsOf, parseTaskResult, resultDigest, type TaskResult } from './result.ts';
+import { keccakBytes, useWasmKeccak } from './keccak.ts';
+import { DIGEST_PARAMS, metricsOf, parseTaskResult, resultDigest, type TaskResult } from './result.ts';
 import { canonicalSpec, parseTaskSpec, type TaskSpec, taskIdOf } from './spec.ts';
 import { checkpointSteps, firstDivergence, traceLeaf, traceRoot } from './trace.ts';
 
@@ -111,6 +112,36 @@ describe('result digest', () => {
     expect(resultDigest(metrics)).toBe(keccak256(`0x${words.join('')}`));
   });
 
+  it("equals viem's generic ABI encoder on random fields, at the int64 and uint32 edges too", () => {
+    const hash = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => keccak256(b));
+    const u32 = fc.oneof(fc.constantFrom(0, 2 ** 32 - 1), fc.integer({ min: 0, max: 2 ** 32 - 1 }));
+    const i64 = fc.oneof(
+      fc.constantFrom(-(2n ** 63n), 2n ** 63n - 1n, -1n, 0n),
+      fc.bigInt(-(2n ** 63n), 2n ** 63n - 1n),
+    );
+    fc.assert(
+      fc.property(
+        hash,
+        u32,
+        u32,
+        i64,
+        hash,
+        hash,
+        (taskId, valCorrect, valCount, valLoss, weightsHash, root) => {
+          const m = { taskId, valCorrect, valCount, valLoss, weightsHash, traceRoot: root };
+          const generic = keccak256(
+            encodeAbiParameters(DIGEST_PARAMS, [taskId, valCorrect, valCount, valLoss, weightsHash, root]),
+          );
+          expect(resultDigest(m)).toBe(generic);
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect(() => resultDigest({ ...metrics, valLoss: 2n ** 63n })).toThrow(/out of range for int64/);
+    expect(() => resultDigest({ ...metrics, valCount: 2 ** 32 })).toThrow(/out of range for uint32/);
+    expect(() => resultDigest({ ...metrics, weightsHash: '0x12' })).toThrow(/not 32 bytes/);
+  });
+
   it('is checked against the fields when a result is parsed', () => {
     const checkpoints = [{ step: 375, stateHash: HASH }];
     const result: TaskResult = {
@@ -140,6 +171,25 @@ describe('trace', () => {
     expect(checkpointSteps(10, 25)).toEqual([10]);
   });
 
+  it('hashes leaves and pairs as abi.encode(uint32, bytes32) and left ‖ right (generic encoder)', () => {
+    fc.assert(
+      fc.property(fc.array(hashArb, { minLength: 1, maxLength: 9 }), fc.nat(), (hashes, start) => {
+        const cps = hashes.map((h, i) => ({ step: (start % 2 ** 31) + i, stateHash: h }));
+        let level = cps.map((c) =>
+          keccak256(encodeAbiParameters([{ type: 'uint32' }, { type: 'bytes32' }], [c.step, c.stateHash])),
+        );
+        expect(traceLeaf(cps[0].step, cps[0].stateHash)).toBe(level[0]);
+        while (level.length > 1) {
+          level = level.flatMap((h, i) =>
+            i % 2 ? [] : i + 1 < level.length ? [keccak256(concatHex([h, level[i + 1]]))] : [h],
+          );
+        }
+        expect(traceRoot(cps)).toBe(level[0]);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('has the leaf as the root of a one-checkpoint trace', () => {
     expect(traceRoot([{ step: 3, stateHash: HASH }])).toBe(traceLeaf(3, HASH));
   });
@@ -161,6 +211,23 @@ describe('trace', () => {
         },
       ),
       { numRuns: 50 },
+    );
+  });
+});
+
+describe('keccak', () => {
+  it('gives the same bytes in WebAssembly as in JavaScript, at every padding boundary', async () => {
+    const inputs = [0, 1, 31, 32, 64, 135, 136, 137, 271, 272, 4096].map((n) =>
+      Uint8Array.from({ length: n }, (_, i) => (i * 29 + n) & 0xff),
+    );
+    const javascript = inputs.map((d) => keccakBytes(d));
+    await useWasmKeccak();
+    inputs.forEach((d, i) => {
+      expect(keccakBytes(d)).toEqual(javascript[i]);
+      expect(keccak256(d, 'bytes')).toEqual(javascript[i]);
+    });
+    expect(keccak256(stringToBytes(''))).toBe(
+      '0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470',
     );
   });
 });

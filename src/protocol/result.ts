@@ -2,8 +2,9 @@
  * Task result v1 and its digest (DESIGN §2). The digest is what workers sign and what the
  * Settlement contract recomputes from the metrics it records, so its encoding is fixed here once.
  */
-import { encodeAbiParameters, type Hex, keccak256 } from 'viem';
+import { bytesToHex, type Hex, hexToBytes } from 'viem';
 import { z } from 'zod';
+import { keccakBytes } from './keccak.ts';
 import { traceRoot } from './trace.ts';
 
 const hex32 = z.string().regex(/^0x[0-9a-f]{64}$/, 'expected 0x-prefixed lowercase 32-byte hex');
@@ -61,18 +62,50 @@ export const DIGEST_PARAMS = [
   { type: 'bytes32', name: 'traceRoot' },
 ] as const;
 
+type AbiWord = { uint: number | bigint; bits: number } | { int: bigint; bits: number } | { bytes32: Hex };
+
+/**
+ * Writes static ABI words (`abi.encode` of uintN, intN and bytes32 values) into `out` at `offset`,
+ * checking ranges as the encoder would. The digest and the trace leaves are fixed tuples of these,
+ * so they are encoded directly rather than through a generic encoder (a result is hashed on every
+ * submission); the tests check the bytes against viem's `encodeAbiParameters`.
+ */
+export function wordsInto(out: Uint8Array, offset: number, ...words: AbiWord[]): void {
+  for (const [i, word] of words.entries()) {
+    const at = offset + 32 * i;
+    if ('bytes32' in word) {
+      if (!/^0x[0-9a-fA-F]{64}$/.test(word.bytes32)) throw new Error(`not 32 bytes: ${word.bytes32}`);
+      out.set(hexToBytes(word.bytes32), at);
+      continue;
+    }
+    const signed = 'int' in word;
+    const value = BigInt(signed ? word.int : word.uint);
+    const min = signed ? -(1n << BigInt(word.bits - 1)) : 0n;
+    const max = signed ? (1n << BigInt(word.bits - 1)) - 1n : (1n << BigInt(word.bits)) - 1n;
+    if (value < min || value > max)
+      throw new Error(`${value} out of range for ${signed ? 'int' : 'uint'}${word.bits}`);
+    let v = BigInt.asUintN(256, value); // two's complement, sign-extended to the whole word
+    for (let b = 31; b >= 0; b--) {
+      out[at + b] = Number(v & 0xffn);
+      v >>= 8n;
+    }
+  }
+}
+
 /** keccak256(abi.encode(bytes32, uint32, uint32, int64, bytes32, bytes32)). */
 export function resultDigest(m: ResultMetrics): Hex {
-  return keccak256(
-    encodeAbiParameters(DIGEST_PARAMS, [
-      m.taskId,
-      m.valCorrect,
-      m.valCount,
-      m.valLoss,
-      m.weightsHash,
-      m.traceRoot,
-    ]),
+  const encoded = new Uint8Array(6 * 32);
+  wordsInto(
+    encoded,
+    0,
+    { bytes32: m.taskId },
+    { uint: m.valCorrect, bits: 32 },
+    { uint: m.valCount, bits: 32 },
+    { int: m.valLoss, bits: 64 },
+    { bytes32: m.weightsHash },
+    { bytes32: m.traceRoot },
   );
+  return bytesToHex(keccakBytes(encoded));
 }
 
 export function metricsOf(result: TaskResult): ResultMetrics {
@@ -88,7 +121,11 @@ export function metricsOf(result: TaskResult): ResultMetrics {
 
 /** Parses untrusted input and checks that the trace root and digest match the fields they cover. */
 export function parseTaskResult(input: unknown): TaskResult {
-  const result = TaskResultSchema.parse(input);
+  return checkTaskResult(TaskResultSchema.parse(input));
+}
+
+/** For a result that already passed `TaskResultSchema`: checks its trace root and digest. */
+export function checkTaskResult(result: TaskResult): TaskResult {
   if (traceRoot(result.checkpoints) !== result.traceRoot) {
     throw new Error('result traceRoot does not match its checkpoints');
   }

@@ -5,24 +5,37 @@
  * in step order (not sorted); an odd node at the end of a level is carried up unchanged; the root of
  * one leaf is the leaf itself. Order-preserving, so bisection can find the first diverging step.
  */
-import { concatHex, encodeAbiParameters, type Hex, keccak256 } from 'viem';
-import type { Checkpoint } from './result.ts';
+import { bytesToHex, type Hex } from 'viem';
+import { keccakBytes } from './keccak.ts';
+import { type Checkpoint, wordsInto } from './result.ts';
+
+function leafBytes(step: number, stateHash: Hex): Uint8Array {
+  const word = new Uint8Array(64);
+  wordsInto(word, 0, { uint: step, bits: 32 }, { bytes32: stateHash });
+  return keccakBytes(word);
+}
 
 export function traceLeaf(step: number, stateHash: Hex): Hex {
-  return keccak256(encodeAbiParameters([{ type: 'uint32' }, { type: 'bytes32' }], [step, stateHash]));
+  return bytesToHex(leafBytes(step, stateHash));
 }
 
 export function traceRoot(checkpoints: readonly Checkpoint[]): Hex {
   if (checkpoints.length === 0) throw new Error('a trace needs at least one checkpoint');
-  let level = checkpoints.map((c) => traceLeaf(c.step, c.stateHash as Hex));
+  let level = checkpoints.map((c) => leafBytes(c.step, c.stateHash as Hex));
+  const pair = new Uint8Array(64);
   while (level.length > 1) {
-    const next: Hex[] = [];
+    const next: Uint8Array[] = [];
     for (let i = 0; i < level.length; i += 2) {
-      next.push(i + 1 < level.length ? keccak256(concatHex([level[i], level[i + 1]])) : level[i]);
+      if (i + 1 === level.length) next.push(level[i]);
+      else {
+        pair.set(level[i], 0);
+        pair.set(level[i + 1], 32);
+        next.push(keccakBytes(pair));
+      }
     }
     level = next;
   }
-  return level[0];
+  return bytesToHex(level[0]);
 }
 
 /** The steps at which checkpoints are taken: every `every` steps and the last step. */
