@@ -13,7 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import * as secp from 'tiny-secp256k1';
-import { bytesToHex, type Hex, hexToBytes, keccak256, type LocalAccount, stringToHex } from 'viem';
+import { bytesToHex, type Hex, hexToBytes, type LocalAccount, stringToBytes } from 'viem';
 import { generatePrivateKey, privateKeyToAccount, toAccount } from 'viem/accounts';
 import { ROOT } from '../chain/build.ts';
 import { parseOptions } from '../cli/command.ts';
@@ -30,10 +30,11 @@ import {
 } from '../protocol/eip712.ts';
 import {
   checkpointSteps,
+  enableWasmKeccak,
+  keccakBytes,
   resultDigest,
   type TaskResult,
   traceRoot,
-  useWasmKeccak,
 } from '../protocol/index.ts';
 
 export const help = `usage: cambrian bench coordinator [--workers 1000] [--rounds 4] [--think-ms 0] [--database-url URL] [--out DIR] [--json]
@@ -72,14 +73,14 @@ function fastSessionKey(privateKey: Hex): LocalAccount {
 function fakeResult(lease: Lease): TaskResult {
   const checkpoints = checkpointSteps(lease.spec.training.steps, lease.spec.checkpointEvery).map((step) => ({
     step,
-    stateHash: keccak256(stringToHex(`${lease.taskId}:${step}`)),
+    stateHash: bytesToHex(keccakBytes(stringToBytes(`${lease.taskId}:${step}`))),
   }));
   const metrics = {
     taskId: lease.taskId,
     valCorrect: 50,
     valCount: 64,
     valLoss: 123456n,
-    weightsHash: keccak256(lease.taskId),
+    weightsHash: bytesToHex(keccakBytes(hexToBytes(lease.taskId))),
     traceRoot: traceRoot(checkpoints),
   };
   return { ...metrics, valLoss: '123456', checkpoints, digest: resultDigest(metrics) };
@@ -99,6 +100,8 @@ interface LoadReport {
   noWork: number;
   sessionsMs: number;
   runMs: number;
+  /** CPU time of the load generator process during the run (user + system). */
+  cpuMs: number;
   leaseMs: number[];
   resultMs: number[];
 }
@@ -106,6 +109,9 @@ interface LoadReport {
 /**
  * A minimal fetch over one keep-alive socket pool: a thousand simulated workers on one machine
  * share connections (as they would share a NAT or proxy) instead of overflowing the listen backlog.
+ * It answers with the part of a Response the coordinator client reads (status, ok, text), not a
+ * WHATWG Response: building those costs the load generator more CPU than its HTTP requests, and
+ * that CPU is taken from the coordinator being measured on the same machine.
  */
 function pooledFetch(maxSockets: number): typeof fetch {
   const agent = new Agent({ keepAlive: true, maxSockets });
@@ -118,8 +124,14 @@ function pooledFetch(maxSockets: number): typeof fetch {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
-            const body = res.statusCode === 204 ? null : Buffer.concat(chunks);
-            resolve(new Response(body, { status: res.statusCode }));
+            const status = res.statusCode ?? 0;
+            const text = Buffer.concat(chunks).toString('utf8');
+            resolve({
+              status,
+              ok: status >= 200 && status < 300,
+              statusText: res.statusMessage ?? '',
+              text: async () => text,
+            } as Response);
           });
           res.on('error', reject);
         },
@@ -147,8 +159,8 @@ async function loadGenerator(
   rounds: number,
   thinkMs: number,
 ): Promise<LoadReport> {
-  await useWasmKeccak();
-  const fetchImpl = pooledFetch(64);
+  await enableWasmKeccak();
+  const fetchImpl = pooledFetch(256);
   const t0 = performance.now();
   const clients = await Promise.all(
     Array.from({ length: workers }, async () => {
@@ -172,10 +184,13 @@ async function loadGenerator(
     noWork: 0,
     sessionsMs,
     runMs: 0,
+    cpuMs: 0,
     leaseMs: [],
     resultMs: [],
   };
+  process.stdout.write(`${JSON.stringify({ phase: 'run' })}\n`); // the coordinator starts its CPU clock
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   await Promise.all(
     clients.map(async (client) => {
       for (let r = 0; r < rounds; r++) {
@@ -202,6 +217,8 @@ async function loadGenerator(
     }),
   );
   report.runMs = performance.now() - start;
+  const cpu = process.cpuUsage(cpu0);
+  report.cpuMs = (cpu.user + cpu.system) / 1000;
   return report;
 }
 
@@ -240,7 +257,9 @@ export async function run(argv: string[]): Promise<number> {
 
   const child = spawn(
     process.execPath,
+    // CAMBRIAN_BENCH_NODE_ARGS=--cpu-prof profiles the simulated workers too.
     [
+      ...(process.env.CAMBRIAN_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       join(ROOT, 'bin', 'cambrian.mjs'),
       'bench',
       'coordinator',
@@ -256,8 +275,14 @@ export async function run(argv: string[]): Promise<number> {
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let out = '';
+  let coordinatorCpu0: NodeJS.CpuUsage | undefined;
+  let coordinatorCpu: NodeJS.CpuUsage | undefined;
   child.stdout.on('data', (d) => {
     out += d;
+    if (!coordinatorCpu0 && out.includes('"phase":"run"')) coordinatorCpu0 = process.cpuUsage();
+    // The report is the last line: stop the clock when it starts arriving.
+    if (coordinatorCpu0 && !coordinatorCpu && out.includes('"workers"'))
+      coordinatorCpu = process.cpuUsage(coordinatorCpu0);
   });
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   await coordinator.close();
@@ -284,6 +309,12 @@ export async function run(argv: string[]): Promise<number> {
     submitP50Ms: +percentile(submit, 50).toFixed(2),
     submitP99Ms: +percentile(submit, 99).toFixed(2),
     sessionsPerSecond: Math.round(workers / (r.sessionsMs / 1000)),
+    // CPU per accepted result, of the coordinator process (all its threads) and of the simulated
+    // workers: on one 2-core machine the two share the cores, so their sum bounds the throughput.
+    coordinatorCpuMsPerResult: coordinatorCpu
+      ? +((coordinatorCpu.user + coordinatorCpu.system) / 1000 / r.accepted).toFixed(3)
+      : null,
+    loadGeneratorCpuMsPerResult: +(r.cpuMs / r.accepted).toFixed(3),
     runSeconds: +(r.runMs / 1000).toFixed(2),
   };
   mkdirSync(o.out, { recursive: true });
@@ -299,6 +330,9 @@ export async function run(argv: string[]): Promise<number> {
     );
     console.log(
       `  submit latency p50 / p99                  ${summary.submitP50Ms} / ${summary.submitP99Ms} ms`,
+    );
+    console.log(
+      `  CPU per result: coordinator ${summary.coordinatorCpuMsPerResult} ms, simulated workers ${summary.loadGeneratorCpuMsPerResult} ms`,
     );
     console.log(
       `  accepted ${r.accepted}, refused ${r.refused}, no work ${r.noWork}, tasks agreed ${agreed}`,

@@ -13,11 +13,12 @@ import { type Coordinator, startCoordinator } from './service.ts';
 import { tinySpec } from './testing.ts';
 
 /** Status of a POST whose body is too large (the server answers before reading it all, then hangs up). */
-function oversized(url: string, bytes: number): Promise<number> {
+/** POSTs `bytes` bytes, declared in content-length, or streamed in chunks without it. */
+function oversized(url: string, bytes: number, chunked = false): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'content-length': bytes },
+      headers: { 'content-type': 'application/json', ...(chunked ? {} : { 'content-length': bytes }) },
     });
     req.on('response', (res) => {
       res.resume();
@@ -78,6 +79,9 @@ describe('API refusals', () => {
     expect((await post('/sessions', '{"grant": ', undefined, true)).status).toBe(400);
     expect((await post('/sessions', { grant: 1 })).status).toBe(400);
     expect(await oversized(`${api}/results`, MAX_BODY_BYTES + 10)).toBe(413);
+    expect(await oversized(`${api}/results`, MAX_BODY_BYTES + 10, true)).toBe(413);
+    // Just under the limit is read and judged on its content (spaces are not JSON).
+    expect(await oversized(`${api}/results`, MAX_BODY_BYTES - 10, true)).toBe(400);
     const noToken = await post('/leases', {});
     expect(noToken.status).toBe(401);
     expect(noToken.body.error).toMatch(/token/);

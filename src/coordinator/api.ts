@@ -7,7 +7,6 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { Scalar } from '@scalar/hono-api-reference';
-import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { Hex } from 'viem';
 import type { CambrianDomain } from '../protocol/eip712.ts';
@@ -18,6 +17,7 @@ import {
   TaskResultSchema,
   TaskSpecSchema,
 } from '../protocol/index.ts';
+import { limitedBody } from './body.ts';
 import { Refusal } from './errors.ts';
 import { verifyGrant, verifyVote } from './signatures.ts';
 import { StateExchange } from './states.ts';
@@ -236,13 +236,11 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
     },
   });
 
-  const limit = (maxSize: number) =>
-    bodyLimit({ maxSize, onError: (c) => c.json({ error: `body larger than ${maxSize} bytes` }, 413) });
-  const smallBodies = limit(MAX_BODY_BYTES);
+  const smallBodies = limitedBody(MAX_BODY_BYTES);
   // A state upload is bounded by the parameter count of the largest open request, not the small limit.
   app.use('*', async (c, next) => {
     if (c.req.method === 'POST' && c.req.path.endsWith('/states')) {
-      return limit(Math.max(MAX_BODY_BYTES, await states.maxBodyBytes()))(c, next);
+      return limitedBody(Math.max(MAX_BODY_BYTES, await states.maxBodyBytes()))(c, next);
     }
     return smallBodies(c, next);
   });

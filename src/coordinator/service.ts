@@ -17,7 +17,7 @@ import type { Hex } from 'viem';
 import { buildDataset, DATASET_DIR } from '../data/build.ts';
 import { DATASETS, type DatasetName } from '../data/catalog.ts';
 import { type CambrianDomain, cambrianDomain } from '../protocol/eip712.ts';
-import { useWasmKeccak } from '../protocol/keccak.ts';
+import { enableWasmKeccak } from '../protocol/keccak.ts';
 import { createApi, type DatasetInfo } from './api.ts';
 import type { Db } from './db.ts';
 import { LOCK_TTL_MS, tryLock } from './locks.ts';
@@ -109,7 +109,7 @@ async function datasetBytes(sha256: Hex): Promise<Uint8Array | undefined> {
 }
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
-  await useWasmKeccak(); // every accepted result is hashed several times
+  await enableWasmKeccak(); // every accepted result is hashed several times
   const log = opts.log ?? ((msg: string) => console.log(`[coordinator] ${msg}`));
   const holder = randomUUID();
   const settler = opts.chain

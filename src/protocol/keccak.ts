@@ -1,7 +1,7 @@
 /**
  * keccak256 over bytes, the hash under every digest, trace and signature in the protocol.
  *
- * The default is viem's (JavaScript, available everywhere at once). `useWasmKeccak()` swaps in
+ * The default is viem's (JavaScript, available everywhere at once). `enableWasmKeccak()` swaps in
  * hash-wasm's WebAssembly keccak, about 9× faster on small inputs, after checking it against
  * known vectors: the coordinator hashes a trace, a digest and a vote for every result it accepts.
  * Both give the same bytes, so the swap changes speed only.
@@ -19,7 +19,7 @@ export function keccakBytes(data: Uint8Array): Uint8Array {
 let loading: Promise<void> | undefined;
 
 /** Switches `keccakBytes` to WebAssembly (idempotent); keeps the JavaScript one if it disagrees. */
-export function useWasmKeccak(): Promise<void> {
+export function enableWasmKeccak(): Promise<void> {
   loading ??= (async () => {
     const { createKeccak } = await import('hash-wasm');
     const hasher = await createKeccak(256);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { concatHex, encodeAbiParameters, type Hex, keccak256, stringToBytes } from 'viem';
 import { describe, expect, it } from 'vitest';
-import { keccakBytes, useWasmKeccak } from './keccak.ts';
+import { enableWasmKeccak, keccakBytes } from './keccak.ts';
 import { DIGEST_PARAMS, metricsOf, parseTaskResult, resultDigest, type TaskResult } from './result.ts';
 import { canonicalSpec, parseTaskSpec, type TaskSpec, taskIdOf } from './spec.ts';
 import { checkpointSteps, firstDivergence, traceLeaf, traceRoot } from './trace.ts';
@@ -221,7 +221,7 @@ describe('keccak', () => {
       Uint8Array.from({ length: n }, (_, i) => (i * 29 + n) & 0xff),
     );
     const javascript = inputs.map((d) => keccakBytes(d));
-    await useWasmKeccak();
+    await enableWasmKeccak();
     inputs.forEach((d, i) => {
       expect(keccakBytes(d)).toEqual(javascript[i]);
       expect(keccak256(d, 'bytes')).toEqual(javascript[i]);
