@@ -193,6 +193,8 @@ async function loadGenerator(
   const cpu0 = process.cpuUsage();
   await Promise.all(
     clients.map(async (client) => {
+      // With think time, workers join over one think period instead of all in the same instant.
+      if (thinkMs > 0) await new Promise((r) => setTimeout(r, thinkMs * Math.random()));
       for (let r = 0; r < rounds; r++) {
         const l0 = performance.now();
         const lease = await client.lease();

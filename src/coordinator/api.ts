@@ -19,7 +19,7 @@ import {
 } from '../protocol/index.ts';
 import { limitedBody } from './body.ts';
 import { Refusal } from './errors.ts';
-import { verifyGrant, verifyVote } from './signatures.ts';
+import { type Recover, verifyGrant, verifyVote } from './signatures.ts';
 import { StateExchange } from './states.ts';
 import type { Session, Store } from './store.ts';
 import type { Views } from './views.ts';
@@ -47,6 +47,8 @@ export interface ApiDeps {
   maxSessionSeconds?: number;
   /** The referee's state requests (default: one over the store's database). */
   states?: StateExchange;
+  /** Where signatures are recovered (default: on the event loop). */
+  recover?: Recover;
 }
 
 const Address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 20-byte hex address');
@@ -282,7 +284,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
       sessionKey: grant.sessionKey as Hex,
       expiresAt: grant.expiresAt,
     };
-    verifyGrant(domain, g, grantSig as Hex);
+    await verifyGrant(domain, g, grantSig as Hex, deps.recover);
     const token = await store.createSession(g, grantSig as Hex);
     return c.json({ token, expiresAt: grant.expiresAt }, 201);
   });
@@ -327,11 +329,12 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
     } catch (err) {
       throw new Refusal(400, `invalid result: ${err instanceof Error ? err.message : String(err)}`);
     }
-    verifyVote(
+    await verifyVote(
       domain,
       { taskId: result.taskId as Hex, digest: result.digest as Hex, worker: s.worker },
       s.sessionKey,
       voteSig as Hex,
+      deps.recover,
     );
     const taskState = await store.submit(s, leaseId, result, voteSig as Hex, (spec) => {
       const want = checkpointSteps(spec.training.steps, spec.checkpointEvery);

@@ -21,6 +21,7 @@ import { enableWasmKeccak } from '../protocol/keccak.ts';
 import { createApi, type DatasetInfo } from './api.ts';
 import type { Db } from './db.ts';
 import { LOCK_TTL_MS, tryLock } from './locks.ts';
+import { RecoveryPool } from './recovery-pool.ts';
 import { refereePending } from './referee.ts';
 import { type SearchConfig, SearchDriver } from './search.ts';
 import { type ChainSettings, Settler } from './settler.ts';
@@ -46,6 +47,8 @@ export interface CoordinatorOptions {
   settleMs?: number;
   searchMs?: number;
   settleBatchSize?: number;
+  /** Threads that recover signatures (default: cores − 1, at most 4; 0 = on the event loop). */
+  recoveryThreads?: number;
   log?: (msg: string) => void;
 }
 
@@ -141,7 +144,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     })();
   const views = new Views(opts.db, () => search?.summary() ?? null);
   const states = new StateExchange(opts.db);
+  const recovery = new RecoveryPool(opts.recoveryThreads);
   const api = createApi({
+    recover: (hash, sig) => recovery.recover(hash, sig),
     store,
     states,
     views,
@@ -200,6 +205,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       await Promise.all(loops.map((l) => l.stop()));
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await recovery.close();
     },
   };
 }

@@ -3,6 +3,7 @@ import { type Hex, keccak256, numberToHex, recoverAddress, toHex } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { expect, it } from 'vitest';
 import { cambrianDomain, hashResultVote, malleate, signResultVote } from '../protocol/eip712.ts';
+import { RecoveryPool } from './recovery-pool.ts';
 import { recoverSigner, verifyVote } from './signatures.ts';
 
 const domain = cambrianDomain(31337, '0x5FbDB2315678afecb367f032d93F642f64180aa3');
@@ -38,11 +39,36 @@ it('refuses a vote from another key, a malleable one and an out-of-range r', asy
   const vote = { taskId: keccak256('0x01'), digest: keccak256('0x02'), worker: key.address };
   const sig = await signResultVote(key, domain, vote);
   const otherSig = await signResultVote(other, domain, vote);
-  expect(() => verifyVote(domain, vote, key.address, sig)).not.toThrow();
-  expect(() => verifyVote(domain, vote, key.address, malleate(sig))).toThrow(/high-s/);
-  expect(() => verifyVote(domain, vote, key.address, otherSig)).toThrow(/session key/);
   const zeroR = `0x${'00'.repeat(32)}${sig.slice(66)}` as Hex;
-  expect(() => verifyVote(domain, vote, key.address, zeroR)).toThrow(/does not recover/);
   const bigR = `0x${'ff'.repeat(32)}${sig.slice(66)}` as Hex;
-  expect(() => verifyVote(domain, vote, key.address, bigR)).toThrow(/does not recover/);
+  const pool = new RecoveryPool(2);
+  try {
+    // The same verdicts on the event loop and in the recovery threads.
+    for (const recover of [recoverSigner, (h: Hex, s: Hex) => pool.recover(h, s)]) {
+      await expect(verifyVote(domain, vote, key.address, sig, recover)).resolves.toBeUndefined();
+      await expect(verifyVote(domain, vote, key.address, malleate(sig), recover)).rejects.toThrow(/high-s/);
+      await expect(verifyVote(domain, vote, key.address, otherSig, recover)).rejects.toThrow(/session key/);
+      await expect(verifyVote(domain, vote, key.address, zeroR, recover)).rejects.toThrow(/does not recover/);
+      await expect(verifyVote(domain, vote, key.address, bigR, recover)).rejects.toThrow(/does not recover/);
+    }
+  } finally {
+    await pool.close();
+  }
+});
+
+it('the recovery pool answers a burst split over its threads, in order', async () => {
+  const keys = Array.from({ length: 24 }, (_, i) => privateKeyToAccount(keccak256(toHex(1000 + i))));
+  const signed = await Promise.all(
+    keys.map(async (key, i) => {
+      const vote = { taskId: keccak256(toHex(i)), digest: keccak256(toHex(i + 500)), worker: key.address };
+      return { key, hash: hashResultVote(domain, vote), sig: await signResultVote(key, domain, vote) };
+    }),
+  );
+  const pool = new RecoveryPool(3);
+  try {
+    const signers = await Promise.all(signed.map((s) => pool.recover(s.hash, s.sig)));
+    expect(signers).toEqual(keys.map((k) => k.address));
+  } finally {
+    await pool.close();
+  }
 });

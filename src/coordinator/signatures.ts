@@ -43,13 +43,17 @@ export function recoverSigner(hash: Hex, sig: Hex): Address | undefined {
   return getAddress(`0x${keccak256(publicKey.subarray(1)).slice(26)}`);
 }
 
-export function verifyGrant(
+/** ecrecover, here or elsewhere (recovery-pool.ts runs it in worker threads). */
+export type Recover = (hash: Hex, sig: Hex) => Promise<Address | undefined> | Address | undefined;
+
+export async function verifyGrant(
   domain: CambrianDomain,
   grant: { worker: Hex; sessionKey: Hex; expiresAt: number },
   grantSig: Hex,
-): void {
+  recover: Recover = recoverSigner,
+): Promise<void> {
   checkShape(grantSig, 'grantSig');
-  const signer = recoverSigner(
+  const signer = await recover(
     hashSessionGrant(domain, { ...grant, expiresAt: BigInt(grant.expiresAt) }),
     grantSig,
   );
@@ -58,14 +62,15 @@ export function verifyGrant(
   }
 }
 
-export function verifyVote(
+export async function verifyVote(
   domain: CambrianDomain,
   vote: { taskId: Hex; digest: Hex; worker: Hex },
   sessionKey: Hex,
   voteSig: Hex,
-): void {
+  recover: Recover = recoverSigner,
+): Promise<void> {
   checkShape(voteSig, 'voteSig');
-  const signer = recoverSigner(hashResultVote(domain, vote), voteSig);
+  const signer = await recover(hashResultVote(domain, vote), voteSig);
   if (!signer) throw new Refusal(400, 'bad signature: voteSig does not recover');
   if (!isAddressEqual(signer, sessionKey)) {
     throw new Refusal(401, 'bad signature: vote not signed by the session key');
