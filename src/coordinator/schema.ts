@@ -122,14 +122,15 @@ CREATE TABLE state_requests (
 -- The queue's hot statements as PL/pgSQL functions: PL/pgSQL keeps each statement's plan for the
 -- session, and planning these (CTEs over jsonb records) costs more than running them on a batch.
 -- The logic stays in src/coordinator/store.ts; these are only its statements, one per function.
-CREATE OR REPLACE FUNCTION queue_open_tasks(lim int, workers text[])
-RETURNS TABLE (task_id text, open_slots int, held text[]) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+CREATE OR REPLACE FUNCTION queue_open_tasks(lim int, workers text[], after_seq int)
+RETURNS TABLE (task_id text, seq int, open_slots int, held text[]) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
 #variable_conflict use_column
 BEGIN
   RETURN QUERY
-  WITH open AS (SELECT t.task_id, t.open_slots, t.seq FROM tasks t WHERE t.state = 'open' AND t.open_slots > 0
+  WITH open AS (SELECT t.task_id, t.open_slots, t.seq FROM tasks t
+                WHERE t.state = 'open' AND t.open_slots > 0 AND t.seq > after_seq
                 ORDER BY t.seq LIMIT lim FOR UPDATE SKIP LOCKED)
-  SELECT o.task_id, o.open_slots,
+  SELECT o.task_id, o.seq, o.open_slots,
          ARRAY(SELECT l.worker FROM leases l WHERE l.task_id = o.task_id AND l.worker = ANY(workers)
                AND l.state IN ('active', 'submitted'))
   FROM open o ORDER BY o.seq;
@@ -174,17 +175,24 @@ CREATE OR REPLACE FUNCTION queue_write_votes(new_votes jsonb, submitted text[], 
 RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
 BEGIN
   UPDATE leases SET state = 'submitted' WHERE lease_id = ANY(submitted);
-  UPDATE leases SET state = 'cancelled' WHERE task_id = ANY(decided) AND state = 'active';
-  -- earlier votes of tasks agreed now (the new ones come with their verdict)
-  UPDATE votes v SET verdict = CASE WHEN v.digest = c.digest THEN 'majority' ELSE 'dissent' END
-  FROM jsonb_to_recordset(changes) AS c(task_id text, action text, digest text)
-  WHERE c.action = 'agreed' AND v.task_id = c.task_id;
   INSERT INTO votes (task_id, worker, lease_id, digest, session_key, session_expiry, grant_sig, vote_sig,
                      result, verdict, received_at)
   SELECT x.task_id, x.worker, x.lease_id, x.digest, x.session_key, x.session_expiry, x.grant_sig, x.vote_sig,
          x.result, x.verdict, now
   FROM jsonb_to_recordset(new_votes) AS x(task_id text, worker text, lease_id text, digest text,
        session_key text, session_expiry float8, grant_sig text, vote_sig text, result jsonb, verdict text);
+  -- Most votes decide nothing (the first of two replicas): then that is all. Every statement
+  -- costs PGlite a few hundred microseconds, so the rest runs only when something was decided.
+  IF jsonb_array_length(changes) = 0 THEN
+    RETURN;
+  END IF;
+  IF cardinality(decided) > 0 THEN
+    UPDATE leases SET state = 'cancelled' WHERE task_id = ANY(decided) AND state = 'active';
+  END IF;
+  -- earlier votes of tasks agreed now (the new ones came with their verdict)
+  UPDATE votes v SET verdict = CASE WHEN v.digest = c.digest THEN 'majority' ELSE 'dissent' END
+  FROM jsonb_to_recordset(changes) AS c(task_id text, action text, digest text)
+  WHERE c.action = 'agreed' AND v.task_id = c.task_id AND NOT v.lease_id = ANY(submitted);
   UPDATE tasks t SET
     state = CASE c.action WHEN 'agreed' THEN 'agreed' WHEN 'referee' THEN 'refereeing' ELSE t.state END,
     agreed_digest = CASE WHEN c.action = 'agreed' THEN c.digest ELSE t.agreed_digest END,

@@ -13,6 +13,7 @@ import type { Hex } from 'viem';
 import { type TaskResult, type TaskSpec, taskIdOf } from '../protocol/index.ts';
 import type { Db, Queryable } from './db.ts';
 import { Refusal } from './errors.ts';
+import { GroupCommit } from './group-commit.ts';
 
 export interface QueueOptions {
   /** How long a lease lives without a heartbeat. */
@@ -28,6 +29,11 @@ export interface QueueOptions {
    * step 0 (absent: 0, no waiting).
    */
   stateWaitMs?: number;
+  /**
+   * Group commit window: a lease or result batch starts at most this often, so that under light
+   * load requests share transactions (absent: 0, a batch as soon as the previous one is done).
+   */
+  batchWindowMs?: number;
 }
 
 export const DEFAULT_QUEUE: QueueOptions = {
@@ -36,6 +42,7 @@ export const DEFAULT_QUEUE: QueueOptions = {
   initialReplicas: 2,
   maxReplicas: 4,
   stateWaitMs: 20_000,
+  batchWindowMs: 2,
 };
 
 export interface Session {
@@ -64,6 +71,14 @@ interface Decision {
   digest?: Hex;
 }
 
+interface OpenTask {
+  task_id: Hex;
+  seq: number;
+  open_slots: number;
+  /** Which of the batch's workers hold a live lease on it. */
+  held: string[];
+}
+
 interface TaskRow {
   task_id: Hex;
   state: TaskState;
@@ -71,13 +86,8 @@ interface TaskRow {
   max_replicas: number;
 }
 
-/** Most submissions written in one transaction. */
-const MAX_GROUP_COMMIT = 256;
-
 interface LeaseRequest {
   session: Session;
-  resolve: (lease: Lease | null) => void;
-  reject: (err: unknown) => void;
 }
 
 interface Submission {
@@ -86,8 +96,6 @@ interface Submission {
   result: TaskResult;
   voteSig: Hex;
   checkAgainstSpec: (spec: TaskSpec) => void;
-  resolve: (state: TaskState) => void;
-  reject: (err: unknown) => void;
 }
 
 export function hashToken(token: string): string {
@@ -98,10 +106,26 @@ export class Store {
   private readonly sessions = new Map<string, Session>();
   private readonly specs = new Map<Hex, TaskSpec>();
 
+  private readonly leases: GroupCommit<LeaseRequest, Lease | null>;
+  private readonly submissions: GroupCommit<Submission, TaskState>;
+
   constructor(
     readonly db: Db,
     readonly opts: QueueOptions = DEFAULT_QUEUE,
-  ) {}
+  ) {
+    const window = opts.batchWindowMs ?? 0;
+    this.leases = new GroupCommit(async (batch) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await db.tx((q) => this.leaseBatch(q, batch));
+        } catch (err) {
+          // Same worker leasing through two coordinators at once: the unique index caught it; pick again.
+          if ((err as { code?: string }).code !== '23505' || attempt >= 2) throw err;
+        }
+      }
+    }, window);
+    this.submissions = new GroupCommit((batch) => db.tx((q) => this.writeBatch(q, batch)), window);
+  }
 
   /** Queues a task (idempotent: the same spec is the same task). Returns its id, or null if it existed. */
   async addTask(spec: TaskSpec, proposal: unknown = null, q: Queryable = this.db): Promise<Hex | null> {
@@ -192,40 +216,7 @@ export class Store {
    * leases, one update of free slots, however many workers asked.
    */
   lease(session: Session): Promise<Lease | null> {
-    return new Promise((resolve, reject) => {
-      this.leaseRequests.push({ session, resolve, reject });
-      if (!this.leasing) {
-        this.leasing = true;
-        setImmediate(() => void this.flushLeases());
-      }
-    });
-  }
-
-  private leaseRequests: LeaseRequest[] = [];
-  private leasing = false;
-
-  private async flushLeases(): Promise<void> {
-    while (this.leaseRequests.length > 0) {
-      const batch = this.leaseRequests.splice(0, MAX_GROUP_COMMIT);
-      try {
-        let leases: (Lease | null)[] = [];
-        for (let attempt = 0; ; attempt++) {
-          try {
-            leases = await this.db.tx((q) => this.leaseBatch(q, batch));
-            break;
-          } catch (err) {
-            // Same worker leasing through two coordinators at once: the unique index caught it; pick again.
-            if ((err as { code?: string }).code !== '23505' || attempt >= 2) throw err;
-          }
-        }
-        batch.forEach((r, i) => {
-          r.resolve(leases[i]);
-        });
-      } catch (err) {
-        for (const r of batch) r.reject(err);
-      }
-    }
-    this.leasing = false;
+    return this.leases.push({ session });
   }
 
   /**
@@ -236,35 +227,47 @@ export class Store {
   private async leaseBatch(q: Queryable, batch: LeaseRequest[]): Promise<(Lease | null)[]> {
     const now = Date.now();
     const deadline = now + this.opts.leaseMs;
-    const open = await q.query<{ task_id: Hex; open_slots: number; held: string[] }>(
-      'SELECT * FROM queue_open_tasks($1, $2::text[])',
-      [batch.length + 64, [...new Set(batch.map((r) => r.session.worker))]],
-    );
-    if (open.length === 0) return batch.map(() => null);
-    const taken = new Set(open.flatMap((t) => t.held.map((w) => `${t.task_id}|${w}`)));
+    const workers = [...new Set(batch.map((r) => r.session.worker))];
+    const open: OpenTask[] = [];
+    const taken = new Set<string>();
     const rows: { lease_id: string; task_id: Hex; worker: string; token_hash: string }[] = [];
+    const out: ({ leaseId: string; taskId: Hex; deadline: number } | null)[] = batch.map(() => null);
     let first = 0; // tasks before this one have no free slot left
-    const out = batch.map(({ session }) => {
-      while (first < open.length && open[first].open_slots === 0) first++;
-      let i = first;
-      while (
-        i < open.length &&
-        (open[i].open_slots === 0 || taken.has(`${open[i].task_id}|${session.worker}`))
-      )
-        i++;
-      if (i === open.length) return null;
-      const task = open[i];
-      task.open_slots--;
-      taken.add(`${task.task_id}|${session.worker}`);
-      const leaseId = randomUUID();
-      rows.push({
-        lease_id: leaseId,
-        task_id: task.task_id,
-        worker: session.worker,
-        token_hash: session.tokenHash,
+    // Lock a few more tasks than requests (a worker skips tasks it already holds); lock more only
+    // when requests are still unserved and there may be more open tasks. Every locked row costs a
+    // write, so locking a generous margin up front made a single lease several times dearer.
+    for (let round = 0, lim = batch.length + 8; round < 8; round++, lim *= 2) {
+      const more = await q.query<OpenTask>('SELECT * FROM queue_open_tasks($1, $2::text[], $3)', [
+        lim,
+        workers,
+        open.at(-1)?.seq ?? -1,
+      ]);
+      for (const t of more) for (const w of t.held) taken.add(`${t.task_id}|${w}`);
+      open.push(...more);
+      batch.forEach(({ session }, r) => {
+        if (out[r]) return;
+        while (first < open.length && open[first].open_slots === 0) first++;
+        let i = first;
+        while (
+          i < open.length &&
+          (open[i].open_slots === 0 || taken.has(`${open[i].task_id}|${session.worker}`))
+        )
+          i++;
+        if (i === open.length) return;
+        const task = open[i];
+        task.open_slots--;
+        taken.add(`${task.task_id}|${session.worker}`);
+        const leaseId = randomUUID();
+        rows.push({
+          lease_id: leaseId,
+          task_id: task.task_id,
+          worker: session.worker,
+          token_hash: session.tokenHash,
+        });
+        out[r] = { leaseId, taskId: task.task_id, deadline };
       });
-      return { leaseId, taskId: task.task_id, deadline };
-    });
+      if (more.length < lim || out.every(Boolean)) break;
+    }
     if (rows.length === 0) return batch.map(() => null);
     await q.query('SELECT queue_insert_leases($1::jsonb, $2, $3)', [JSON.stringify(rows), now, deadline]);
     return Promise.all(out.map(async (l) => (l ? { ...l, spec: await this.spec(l.taskId, q) } : null)));
@@ -366,33 +369,7 @@ export class Store {
     voteSig: Hex,
     checkAgainstSpec: (spec: TaskSpec) => void = () => {},
   ): Promise<TaskState> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ session, leaseId, result, voteSig, checkAgainstSpec, resolve, reject });
-      if (!this.flushing) {
-        this.flushing = true;
-        setImmediate(() => void this.flush());
-      }
-    });
-  }
-
-  private pending: Submission[] = [];
-  private flushing = false;
-
-  private async flush(): Promise<void> {
-    while (this.pending.length > 0) {
-      const batch = this.pending.splice(0, MAX_GROUP_COMMIT);
-      try {
-        const outcomes = await this.db.tx((q) => this.writeBatch(q, batch));
-        batch.forEach((item, i) => {
-          const o = outcomes[i];
-          if (o instanceof Refusal) item.reject(o);
-          else item.resolve(o);
-        });
-      } catch (err) {
-        for (const item of batch) item.reject(err);
-      }
-    }
-    this.flushing = false;
+    return this.submissions.push({ session, leaseId, result, voteSig, checkAgainstSpec });
   }
 
   /**
