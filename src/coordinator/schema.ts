@@ -122,6 +122,11 @@ CREATE TABLE state_requests (
 -- The queue's hot statements as PL/pgSQL functions: PL/pgSQL keeps each statement's plan for the
 -- session, and planning these (CTEs over jsonb records) costs more than running them on a batch.
 -- The logic stays in src/coordinator/store.ts; these are only its statements, one per function.
+
+-- Every lease and vote paid for these, and nothing used them (the per-worker views match
+-- lower(worker), which a plain index cannot serve).
+DROP INDEX IF EXISTS leases_worker;
+DROP INDEX IF EXISTS votes_worker;
 CREATE OR REPLACE FUNCTION queue_open_tasks(lim int, workers text[], after_seq int)
 RETURNS TABLE (task_id text, seq int, open_slots int, held text[]) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
 #variable_conflict use_column
@@ -149,25 +154,26 @@ BEGIN
 END
 $fn$;
 
-CREATE OR REPLACE FUNCTION queue_lock_tasks(lease_ids text[])
-RETURNS TABLE (task_id text, state text, wanted int, max_replicas int) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
-#variable_conflict use_column
+-- Locks the tasks of a result batch (sorted: the global lock order), then reads their leases and
+-- votes. Each statement of a PL/pgSQL function takes a fresh snapshot, so the reads see what
+-- committed before the locks were granted.
+CREATE OR REPLACE FUNCTION queue_read_submissions(lease_ids text[])
+RETURNS json LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+DECLARE
+  locked json;
+  task_ids text[];
 BEGIN
-  RETURN QUERY
-  SELECT t.task_id, t.state, t.wanted, t.max_replicas FROM tasks t
-  WHERE t.task_id IN (SELECT l.task_id FROM leases l WHERE l.lease_id = ANY(lease_ids))
-  ORDER BY t.task_id FOR UPDATE;
-END
-$fn$;
-
-CREATE OR REPLACE FUNCTION queue_read_batch(lease_ids text[], task_ids text[])
-RETURNS TABLE (leases json, votes json) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
-BEGIN
-  RETURN QUERY
-  SELECT (SELECT coalesce(json_agg(json_build_array(l.lease_id, l.task_id, l.worker, l.state)), '[]')
-          FROM leases l WHERE l.lease_id = ANY(lease_ids)),
-         (SELECT coalesce(json_agg(json_build_array(v.task_id, v.worker, v.digest)), '[]')
-          FROM votes v WHERE v.task_id = ANY(task_ids));
+  SELECT coalesce(json_agg(json_build_array(x.task_id, x.state, x.wanted, x.max_replicas)), '[]'), array_agg(x.task_id)
+  INTO locked, task_ids
+  FROM (SELECT t.task_id, t.state, t.wanted, t.max_replicas FROM tasks t
+        WHERE t.task_id IN (SELECT l.task_id FROM leases l WHERE l.lease_id = ANY(lease_ids))
+        ORDER BY t.task_id FOR UPDATE) x;
+  RETURN json_build_object(
+    'tasks', locked,
+    'leases', (SELECT coalesce(json_agg(json_build_array(l.lease_id, l.task_id, l.worker, l.state)), '[]')
+               FROM leases l WHERE l.lease_id = ANY(lease_ids)),
+    'votes', (SELECT coalesce(json_agg(json_build_array(v.task_id, v.worker, v.digest)), '[]')
+              FROM votes v WHERE v.task_id = ANY(task_ids)));
 END
 $fn$;
 

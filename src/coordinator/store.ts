@@ -373,19 +373,28 @@ export class Store {
   }
 
   /**
-   * One transaction for a batch of submissions, in three statements: lock the tasks (sorted), read
+   * One transaction for a batch of submissions, in two calls: lock the tasks (sorted) and read
    * their leases and votes, then write every vote, lease and task change at once. Each item gets
    * its task's state or its refusal.
    */
   private async writeBatch(q: Queryable, batch: Submission[]): Promise<(TaskState | Refusal)[]> {
     const leaseIds = batch.map((b) => b.leaseId);
     // Lock order: tasks (sorted, so concurrent batches cannot deadlock), then leases. Lease states
-    // change only under their task's lock, so reading them after taking the task locks is enough.
-    const tasks = await q.query<TaskRow>('SELECT * FROM queue_lock_tasks($1::text[])', [leaseIds]);
-    const [read] = await q.query<{ leases: [string, Hex, string, string][]; votes: [Hex, string, Hex][] }>(
-      'SELECT * FROM queue_read_batch($1::text[], $2::text[])',
-      [leaseIds, tasks.map((t) => t.task_id)],
-    );
+    // change only under their task's lock, so reading them after taking the task locks (in the
+    // function's next statement, with a fresh snapshot) is enough.
+    const [{ read }] = await q.query<{
+      read: {
+        tasks: [Hex, TaskState, number, number][];
+        leases: [string, Hex, string, string][];
+        votes: [Hex, string, Hex][];
+      };
+    }>('SELECT queue_read_submissions($1::text[]) AS read', [leaseIds]);
+    const tasks: TaskRow[] = read.tasks.map(([task_id, state, wanted, max_replicas]) => ({
+      task_id,
+      state,
+      wanted,
+      max_replicas,
+    }));
     const leaseById = new Map(
       read.leases.map(([lease_id, task_id, worker, state]) => [lease_id, { task_id, worker, state }]),
     );
