@@ -203,10 +203,12 @@ BEGIN
     state = CASE c.action WHEN 'agreed' THEN 'agreed' WHEN 'referee' THEN 'refereeing' ELSE t.state END,
     agreed_digest = CASE WHEN c.action = 'agreed' THEN c.digest ELSE t.agreed_digest END,
     agreed_at = CASE WHEN c.action = 'agreed' THEN now ELSE t.agreed_at END,
-    result = CASE WHEN c.action = 'agreed' THEN c.result ELSE t.result END,
+    result = CASE WHEN c.action = 'agreed'
+                  THEN (SELECT v.result FROM votes v WHERE v.task_id = t.task_id AND v.digest = c.digest LIMIT 1)
+                  ELSE t.result END,
     wanted = t.wanted + CASE WHEN c.action = 'grow' THEN 1 ELSE 0 END,
     open_slots = CASE WHEN c.action = 'grow' THEN t.open_slots + 1 ELSE 0 END
-  FROM jsonb_to_recordset(changes) AS c(task_id text, action text, digest text, result jsonb)
+  FROM jsonb_to_recordset(changes) AS c(task_id text, action text, digest text)
   WHERE t.task_id = c.task_id;
 END
 $fn$

@@ -220,9 +220,10 @@ export class Store {
   }
 
   /**
-   * One lease batch in two statements (PGlite spends ~0.3 ms on any statement, so the count of
-   * statements per batch, not rows, bounds throughput): pick and lock open tasks with the batch's
-   * workers' live leases on them; then insert the leases and take the slots in one statement.
+   * One lease batch in two calls (PGlite spends a few hundred microseconds on any statement, so
+   * statements per batch, not rows, bound throughput): pick and lock open tasks with the batch's
+   * workers' live leases on them (again, further down the queue, only if some request is left
+   * unserved); then insert the leases and take the slots.
    */
   private async leaseBatch(q: Queryable, batch: LeaseRequest[]): Promise<(Lease | null)[]> {
     const now = Date.now();
@@ -481,10 +482,9 @@ export class Store {
   }
 
   /**
-   * Writes a batch's accepted votes and what they decided in one statement. Its parts share one
-   * snapshot, so the new votes get their verdict on insert and the verdict update touches only
-   * earlier votes; an agreed task takes its result from the vote that completed the majority (a
-   * task that was not agreed before this vote can only be agreed on this vote's digest).
+   * Writes a batch's accepted votes (each with its verdict) and what they decided in one call:
+   * earlier votes of tasks agreed now get their verdicts, an agreed task takes its result from a
+   * vote for the agreed digest, outstanding leases of decided tasks are cancelled.
    */
   private async writeDecisions(q: Queryable, accepted: Submission[], decisions: Map<Hex, Decision>) {
     const now = Date.now();
@@ -505,19 +505,7 @@ export class Store {
       verdict: verdictOf(item.result.taskId as Hex, item.result.digest),
     }));
     const changes = [...decisions].flatMap(([task_id, d]) =>
-      d.action
-        ? [
-            {
-              task_id,
-              action: d.action,
-              digest: d.digest ?? null,
-              result:
-                d.action === 'agreed'
-                  ? accepted.find((a) => a.result.taskId === task_id && a.result.digest === d.digest)!.result
-                  : null,
-            },
-          ]
-        : [],
+      d.action ? [{ task_id, action: d.action, digest: d.digest ?? null }] : [],
     );
     const decided = changes.filter((c) => c.action !== 'grow').map((c) => c.task_id);
     await q.query('SELECT queue_write_votes($1::jsonb, $2::text[], $3::text[], $4::jsonb, $5)', [
