@@ -33,6 +33,7 @@ class RecoveryThread {
       if (!this.alive) return;
       this.alive = false;
       onDead(this);
+      void this.worker.terminate(); // an 'error' may leave it running
       // Whatever it held is answered on the event loop instead: nothing is lost.
       for (const p of this.inFlight.values()) p.resolve(p.items.map(([h, s]) => recoverSigner(h, s) ?? null));
       this.inFlight.clear();

@@ -72,3 +72,28 @@ it('the recovery pool answers a burst split over its threads, in order', async (
     await pool.close();
   }
 });
+
+it('a recovery thread that dies loses nothing: its requests and later ones are answered on the event loop', async () => {
+  const key = privateKeyToAccount(keccak256(toHex(77)));
+  const vote = { taskId: keccak256('0x07'), digest: keccak256('0x08'), worker: key.address };
+  const hash = hashResultVote(domain, vote);
+  const sig = await signResultVote(key, domain, vote);
+  const pool = new RecoveryPool(1);
+  const errors: unknown[] = [];
+  const log = console.error;
+  console.error = (...args: unknown[]) => errors.push(args);
+  try {
+    const inFlight = Promise.all([pool.recover(hash, sig), pool.recover(hash, sig)]);
+    // Runs right after the pool's flush posted the batch, before any answer can be read.
+    await new Promise((r) => setImmediate(r));
+    const thread = (pool as unknown as { threads: { worker: { emit(e: string, err: Error): void } }[] })
+      .threads[0];
+    thread.worker.emit('error', new Error('thread crashed'));
+    expect(await inFlight).toEqual([key.address, key.address]);
+    expect(await pool.recover(hash, sig)).toBe(key.address);
+    expect(errors.length).toBe(1); // the thread's end was reported once
+  } finally {
+    console.error = log;
+    await pool.close();
+  }
+});
