@@ -119,16 +119,17 @@ CREATE TABLE state_requests (
 )
 `,
   `
--- The queue's hot statements as PL/pgSQL functions: PL/pgSQL keeps each statement's plan for the
--- session, and planning these (CTEs over jsonb records) costs more than running them on a batch.
--- The logic stays in src/coordinator/store.ts; these are only its statements, one per function.
+-- The queue's hot statements as PL/pgSQL functions: one call replaces several statements (each
+-- costs PGlite a few hundred microseconds whatever its size, and a server a round trip), and
+-- PL/pgSQL keeps the statements' plans for the session. The logic stays in
+-- src/coordinator/store.ts; these only read and write.
 
 -- Every lease and vote paid for these, and nothing used them (the per-worker views match
 -- lower(worker), which a plain index cannot serve).
 DROP INDEX IF EXISTS leases_worker;
 DROP INDEX IF EXISTS votes_worker;
 CREATE OR REPLACE FUNCTION queue_open_tasks(lim int, workers text[], after_seq int)
-RETURNS TABLE (task_id text, seq int, open_slots int, held text[]) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+RETURNS TABLE (task_id text, seq int, open_slots int, held text[]) LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 BEGIN
   RETURN QUERY
@@ -143,7 +144,7 @@ END
 $fn$;
 
 CREATE OR REPLACE FUNCTION queue_insert_leases(rows jsonb, issued float8, deadline float8)
-RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN
   INSERT INTO leases (lease_id, task_id, worker, token_hash, state, issued_at, deadline)
   SELECT x.lease_id, x.task_id, x.worker, x.token_hash, 'active', issued, deadline
@@ -158,7 +159,7 @@ $fn$;
 -- votes. Each statement of a PL/pgSQL function takes a fresh snapshot, so the reads see what
 -- committed before the locks were granted.
 CREATE OR REPLACE FUNCTION queue_read_submissions(lease_ids text[])
-RETURNS json LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+RETURNS json LANGUAGE plpgsql AS $fn$
 DECLARE
   locked json;
   task_ids text[];
@@ -178,7 +179,7 @@ END
 $fn$;
 
 CREATE OR REPLACE FUNCTION queue_write_votes(new_votes jsonb, submitted text[], decided text[], changes jsonb, now float8)
-RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN
   UPDATE leases SET state = 'submitted' WHERE lease_id = ANY(submitted);
   INSERT INTO votes (task_id, worker, lease_id, digest, session_key, session_expiry, grant_sig, vote_sig,
