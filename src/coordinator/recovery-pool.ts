@@ -52,7 +52,13 @@ export class RecoveryPool {
 
   /** `threads` 0 recovers on the event loop (one-core machines, or to compare). */
   constructor(threads = Math.min(4, Math.max(1, availableParallelism() - 1))) {
-    for (let i = 0; i < threads; i++) this.threads.push(new RecoveryThread((t) => this.drop(t)));
+    for (let i = 0; i < threads; i++) {
+      try {
+        this.threads.push(new RecoveryThread((t) => this.drop(t)));
+      } catch (err) {
+        console.error('coordinator: no recovery thread, recovering on the event loop:', err);
+      }
+    }
   }
 
   /** The address that signed `hash` (ecrecover rules, shape already checked), or undefined. */
