@@ -8,13 +8,14 @@
  * (270 µs against 3.7 ms per signature on the 2-core development machine).
  */
 import * as secp from 'tiny-secp256k1';
-import { type Address, getAddress, type Hex, hexToBytes, isAddressEqual, keccak256 } from 'viem';
+import { type Address, bytesToHex, getAddress, type Hex, hexToBytes, isAddressEqual } from 'viem';
 import {
   type CambrianDomain,
   hashResultVote,
   hashSessionGrant,
   signatureShapeError,
 } from '../protocol/eip712.ts';
+import { keccakBytes } from '../protocol/keccak.ts';
 import { Refusal } from './errors.ts';
 
 function checkShape(sig: Hex, what: string): void {
@@ -40,7 +41,7 @@ export function recoverSigner(hash: Hex, sig: Hex): Address | undefined {
     return undefined; // r or s zero or not below the group order
   }
   if (!publicKey) return undefined;
-  return getAddress(`0x${keccak256(publicKey.subarray(1)).slice(26)}`);
+  return getAddress(bytesToHex(keccakBytes(publicKey.subarray(1)).subarray(12)));
 }
 
 /** ecrecover, here or elsewhere (recovery-pool.ts runs it in worker threads). */

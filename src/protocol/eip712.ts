@@ -20,6 +20,7 @@ import {
   type WalletClient,
 } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { abiWords } from './abi.ts';
 import { keccakBytes } from './keccak.ts';
 
 export const EIP712_NAME = 'Cambrian';
@@ -96,10 +97,7 @@ export function hashSessionGrant(domain: CambrianDomain, grant: SessionGrant): H
   return eip712Hash(sessionGrantTypedData(domain, grant));
 }
 
-const RESULT_VOTE_TYPEHASH = keccak256(
-  toBytes('ResultVote(bytes32 taskId,bytes32 digest,address worker)'),
-  'bytes',
-);
+const RESULT_VOTE_TYPEHASH = keccak256(toBytes('ResultVote(bytes32 taskId,bytes32 digest,address worker)'));
 const EIP712_DOMAIN_FIELDS = [
   { name: 'name', type: 'string' },
   { name: 'version', type: 'string' },
@@ -123,23 +121,18 @@ function domainSeparator(domain: CambrianDomain): Uint8Array {
   return separator;
 }
 
-/** Exactly `size` bytes of hex (no silent padding: a short value is a caller's bug). */
-function fixedBytes(value: Hex, size: number, what: string): Uint8Array {
-  if (value.length !== 2 + 2 * size) throw new Error(`${what} must be ${size} bytes, got ${value}`);
-  return hexToBytes(value);
-}
-
 /**
  * The ResultVote digest, computed directly (one vote per result makes this the coordinator's hot
  * path; viem's generic encoder costs ~6× more). Equal to `eip712Hash(resultVoteTypedData(…))`,
  * which the tests check on random votes.
  */
 export function hashResultVote(domain: CambrianDomain, vote: ResultVote): Hex {
-  const struct = new Uint8Array(128);
-  struct.set(RESULT_VOTE_TYPEHASH, 0);
-  struct.set(fixedBytes(vote.taskId, 32, 'taskId'), 32);
-  struct.set(fixedBytes(vote.digest, 32, 'digest'), 64);
-  struct.set(fixedBytes(vote.worker, 20, 'worker'), 108);
+  const struct = abiWords(
+    { bytes32: RESULT_VOTE_TYPEHASH },
+    { bytes32: vote.taskId },
+    { bytes32: vote.digest },
+    { address: vote.worker },
+  );
   const message = new Uint8Array(66);
   message[0] = 0x19;
   message[1] = 0x01;

@@ -2,8 +2,9 @@
  * Task result v1 and its digest (DESIGN §2). The digest is what workers sign and what the
  * Settlement contract recomputes from the metrics it records, so its encoding is fixed here once.
  */
-import { bytesToHex, type Hex, hexToBytes } from 'viem';
+import { bytesToHex, type Hex } from 'viem';
 import { z } from 'zod';
+import { abiWords } from './abi.ts';
 import { keccakBytes } from './keccak.ts';
 import { traceRoot } from './trace.ts';
 
@@ -62,42 +63,9 @@ export const DIGEST_PARAMS = [
   { type: 'bytes32', name: 'traceRoot' },
 ] as const;
 
-type AbiWord = { uint: number | bigint; bits: number } | { int: bigint; bits: number } | { bytes32: Hex };
-
-/**
- * Writes static ABI words (`abi.encode` of uintN, intN and bytes32 values) into `out` at `offset`,
- * checking ranges as the encoder would. The digest and the trace leaves are fixed tuples of these,
- * so they are encoded directly rather than through a generic encoder (a result is hashed on every
- * submission); the tests check the bytes against viem's `encodeAbiParameters`.
- */
-export function wordsInto(out: Uint8Array, offset: number, ...words: AbiWord[]): void {
-  for (const [i, word] of words.entries()) {
-    const at = offset + 32 * i;
-    if ('bytes32' in word) {
-      if (!/^0x[0-9a-fA-F]{64}$/.test(word.bytes32)) throw new Error(`not 32 bytes: ${word.bytes32}`);
-      out.set(hexToBytes(word.bytes32), at);
-      continue;
-    }
-    const signed = 'int' in word;
-    const value = BigInt(signed ? word.int : word.uint);
-    const min = signed ? -(1n << BigInt(word.bits - 1)) : 0n;
-    const max = signed ? (1n << BigInt(word.bits - 1)) - 1n : (1n << BigInt(word.bits)) - 1n;
-    if (value < min || value > max)
-      throw new Error(`${value} out of range for ${signed ? 'int' : 'uint'}${word.bits}`);
-    let v = BigInt.asUintN(256, value); // two's complement, sign-extended to the whole word
-    for (let b = 31; b >= 0; b--) {
-      out[at + b] = Number(v & 0xffn);
-      v >>= 8n;
-    }
-  }
-}
-
 /** keccak256(abi.encode(bytes32, uint32, uint32, int64, bytes32, bytes32)). */
 export function resultDigest(m: ResultMetrics): Hex {
-  const encoded = new Uint8Array(6 * 32);
-  wordsInto(
-    encoded,
-    0,
+  const encoded = abiWords(
     { bytes32: m.taskId },
     { uint: m.valCorrect, bits: 32 },
     { uint: m.valCount, bits: 32 },

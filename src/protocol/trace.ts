@@ -6,13 +6,12 @@
  * one leaf is the leaf itself. Order-preserving, so bisection can find the first diverging step.
  */
 import { bytesToHex, type Hex } from 'viem';
+import { abiWords } from './abi.ts';
 import { keccakBytes } from './keccak.ts';
-import { type Checkpoint, wordsInto } from './result.ts';
+import type { Checkpoint } from './result.ts';
 
 function leafBytes(step: number, stateHash: Hex): Uint8Array {
-  const word = new Uint8Array(64);
-  wordsInto(word, 0, { uint: step, bits: 32 }, { bytes32: stateHash });
-  return keccakBytes(word);
+  return keccakBytes(abiWords({ uint: step, bits: 32 }, { bytes32: stateHash }));
 }
 
 export function traceLeaf(step: number, stateHash: Hex): Hex {
