@@ -117,6 +117,16 @@ async function votesFor(
   return Promise.all(ss.map((s, i) => castVote(s, fx.domain, m.taskId, i < agree ? digest : wrongDigest(i))));
 }
 
+/** `tasks` fresh tasks, each voted on by every session for its true digest. */
+async function unanimousBatch(fx: Fixture, ss: WorkerSession[], tasks: number): Promise<SettlementInput[]> {
+  const batch: SettlementInput[] = [];
+  for (let i = 0; i < tasks; i++) {
+    const m = metrics();
+    batch.push({ ...m, votes: await votesFor(fx, m, ss, ss.length) });
+  }
+  return batch;
+}
+
 async function rejection(
   fx: Fixture,
   batch: SettlementInput[],
@@ -439,11 +449,7 @@ describe('claims', () => {
   it('pays exactly what is owed, once', async () => {
     const fx = await deploy();
     const ss = await sessions(fx, 2);
-    const batch: SettlementInput[] = [];
-    for (let i = 0; i < 3; i++) {
-      const m = metrics();
-      batch.push({ ...m, votes: await votesFor(fx, m, ss, 2) });
-    }
+    const batch = await unanimousBatch(fx, ss, 3);
     await settleBatch(owner, fx.address, batch);
     const worker = await connectChain(node.rpcUrl, workers[0]);
     const due = await owed(owner.publicClient, fx.address, workers[0].address);
@@ -464,11 +470,7 @@ describe('claims', () => {
   it('credits what is left when the pool runs dry, and nothing after', async () => {
     const fx = await deploy({ fund: REWARD + REWARD / 2n });
     const ss = await sessions(fx, 2);
-    const batch: SettlementInput[] = [];
-    for (let i = 0; i < 3; i++) {
-      const m = metrics();
-      batch.push({ ...m, votes: await votesFor(fx, m, ss, 2) });
-    }
+    const batch = await unanimousBatch(fx, ss, 3);
     await settleBatch(owner, fx.address, batch);
     expect(await owed(owner.publicClient, fx.address, ss[0].worker)).toBe(REWARD / 2n + REWARD / 4n);
     expect((await readConfig(owner.publicClient, fx.address)).pool).toBe(0n);

@@ -3,13 +3,10 @@
  * edge-case inputs: every primitive is evaluated elementwise by a small test kernel.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GpuSession } from '../../gpu/device.ts';
-import { createNodeGpuSession } from '../../gpu/node.ts';
+import { describe, expect, it } from 'vitest';
 import { divRound, exp2Q15, log2Q16, mulShr, rescale, shrRound } from '../ops/fixed.ts';
 import { mix, rand, rngKey } from '../ops/rng.ts';
-import { contextFromSession, type GpuContext } from './context.ts';
-import { evaluate } from './test-harness.ts';
+import { dawnContext, evaluate } from './test-harness.ts';
 
 const I32_MIN = -0x80000000;
 const I32_MAX = 0x7fffffff;
@@ -37,20 +34,14 @@ function sample<T>(arb: fc.Arbitrary<T>, n: number, seed: number): T[] {
 }
 
 describe('fixed.wgsl and rng.wgsl on Dawn match fixed.ts and rng.ts', () => {
-  let session: GpuSession;
-  let ctx: GpuContext;
-  beforeAll(async () => {
-    session = await createNodeGpuSession();
-    ctx = await contextFromSession(session);
-  });
-  afterAll(() => session?.destroy());
+  const ctx = dawnContext();
 
   async function check(
     expression: string,
     inputs: [number, number, number][],
     twin: (a: number, b: number, c: number) => number,
   ) {
-    const gpu = await evaluate(ctx, expression, inputs);
+    const gpu = await evaluate(ctx(), expression, inputs);
     const cpu = inputs.map(([a, b, c]) => twin(a, b, c) | 0);
     const bad = inputs.findIndex((_, i) => gpu[i] !== cpu[i]);
     expect(bad === -1 ? null : { input: inputs[bad], gpu: gpu[bad], cpu: cpu[bad] }).toBeNull();

@@ -3,9 +3,7 @@
  * cases (INT32_MIN, zero tensors, shifts 0 and large).
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GpuSession } from '../../gpu/device.ts';
-import { createNodeGpuSession } from '../../gpu/node.ts';
+import { describe, expect, it } from 'vitest';
 import { ACTIVATIONS } from '../../protocol/spec.ts';
 import { activate, activationBackward } from '../ops/activation.ts';
 import { columnSums, matmulEWt, matmulXtE, matmulXW, rescaleAddBias, rescaleAll } from '../ops/matmul.ts';
@@ -14,26 +12,19 @@ import { rngKey, TENSOR } from '../ops/rng.ts';
 import { sgdStep } from '../ops/sgd.ts';
 import { softmaxXent } from '../ops/softmax-xent.ts';
 import { readBack, storageBuffer, uniformBuffer } from './buffers.ts';
-import { contextFromSession, type GpuContext } from './context.ts';
 import { dispatchOnce, i32Buffer, readI32 } from './dispatch.ts';
 import { ACTIVATION_CODE, kernelCode } from './kernels.ts';
 import { packLines, runMatmulPacked } from './matmul.ts';
-import { evaluate, firstMismatch, randomI32 } from './test-harness.ts';
+import { dawnContext, evaluate, firstMismatch, randomI32 } from './test-harness.ts';
 
 const I32_MIN = -0x80000000;
 const I32_MAX = 0x7fffffff;
 const NONE = 0xffffffff;
 
-let session: GpuSession;
-let ctx: GpuContext;
-beforeAll(async () => {
-  session = await createNodeGpuSession();
-  ctx = await contextFromSession(session);
-});
-afterAll(() => session?.destroy());
+const ctx = dawnContext();
 
 const u32Buffer = (values: ArrayLike<number>) =>
-  storageBuffer(ctx.device, values.length * 4, Uint32Array.from(values));
+  storageBuffer(ctx().device, values.length * 4, Uint32Array.from(values));
 
 /** maxabs.wgsl then quantize.wgsl on x[rows][cols], as the trainer records them. */
 async function quantizeOnGpu(
@@ -44,30 +35,30 @@ async function quantizeOnGpu(
   const n = x.length;
   const rows = n / cols;
   const maxes = u32Buffer([0, 0]);
-  const input = i32Buffer(ctx, x);
-  const maxabs = await ctx.pipeline(kernelCode('maxabs'));
+  const input = i32Buffer(ctx(), x);
+  const maxabs = await ctx().pipeline(kernelCode('maxabs'));
   await dispatchOnce(
-    ctx,
+    ctx(),
     maxabs,
-    [uniformBuffer(ctx.device, [n, 1]), input, maxes],
+    [uniformBuffer(ctx().device, [n, 1]), input, maxes],
     [Math.min(64, Math.ceil(n / 256))],
   );
-  const quantize = await ctx.pipeline(kernelCode('quantize'), 'main', { STOCHASTIC: stochastic ? 1 : 0 });
+  const quantize = await ctx().pipeline(kernelCode('quantize'), 'main', { STOCHASTIC: stochastic ? 1 : 0 });
   const rowWords = rows * Math.ceil(cols / 4);
   const colWords = cols * Math.ceil(rows / 4);
-  const byRow = storageBuffer(ctx.device, rowWords * 4);
-  const byCol = storageBuffer(ctx.device, colWords * 4);
+  const byRow = storageBuffer(ctx().device, rowWords * 4);
+  const byCol = storageBuffer(ctx().device, colWords * 4);
   const state = u32Buffer([stochastic?.step ?? 0, 0, 0, 0]);
-  const params = uniformBuffer(ctx.device, [rows, cols, 1, stochastic?.tensor ?? 0, stochastic?.seed ?? 0]);
+  const params = uniformBuffer(ctx().device, [rows, cols, 1, stochastic?.tensor ?? 0, stochastic?.seed ?? 0]);
   await dispatchOnce(
-    ctx,
+    ctx(),
     quantize,
     [params, input, maxes, state, byRow, byCol],
     [Math.ceil((rowWords + colWords) / 256)],
   );
   return {
-    byRow: new Uint32Array(await readBack(ctx.device, byRow, rowWords * 4)),
-    byCol: new Uint32Array(await readBack(ctx.device, byCol, colWords * 4)),
+    byRow: new Uint32Array(await readBack(ctx().device, byRow, rowWords * 4)),
+    byCol: new Uint32Array(await readBack(ctx().device, byCol, colWords * 4)),
   };
 }
 
@@ -111,7 +102,7 @@ describe('maxabs.wgsl + quantize.wgsl vs quantize.ts, both operand layouts', () 
 describe('matmul.wgsl in the three training layouts vs matmul.ts', () => {
   for (const packed of [false, true]) {
     it(`x·W, xᵀ·e and e·Wᵀ on random shapes (${packed ? 'dot4I8Packed' : 'plain i32'})`, async () => {
-      if (packed && !ctx.packedDot) return;
+      if (packed && !ctx().packedDot) return;
       await fc.assert(
         fc.asyncProperty(
           fc.integer({ min: 1, max: 37 }),
@@ -131,7 +122,7 @@ describe('matmul.wgsl in the three training layouts vs matmul.ts', () => {
             for (const [shape, a, b, twin, [p, q]] of cases) {
               const expected = new Int32Array(shape.m * shape.n);
               twin(p, q, B, K, N, expected);
-              const got = await runMatmulPacked(ctx, a, b, shape, { packed });
+              const got = await runMatmulPacked(ctx(), a, b, shape, { packed });
               expect(firstMismatch(got, expected)).toBeNull();
             }
           },
@@ -167,11 +158,11 @@ describe('activation.wgsl vs activation.ts', () => {
       const h = new Int32Array(zs.length);
       activate(act, zs, h, zs.length);
       expect(
-        firstMismatch(await evaluate(ctx, `activate(${ACTIVATION_CODE[act]}u, a)`, inputs), h, inputs),
+        firstMismatch(await evaluate(ctx(), `activate(${ACTIVATION_CODE[act]}u, a)`, inputs), h, inputs),
       ).toBeNull();
       const gz = new Int32Array(zs.length);
       activationBackward(act, zs, g, gz, zs.length);
-      const gpu = await evaluate(ctx, `activate_backward(${ACTIVATION_CODE[act]}u, a, b)`, inputs);
+      const gpu = await evaluate(ctx(), `activate_backward(${ACTIVATION_CODE[act]}u, a, b)`, inputs);
       expect(firstMismatch(gpu, gz, inputs)).toBeNull();
     });
   }
@@ -197,16 +188,16 @@ describe('softmax-xent.wgsl vs softmax-xent.ts', () => {
   ];
   for (const [name, B, C, z, y] of cases) {
     it(name, async () => {
-      const pipeline = await ctx.pipeline(kernelCode('softmaxXent'), 'main', { TRAIN: 1, PER_STEP: 0 });
-      const gz = storageBuffer(ctx.device, B * C * 4);
-      const stats = storageBuffer(ctx.device, B * 8);
+      const pipeline = await ctx().pipeline(kernelCode('softmaxXent'), 'main', { TRAIN: 1, PER_STEP: 0 });
+      const gz = storageBuffer(ctx().device, B * C * 4);
+      const stats = storageBuffer(ctx().device, B * 8);
       const maxes = u32Buffer([0, 0, 0]);
       await dispatchOnce(
-        ctx,
+        ctx(),
         pipeline,
         [
-          uniformBuffer(ctx.device, [B, C, B, 0, 2]),
-          i32Buffer(ctx, z),
+          uniformBuffer(ctx().device, [B, C, B, 0, 2]),
+          i32Buffer(ctx(), z),
           u32Buffer(y),
           u32Buffer([0, 0]),
           maxes,
@@ -221,10 +212,10 @@ describe('softmax-xent.wgsl vs softmax-xent.ts', () => {
         const row = softmaxXent(z.subarray(b * C, (b + 1) * C), [y[b]], 1, C, expectedGz.subarray(b * C), B);
         expectedStats.push(row.lossQ16, row.correct);
       }
-      expect(firstMismatch(await readI32(ctx, gz, B * C), expectedGz)).toBeNull();
-      expect(firstMismatch(await readI32(ctx, stats, 2 * B), expectedStats)).toBeNull();
+      expect(firstMismatch(await readI32(ctx(), gz, B * C), expectedGz)).toBeNull();
+      expect(firstMismatch(await readI32(ctx(), stats, 2 * B), expectedStats)).toBeNull();
       const maxGz = Math.max(...Array.from(expectedGz, Math.abs));
-      expect(new Uint32Array(await readBack(ctx.device, maxes, 12))[2]).toBe(maxGz);
+      expect(new Uint32Array(await readBack(ctx().device, maxes, 12))[2]).toBe(maxGz);
     });
   }
 });
@@ -243,31 +234,31 @@ describe('sgd.wgsl vs rescaleAll + columnSums + sgdStep', () => {
       const w = randomI32(K * N + N, 13, 28, [I32_MIN, I32_MAX]);
       const v = randomI32(K * N + N, 14, 30, [I32_MIN, I32_MAX]);
       const maxes = [c.sx === NONE ? 0 : c.sx, c.se, 0];
-      const pipeline = await ctx.pipeline(kernelCode('sgd'));
+      const pipeline = await ctx().pipeline(kernelCode('sgd'));
       const bufs = [
-        uniformBuffer(ctx.device, [K, N, B, c.sx === NONE ? NONE : 0, 1, c.lr, c.mom, c.wd, 2]),
-        i32Buffer(ctx, acc),
-        i32Buffer(ctx, gz),
+        uniformBuffer(ctx().device, [K, N, B, c.sx === NONE ? NONE : 0, 1, c.lr, c.mom, c.wd, 2]),
+        i32Buffer(ctx(), acc),
+        i32Buffer(ctx(), gz),
         u32Buffer(maxes),
-        i32Buffer(ctx, w.subarray(0, K * N)),
-        i32Buffer(ctx, v.subarray(0, K * N)),
-        i32Buffer(ctx, w.subarray(K * N)),
-        i32Buffer(ctx, v.subarray(K * N)),
+        i32Buffer(ctx(), w.subarray(0, K * N)),
+        i32Buffer(ctx(), v.subarray(0, K * N)),
+        i32Buffer(ctx(), w.subarray(K * N)),
+        i32Buffer(ctx(), v.subarray(K * N)),
       ];
-      await dispatchOnce(ctx, pipeline, bufs, [Math.ceil((K * N + N) / 256)]);
+      await dispatchOnce(ctx(), pipeline, bufs, [Math.ceil((K * N + N) / 256)]);
       const shift = (m: number) => Math.max(0, 32 - Math.clz32(m) - 7);
       const g = new Int32Array(K * N + N);
       rescaleAll(acc, (c.sx === NONE ? 9 : shift(c.sx)) + shift(c.se) - 16, g, K * N);
       columnSums(gz, B, N, g.subarray(K * N));
       const [ew, ev] = [w.slice(), v.slice()];
       sgdStep(ew, ev, g, K * N + N, c.lr, c.mom, c.wd);
-      const got = [...(await readI32(ctx, bufs[4], K * N)), ...(await readI32(ctx, bufs[6], N))];
-      const gotV = [...(await readI32(ctx, bufs[5], K * N)), ...(await readI32(ctx, bufs[7], N))];
+      const got = [...(await readI32(ctx(), bufs[4], K * N)), ...(await readI32(ctx(), bufs[6], N))];
+      const gotV = [...(await readI32(ctx(), bufs[5], K * N)), ...(await readI32(ctx(), bufs[7], N))];
       expect(firstMismatch(got, ew)).toBeNull();
       expect(firstMismatch(gotV, ev)).toBeNull();
       // max |W| after the update (weights only), for the next step's quantisation.
       const maxW = Math.max(...Array.from(ew.subarray(0, K * N), Math.abs));
-      expect(new Uint32Array(await readBack(ctx.device, bufs[3], 12))[2]).toBe(maxW);
+      expect(new Uint32Array(await readBack(ctx().device, bufs[3], 12))[2]).toBe(maxW);
     });
   }
 });
@@ -282,21 +273,21 @@ describe('forward.wgsl vs rescaleAddBias + activate', () => {
       const hIn = randomI32(rows * N, 23, 22);
       const maxSx = 1 << 27;
       const maxSw = 300;
-      const pipeline = await ctx.pipeline(kernelCode('forward'), 'main', {
+      const pipeline = await ctx().pipeline(kernelCode('forward'), 'main', {
         ACT: act ? ACTIVATION_CODE[act] : 0,
         RESIDUAL: residual ? 1 : 0,
       });
       const maxes = u32Buffer([maxSx, maxSw, 0]);
-      const z = storageBuffer(ctx.device, rows * N * 4);
-      const h = storageBuffer(ctx.device, rows * N * 4);
+      const z = storageBuffer(ctx().device, rows * N * 4);
+      const h = storageBuffer(ctx().device, rows * N * 4);
       await dispatchOnce(
-        ctx,
+        ctx(),
         pipeline,
         [
-          uniformBuffer(ctx.device, [rows, N, 0, 1, 2]),
-          i32Buffer(ctx, acc),
-          i32Buffer(ctx, bias),
-          i32Buffer(ctx, hIn),
+          uniformBuffer(ctx().device, [rows, N, 0, 1, 2]),
+          i32Buffer(ctx(), acc),
+          i32Buffer(ctx(), bias),
+          i32Buffer(ctx(), hIn),
           maxes,
           z,
           h,
@@ -309,9 +300,9 @@ describe('forward.wgsl vs rescaleAddBias + activate', () => {
       if (act) activate(act, ez, eh, rows * N);
       else eh.set(ez);
       if (residual) for (let i = 0; i < eh.length; i++) eh[i] = (eh[i] + hIn[i]) | 0;
-      expect(firstMismatch(await readI32(ctx, z, rows * N), ez)).toBeNull();
-      expect(firstMismatch(await readI32(ctx, h, rows * N), eh)).toBeNull();
-      const max = new Uint32Array(await readBack(ctx.device, maxes, 12))[2];
+      expect(firstMismatch(await readI32(ctx(), z, rows * N), ez)).toBeNull();
+      expect(firstMismatch(await readI32(ctx(), h, rows * N), eh)).toBeNull();
+      const max = new Uint32Array(await readBack(ctx().device, maxes, 12))[2];
       expect(max).toBe(Math.max(...Array.from(eh, Math.abs)));
     });
   }
@@ -324,21 +315,21 @@ describe('backward.wgsl vs rescaleAll + residual + activationBackward', () => {
       const acc = randomI32(count, 31, 20, [I32_MIN, I32_MAX, 0]);
       const z = randomI32(count, 32, 20, [0, 65536, -65536]);
       const res = randomI32(count, 33, 26);
-      const pipeline = await ctx.pipeline(kernelCode('backward'), 'main', {
+      const pipeline = await ctx().pipeline(kernelCode('backward'), 'main', {
         ACT: ACTIVATION_CODE[act],
         RESIDUAL: 1,
       });
       const maxes = u32Buffer([5000, 1 << 22, 0]);
-      const gh = storageBuffer(ctx.device, count * 4);
-      const gz = storageBuffer(ctx.device, count * 4);
+      const gh = storageBuffer(ctx().device, count * 4);
+      const gz = storageBuffer(ctx().device, count * 4);
       await dispatchOnce(
-        ctx,
+        ctx(),
         pipeline,
         [
-          uniformBuffer(ctx.device, [count, 0, 1, 2]),
-          i32Buffer(ctx, acc),
-          i32Buffer(ctx, z),
-          i32Buffer(ctx, res),
+          uniformBuffer(ctx().device, [count, 0, 1, 2]),
+          i32Buffer(ctx(), acc),
+          i32Buffer(ctx(), z),
+          i32Buffer(ctx(), res),
           maxes,
           gh,
           gz,
@@ -350,8 +341,8 @@ describe('backward.wgsl vs rescaleAll + residual + activationBackward', () => {
       for (let i = 0; i < count; i++) eg[i] = (eg[i] + res[i]) | 0;
       const egz = new Int32Array(count);
       activationBackward(act, z, eg, egz, count);
-      expect(firstMismatch(await readI32(ctx, gh, count), eg)).toBeNull();
-      expect(firstMismatch(await readI32(ctx, gz, count), egz)).toBeNull();
+      expect(firstMismatch(await readI32(ctx(), gh, count), eg)).toBeNull();
+      expect(firstMismatch(await readI32(ctx(), gz, count), egz)).toBeNull();
     });
   }
 });
@@ -381,19 +372,19 @@ describe('gather.wgsl vs the CPU input operand (pixel >> 1, both layouts, labels
       };
       const fw = Math.ceil(features / 4);
       const rw = Math.ceil(rows / 4);
-      const byRow = storageBuffer(ctx.device, rows * fw * 4);
-      const byCol = storageBuffer(ctx.device, features * rw * 4);
-      const y = storageBuffer(ctx.device, rows * 4);
-      const wide = storageBuffer(ctx.device, rows * features * 4);
-      const pipeline = await ctx.pipeline(kernelCode('gather'), 'main', {
+      const byRow = storageBuffer(ctx().device, rows * fw * 4);
+      const byCol = storageBuffer(ctx().device, features * rw * 4);
+      const y = storageBuffer(ctx().device, rows * 4);
+      const wide = storageBuffer(ctx().device, rows * features * 4);
+      const pipeline = await ctx().pipeline(kernelCode('gather'), 'main', {
         PER_STEP: perStep ? 1 : 0,
         WIDEN: 1,
       });
       await dispatchOnce(
-        ctx,
+        ctx(),
         pipeline,
         [
-          uniformBuffer(ctx.device, [rows, features, base, 0]),
+          uniformBuffer(ctx().device, [rows, features, base, 0]),
           u32Buffer(pack(pixels)),
           u32Buffer(pack(labels)),
           u32Buffer(order),
@@ -405,7 +396,8 @@ describe('gather.wgsl vs the CPU input operand (pixel >> 1, both layouts, labels
         ],
         [1],
       );
-      const words = async (b: GPUBuffer, n: number) => new Uint32Array(await readBack(ctx.device, b, n * 4));
+      const words = async (b: GPUBuffer, n: number) =>
+        new Uint32Array(await readBack(ctx().device, b, n * 4));
       expect(
         firstMismatch(await words(byRow, rows * fw), packLines(x8, rows, features, features, 1)),
       ).toBeNull();
@@ -416,7 +408,7 @@ describe('gather.wgsl vs the CPU input operand (pixel >> 1, both layouts, labels
       expect(firstMismatch(await words(y, rows), expectedY)).toBeNull();
       expect(
         firstMismatch(
-          await readI32(ctx, wide, rows * features),
+          await readI32(ctx(), wide, rows * features),
           Array.from(x8, (q) => q << 9),
         ),
       ).toBeNull();

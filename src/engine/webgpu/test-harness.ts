@@ -1,11 +1,29 @@
 /**
- * Helpers for the kernel tests: a shared Dawn session and an elementwise evaluator that runs a WGSL
- * expression of (a, b, c: i32) over input triples, with the helper libraries in scope.
+ * Helpers for the kernel tests: a Dawn context per test file and an elementwise evaluator that runs
+ * a WGSL expression of (a, b, c: i32) over input triples, with the helper libraries in scope.
  */
+import { afterAll, beforeAll } from 'vitest';
+import type { GpuSession } from '../../gpu/device.ts';
+import { createNodeGpuSession } from '../../gpu/node.ts';
 import { storageBuffer } from './buffers.ts';
-import type { GpuContext } from './context.ts';
+import { contextFromSession, type GpuContext } from './context.ts';
 import { dispatchOnce, i32Buffer, readI32 } from './dispatch.ts';
 import { wgsl } from './kernels.ts';
+
+/** A Dawn session and context, opened before the calling file's tests and destroyed after them. */
+export function dawnContext(): () => GpuContext {
+  let session: GpuSession | undefined;
+  let ctx: GpuContext | undefined;
+  beforeAll(async () => {
+    session = await createNodeGpuSession();
+    ctx = await contextFromSession(session);
+  });
+  afterAll(() => session?.destroy());
+  return () => {
+    if (!ctx) throw new Error('no Dawn context: it is opened in beforeAll');
+    return ctx;
+  };
+}
 
 export async function evaluate(ctx: GpuContext, expression: string, inputs: [number, number, number][]) {
   const code = `${wgsl.fixed}\n${wgsl.rng}\n${wgsl.activation}

@@ -4,27 +4,21 @@
  * with any number of steps per command buffer, and when resuming from a mid-run state.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { generateBlobs } from '../../data/blobs.ts';
 import { decodeDataset } from '../../data/format.ts';
-import type { GpuSession } from '../../gpu/device.ts';
-import { createNodeGpuSession } from '../../gpu/node.ts';
 import { randomSpec } from '../random-spec.ts';
 import { train } from '../train.ts';
 import { CpuTrainer, trainCpu, trainCpuRun } from '../train-cpu.ts';
 import type { Dataset, TrainProgress } from '../types.ts';
-import { contextFromSession, type GpuContext } from './context.ts';
+import { dawnContext } from './test-harness.ts';
 import { trainWebGPU, trainWebGPURun } from './train.ts';
 
-let session: GpuSession;
-let ctx: GpuContext;
+const ctx = dawnContext();
 let blobs: Dataset;
-beforeAll(async () => {
-  session = await createNodeGpuSession();
-  ctx = await contextFromSession(session);
+beforeAll(() => {
   blobs = decodeDataset('blobs', generateBlobs());
 });
-afterAll(() => session?.destroy());
 
 describe('trainWebGPU on Dawn = CPU reference', () => {
   it('random small specs: same digest, weights, checkpoints and losses (property)', async () => {
@@ -40,8 +34,8 @@ describe('trainWebGPU on Dawn = CPU reference', () => {
           const cpu = await trainCpuRun(spec, blobs, {
             onProgress: (p: TrainProgress) => cpuLosses.push(p.batchLossQ16),
           });
-          const gpu = await trainWebGPURun(ctx, spec, blobs, {
-            packed: packed && ctx.packedDot,
+          const gpu = await trainWebGPURun(ctx(), spec, blobs, {
+            packed: packed && ctx().packedDot,
             stepsPerSubmit,
             onProgress: (p: TrainProgress) => gpuLosses.push(p.batchLossQ16),
           });
@@ -62,7 +56,7 @@ describe('trainWebGPU on Dawn = CPU reference', () => {
     for (let t = 0; t < half; t++) cpu.runStep();
     const from = cpu.state();
     const expected = await trainCpuRun(spec, blobs, { resumeFrom: from });
-    const gpu = await trainWebGPURun(ctx, spec, blobs, { resumeFrom: from });
+    const gpu = await trainWebGPURun(ctx(), spec, blobs, { resumeFrom: from });
     expect(gpu.result).toEqual(expected.result);
     expect(gpu.state).toEqual(expected.state);
   });
@@ -71,7 +65,7 @@ describe('trainWebGPU on Dawn = CPU reference', () => {
     const spec = randomSpec(3, { small: true });
     const expected = await trainCpu(spec, blobs);
     expect(await train(spec, blobs, { backend: 'webgpu' })).toEqual(expected);
-    expect(await trainWebGPU(spec, blobs, { device: ctx.device })).toEqual(expected);
+    expect(await trainWebGPU(spec, blobs, { device: ctx().device })).toEqual(expected);
   });
 
   it('hands out the same checkpoint states as the CPU, and stops on abort', async () => {
@@ -79,14 +73,14 @@ describe('trainWebGPU on Dawn = CPU reference', () => {
     const cpuStates: unknown[] = [];
     const gpuStates: unknown[] = [];
     await trainCpuRun(spec, blobs, { onCheckpoint: (state, hash) => cpuStates.push({ state, hash }) });
-    await trainWebGPURun(ctx, spec, blobs, {
+    await trainWebGPURun(ctx(), spec, blobs, {
       onCheckpoint: (state, hash) => gpuStates.push({ state, hash }),
     });
     expect(gpuStates.length).toBeGreaterThan(0);
     expect(gpuStates).toEqual(cpuStates);
 
     const controller = new AbortController();
-    const run = trainWebGPURun(ctx, spec, blobs, {
+    const run = trainWebGPURun(ctx(), spec, blobs, {
       stepsPerSubmit: 1,
       onProgress: (p) => {
         if (p.step === 2) controller.abort(new Error('stopped by the test'));
@@ -98,7 +92,7 @@ describe('trainWebGPU on Dawn = CPU reference', () => {
 
   it('reports its dispatches per step', async () => {
     const spec = randomSpec(7, { small: true });
-    const { dispatchesPerStep } = await trainWebGPURun(ctx, spec, blobs);
+    const { dispatchesPerStep } = await trainWebGPURun(ctx(), spec, blobs);
     const layers = spec.model.hidden.length + 1;
     expect(dispatchesPerStep).toBe(9 * layers);
   });
