@@ -238,14 +238,13 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
     },
   });
 
-  const smallBodies = limitedBody(MAX_BODY_BYTES);
   // A state upload is bounded by the parameter count of the largest open request, not the small limit.
-  app.use('*', async (c, next) => {
-    if (c.req.method === 'POST' && c.req.path.endsWith('/states')) {
-      return limitedBody(Math.max(MAX_BODY_BYTES, await states.maxBodyBytes()))(c, next);
-    }
-    return smallBodies(c, next);
-  });
+  app.use(
+    '*',
+    limitedBody(async (c) =>
+      c.req.path.endsWith('/states') ? Math.max(MAX_BODY_BYTES, await states.maxBodyBytes()) : MAX_BODY_BYTES,
+    ),
+  );
   app.onError((err, c) => {
     if (err instanceof Refusal) return c.json({ error: err.reason }, err.status);
     if (err instanceof HTTPException) return c.json({ error: err.message }, err.status);

@@ -15,12 +15,14 @@ import { bodyLimit } from 'hono/body-limit';
 
 const tooLarge = (c: Context, maxSize: number) => c.json({ error: `body larger than ${maxSize} bytes` }, 413);
 
-export function limitedBody(maxSize: number): MiddlewareHandler {
-  const fallback = bodyLimit({ maxSize, onError: (c) => tooLarge(c, maxSize) });
+/** `maxSize` may depend on the request (a state upload is bounded by the open requests' size). */
+export function limitedBody(maxSizeOf: (c: Context) => number | Promise<number>): MiddlewareHandler {
   return async (c, next) => {
-    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-    if (!incoming || typeof incoming.on !== 'function') return fallback(c, next);
     if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
+    const maxSize = await maxSizeOf(c);
+    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    if (!incoming || typeof incoming.on !== 'function')
+      return bodyLimit({ maxSize, onError: (c) => tooLarge(c, maxSize) })(c, next);
     if (Number(c.req.header('content-length') ?? 0) > maxSize) return tooLarge(c, maxSize);
     const text = await readText(incoming, maxSize);
     if (text === undefined) return tooLarge(c, maxSize);
