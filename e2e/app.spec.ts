@@ -4,12 +4,17 @@
  * WebGPU in the page's Worker, see it agree with the headless worker and settle on chain, claim the
  * reward, find the task on the leaderboard with its proof, and classify a drawn input with its ONNX.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect, type Page, test } from '@playwright/test';
 import { type Address, createPublicClient, http } from 'viem';
 import { anvilAccount } from '../src/chain/accounts.ts';
 import { readSettledEvents } from '../src/chain/client.ts';
 import { type Stack, startStack } from './stack.ts';
 import { installTestWallet } from './wallet.ts';
+
+/** File name of the main-thread report in test-results/, read by `cambrian bench mainthread`. */
+const MAIN_THREAD_REPORT = 'main-thread.json';
 
 test.describe.configure({ mode: 'serial', timeout: 300_000 });
 
@@ -38,6 +43,27 @@ async function waitForSettlement(worker: string, timeoutMs: number): Promise<str
   throw new Error(`no task credited to ${worker} settled within ${timeoutMs} ms`);
 }
 
+/** Long tasks and long animation frames (with script attribution) between the app's task marks. */
+async function writeMainThreadReport(page: Page, outputDir: string): Promise<void> {
+  const report = await page.evaluate(() => {
+    const from = performance.getEntriesByName('cambrian:task-start')[0]?.startTime ?? 0;
+    const to = performance.getEntriesByName('cambrian:task-settled')[0]?.startTime ?? performance.now();
+    const w = window as unknown as {
+      __longTasks: { start: number; duration: number }[];
+      __longFrames: { start: number; duration: number; blocking: number; scripts: unknown[] }[];
+    };
+    return {
+      windowMs: to - from,
+      longTasks: w.__longTasks.filter((t) => t.start >= from && t.start <= to),
+      longFrames: w.__longFrames.filter((f) => f.start >= from && f.start <= to && f.blocking > 0),
+    };
+  });
+  writeFileSync(
+    join(outputDir, MAIN_THREAD_REPORT),
+    JSON.stringify({ measuredAt: new Date().toISOString(), origin: stack.app, ...report }, null, 2),
+  );
+}
+
 async function openApp(page: Page, route: string) {
   // The wallet starts on Ethereum mainnet, so the app must lead the user to the right chain.
   await page.addInitScript(installTestWallet, { rpcUrl: stack.rpcUrl, account, startChainId: '0x1' });
@@ -55,16 +81,24 @@ async function openApp(page: Page, route: string) {
           startTime: number;
           duration: number;
           blockingDuration: number;
-          scripts: { sourceURL: string; sourceFunctionName: string; invoker: string; duration: number }[];
+          scripts: {
+            sourceURL: string;
+            sourceFunctionName: string;
+            invoker: string;
+            duration: number;
+            forcedStyleAndLayoutDuration: number;
+          }[];
         }[]) {
           w.__longFrames.push({
             start: e.startTime,
             duration: e.duration,
             blocking: e.blockingDuration,
-            scripts: e.scripts.map(
-              (x) =>
-                `${x.invoker} ${x.sourceFunctionName}@${x.sourceURL.split('/').pop()} ${Math.round(x.duration)}ms`,
-            ),
+            scripts: e.scripts.map((x) => ({
+              invoker: x.invoker,
+              source: `${x.sourceFunctionName}@${x.sourceURL}`,
+              duration: x.duration,
+              layout: x.forcedStyleAndLayoutDuration,
+            })),
           });
         }
       }).observe({ type: 'long-animation-frame', buffered: true });
@@ -106,43 +140,11 @@ test('contribute from a tab, settle on chain, claim, and try the model', async (
   const taskId = settledTask;
   await shot('contribute');
 
-  // The main thread never blocked for more than 50 ms while contributing: from the first task handed to
-  // the Worker until a task settled (the app's performance marks). Pressing Start (the one-off wallet
-  // signature and session setup) is interaction latency, not part of this window.
-  const [started, stoppedAt] = await page.evaluate(() => [
-    performance.getEntriesByName('cambrian:task-start')[0]?.startTime ?? 0,
-    performance.getEntriesByName('cambrian:task-settled')[0]?.startTime ?? performance.now(),
-  ]);
-  expect(stoppedAt).toBeGreaterThan(started);
-  const { longTasks, longFrames } = await page.evaluate(
-    ([from, to]) => {
-      const w = window as unknown as {
-        __longTasks: { start: number; duration: number }[];
-        __longFrames: { start: number; duration: number; blocking: number; scripts: string[] }[];
-      };
-      return {
-        longTasks: w.__longTasks.filter((t) => t.start >= from && t.start <= to),
-        longFrames: w.__longFrames.filter((f) => f.start >= from && f.start <= to && f.blocking > 0),
-      };
-    },
-    [started, stoppedAt],
-  );
-  testInfo.annotations.push({
-    type: 'blocking animation frames while contributing',
-    description: JSON.stringify(longFrames),
-  });
-  testInfo.annotations.push({
-    type: 'long tasks while contributing',
-    description: JSON.stringify(longTasks),
-  });
-  // A long task inside a long animation frame that ran no script at all is the renderer starved of
-  // CPU (this stack runs anvil, the coordinator, a SwiftShader worker and Chromium on two cores), not
-  // the page's code; it is reported above but not held against the app.
-  const starved = (t: { start: number }) =>
-    longFrames.some(
-      (f) => f.scripts.length === 0 && t.start >= f.start - 1 && t.start <= f.start + f.duration,
-    );
-  expect(longTasks.filter((t) => t.duration > 50 && !starved(t))).toEqual([]);
+  // Main-thread responsiveness while contributing is measured, not asserted: a long task on a loaded
+  // machine says as much about the machine as about the app. The window runs from the first task handed
+  // to the Worker to the first settlement (the app's performance marks); pressing Start (the one-off
+  // wallet signature) lies outside it. `cambrian bench mainthread` prints this report.
+  await writeMainThreadReport(page, testInfo.project.outputDir);
   await page.getByTestId('stop').click();
 
   // Rewards: owed > 0 on chain; the claim confirms and the wallet balance rises.

@@ -19,6 +19,8 @@ export const BENCHMARKS = {
   engine: 'training throughput: CPU reference, WebGPU in Node and in Chromium, vs TensorFlow.js',
   search: 'architecture search: strategies compared at equal budget',
   coordinator: 'coordinator: accepted results per second and lease latency with simulated workers',
+  mainthread:
+    'the page main thread while a tab contributes: long tasks attributed to scripts (from the e2e run)',
 } as const;
 
 export type BenchName = keyof typeof BENCHMARKS;
