@@ -1,31 +1,25 @@
 /**
- * Settlement contract against a real anvil node (one per file, random port): majority settlement,
- * every rejection by its custom error, claims, reentrancy, and a fast-check property over random
- * fund/settle/claim sequences.
+ * Settlement v2 against a real anvil node (one per file, random port): majority and refereed settlement,
+ * skipped votes (the veto), grant caching and revocation, roles, the payout cap, the challenge window,
+ * scheduled terms, sponsor withdrawal, claimTo, the ERC-1271 gas cap, and the tasks rebuilt from the chain.
+ * Each finding of issue 12 has a test here named after it.
  */
-import fc from 'fast-check';
-import {
-  type Address,
-  encodeAbiParameters,
-  encodeFunctionData,
-  type Hex,
-  keccak256,
-  type LocalAccount,
-  toHex,
-} from 'viem';
-import { privateKeyToAccount } from 'viem/accounts';
+import { type Address, getAddress, type Hex, keccak256, type LocalAccount, toHex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { anvilAccount } from '../src/chain/accounts.ts';
 import { type AnvilNode, startAnvil } from '../src/chain/anvil.ts';
 import { compileTestContract } from '../src/chain/build.ts';
 import {
   claim,
+  claimable,
   connectChain,
   contractErrorOf,
   deploySettlement,
   fund,
+  grantOf,
   isSettled,
   owed,
+  prepareSettle,
   readConfig,
   readSettledEvents,
   revokeSession,
@@ -33,8 +27,8 @@ import {
   SettlementRejectedError,
   type SigningConnection,
   settleBatch,
-  settledDigest,
   settlementAbi,
+  settlementInput,
   strikes,
 } from '../src/chain/client.ts';
 import {
@@ -47,20 +41,25 @@ import {
   malleate,
   openSession,
   type SignedVote,
+  signRefereeVerdict,
   type WorkerSession,
 } from '../src/protocol/eip712.ts';
 import { type ResultMetrics, resultDigest } from '../src/protocol/result.ts';
 
 const REWARD = 1_000_000n;
 const POOL = 10n ** 18n;
+const EPOCH = 1_000;
 
 let node: AnvilNode;
-let owner: SigningConnection; // anvil account 0: admin and coordinator
+let admin: SigningConnection; // dev account 0: DEFAULT_ADMIN_ROLE
+let coordinator: SigningConnection; // dev account 6: COORDINATOR_ROLE only
+const referee = anvilAccount(7);
 const workers: LocalAccount[] = [1, 2, 3, 4, 5].map((i) => anvilAccount(i));
 
 beforeAll(async () => {
   node = await startAnvil();
-  owner = await connectChain(node.rpcUrl, anvilAccount(0));
+  admin = await connectChain(node.rpcUrl, anvilAccount(0));
+  coordinator = await connectChain(node.rpcUrl, anvilAccount(6));
 });
 
 afterAll(async () => {
@@ -73,18 +72,24 @@ interface Fixture {
 }
 
 async function deploy(
-  options: { minQuorum?: number; fund?: bigint; reward?: bigint } = {},
+  options: { minQuorum?: number; fund?: bigint; reward?: bigint; cap?: bigint } = {},
 ): Promise<Fixture> {
-  const { address } = await deploySettlement(owner, {
+  const { address } = await deploySettlement(admin, {
+    admin: admin.wallet.account.address,
+    coordinator: coordinator.wallet.account.address,
+    referee: referee.address,
     rewardPerTask: options.reward ?? REWARD,
     minQuorum: options.minQuorum ?? 2,
+    epochCap: options.cap ?? POOL,
+    epochSeconds: EPOCH,
     fund: options.fund ?? POOL,
   });
   return { address, domain: cambrianDomain(node.chainId, address) };
 }
 
-let taskCounter = 0;
-function metrics(seed = taskCounter++): ResultMetrics {
+let counter = 0;
+let nextSeq = 1n;
+function metrics(seed = counter++): ResultMetrics {
   return {
     taskId: keccak256(toHex(`task ${seed}`)),
     valCorrect: 900 + (seed % 100),
@@ -95,18 +100,29 @@ function metrics(seed = taskCounter++): ResultMetrics {
   };
 }
 
-async function chainTime(): Promise<bigint> {
-  return (await owner.publicClient.getBlock()).timestamp;
+function task(m: ResultMetrics, votes: SignedVote[], extra: Partial<SettlementInput> = {}): SettlementInput {
+  return settlementInput(nextSeq++, m, votes, extra);
 }
 
-async function sessions(fx: Fixture, count: number, lifetime = 3600n): Promise<WorkerSession[]> {
+async function chainTime(): Promise<bigint> {
+  return (await admin.publicClient.getBlock()).timestamp;
+}
+
+async function advance(seconds: number): Promise<void> {
+  await admin.publicClient.request({ method: 'evm_increaseTime', params: [toHex(seconds)] } as never);
+  await admin.publicClient.request({ method: 'evm_mine', params: [] } as never);
+}
+
+async function sessions(fx: Fixture, count: number, lifetime = 3600n, from = 0): Promise<WorkerSession[]> {
   const expiresAt = (await chainTime()) + lifetime;
-  return Promise.all(workers.slice(0, count).map((w) => openSession(w, w.address, fx.domain, expiresAt)));
+  return Promise.all(
+    workers.slice(from, from + count).map((w) => openSession(w, w.address, fx.domain, expiresAt)),
+  );
 }
 
 const wrongDigest = (n: number): Hex => keccak256(toHex(`wrong ${n}`));
 
-/** Votes: the first `agree` sessions vote for the true digest, the rest each for a different wrong one. */
+/** The first `agree` sessions vote for the true digest, the rest for one wrong digest. */
 async function votesFor(
   fx: Fixture,
   m: ResultMetrics,
@@ -114,37 +130,36 @@ async function votesFor(
   agree: number,
 ): Promise<SignedVote[]> {
   const digest = resultDigest(m);
-  return Promise.all(ss.map((s, i) => castVote(s, fx.domain, m.taskId, i < agree ? digest : wrongDigest(i))));
+  return Promise.all(ss.map((s, i) => castVote(s, fx.domain, m.taskId, i < agree ? digest : wrongDigest(0))));
 }
 
-/** `tasks` fresh tasks, each voted on by every session for its true digest. */
-async function unanimousBatch(fx: Fixture, ss: WorkerSession[], tasks: number): Promise<SettlementInput[]> {
-  const batch: SettlementInput[] = [];
-  for (let i = 0; i < tasks; i++) {
-    const m = metrics();
-    batch.push({ ...m, votes: await votesFor(fx, m, ss, ss.length) });
-  }
-  return batch;
-}
-
-async function rejection(
-  fx: Fixture,
-  batch: SettlementInput[],
-  account: Address = owner.wallet.account.address,
-) {
+/** The contract's verdict on a batch: 'accepted' or the custom error's name (of the task it names, if any). */
+async function verdictOn(fx: Fixture, batch: SettlementInput[], as: SigningConnection = coordinator) {
   try {
-    await owner.publicClient.simulateContract({
-      address: fx.address,
-      abi: settlementAbi,
-      functionName: 'settle',
-      args: [batch],
-      account,
-    });
-    return 'accepted';
+    const prepared = await prepareSettle(as, fx.address, as.wallet.account, batch, { skipRejected: false });
+    return prepared.deferred.length > 0 ? 'PayoutCapReached' : 'accepted';
   } catch (err) {
+    if (err instanceof SettlementRejectedError) return err.rejection.errorName;
     return contractErrorOf(err)?.errorName ?? `not a contract error: ${err}`;
   }
 }
+
+async function skippedVotes(fx: Fixture) {
+  const logs = await admin.publicClient.getContractEvents({
+    address: fx.address,
+    abi: settlementAbi,
+    eventName: 'VoteSkipped',
+    fromBlock: 0n,
+  });
+  return logs.map((l) => ({ seq: l.args.seq, worker: l.args.worker, reason: l.args.reason }));
+}
+
+const read = (fx: Fixture) => ({
+  owed: (w: Address) => owed(admin.publicClient, fx.address, w),
+  claimable: (w: Address) => claimable(admin.publicClient, fx.address, w),
+  strikes: (w: Address) => strikes(admin.publicClient, fx.address, w),
+  pool: async () => (await readConfig(admin.publicClient, fx.address)).pool,
+});
 
 describe('majority settlement', () => {
   it.each([
@@ -155,501 +170,513 @@ describe('majority settlement', () => {
     const fx = await deploy();
     const ss = await sessions(fx, total);
     const m = metrics();
-    const receipt = await settleBatch(owner, fx.address, [{ ...m, votes: await votesFor(fx, m, ss, agree) }]);
+    const t = task(m, await votesFor(fx, m, ss, agree), { spec: '{"v":1}' });
+    const receipt = await settleBatch(coordinator, fx.address, [t]);
     expect(receipt.rejected).toEqual([]);
-    expect(await isSettled(owner.publicClient, fx.address, m.taskId)).toBe(true);
-    expect(await settledDigest(owner.publicClient, fx.address, m.taskId)).toBe(resultDigest(m));
-
+    expect(await isSettled(admin.publicClient, fx.address, t.seq)).toBe(true);
     const each = REWARD / BigInt(agree);
     for (const [i, s] of ss.entries()) {
-      expect(await owed(owner.publicClient, fx.address, s.worker)).toBe(i < agree ? each : 0n);
-      expect(await strikes(owner.publicClient, fx.address, s.worker)).toBe(i < agree ? 0n : 1n);
+      expect(await read(fx).owed(s.worker)).toBe(i < agree ? each : 0n);
+      expect(await read(fx).strikes(s.worker)).toBe(i < agree ? 0n : 1n);
     }
-    expect((await readConfig(owner.publicClient, fx.address)).pool).toBe(POOL - each * BigInt(agree));
-
-    const [event] = await readSettledEvents(owner.publicClient, fx.address);
+    expect(await read(fx).pool()).toBe(POOL - each * BigInt(agree));
+    const [event] = await readSettledEvents(admin.publicClient, fx.address);
     expect(event).toMatchObject({
+      seq: t.seq,
       taskId: m.taskId,
       digest: resultDigest(m),
-      valCorrect: m.valCorrect,
-      valCount: m.valCount,
       valLoss: m.valLoss,
+      weightsHash: m.weightsHash,
       winners: ss.slice(0, agree).map((s) => s.worker),
       dissenters: ss.slice(agree).map((s) => s.worker),
+      spec: '{"v":1}',
+      refereed: false,
       txHash: receipt.txHash,
     });
   });
 
-  it('caches grants: returning workers may omit grantSig; own-key votes need no grant', async () => {
-    const fx = await deploy();
-    const ss = await sessions(fx, 2);
-    const first = metrics();
-    await settleBatch(owner, fx.address, [{ ...first, votes: await votesFor(fx, first, ss, 2) }]);
-
-    const second = metrics();
-    const digest = resultDigest(second);
-    const cached = await Promise.all(
-      ss.map((s) => castVote(s, fx.domain, second.taskId, digest, { omitGrant: true })),
-    );
-    expect(await rejection(fx, [{ ...second, votes: cached }])).toBe('accepted');
-
-    const fresh = await sessions(fx, 2);
-    const uncached = await Promise.all(
-      fresh.map((s) => castVote(s, fx.domain, second.taskId, digest, { omitGrant: true })),
-    );
-    expect(await rejection(fx, [{ ...second, votes: uncached }])).toBe('InvalidGrantSignature');
-
-    const own = await Promise.all(
-      workers.slice(0, 3).map((w) => castOwnVote(w, fx.domain, second.taskId, digest)),
-    );
-    const receipt = await settleBatch(owner, fx.address, [{ ...second, votes: own }]);
-    expect(receipt.settled).toEqual([second.taskId]);
-  });
-
-  it('a batch credits and strikes exactly as task-by-task settlement would (many workers, repeats)', async () => {
-    // 18 own-key workers over 4 tasks of 6 votes (the last one dissents): more distinct workers than
-    // the contract's in-memory ledger holds for a 6-task batch before it writes back, and some of
-    // them vote in two tasks. Then two session workers whose grant, verified in the first task,
-    // covers the second task of the same batch.
-    const fx = await deploy();
-    const crowd = Array.from({ length: 18 }, (_, i) => privateKeyToAccount(keccak256(toHex(`crowd ${i}`))));
-    const expectedOwed = new Map<Address, bigint>();
-    const expectedStrikes = new Map<Address, bigint>();
-    const batch: SettlementInput[] = [];
-    for (let t = 0; t < 4; t++) {
-      const m = metrics();
-      const voters = Array.from({ length: 6 }, (_, k) => crowd[t * 4 + k]);
-      const votes = await Promise.all(
-        voters.map((w, k) => castOwnVote(w, fx.domain, m.taskId, k < 5 ? resultDigest(m) : wrongDigest(k))),
-      );
-      batch.push({ ...m, votes });
-      for (const [k, w] of voters.entries()) {
-        if (k < 5) expectedOwed.set(w.address, (expectedOwed.get(w.address) ?? 0n) + REWARD / 5n);
-        else expectedStrikes.set(w.address, (expectedStrikes.get(w.address) ?? 0n) + 1n);
-      }
-    }
-    const ss = await sessions(fx, 2);
-    const [first, second] = [metrics(), metrics()];
-    batch.push({ ...first, votes: await votesFor(fx, first, ss, 2) });
-    const omitted = await Promise.all(
-      ss.map((s) => castVote(s, fx.domain, second.taskId, resultDigest(second), { omitGrant: true })),
-    );
-    batch.push({ ...second, votes: omitted });
-
-    const receipt = await settleBatch(owner, fx.address, batch, { skipRejected: false });
-    expect(receipt.settled.length).toBe(6);
-    for (const w of crowd) {
-      expect(await owed(owner.publicClient, fx.address, w.address)).toBe(expectedOwed.get(w.address) ?? 0n);
-      expect(await strikes(owner.publicClient, fx.address, w.address)).toBe(
-        expectedStrikes.get(w.address) ?? 0n,
-      );
-    }
-    for (const s of ss) expect(await owed(owner.publicClient, fx.address, s.worker)).toBe(REWARD);
-    expect((await readConfig(owner.publicClient, fx.address)).pool).toBe(POOL - 6n * REWARD);
-    const events = await readSettledEvents(owner.publicClient, fx.address);
-    expect(events.map((e) => [e.taskId, e.winners, e.dissenters])).toEqual(
-      batch.map((b) => {
-        const digest = resultDigest(b);
-        return [
-          b.taskId,
-          b.votes.filter((v) => v.digest === digest).map((v) => v.worker),
-          b.votes.filter((v) => v.digest !== digest).map((v) => v.worker),
-        ];
-      }),
-    );
-  });
-
-  it('matches the client-side hashing (vote, grant, result digest)', async () => {
-    const fx = await deploy();
+  it('rejects, naming the index: no majority, quorum not reached, a task settled before or twice in a batch', async () => {
+    const fx = await deploy({ minQuorum: 3 });
+    const ss = await sessions(fx, 4);
     const m = metrics();
-    const read = <F extends 'voteHash' | 'grantHash' | 'resultDigest'>(
-      functionName: F,
-      args: readonly unknown[],
-    ) =>
-      owner.publicClient.readContract({
+    expect(await verdictOn(fx, [task(m, await votesFor(fx, m, ss, 2))])).toBe('NoMajority');
+    expect(await verdictOn(fx, [task(m, await votesFor(fx, m, ss.slice(0, 2), 2))])).toBe('QuorumNotReached');
+    const ok = task(m, await votesFor(fx, m, ss.slice(0, 3), 3));
+    await settleBatch(coordinator, fx.address, [ok]);
+    expect(await verdictOn(fx, [{ ...ok }])).toBe('AlreadySettled');
+    const m2 = metrics();
+    const again = task(m2, await votesFor(fx, m2, ss.slice(0, 3), 3));
+    const err = await prepareSettle(
+      coordinator,
+      fx.address,
+      coordinator.wallet.account,
+      [again, { ...again }],
+      {
+        skipRejected: false,
+      },
+    ).catch((e) => e);
+    expect(err).toBeInstanceOf(SettlementRejectedError);
+    expect(err.index).toBe(1);
+  });
+
+  it('counts no worker twice under any key (finding: no worker counted twice)', async () => {
+    const fx = await deploy();
+    const [s] = await sessions(fx, 1);
+    const other = await openSession(workers[0], workers[0].address, fx.domain, s.expiresAt);
+    const m = metrics();
+    const digest = resultDigest(m);
+    const votes = [
+      await castVote(s, fx.domain, m.taskId, digest),
+      await castVote(other, fx.domain, m.taskId, digest),
+    ];
+    expect(await verdictOn(fx, [task(m, votes)])).toBe('DuplicateWorker');
+    const own = await castOwnVote(workers[0], fx.domain, m.taskId, digest);
+    expect(await verdictOn(fx, [task(m, [votes[0], own])])).toBe('DuplicateWorker');
+  });
+
+  it('hashes votes and grants like the TypeScript side', async () => {
+    const fx = await deploy();
+    const [s] = await sessions(fx, 1);
+    const m = metrics();
+    const vote = { taskId: m.taskId, digest: resultDigest(m), worker: s.worker };
+    const call = <T>(functionName: 'voteHash' | 'grantHash' | 'resultDigest', args: readonly unknown[]) =>
+      admin.publicClient.readContract({
         address: fx.address,
         abi: settlementAbi,
         functionName,
         args,
-      } as never);
-    const vote = { taskId: m.taskId, digest: resultDigest(m), worker: workers[0].address };
-    expect(await read('voteHash', [vote.taskId, vote.digest, vote.worker])).toBe(
+      } as never) as T;
+    expect(await call('voteHash', [vote.taskId, vote.digest, vote.worker])).toBe(
       hashResultVote(fx.domain, vote),
     );
-    const grant = { worker: workers[0].address, sessionKey: workers[1].address, expiresAt: 123n };
-    expect(await read('grantHash', [grant.worker, grant.sessionKey, grant.expiresAt])).toBe(
+    const grant = { worker: s.worker, sessionKey: s.sessionKey.address, expiresAt: s.expiresAt };
+    expect(await call('grantHash', [grant.worker, grant.sessionKey, grant.expiresAt])).toBe(
       hashSessionGrant(fx.domain, grant),
     );
-    const args = [m.taskId, m.valCorrect, m.valCount, m.valLoss, m.weightsHash, m.traceRoot];
-    expect(await read('resultDigest', args)).toBe(resultDigest(m));
+    expect(
+      await call('resultDigest', [m.taskId, m.valCorrect, m.valCount, m.valLoss, m.weightsHash, m.traceRoot]),
+    ).toBe(resultDigest(m));
   });
 });
 
-describe('rejections, each by a named custom error', () => {
-  let fx: Fixture;
-  let ss: WorkerSession[];
-  beforeAll(async () => {
-    fx = await deploy({ minQuorum: 2 });
-    ss = await sessions(fx, 4);
-  });
-
-  it('no majority, too few votes, quorum not reached', async () => {
-    const m = metrics();
-    expect(await rejection(fx, [{ ...m, votes: await votesFor(fx, m, ss.slice(0, 2), 1) }])).toBe(
-      'NoMajority',
-    );
-    expect(await rejection(fx, [{ ...m, votes: await votesFor(fx, m, ss.slice(0, 4), 2) }])).toBe(
-      'NoMajority',
-    );
-    expect(await rejection(fx, [{ ...m, votes: await votesFor(fx, m, ss.slice(0, 1), 1) }])).toBe(
-      'TooFewVotes',
-    );
-    const strict = await deploy({ minQuorum: 3 });
-    const strictSessions = await sessions(strict, 3);
-    expect(await rejection(strict, [{ ...m, votes: await votesFor(strict, m, strictSessions, 2) }])).toBe(
-      'QuorumNotReached',
-    );
-  });
-
-  it('a duplicate worker', async () => {
-    const m = metrics();
-    const [a] = await votesFor(fx, m, ss.slice(0, 1), 1);
-    expect(await rejection(fx, [{ ...m, votes: [a, a] }])).toBe('DuplicateWorker');
-    // The same worker through two different session keys is still one worker.
-    const other = await openSession(workers[0], workers[0].address, fx.domain, ss[0].expiresAt);
-    const b = await castVote(other, fx.domain, m.taskId, resultDigest(m));
-    expect(await rejection(fx, [{ ...m, votes: [a, b] }])).toBe('DuplicateWorker');
-  });
-
-  it('an already-settled task, also twice in one batch', async () => {
-    const m = metrics();
-    const votes = await votesFor(fx, m, ss.slice(0, 2), 2);
-    expect(
-      await rejection(fx, [
-        { ...m, votes },
-        { ...m, votes },
-      ]),
-    ).toBe('AlreadySettled');
-    await settleBatch(owner, fx.address, [{ ...m, votes }]);
-    expect(await rejection(fx, [{ ...m, votes }])).toBe('AlreadySettled');
-  });
-
-  it('a vote replayed on another task', async () => {
-    const m = metrics();
-    const other = metrics();
-    const votes = await votesFor(fx, m, ss.slice(0, 2), 2);
-    const replayed = votes.map((v) => ({ ...v, digest: resultDigest(other) }));
-    expect(await rejection(fx, [{ ...other, votes: replayed }])).toBe('InvalidVoteSignature');
-  });
-
-  it('an expired or revoked grant', async () => {
-    const m = metrics();
-    const expired = await sessions(fx, 2, 0n);
-    expect(await rejection(fx, [{ ...m, votes: await votesFor(fx, m, expired, 2) }])).toBe('SessionExpired');
-
-    // Revoking works whether or not the grant was cached, and only for that key.
-    const revoked = await sessions(fx, 2);
-    const warm = metrics();
-    await settleBatch(owner, fx.address, [{ ...warm, votes: await votesFor(fx, warm, revoked, 2) }]);
-    const cached = (s: WorkerSession) =>
-      owner.publicClient.readContract({
-        address: fx.address,
-        abi: settlementAbi,
-        functionName: 'grantCached',
-        args: [s.worker, s.sessionKey.address, s.expiresAt],
-      });
-    expect(await cached(revoked[1])).toBe(true);
-    const revokerConn = await connectChain(node.rpcUrl, workers[1]);
-    await revokeSession(revokerConn, fx.address, revoked[1].sessionKey.address);
-    expect(await cached(revoked[1])).toBe(false);
-    expect(await rejection(fx, [{ ...m, votes: await votesFor(fx, m, revoked, 2) }])).toBe(
-      'SessionKeyRevoked',
-    );
-    const replacement = [revoked[0], (await sessions(fx, 2))[1]];
-    expect(await rejection(fx, [{ ...m, votes: await votesFor(fx, m, replacement, 2) }])).toBe('accepted');
-  });
-
-  it('a grant or vote signed for another chain id or contract', async () => {
-    const m = metrics();
-    const digest = resultDigest(m);
-    const expiresAt = ss[0].expiresAt;
-    const elsewhere = [
-      cambrianDomain(1, fx.address),
-      cambrianDomain(node.chainId, '0x000000000000000000000000000000000000c0de'),
-    ];
-    for (const foreign of elsewhere) {
-      // Grant signed for the foreign domain, vote for ours.
-      const foreignSessions = await Promise.all(
-        workers.slice(0, 2).map((w) => openSession(w, w.address, foreign, expiresAt)),
-      );
-      const badGrants = await Promise.all(
-        foreignSessions.map((s) => castVote(s, fx.domain, m.taskId, digest)),
-      );
-      expect(await rejection(fx, [{ ...m, votes: badGrants }])).toBe('InvalidGrantSignature');
-      // Grant for ours, vote signed for the foreign domain.
-      const badVotes = await Promise.all(ss.slice(0, 2).map((s) => castVote(s, foreign, m.taskId, digest)));
-      expect(await rejection(fx, [{ ...m, votes: badVotes }])).toBe('InvalidVoteSignature');
-    }
-  });
-
-  it('a high-s (malleable) vote or grant signature', async () => {
-    const m = metrics();
-    const fresh = await sessions(fx, 2);
-    const votes = await votesFor(fx, m, fresh, 2);
-    expect(
-      await rejection(fx, [
-        { ...m, votes: [votes[0], { ...votes[1], voteSig: malleate(votes[1].voteSig) }] },
-      ]),
-    ).toBe('MalleableSignature');
-    expect(
-      await rejection(fx, [
-        { ...m, votes: [votes[0], { ...votes[1], grantSig: malleate(votes[1].grantSig) }] },
-      ]),
-    ).toBe('MalleableSignature');
-    expect(await rejection(fx, [{ ...m, votes }])).toBe('accepted');
-  });
-
-  it('metrics that do not hash to the majority digest', async () => {
-    const m = metrics();
-    const votes = await votesFor(fx, m, ss.slice(0, 2), 2);
-    expect(await rejection(fx, [{ ...m, valCorrect: m.valCorrect + 1, votes }])).toBe('MetricsMismatch');
-    expect(await rejection(fx, [{ ...m, valLoss: -m.valLoss, votes }])).toBe('MetricsMismatch');
-  });
-
-  it('a caller without the coordinator role', async () => {
-    const m = metrics();
-    const votes = await votesFor(fx, m, ss.slice(0, 2), 2);
-    expect(await rejection(fx, [{ ...m, votes }], workers[0].address)).toBe(
-      'AccessControlUnauthorizedAccount',
-    );
-  });
-
-  it('one bad settlement rejects the whole batch; settleBatch names it and can skip it', async () => {
-    const good = metrics();
-    const bad = metrics();
-    const batch = [
-      { ...good, votes: await votesFor(fx, good, ss.slice(0, 2), 2) },
-      { ...bad, votes: await votesFor(fx, bad, ss.slice(0, 2), 1) },
-    ];
-    const strict = settleBatch(owner, fx.address, batch, { skipRejected: false });
-    await expect(strict).rejects.toBeInstanceOf(SettlementRejectedError);
-    await expect(strict).rejects.toMatchObject({
-      index: 1,
-      rejection: { errorName: 'NoMajority', taskId: bad.taskId },
-    });
-    expect(await isSettled(owner.publicClient, fx.address, good.taskId)).toBe(false);
-
-    const receipt = await settleBatch(owner, fx.address, batch);
-    expect(receipt.settled).toEqual([good.taskId]);
-    expect(receipt.rejected).toMatchObject([{ taskId: bad.taskId, errorName: 'NoMajority' }]);
-  });
-});
-
-describe('claims', () => {
-  it('pays exactly what is owed, once', async () => {
+describe('invalid votes are skipped, not fatal (finding: one voter sinks a whole task)', () => {
+  it('an expired grant is skipped and the majority still settles; the dissenter cannot veto', async () => {
     const fx = await deploy();
-    const ss = await sessions(fx, 2);
-    const batch = await unanimousBatch(fx, ss, 3);
-    await settleBatch(owner, fx.address, batch);
-    const worker = await connectChain(node.rpcUrl, workers[0]);
-    const due = await owed(owner.publicClient, fx.address, workers[0].address);
-    expect(due).toBe((3n * REWARD) / 2n);
-
-    const before = await owner.publicClient.getBalance({ address: workers[0].address });
-    const receipt = await claim(worker, fx.address);
-    const tx = await owner.publicClient.getTransactionReceipt({ hash: receipt.txHash });
-    const after = await owner.publicClient.getBalance({ address: workers[0].address });
-    expect(receipt.amount).toBe(due);
-    expect(after - before).toBe(due - tx.gasUsed * tx.effectiveGasPrice);
-    expect(await owed(owner.publicClient, fx.address, workers[0].address)).toBe(0n);
-    await expect(claim(worker, fx.address)).rejects.toSatisfy(
-      (e) => contractErrorOf(e)?.errorName === 'NothingToClaim',
-    );
-  });
-
-  it('credits what is left when the pool runs dry, and nothing after', async () => {
-    const fx = await deploy({ fund: REWARD + REWARD / 2n });
-    const ss = await sessions(fx, 2);
-    const batch = await unanimousBatch(fx, ss, 3);
-    await settleBatch(owner, fx.address, batch);
-    expect(await owed(owner.publicClient, fx.address, ss[0].worker)).toBe(REWARD / 2n + REWARD / 4n);
-    expect((await readConfig(owner.publicClient, fx.address)).pool).toBe(0n);
-    expect((await readSettledEvents(owner.publicClient, fx.address)).length).toBe(3);
-  });
-
-  it('a credit that would take owed past uint96 reverts with Panic(0x11), as checked arithmetic does', async () => {
-    const fx = await deploy();
-    const ss = await sessions(fx, 2);
-    const first = metrics();
-    await settleBatch(owner, fx.address, [{ ...first, votes: await votesFor(fx, first, ss, 2) }]);
-    // Find the worker's account slot (mapping slot k: keccak256(worker, k)) by its owed value, then
-    // raise owed to just below what one more credit overflows.
-    const worker = ss[0].worker;
-    const slotOf = (k: bigint) =>
-      keccak256(encodeAbiParameters([{ type: 'address' }, { type: 'uint256' }], [worker, k]));
-    let slot: Hex | undefined;
-    for (let k = 0n; k < 8n && !slot; k++) {
-      const word = BigInt(
-        (await owner.publicClient.getStorageAt({ address: fx.address, slot: slotOf(k) })) ?? '0x0',
-      );
-      if ((word & (2n ** 96n - 1n)) === REWARD / 2n) slot = slotOf(k);
-    }
-    expect(slot).toBeDefined();
-    const word = BigInt((await owner.publicClient.getStorageAt({ address: fx.address, slot: slot! }))!);
-    const nearMax = (word & ~(2n ** 96n - 1n)) | (2n ** 96n - REWARD / 2n);
-    await owner.publicClient.request({
-      method: 'anvil_setStorageAt',
-      params: [fx.address, slot!, toHex(nearMax, { size: 32 })],
-    } as never);
-    const second = metrics();
-    expect(await rejection(fx, [{ ...second, votes: await votesFor(fx, second, ss, 2) }])).toBe('Panic');
-    const third = metrics();
-    const others = await sessions(fx, 3);
-    expect(await rejection(fx, [{ ...third, votes: await votesFor(fx, third, others.slice(1), 2) }])).toBe(
-      'accepted',
-    );
-  });
-
-  it('a re-entering attacker contract cannot claim twice', async () => {
-    const fx = await deploy();
-    const attacker = compileTestContract('contracts/test/Reentrant.sol', 'Reentrant');
-    const abi = attacker.abi as readonly unknown[];
-    const deployTx = await owner.wallet.deployContract({
-      abi,
-      bytecode: attacker.bytecode,
-      args: [fx.address],
-    });
-    const attackerAddress = (await owner.publicClient.waitForTransactionReceipt({ hash: deployTx }))
-      .contractAddress!;
-    const send = async (data: Hex) => {
-      const hash = await owner.wallet.sendTransaction({ to: attackerAddress, data });
-      return owner.publicClient.waitForTransactionReceipt({ hash });
-    };
-    const call = (functionName: string, args: unknown[] = []) =>
-      encodeFunctionData({ abi: abi as never, functionName, args } as never);
-    const read = (functionName: string) =>
-      owner.publicClient.readContract({ address: attackerAddress, abi: abi as never, functionName } as never);
-
-    // The attacker is a smart-account worker: it approves a session grant through ERC-1271.
-    const [session] = await sessions(fx, 1);
-    const attackerSession = { ...session, worker: attackerAddress, grantSig: '0x' as Hex };
-    await send(
-      call('approve', [
-        hashSessionGrant(fx.domain, {
-          worker: attackerAddress,
-          sessionKey: session.sessionKey.address,
-          expiresAt: session.expiresAt,
-        }),
-      ]),
-    );
-    const honest = (await sessions(fx, 2))[1];
+    const long = await sessions(fx, 2);
+    const [short] = await sessions(fx, 1, 30n, 2);
     const m = metrics();
     const digest = resultDigest(m);
     const votes = [
-      await castVote(attackerSession, fx.domain, m.taskId, digest),
-      await castVote(honest, fx.domain, m.taskId, digest),
+      ...(await Promise.all(long.map((s) => castVote(s, fx.domain, m.taskId, digest)))),
+      await castVote(short, fx.domain, m.taskId, wrongDigest(1)),
     ];
-    await settleBatch(owner, fx.address, [{ ...m, votes }]);
-    expect(await owed(owner.publicClient, fx.address, attackerAddress)).toBe(REWARD / 2n);
+    await advance(60);
+    const t = task(m, votes);
+    const receipt = await settleBatch(coordinator, fx.address, [t]);
+    expect(receipt.settled).toEqual([m.taskId]);
+    // The expired grant is not even cached: the dissenter's vote is skipped, no strike, no veto.
+    expect(await skippedVotes(fx)).toEqual([{ seq: t.seq, worker: short.worker, reason: 1 }]);
+    expect(await read(fx).owed(long[0].worker)).toBe(REWARD / 2n);
+    expect(await read(fx).strikes(short.worker)).toBe(0n);
+  });
 
-    const receipt = await send(call('attack'));
-    expect(receipt.status).toBe('success');
-    expect(await owner.publicClient.getBalance({ address: attackerAddress })).toBe(REWARD / 2n);
-    expect(await read('reentryAttempts')).toBe(1n);
-    expect(await read('reentrySucceeded')).toBe(false);
-    expect(await read('reentryError')).toBe('0x3ee5aeb5'); // ReentrancyGuardReentrantCall()
-    expect(await owed(owner.publicClient, fx.address, attackerAddress)).toBe(0n);
+  it('a cached grant that expires later skips its vote with reason 2 (expired)', async () => {
+    const fx = await deploy();
+    const ss = await sessions(fx, 3, 120n);
+    const first = metrics();
+    await settleBatch(coordinator, fx.address, [task(first, await votesFor(fx, first, ss, 3))]);
+    const fresh = await sessions(fx, 2, 3600n);
+    const m = metrics();
+    const digest = resultDigest(m);
+    const votes = [
+      ...(await Promise.all(fresh.map((s) => castVote(s, fx.domain, m.taskId, digest)))),
+      await castVote(ss[2], fx.domain, m.taskId, digest),
+    ];
+    await advance(200);
+    const t = task(m, votes);
+    await settleBatch(coordinator, fx.address, [t]);
+    expect((await skippedVotes(fx)).filter((s) => s.seq === t.seq)).toEqual([
+      { seq: t.seq, worker: ss[2].worker, reason: 2 },
+    ]);
+    expect(await read(fx).owed(fresh[0].worker)).toBe(REWARD / 3n + REWARD / 2n);
+  });
+
+  it('when the skips leave no strict majority, the task is rejected by index and the rest of the batch settles', async () => {
+    const fx = await deploy();
+    const ss = await sessions(fx, 2);
+    const m = metrics();
+    const votes = await votesFor(fx, m, ss, 2);
+    await revokeSession(await connectChain(node.rpcUrl, workers[1]), fx.address, ss[1].sessionKey.address);
+    const good = metrics();
+    const others = await sessions(fx, 2, 3600n, 2);
+    const receipt = await settleBatch(coordinator, fx.address, [
+      task(m, votes),
+      task(good, await votesFor(fx, good, others, 2)),
+    ]);
+    expect(receipt.rejected.map((r) => r.errorName)).toEqual(['QuorumNotReached']);
+    expect(receipt.settled).toEqual([good.taskId]);
+  });
+
+  it('a bad or malleable vote signature is skipped with its reason', async () => {
+    const fx = await deploy();
+    const ss = await sessions(fx, 4);
+    const m = metrics();
+    const votes = await votesFor(fx, m, ss, 4);
+    votes[2] = { ...votes[2], voteSig: malleate(votes[2].voteSig) };
+    votes[3] = { ...votes[3], voteSig: votes[0].voteSig };
+    const t = task(m, votes);
+    await settleBatch(coordinator, fx.address, [t]);
+    expect(await skippedVotes(fx)).toEqual([
+      { seq: t.seq, worker: ss[2].worker, reason: 4 },
+      { seq: t.seq, worker: ss[3].worker, reason: 1 },
+    ]);
+    expect(await read(fx).owed(ss[0].worker)).toBe(REWARD / 2n);
   });
 });
 
-describe('property: random fund/settle/claim sequences', () => {
-  type Op =
-    | { kind: 'fund'; amount: bigint }
-    | { kind: 'settle'; tasks: { task: number; votes: number; agree: number }[] }
-    | { kind: 'claim'; worker: number };
+describe('grants', () => {
+  it('caches a verified grant: later batches send no grant; a grant for another chain is skipped', async () => {
+    const fx = await deploy();
+    const ss = await sessions(fx, 2);
+    const first = metrics();
+    await settleBatch(coordinator, fx.address, [task(first, await votesFor(fx, first, ss, 2))]);
+    expect(await grantOf(admin.publicClient, fx.address, ss[0].worker)).toEqual({
+      sessionKey: ss[0].sessionKey.address,
+      expiresAt: ss[0].expiresAt,
+    });
+    const m = metrics();
+    const prepared = await prepareSettle(coordinator, fx.address, coordinator.wallet.account, [
+      task(m, await votesFor(fx, m, ss, 2)),
+    ]);
+    expect(prepared.args[1]).toEqual([]);
 
-  const honestTask = fc
-    .record({ task: fc.nat(4), votes: fc.integer({ min: 2, max: 4 }) })
-    .map((t) => ({ ...t, agree: t.votes }));
-  const anyTask = fc
-    .record({ task: fc.nat(4), votes: fc.integer({ min: 1, max: 4 }), agree: fc.nat(4) })
-    .map((t) => ({ ...t, agree: Math.min(t.agree, t.votes) }));
-  const op: fc.Arbitrary<Op> = fc.oneof(
-    fc.record({ kind: fc.constant('fund' as const), amount: fc.bigInt(1n, 3n * REWARD) }),
-    fc.record({
-      kind: fc.constant('settle' as const),
-      tasks: fc.array(fc.oneof({ arbitrary: honestTask, weight: 3 }, { arbitrary: anyTask, weight: 1 }), {
-        minLength: 1,
-        maxLength: 3,
-      }),
-    }),
-    fc.record({ kind: fc.constant('claim' as const), worker: fc.nat(3) }),
-  );
-
-  /** What the contract should do, in plain TypeScript: the model the chain is compared with. */
-  class Model {
-    pool = 1n;
-    funded = 1n;
-    claimed = 0n;
-    owed = [0n, 0n, 0n, 0n];
-    settled = new Set<number>();
-    settle(t: { task: number; votes: number; agree: number }): void {
-      const valid = !this.settled.has(t.task) && t.agree >= 2 && 2 * t.agree > t.votes;
-      if (!valid) return;
-      this.settled.add(t.task);
-      const each = (REWARD < this.pool ? REWARD : this.pool) / BigInt(t.agree);
-      this.pool -= each * BigInt(t.agree);
-      for (let i = 0; i < t.agree; i++) this.owed[i] += each;
-    }
-  }
-
-  it('keeps Σowed + Σclaimed ≤ Σfunded, settles each task at most once, and matches a model', async () => {
-    const claimers = await Promise.all(workers.slice(0, 4).map((w) => connectChain(node.rpcUrl, w)));
-    await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 6 }), async (ops) => {
-        const fx = await deploy({ fund: 1n });
-        const model = new Model();
-        const ss = await sessions(fx, 4);
-        const base = taskCounter;
-        taskCounter += 5;
-        for (const o of ops) {
-          if (o.kind === 'fund') {
-            await fund(owner, fx.address, o.amount);
-            model.funded += o.amount;
-            model.pool += o.amount;
-          } else if (o.kind === 'claim') {
-            const due = model.owed[o.worker];
-            if (due > 0n) {
-              expect((await claim(claimers[o.worker], fx.address)).amount).toBe(due);
-              model.claimed += due;
-              model.owed[o.worker] = 0n;
-            }
-          } else {
-            const batch = await Promise.all(
-              o.tasks.map(async (t) => {
-                const m = metrics(base + t.task);
-                return { ...m, votes: await votesFor(fx, m, ss.slice(0, t.votes), t.agree) };
-              }),
-            );
-            await settleBatch(owner, fx.address, batch);
-            for (const t of o.tasks) model.settle(t);
-          }
-          const chainOwed = await Promise.all(
-            workers.slice(0, 4).map((w) => owed(owner.publicClient, fx.address, w.address)),
-          );
-          const totalOwed = chainOwed.reduce((a, b) => a + b, 0n);
-          expect(totalOwed + model.claimed).toBeLessThanOrEqual(model.funded);
-          expect(chainOwed).toEqual(model.owed);
-          const { pool } = await readConfig(owner.publicClient, fx.address);
-          expect(pool).toBe(model.pool);
-          expect(await owner.publicClient.getBalance({ address: fx.address })).toBe(pool + totalOwed);
-        }
-        const events = await readSettledEvents(owner.publicClient, fx.address);
-        const ids = events.map((e) => e.taskId);
-        expect(new Set(ids).size).toBe(ids.length);
-        expect(ids.length).toBe(model.settled.size);
-      }),
-      { numRuns: 20 },
+    const elsewhere = cambrianDomain(1, fx.address);
+    const foreign = await openSession(workers[2], workers[2].address, elsewhere, ss[0].expiresAt);
+    const n = metrics();
+    const vote = await castVote(foreign, fx.domain, n.taskId, resultDigest(n));
+    const fromOwnKeys = await Promise.all(
+      [workers[3], workers[4]].map((w) => castOwnVote(w, fx.domain, n.taskId, resultDigest(n))),
     );
+    const t = task(n, [...fromOwnKeys, vote]);
+    await settleBatch(coordinator, fx.address, [t]);
+    expect((await skippedVotes(fx)).filter((s) => s.seq === t.seq)).toEqual([
+      { seq: t.seq, worker: workers[2].address, reason: 1 },
+    ]);
+  });
+
+  it('revokeSession of any other key keeps the cached grant (finding: revokeSession(anything) broke the cache)', async () => {
+    const fx = await deploy();
+    const ss = await sessions(fx, 2);
+    const first = metrics();
+    await settleBatch(coordinator, fx.address, [task(first, await votesFor(fx, first, ss, 2))]);
+    const worker0 = await connectChain(node.rpcUrl, workers[0]);
+    await revokeSession(worker0, fx.address, '0x000000000000000000000000000000000000dEaD');
+    const m = metrics();
+    const omitted = await Promise.all(
+      ss.map((s) => castVote(s, fx.domain, m.taskId, resultDigest(m), { omitGrant: true })),
+    );
+    const t = task(m, omitted);
+    await settleBatch(coordinator, fx.address, [t]);
+    expect(await read(fx).owed(ss[0].worker)).toBe(REWARD);
+    expect(await skippedVotes(fx)).toEqual([]);
+    // Revoking the cached key itself does drop it, and its votes are skipped as revoked from then on.
+    await revokeSession(worker0, fx.address, ss[0].sessionKey.address);
+    expect(await grantOf(admin.publicClient, fx.address, ss[0].worker)).toBeUndefined();
+    const n = metrics();
+    const votes = [
+      ...(await votesFor(fx, n, ss, 2)),
+      await castOwnVote(workers[2], fx.domain, n.taskId, resultDigest(n)),
+    ];
+    const u = task(n, votes);
+    await settleBatch(coordinator, fx.address, [u]);
+    expect(await skippedVotes(fx)).toEqual([{ seq: u.seq, worker: ss[0].worker, reason: 3 }]);
+  });
+
+  it('gives a smart-account worker only ERC1271_GAS: a gas-burning wallet cannot sink the batch (finding: ERC-1271 burns a batch)', async () => {
+    const fx = await deploy();
+    const attacker = compileTestContract('contracts/test/Reentrant.sol', 'Reentrant');
+    const deployTx = await admin.wallet.deployContract({
+      abi: attacker.abi,
+      bytecode: attacker.bytecode,
+      args: [fx.address],
+    });
+    const wallet = (await admin.publicClient.waitForTransactionReceipt({ hash: deployTx })).contractAddress!;
+    await admin.wallet.writeContract({
+      address: wallet,
+      abi: attacker.abi,
+      functionName: 'setBurnGas',
+      args: [true],
+    });
+    const sessionKey = anvilAccount(8);
+    const expiresAt = (await chainTime()) + 3600n;
+    const session: WorkerSession = {
+      worker: wallet,
+      sessionKey,
+      expiresAt,
+      grantSig: `0x${'11'.repeat(65)}`,
+    };
+    const ss = await sessions(fx, 2);
+    const m = metrics();
+    const digest = resultDigest(m);
+    const votes = [
+      ...(await Promise.all(ss.map((s) => castVote(s, fx.domain, m.taskId, digest)))),
+      await castVote(session, fx.domain, m.taskId, digest),
+    ];
+    const receipt = await settleBatch(coordinator, fx.address, [task(m, votes)]);
+    expect(receipt.settled).toEqual([m.taskId]);
+    expect(receipt.gasUsed).toBeLessThan(400_000n);
+    const skips = await admin.publicClient.getContractEvents({
+      address: fx.address,
+      abi: settlementAbi,
+      eventName: 'GrantSkipped',
+      fromBlock: 0n,
+    });
+    expect(skips.map((s) => s.args.worker)).toEqual([getAddress(wallet)]);
+  });
+});
+
+describe('referee verdicts (disputes on chain)', () => {
+  it('settles the honest digest of a single vote against two liars, pays it and strikes both', async () => {
+    const fx = await deploy();
+    const ss = await sessions(fx, 3);
+    const m = metrics();
+    const digest = resultDigest(m);
+    const votes = [
+      await castVote(ss[0], fx.domain, m.taskId, digest),
+      await castVote(ss[1], fx.domain, m.taskId, wrongDigest(7)),
+      await castVote(ss[2], fx.domain, m.taskId, wrongDigest(7)),
+    ];
+    expect(await verdictOn(fx, [task(m, votes)])).toBe('NoMajority');
+    const verdictSig = await signRefereeVerdict(referee, fx.domain, { taskId: m.taskId, digest });
+    const t = task(m, votes, { verdictSig });
+    await settleBatch(coordinator, fx.address, [t]);
+    expect(await read(fx).owed(ss[0].worker)).toBe(REWARD);
+    expect(await read(fx).strikes(ss[1].worker)).toBe(1n);
+    expect(await read(fx).strikes(ss[2].worker)).toBe(1n);
+    const [event] = await readSettledEvents(admin.publicClient, fx.address);
+    expect(event).toMatchObject({
+      refereed: true,
+      winners: [ss[0].worker],
+      dissenters: [ss[1].worker, ss[2].worker],
+    });
+  });
+
+  it('rejects a verdict not signed by the referee (the coordinator key cannot sign one)', async () => {
+    const fx = await deploy();
+    const ss = await sessions(fx, 2);
+    const m = metrics();
+    const digest = resultDigest(m);
+    const votes = [
+      await castVote(ss[0], fx.domain, m.taskId, digest),
+      await castVote(ss[1], fx.domain, m.taskId, wrongDigest(2)),
+    ];
+    const forged = await signRefereeVerdict(anvilAccount(6), fx.domain, { taskId: m.taskId, digest });
+    expect(await verdictOn(fx, [task(m, votes, { verdictSig: forged })])).toBe('InvalidVerdict');
+    const wrongDigestVerdict = await signRefereeVerdict(referee, fx.domain, {
+      taskId: m.taskId,
+      digest: wrongDigest(2),
+    });
+    expect(await verdictOn(fx, [task(m, votes, { verdictSig: wrongDigestVerdict })])).toBe('InvalidVerdict');
+  });
+});
+
+describe('a stolen coordinator key (finding: the coordinator key alone can empty the pool)', () => {
+  it('invents tasks with its own keys only up to the epoch cap; the admin voids them within the window', async () => {
+    const cap = 5n * REWARD;
+    const fx = await deploy({ cap });
+    const thieves = [anvilAccount(8), anvilAccount(9)];
+    const invent = async () => {
+      const m = metrics();
+      return task(
+        m,
+        await Promise.all(thieves.map((k) => castOwnVote(k, fx.domain, m.taskId, resultDigest(m)))),
+      );
+    };
+    const batch = await Promise.all(Array.from({ length: 8 }, invent));
+    expect(await verdictOn(fx, batch)).toBe('PayoutCapReached');
+    const receipt = await settleBatch(coordinator, fx.address, batch);
+    expect(receipt.settled).toHaveLength(5);
+    expect(receipt.deferred).toHaveLength(3);
+    expect(await read(fx).pool()).toBe(POOL - cap);
+    // Nothing is claimable before the challenge window has passed.
+    expect(await read(fx).claimable(thieves[0].address)).toBe(0n);
+    await expect(claim(await connectChain(node.rpcUrl, thieves[0]), fx.address)).rejects.toThrow(
+      /NothingToClaim/,
+    );
+
+    const credits = (await readSettledEvents(admin.publicClient, fx.address)).flatMap((e) =>
+      e.winners.map((worker) => ({ worker, amount: REWARD / 2n })),
+    );
+    const epoch = Number(
+      await admin.publicClient.readContract({
+        address: fx.address,
+        abi: settlementAbi,
+        functionName: 'currentEpoch',
+      }),
+    );
+    const voidArgs = [0n, epoch, credits] as const;
+    // The coordinator cannot void (nor set terms, nor withdraw the sponsor's funds).
+    const denied = async (p: Promise<unknown>) =>
+      contractErrorOf(
+        await p.then(
+          () => undefined,
+          (e) => e,
+        ),
+      )?.errorName;
+    expect(
+      await denied(
+        coordinator.publicClient.simulateContract({
+          address: fx.address,
+          abi: settlementAbi,
+          functionName: 'voidBatch',
+          args: voidArgs,
+          account: coordinator.wallet.account,
+        }),
+      ),
+    ).toBe('NotWatcher');
+    expect(
+      await denied(
+        coordinator.publicClient.simulateContract({
+          address: fx.address,
+          abi: settlementAbi,
+          functionName: 'setRewardPerTask',
+          args: [POOL],
+          account: coordinator.wallet.account,
+        }),
+      ),
+    ).toBe('AccessControlUnauthorizedAccount');
+    expect(
+      await denied(
+        coordinator.publicClient.simulateContract({
+          address: fx.address,
+          abi: settlementAbi,
+          functionName: 'withdraw',
+          args: [1n],
+          account: coordinator.wallet.account,
+        }),
+      ),
+    ).toBe('WithdrawTooLarge');
+    await admin.wallet.writeContract({
+      address: fx.address,
+      abi: settlementAbi,
+      functionName: 'voidBatch',
+      args: voidArgs,
+    });
+    expect(await read(fx).pool()).toBe(POOL);
+    expect(await read(fx).owed(thieves[0].address)).toBe(0n);
+  });
+
+  it('cannot have a batch voided after the window, and honest credit becomes claimable (claimTo) after it', async () => {
+    const fx = await deploy();
+    const ss = await sessions(fx, 2, 100_000n);
+    const m = metrics();
+    await settleBatch(coordinator, fx.address, [task(m, await votesFor(fx, m, ss, 2))]);
+    const epoch = Number(
+      await admin.publicClient.readContract({
+        address: fx.address,
+        abi: settlementAbi,
+        functionName: 'currentEpoch',
+      }),
+    );
+    await advance(2 * EPOCH);
+    const credits = ss.map((s) => ({ worker: s.worker, amount: REWARD / 2n }));
+    const late = await admin.publicClient
+      .simulateContract({
+        address: fx.address,
+        abi: settlementAbi,
+        functionName: 'voidBatch',
+        args: [0n, epoch, credits],
+        account: admin.wallet.account,
+      })
+      .catch((e) => e);
+    expect(contractErrorOf(late)?.errorName).toBe('ChallengeWindowClosed');
+    expect(await read(fx).claimable(ss[0].worker)).toBe(REWARD / 2n);
+    const to = '0x00000000000000000000000000000000000c1a1e';
+    const worker = await connectChain(node.rpcUrl, workers[0]);
+    expect((await claim(worker, fx.address, to)).amount).toBe(REWARD / 2n);
+    expect(await admin.publicClient.getBalance({ address: to })).toBe(REWARD / 2n);
+    expect(await read(fx).owed(ss[0].worker)).toBe(0n);
+  });
+});
+
+describe('terms and funds (info findings)', () => {
+  it('reward and quorum changes apply from the next epoch only; quorum 1 is refused', async () => {
+    const fx = await deploy();
+    const write = (functionName: 'setRewardPerTask' | 'setMinQuorum', value: bigint) =>
+      admin.wallet
+        .writeContract({ address: fx.address, abi: settlementAbi, functionName, args: [value] })
+        .then((hash) => admin.publicClient.waitForTransactionReceipt({ hash }));
+    const quorumOne = await admin.publicClient
+      .simulateContract({
+        address: fx.address,
+        abi: settlementAbi,
+        functionName: 'setMinQuorum',
+        args: [1n],
+        account: admin.wallet.account,
+      })
+      .catch((e) => e);
+    expect(contractErrorOf(quorumOne)?.errorName).toBe('InvalidQuorum');
+    await write('setRewardPerTask', 2n * REWARD);
+    await write('setMinQuorum', 3n);
+    const ss = await sessions(fx, 3, 100_000n);
+    const m = metrics();
+    await settleBatch(coordinator, fx.address, [task(m, await votesFor(fx, m, ss.slice(0, 2), 2))]);
+    expect(await read(fx).owed(ss[0].worker)).toBe(REWARD / 2n);
+    await advance(EPOCH);
+    expect((await readConfig(admin.publicClient, fx.address)).minQuorum).toBe(3);
+    const n = metrics();
+    expect(await verdictOn(fx, [task(n, await votesFor(fx, n, ss.slice(0, 2), 2))])).toBe('QuorumNotReached');
+    await settleBatch(coordinator, fx.address, [task(n, await votesFor(fx, n, ss, 3))]);
+    expect(await read(fx).owed(ss[0].worker)).toBe(REWARD / 2n + (2n * REWARD) / 3n);
+  });
+
+  it('a sponsor withdraws only its own funding, and only what nobody is owed', async () => {
+    const fx = await deploy({ fund: 3n * REWARD });
+    const sponsor = await connectChain(node.rpcUrl, anvilAccount(5));
+    await fund(sponsor, fx.address, REWARD);
+    const ss = await sessions(fx, 2);
+    const batch = [];
+    for (let i = 0; i < 3; i++) {
+      const m = metrics();
+      batch.push(task(m, await votesFor(fx, m, ss, 2)));
+    }
+    await settleBatch(coordinator, fx.address, batch);
+    expect(await read(fx).pool()).toBe(REWARD);
+    const tooMuch = await admin.publicClient
+      .simulateContract({
+        address: fx.address,
+        abi: settlementAbi,
+        functionName: 'withdraw',
+        args: [2n * REWARD],
+        account: admin.wallet.account,
+      })
+      .catch((e) => e);
+    expect(contractErrorOf(tooMuch)?.errorName).toBe('WithdrawTooLarge');
+    await sponsor.wallet.writeContract({
+      address: fx.address,
+      abi: settlementAbi,
+      functionName: 'withdraw',
+      args: [REWARD],
+    });
+    expect(await read(fx).pool()).toBe(0n);
+    expect(await read(fx).owed(ss[0].worker)).toBe((3n * REWARD) / 2n);
+  });
+
+  it('the admin is not the coordinator: deploy refuses one key for both, and the handover is two-step', async () => {
+    await expect(
+      deploySettlement(admin, {
+        admin: admin.wallet.account.address,
+        coordinator: admin.wallet.account.address,
+        rewardPerTask: REWARD,
+        minQuorum: 2,
+      }),
+    ).rejects.toThrow(/admin must not be the coordinator/);
+    const fx = await deploy();
+    const delay = await admin.publicClient.readContract({
+      address: fx.address,
+      abi: settlementAbi,
+      functionName: 'defaultAdminDelay',
+    });
+    expect(delay).toBe(2 * 86_400);
   });
 });

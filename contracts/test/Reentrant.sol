@@ -5,7 +5,8 @@ interface ISettlementClaim {
     function claim() external returns (uint256);
 }
 
-/// @notice Test-only attacker: a smart-account worker (ERC-1271 grants) whose receive() re-enters claim().
+/// @notice Test-only attacker: a smart-account worker (ERC-1271 grants) whose receive() re-enters claim(),
+///         and whose isValidSignature can burn all the gas it is given.
 contract Reentrant {
     bytes4 private constant ERC1271_MAGIC = 0x1626ba7e;
 
@@ -14,6 +15,7 @@ contract Reentrant {
     uint256 public reentryAttempts;
     bool public reentrySucceeded;
     bytes public reentryError;
+    bool public burnGas;
 
     constructor(address target_) {
         target = ISettlementClaim(target_);
@@ -24,7 +26,15 @@ contract Reentrant {
         approved[hash] = true;
     }
 
+    function setBurnGas(bool burn) external {
+        burnGas = burn;
+    }
+
     function isValidSignature(bytes32 hash, bytes calldata) external view returns (bytes4) {
+        if (burnGas) {
+            uint256 spin;
+            while (gasleft() > 0) ++spin;
+        }
         return approved[hash] ? ERC1271_MAGIC : bytes4(0xffffffff);
     }
 

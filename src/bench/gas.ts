@@ -8,7 +8,15 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Hex, hexToBytes, keccak256, type LocalAccount, toHex } from 'viem';
+import {
+  decodeFunctionData,
+  encodeAbiParameters,
+  type Hex,
+  hexToBytes,
+  keccak256,
+  type LocalAccount,
+  toHex,
+} from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { anvilAccount } from '../chain/accounts.ts';
 import { startAnvil } from '../chain/anvil.ts';
@@ -17,9 +25,11 @@ import {
   claim,
   connectChain,
   deploySettlement,
+  type SettleArgs,
   type SettlementInput,
   type SigningConnection,
   settleBatch,
+  settlementAbi,
 } from '../chain/client.ts';
 import { parseOptions } from '../cli/command.ts';
 import {
@@ -30,6 +40,7 @@ import {
   type WorkerSession,
 } from '../protocol/eip712.ts';
 import { type ResultMetrics, resultDigest } from '../protocol/result.ts';
+import { canonicalSpec, type TaskSpec, TaskSpecSchema, taskIdOf } from '../protocol/spec.ts';
 
 export const help = `usage: cambrian bench gas [--sizes 1,10,50] [--pool N] [--out DIR] [--no-doc] [--json]
 
@@ -53,6 +64,8 @@ export interface GasRow {
   marginal?: number;
   /** Of perTask, what the calldata costs at 4/16 gas per zero/non-zero byte. */
   calldataPerTask: number;
+  /** Calldata gas per task, field by field (see `calldataByField`). */
+  fields: Record<string, number>;
 }
 
 const REWARD = 10n ** 15n;
@@ -61,9 +74,39 @@ function account(label: string): LocalAccount {
   return privateKeyToAccount(keccak256(toHex(label)));
 }
 
+/** A realistic spec: one search's tasks differ in architecture and seeds (what the calldata carries). */
+function specOf(n: number): TaskSpec {
+  const units = [16, 32, 64, 128][n % 4];
+  const hidden = Array.from({ length: 1 + (n % 3) }, (_, i) => ({
+    units,
+    activation: (['relu', 'gelu', 'leaky_relu'] as const)[(n + i) % 3],
+    residual: i > 0,
+  }));
+  return TaskSpecSchema.parse({
+    v: 1,
+    dataset: { name: 'mnist', sha256: keccak256(toHex('mnist')) },
+    split: { seed: 1, validation: 2000 },
+    model: { inputs: 784, classes: 10, hidden },
+    training: {
+      optimizer: 'sgd',
+      batch: 32,
+      steps: 600,
+      seed: 1000 + n,
+      learningRateQ16: [3277, 6554, 13107][n % 3],
+      momentumQ16: 58982,
+      weightDecayQ24: 0,
+    },
+    checkpointEvery: 100,
+  });
+}
+
+function labelNumber(label: string): number {
+  return Number.parseInt(keccak256(toHex(label)).slice(2, 8), 16);
+}
+
 function metrics(label: string): ResultMetrics {
   return {
-    taskId: keccak256(toHex(`task ${label}`)),
+    taskId: taskIdOf(specOf(labelNumber(label))),
     valCorrect: 9312,
     valCount: 10000,
     valLoss: 2_748_123_456n,
@@ -100,8 +143,10 @@ async function settlementOf(
   const m = metrics(label);
   const digest = resultDigest(m);
   const votes = await Promise.all(voters.map((s) => castVote(s, domain, m.taskId, digest, { omitGrant })));
-  return { ...m, votes };
+  return { ...m, votes, seq: BigInt(nextSeq++), spec: canonicalSpec(specOf(labelNumber(label))) };
 }
+
+let nextSeq = 1;
 
 interface Scenario {
   votes: number;
@@ -111,8 +156,11 @@ interface Scenario {
 }
 
 /** One measurement on a fresh contract, so scenarios do not warm each other's storage. */
-async function measure(conn: SigningConnection, s: Scenario): Promise<{ gasUsed: number; calldata: number }> {
-  const { address } = await deploySettlement(conn, { rewardPerTask: REWARD, minQuorum: 2, fund: 10n ** 20n });
+async function measure(
+  conn: SigningConnection,
+  s: Scenario,
+): Promise<{ gasUsed: number; calldata: number; fields: Record<string, number> }> {
+  const address = await deploy(conn);
   const domain = cambrianDomain(conn.chain.id, address);
   const expiresAt = (await conn.publicClient.getBlock()).timestamp + 86_400n;
   const tag = `${s.workers}/${s.votes}/${s.batch}`;
@@ -146,18 +194,95 @@ async function measure(conn: SigningConnection, s: Scenario): Promise<{ gasUsed:
   }
   const receipt = await settleBatch(conn, address, batch, { skipRejected: false });
   const tx = await conn.publicClient.getTransaction({ hash: receipt.txHash! });
-  return { gasUsed: Number(receipt.gasUsed), calldata: calldataGas(tx.input) };
+  const fields = calldataByField(tx.input, batch);
+  return { gasUsed: Number(receipt.gasUsed), calldata: calldataGas(tx.input), fields };
 }
+
+/** The coordinator is dev account 0 (it deploys and settles); the admin is dev account 1. */
+async function deploy(conn: SigningConnection) {
+  const { address } = await deploySettlement(conn, {
+    admin: anvilAccount(1).address,
+    coordinator: conn.wallet.account.address,
+    rewardPerTask: REWARD,
+    minQuorum: 2,
+    epochCap: 10n ** 20n,
+    fund: 10n ** 20n,
+  });
+  return address;
+}
+
+/**
+ * Calldata gas per task of each part of settle's input, from the transaction's input: the packed
+ * record field by field, the specs blob, the workers table, the grants and the ABI framing (selector,
+ * offsets, lengths, padding).
+ */
+function calldataByField(input: Hex, batch: SettlementInput[]): Record<string, number> {
+  const { args } = decodeFunctionData({ abi: settlementAbi, data: input });
+  const [workers, grants, tasks, specs] = args as unknown as SettleArgs;
+  const per = (x: number) => Math.round(x / batch.length);
+  const hex = (x: bigint | number, bytes: number) => toHex(x, { size: bytes });
+  const field: Record<string, number> = {
+    seq: 0,
+    taskId: 0,
+    'valCorrect, valCount, valLoss': 0,
+    'weightsHash, traceRoot': 0,
+    'flags, group and vote counts': 0,
+    'worker indices': 0,
+    'vote signatures': 0,
+  };
+  const index = new Map(workers.map((w, i) => [w.toLowerCase(), i]));
+  for (const t of batch) {
+    field.seq += calldataGas(hex(t.seq, 8));
+    field.taskId += calldataGas(t.taskId);
+    field['valCorrect, valCount, valLoss'] +=
+      calldataGas(hex(t.valCorrect, 4)) +
+      calldataGas(hex(t.valCount, 4)) +
+      calldataGas(hex(BigInt.asUintN(64, t.valLoss), 8));
+    field['weightsHash, traceRoot'] += calldataGas(t.weightsHash) + calldataGas(t.traceRoot);
+    field['flags, group and vote counts'] +=
+      calldataGas(hex(0, 1)) + calldataGas(hex(1, 1)) + calldataGas(hex(t.votes.length, 1));
+    for (const v of t.votes) {
+      field['worker indices'] += calldataGas(hex(index.get(v.worker.toLowerCase()) ?? 0, 1));
+      field['vote signatures'] += calldataGas(v.voteSig);
+    }
+  }
+  const packed = Object.values(field).reduce((a, b) => a + b, 0);
+  if (packed !== calldataGas(tasks)) throw new Error('calldata fields do not add up to the packed tasks');
+  const parts = calldataGas(tasks) + calldataGas(specs) + workers.length * (12 * 4 + 20 * 16);
+  const grantGas = grants.reduce(
+    (g, x) =>
+      g + calldataGas(encodeAbiParameters(GRANT_PARAMS, [x.worker, x.sessionKey, x.expiresAt, x.signature])),
+    0,
+  );
+  const out = Object.fromEntries(Object.entries(field).map(([k, v]) => [k, per(v)]));
+  return {
+    ...out,
+    'specs (deflate-raw canonical JSON)': per(calldataGas(specs)),
+    'workers table': per(workers.length * (12 * 4 + 20 * 16)),
+    grants: per(grantGas),
+    'ABI framing': per(calldataGas(input) - parts - grantGas),
+  };
+}
+
+const GRANT_PARAMS = [
+  { type: 'address' },
+  { type: 'address' },
+  { type: 'uint64' },
+  { type: 'bytes' },
+] as const;
 
 /** Gas of claim(): a returning worker credited by one settlement claims, with its own transaction. */
 async function measureClaim(conn: SigningConnection): Promise<number> {
-  const { address } = await deploySettlement(conn, { rewardPerTask: REWARD, minQuorum: 2, fund: 10n ** 20n });
+  const address = await deploy(conn);
   const domain = cambrianDomain(conn.chain.id, address);
   const expiresAt = (await conn.publicClient.getBlock()).timestamp + 86_400n;
   const voters = await sessionsFor(domain, ['claim 0', 'claim 1'], expiresAt);
   await settleBatch(conn, address, [await settlementOf(domain, 'claim', voters, false)], {
     skipRejected: false,
   });
+  // Credits mature two epochs after they were made.
+  await conn.publicClient.request({ method: 'evm_increaseTime', params: [toHex(2 * 86_400)] } as never);
+  await conn.publicClient.request({ method: 'evm_mine', params: [] } as never);
   const worker = account('worker claim 0');
   await conn.publicClient.request({
     method: 'anvil_setBalance',
@@ -214,7 +339,7 @@ export async function run(argv: string[]): Promise<number> {
       for (const workers of ['first-time', 'returning'] as const) {
         let single: number | undefined;
         for (const batch of sizes) {
-          const { gasUsed, calldata } = await measure(conn, { votes, workers, batch, pool });
+          const { gasUsed, calldata, fields } = await measure(conn, { votes, workers, batch, pool });
           if (batch === 1) single = gasUsed;
           const marginal = batch > 1 && single !== undefined ? (gasUsed - single) / (batch - 1) : undefined;
           rows.push({
@@ -225,6 +350,7 @@ export async function run(argv: string[]): Promise<number> {
             perTask: gasUsed / batch,
             marginal,
             calldataPerTask: calldata / batch,
+            fields,
           });
           if (!opts.json)
             console.error(`measured ${votes} votes, ${workers}, batch ${batch}: ${gasUsed} gas`);

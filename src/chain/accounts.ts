@@ -2,7 +2,7 @@
  * anvil's well-known development accounts (the public "test test … junk" mnemonic). Only for the
  * embedded chain: these keys are published, never use them anywhere with real value.
  */
-import type { HDAccount } from 'viem';
+import { type HDAccount, type Hex, toHex } from 'viem';
 import { mnemonicToAccount } from 'viem/accounts';
 
 export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk';
@@ -15,3 +15,14 @@ export function anvilAccount(index = 0): HDAccount {
   }
   return mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: index });
 }
+
+export function anvilPrivateKey(index: number): Hex {
+  return toHex(anvilAccount(index).getHdKey().privateKey!);
+}
+
+/**
+ * Who holds which role on the embedded chain (dev account indices): the deployer is the admin, and the
+ * coordinator and the referee have keys of their own, so a leaked coordinator key does not own the
+ * contract or sign verdicts.
+ */
+export const EMBEDDED_ROLES = { admin: 0, coordinator: 1, referee: 2 } as const;

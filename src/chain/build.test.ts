@@ -17,9 +17,28 @@ describe('contract build', () => {
 
   it('exposes the ABI outside tools rely on', () => {
     const settle = settlementAbi.find((e) => e.type === 'function' && e.name === 'settle');
-    expect(settle && 'inputs' in settle ? settle.inputs[0].type : undefined).toBe('tuple[]');
+    // v2: settle(address[] workers, Grant[] grants, bytes tasks, bytes specs), see docs/CONTRACT.md.
+    expect(settle && 'inputs' in settle ? settle.inputs.map((i) => i.type) : undefined).toEqual([
+      'address[]',
+      'tuple[]',
+      'bytes',
+      'bytes',
+    ]);
     const names = settlementAbi.filter((e) => e.type === 'function').map((e) => e.name);
-    for (const fn of ['settle', 'fund', 'claim', 'owed', 'strikes', 'settled', 'revokeSession']) {
+    for (const fn of [
+      'settle',
+      'fund',
+      'withdraw',
+      'claim',
+      'claimTo',
+      'owed',
+      'claimable',
+      'strikes',
+      'settled',
+      'revokeSession',
+      'voidBatch',
+      'VERSION',
+    ]) {
       expect(names).toContain(fn);
     }
     expect(settlementBytecode.length).toBeGreaterThan(2 * 1024);

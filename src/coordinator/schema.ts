@@ -214,4 +214,6 @@ BEGIN
 END
 $fn$
 `,
+  // Who decided a task's digest: 'votes' (a strict majority) or 'referee' (the settler attaches its verdict).
+  `ALTER TABLE tasks ADD COLUMN IF NOT EXISTS decided_by text NOT NULL DEFAULT 'votes'`,
 ];

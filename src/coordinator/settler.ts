@@ -9,22 +9,20 @@
  * every task is checked with `settled(taskId)` on chain first, so nothing is sent twice, and the
  * contract itself rejects an already-settled task, so nobody is paid twice in any case.
  */
-import {
-  BaseError,
-  type Chain,
-  ContractFunctionRevertedError,
-  createPublicClient,
-  createWalletClient,
-  encodeFunctionData,
-  type Hex,
-  http,
-  keccak256,
-  type PublicClient,
-  type WalletClient,
-} from 'viem';
+import { BaseError, encodeFunctionData, type Hex, isAddressEqual, keccak256 } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
-import { settlementAbi } from '../chain/generated/settlement.ts';
-import type { TaskResult } from '../protocol/index.ts';
+import {
+  type ChainPublicClient,
+  type ChainWalletClient,
+  connectKnownChain,
+  isSettled,
+  prepareSettle,
+  readSettledEvents,
+  type SettlementInput,
+  settlementAbi,
+} from '../chain/client.ts';
+import { cambrianDomain, signRefereeVerdict } from '../protocol/eip712.ts';
+import { canonicalSpec, type TaskResult, type TaskSpec } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 
 export interface ChainSettings {
@@ -33,6 +31,8 @@ export interface ChainSettings {
   settlement: Hex;
   /** The key holding the contract's COORDINATOR_ROLE. */
   coordinatorKey: Hex;
+  /** The key holding REFEREE_ROLE: signs the verdict of tasks the referee decided (decided_by = 'referee'). */
+  refereeKey?: Hex;
 }
 
 export interface SettlerOptions {
@@ -42,6 +42,7 @@ export interface SettlerOptions {
 
 interface VoteRow {
   task_id: Hex;
+  received_at: number;
   worker: Hex;
   digest: Hex;
   session_key: Hex;
@@ -63,19 +64,24 @@ interface BatchRow {
 
 /** After this long without a receipt a sent transaction is presumed dropped and re-checked task by task. */
 const DROPPED_AFTER_MS = 60_000;
+/**
+ * A vote whose grant expires within this margin of the pending block is left out: the contract would skip
+ * it, and a winner counted on would leave the task without its majority. Well below MIN_GRANT_LIFETIME_S.
+ */
+const EXPIRY_MARGIN_S = 60n;
 
-export function chainOf(settings: Pick<ChainSettings, 'chainId' | 'rpcUrl'>): Chain {
-  return {
-    id: settings.chainId,
-    name: `chain ${settings.chainId}`,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [settings.rpcUrl] } },
-  };
+interface TaskRow {
+  task_id: Hex;
+  seq: number;
+  spec: TaskSpec;
+  result: TaskResult;
+  agreed_digest: Hex;
+  decided_by: 'votes' | 'referee';
 }
 
 export class Settler {
-  readonly publicClient: PublicClient;
-  private readonly wallet: WalletClient;
+  readonly publicClient: ChainPublicClient;
+  private readonly wallet: ChainWalletClient;
   private readonly batchSize: number;
   private readonly log: (msg: string) => void;
 
@@ -84,14 +90,9 @@ export class Settler {
     private readonly chain: ChainSettings,
     opts: SettlerOptions = {},
   ) {
-    const transport = http(chain.rpcUrl, { retryCount: 0, timeout: 10_000 });
-    const viemChain = chainOf(chain);
-    this.publicClient = createPublicClient({ chain: viemChain, transport });
-    this.wallet = createWalletClient({
-      chain: viemChain,
-      transport,
-      account: privateKeyToAccount(chain.coordinatorKey),
-    });
+    const conn = connectKnownChain(chain.chainId, chain.rpcUrl, privateKeyToAccount(chain.coordinatorKey));
+    this.publicClient = conn.publicClient;
+    this.wallet = conn.wallet;
     this.batchSize = opts.batchSize ?? 16;
     this.log = opts.log ?? (() => {});
   }
@@ -167,9 +168,11 @@ export class Settler {
     // No hash (crashed before sending) or a failed/dropped send: ask the chain task by task.
     const pending: Hex[] = [];
     let settled = 0;
+    const seqs = await this.seqsOf(batch.task_ids);
     for (const taskId of batch.task_ids) {
-      if (await this.isSettled(taskId))
-        settled += await this.confirm(batch, [taskId], await this.settlingTx(taskId));
+      const seq = seqs.get(taskId)!;
+      if (await isSettled(this.publicClient, this.chain.settlement, seq))
+        settled += await this.confirm(batch, [taskId], await this.settlingTx(seq));
       else pending.push(taskId);
     }
     if (pending.length === 0) {
@@ -189,62 +192,59 @@ export class Settler {
     }
   }
 
-  private isSettled(taskId: Hex): Promise<boolean> {
-    return this.publicClient.readContract({
-      address: this.chain.settlement,
-      abi: settlementAbi,
-      functionName: 'settled',
-      args: [taskId],
-    });
+  private async seqsOf(taskIds: Hex[]): Promise<Map<Hex, number>> {
+    const rows = await this.db.query<{ task_id: Hex; seq: number }>(
+      'SELECT task_id, seq FROM tasks WHERE task_id = ANY($1::text[])',
+      [taskIds],
+    );
+    return new Map(rows.map((r) => [r.task_id, r.seq]));
   }
 
-  /** The transaction that settled a task, from its TaskSettled event (taskId is indexed). */
-  private async settlingTx(taskId: Hex): Promise<Hex | null> {
-    const logs = await this.publicClient.getContractEvents({
-      address: this.chain.settlement,
-      abi: settlementAbi,
-      eventName: 'TaskSettled',
-      args: { taskId },
-      fromBlock: 0n,
-    });
-    return logs[0]?.transactionHash ?? null;
+  /** The transaction that settled a task (read from the chain through the shared client). */
+  private async settlingTx(seq: number): Promise<Hex | null> {
+    const [event] = await readSettledEvents(this.publicClient, this.chain.settlement, { seq: BigInt(seq) });
+    return event?.txHash ?? null;
   }
 
-  /** Steps 2–3: simulate, sign, store the hash, broadcast, wait for the receipt. */
+  /** Steps 2–3: simulate against the pending block, sign, store the hash, broadcast, wait for the receipt. */
   private async send(batch: BatchRow, taskIds: Hex[]): Promise<number> {
     const { settlements, skipped } = await this.buildSettlements(taskIds);
     for (const [taskId, reason] of skipped) await this.fail(taskId, reason);
-    const ids = settlements.map((s) => s.taskId);
+    const account = this.wallet.account;
+    let prepared: Awaited<ReturnType<typeof prepareSettle>>;
+    try {
+      prepared = await prepareSettle(
+        { chain: this.wallet.chain, rpcUrl: this.chain.rpcUrl, publicClient: this.publicClient },
+        this.chain.settlement,
+        account,
+        settlements,
+      );
+    } catch (err) {
+      // Not about one task (an RPC fault, a missing role): the whole batch waits for the next tick.
+      await this.finishBatch(
+        batch.batch_id,
+        'failed',
+        err instanceof Error ? err.message.split('\n')[0] : 'error',
+      );
+      throw err;
+    }
+    for (const r of prepared.rejected) await this.fail(r.taskId, `settle rejected it: ${r.errorName}`);
+    if (prepared.deferred.length > 0) {
+      this.log(`${prepared.deferred.length} task(s) wait for the next epoch (payout cap reached)`);
+      await this.release(prepared.deferred.map((t) => t.taskId));
+    }
+    const ids = prepared.tasks.map((s) => s.taskId);
     if (ids.length === 0) {
       await this.finishBatch(batch.batch_id, 'failed', 'nothing settleable');
-      return 0;
-    }
-    const account = this.wallet.account!;
-    try {
-      await this.publicClient.simulateContract({
-        address: this.chain.settlement,
-        abi: settlementAbi,
-        functionName: 'settle',
-        args: [settlements],
-        account,
-      });
-    } catch (err) {
-      const revert =
-        err instanceof BaseError ? err.walk((e) => e instanceof ContractFunctionRevertedError) : null;
-      if (!(revert instanceof ContractFunctionRevertedError)) throw err; // RPC fault: retry later
-      const index = Number((revert.data?.args as unknown[] | undefined)?.[0] ?? -1);
-      const name = revert.data?.errorName ?? revert.shortMessage;
-      const culprit = ids[index];
-      if (culprit) await this.fail(culprit, `settle reverted: ${name}`);
-      else for (const id of ids) await this.fail(id, `settle reverted: ${name}`);
-      await this.finishBatch(batch.batch_id, 'failed', name);
       return 0;
     }
     const request = await this.wallet.prepareTransactionRequest({
       account,
       chain: this.wallet.chain,
       to: this.chain.settlement,
-      data: encodeFunctionData({ abi: settlementAbi, functionName: 'settle', args: [settlements] }),
+      data: encodeFunctionData({ abi: settlementAbi, functionName: 'settle', args: prepared.args }),
+      // The estimate was made against the pending block; a margin covers storage the chain warms meanwhile.
+      gas: prepared.gas ? (prepared.gas * 12n) / 10n : undefined,
     });
     const raw = await this.wallet.signTransaction({ ...request, account, chain: this.wallet.chain } as never);
     const hash = keccak256(raw);
@@ -263,9 +263,24 @@ export class Settler {
     return this.confirm(batch, ids, hash);
   }
 
+  /** Tasks that did not go in this batch go back in line. */
+  private async release(taskIds: Hex[]): Promise<void> {
+    await this.db.query(
+      `UPDATE tasks SET state = 'agreed', batch_id = NULL WHERE task_id = ANY($1::text[]) AND state = 'settling'`,
+      [taskIds],
+    );
+  }
+
+  /**
+   * The settlements of these tasks: the agreed metrics, the votes that will count on chain and, for a task
+   * the referee decided, its signed verdict (then every other voter is struck, whatever the count). A vote
+   * whose grant expires before the pending block (with a margin) or whose key was revoked is left out (the
+   * contract would skip it), so the winners counted on are the ones that count.
+   */
   private async buildSettlements(taskIds: Hex[]) {
-    const tasks = await this.db.query<{ task_id: Hex; result: TaskResult; agreed_digest: Hex }>(
-      'SELECT task_id, result, agreed_digest FROM tasks WHERE task_id = ANY($1::text[])',
+    const tasks = await this.db.query<TaskRow>(
+      `SELECT task_id, seq, spec, result, agreed_digest, decided_by FROM tasks WHERE task_id = ANY($1::text[])
+       ORDER BY seq`,
       [taskIds],
     );
     const votes = await this.db.query<VoteRow>(
@@ -273,26 +288,31 @@ export class Settler {
        ORDER BY received_at`,
       [taskIds],
     );
+    const usable = await this.usableVotes(votes);
     const skipped: [Hex, string][] = [];
-    const settlements = [];
+    const settlements: SettlementInput[] = [];
     for (const t of tasks) {
-      const mine = votes.filter((v) => v.task_id === t.task_id);
+      const mine = usable.filter((v) => v.task_id === t.task_id);
       const winners = mine.filter((v) => v.digest === t.agreed_digest);
-      // Dissenting votes go on chain too (they earn strikes), as many as keep the winners a majority.
-      const losers = mine
-        .filter((v) => v.digest !== t.agreed_digest)
-        .slice(0, Math.max(0, winners.length - 1));
+      const refereed = t.decided_by === 'referee';
       if (winners.length === 0) {
-        skipped.push([t.task_id, 'no votes for the agreed digest']);
+        skipped.push([t.task_id, 'no usable vote for the agreed digest']);
         continue;
       }
+      // Dissenting votes go on chain too (they earn strikes): all of them under a verdict, else as many
+      // as keep the winners a strict majority.
+      const others = mine.filter((v) => v.digest !== t.agreed_digest);
+      const losers = refereed ? others : others.slice(0, Math.max(0, winners.length - 1));
       settlements.push({
+        seq: BigInt(t.seq),
         taskId: t.task_id,
         valCorrect: t.result.valCorrect,
         valCount: t.result.valCount,
         valLoss: BigInt(t.result.valLoss),
         weightsHash: t.result.weightsHash as Hex,
         traceRoot: t.result.traceRoot as Hex,
+        spec: canonicalSpec(t.spec),
+        verdictSig: refereed ? await this.verdict(t) : undefined,
         votes: [...winners, ...losers].map((v) => ({
           worker: v.worker,
           digest: v.digest,
@@ -304,6 +324,40 @@ export class Settler {
       });
     }
     return { settlements, skipped };
+  }
+
+  private async verdict(t: TaskRow): Promise<Hex> {
+    if (!this.chain.refereeKey)
+      throw new Error(`task ${t.task_id} was decided by the referee but no referee key is set`);
+    const referee = privateKeyToAccount(this.chain.refereeKey);
+    const domain = cambrianDomain(this.chain.chainId, this.chain.settlement);
+    return signRefereeVerdict(referee, domain, { taskId: t.task_id, digest: t.agreed_digest });
+  }
+
+  /** Votes the contract will count at the pending block: own-key votes, and grants neither expiring nor revoked. */
+  private async usableVotes(votes: VoteRow[]): Promise<VoteRow[]> {
+    const pending = await this.publicClient.getBlock({ blockTag: 'pending' });
+    const deadline = pending.timestamp + EXPIRY_MARGIN_S;
+    const delegated = votes.filter((v) => !isAddressEqual(v.worker, v.session_key));
+    const revoked = new Set<string>();
+    await Promise.all(
+      [...new Set(delegated.map((v) => `${v.worker}:${v.session_key}`))].map(async (pair) => {
+        const [worker, key] = pair.split(':') as [Hex, Hex];
+        const gone = await this.publicClient.readContract({
+          address: this.chain.settlement,
+          abi: settlementAbi,
+          functionName: 'sessionRevoked',
+          args: [worker, key],
+        });
+        if (gone) revoked.add(pair);
+      }),
+    );
+    return votes.filter((v) => {
+      if (isAddressEqual(v.worker, v.session_key)) return true;
+      const ok = BigInt(v.session_expiry) > deadline && !revoked.has(`${v.worker}:${v.session_key}`);
+      if (!ok) this.log(`vote of ${v.worker} on ${v.task_id} left out: its grant expired or was revoked`);
+      return ok;
+    });
   }
 
   private async confirm(batch: BatchRow, taskIds: Hex[], txHash: Hex | null): Promise<number> {

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { type Hex, toHex } from 'viem';
 import { anvilAccount } from '../chain/accounts.ts';
 import { type AnvilNode, startAnvil } from '../chain/anvil.ts';
-import { connectChain, deploySettlement } from '../chain/client.ts';
+import { deployEmbedded } from '../chain/embedded.ts';
 import { DATASETS } from '../data/catalog.ts';
 import {
   buildTaskResult,
@@ -35,11 +35,10 @@ export function privateKeyOf(index: number): Hex {
   return toHex(anvilAccount(index).getHdKey().privateKey!);
 }
 
-/** anvil + Settlement (coordinator = dev account 0, minQuorum 2), funded with 10 ETH. */
+/** anvil + Settlement as the embedded chain deploys it (admin, coordinator, referee: dev accounts 0, 1, 2; minQuorum 2), funded with 10 ETH. */
 export async function startTestChain(rpcUrlFor?: (anvil: AnvilNode) => string): Promise<TestChain> {
   const anvil = await startAnvil();
-  const conn = await connectChain(anvil.rpcUrl, anvilAccount(0));
-  const deployment = await deploySettlement(conn, {
+  const embedded = await deployEmbedded(anvil.rpcUrl, {
     rewardPerTask: REWARD_PER_TASK,
     minQuorum: 2,
     fund: 10n ** 19n,
@@ -49,8 +48,9 @@ export async function startTestChain(rpcUrlFor?: (anvil: AnvilNode) => string): 
     settings: {
       rpcUrl: rpcUrlFor?.(anvil) ?? anvil.rpcUrl,
       chainId: anvil.chainId,
-      settlement: deployment.address,
-      coordinatorKey: privateKeyOf(0),
+      settlement: embedded.deployment.address,
+      coordinatorKey: embedded.coordinatorKey,
+      refereeKey: embedded.refereeKey,
     },
     stop: () => anvil.stop(),
   };

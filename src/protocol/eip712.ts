@@ -54,6 +54,36 @@ export const RESULT_VOTE_TYPES = {
   ],
 } as const;
 
+/**
+ * The lifetime a session grant must at least have when the coordinator accepts it (its session route
+ * rejects shorter ones): far beyond the settlement delay (batches settle within minutes), so a grant
+ * cannot lapse between a vote and its settlement unless its worker wants it to (then the vote is
+ * skipped on chain and the task still settles on the rest).
+ */
+export const MIN_GRANT_LIFETIME_S = 6 * 3600;
+
+export const REFEREE_VERDICT_TYPES = {
+  RefereeVerdict: [
+    { name: 'taskId', type: 'bytes32' },
+    { name: 'digest', type: 'bytes32' },
+  ],
+} as const;
+
+/** Signed by the referee key (REFEREE_ROLE): this digest is the task's honest result. */
+export interface RefereeVerdict {
+  taskId: Hex;
+  digest: Hex;
+}
+
+export function refereeVerdictTypedData(domain: CambrianDomain, verdict: RefereeVerdict) {
+  return {
+    domain,
+    types: REFEREE_VERDICT_TYPES,
+    primaryType: 'RefereeVerdict',
+    message: verdict,
+  } as const satisfies TypedDataDefinition<typeof REFEREE_VERDICT_TYPES, 'RefereeVerdict'>;
+}
+
 /** Signed once by the worker's wallet: `sessionKey` may vote for `worker` until `expiresAt` (unix seconds). */
 export interface SessionGrant {
   worker: Address;
@@ -174,6 +204,15 @@ export function signResultVote(
   vote: ResultVote,
 ): Promise<Hex> {
   return signTyped(signer, resultVoteTypedData(domain, vote));
+}
+
+/** The referee signs its verdict on a disputed task (the contract settles that digest). */
+export function signRefereeVerdict(
+  signer: TypedDataSigner,
+  domain: CambrianDomain,
+  verdict: RefereeVerdict,
+): Promise<Hex> {
+  return signTyped(signer, refereeVerdictTypedData(domain, verdict));
 }
 
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;

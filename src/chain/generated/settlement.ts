@@ -16,6 +16,11 @@ export const settlementAbi = [
         "type": "address"
       },
       {
+        "internalType": "address",
+        "name": "referee",
+        "type": "address"
+      },
+      {
         "internalType": "uint256",
         "name": "rewardPerTask_",
         "type": "uint256"
@@ -23,6 +28,16 @@ export const settlementAbi = [
       {
         "internalType": "uint256",
         "name": "minQuorum_",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "epochCap_",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "epochSeconds",
         "type": "uint256"
       }
     ],
@@ -32,6 +47,33 @@ export const settlementAbi = [
   {
     "inputs": [],
     "name": "AccessControlBadConfirmation",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint48",
+        "name": "schedule",
+        "type": "uint48"
+      }
+    ],
+    "name": "AccessControlEnforcedDefaultAdminDelay",
+    "type": "error"
+  },
+  {
+    "inputs": [],
+    "name": "AccessControlEnforcedDefaultAdminRules",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "defaultAdmin",
+        "type": "address"
+      }
+    ],
+    "name": "AccessControlInvalidDefaultAdmin",
     "type": "error"
   },
   {
@@ -58,12 +100,28 @@ export const settlementAbi = [
         "type": "uint256"
       },
       {
-        "internalType": "bytes32",
-        "name": "taskId",
-        "type": "bytes32"
+        "internalType": "uint64",
+        "name": "seq",
+        "type": "uint64"
       }
     ],
     "name": "AlreadySettled",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "batchId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint32",
+        "name": "epoch",
+        "type": "uint32"
+      }
+    ],
+    "name": "ChallengeWindowClosed",
     "type": "error"
   },
   {
@@ -86,16 +144,11 @@ export const settlementAbi = [
     "inputs": [
       {
         "internalType": "uint256",
-        "name": "index",
+        "name": "epochSeconds",
         "type": "uint256"
-      },
-      {
-        "internalType": "address",
-        "name": "worker",
-        "type": "address"
       }
     ],
-    "name": "InvalidGrantSignature",
+    "name": "InvalidEpochLength",
     "type": "error"
   },
   {
@@ -123,11 +176,11 @@ export const settlementAbi = [
       },
       {
         "internalType": "address",
-        "name": "worker",
+        "name": "signer",
         "type": "address"
       }
     ],
-    "name": "InvalidVoteSignature",
+    "name": "InvalidVerdict",
     "type": "error"
   },
   {
@@ -136,14 +189,9 @@ export const settlementAbi = [
         "internalType": "uint256",
         "name": "index",
         "type": "uint256"
-      },
-      {
-        "internalType": "address",
-        "name": "worker",
-        "type": "address"
       }
     ],
-    "name": "MalleableSignature",
+    "name": "MalformedTask",
     "type": "error"
   },
   {
@@ -154,17 +202,12 @@ export const settlementAbi = [
         "type": "uint256"
       },
       {
-        "internalType": "bytes32",
-        "name": "majorityDigest",
-        "type": "bytes32"
-      },
-      {
-        "internalType": "bytes32",
-        "name": "metricsDigest",
-        "type": "bytes32"
+        "internalType": "uint64",
+        "name": "seq",
+        "type": "uint64"
       }
     ],
-    "name": "MetricsMismatch",
+    "name": "NoHonestVote",
     "type": "error"
   },
   {
@@ -175,12 +218,23 @@ export const settlementAbi = [
         "type": "uint256"
       },
       {
-        "internalType": "bytes32",
-        "name": "taskId",
-        "type": "bytes32"
+        "internalType": "uint64",
+        "name": "seq",
+        "type": "uint64"
       }
     ],
     "name": "NoMajority",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "caller",
+        "type": "address"
+      }
+    ],
+    "name": "NotWatcher",
     "type": "error"
   },
   {
@@ -192,6 +246,27 @@ export const settlementAbi = [
       }
     ],
     "name": "NothingToClaim",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "index",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "epochPaid",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "epochCap",
+        "type": "uint256"
+      }
+    ],
+    "name": "PayoutCapReached",
     "type": "error"
   },
   {
@@ -239,22 +314,17 @@ export const settlementAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint8",
+        "name": "bits",
+        "type": "uint8"
+      },
+      {
         "internalType": "uint256",
-        "name": "index",
+        "name": "value",
         "type": "uint256"
-      },
-      {
-        "internalType": "address",
-        "name": "worker",
-        "type": "address"
-      },
-      {
-        "internalType": "uint64",
-        "name": "expiresAt",
-        "type": "uint64"
       }
     ],
-    "name": "SessionExpired",
+    "name": "SafeCastOverflowedUintDowncast",
     "type": "error"
   },
   {
@@ -263,19 +333,9 @@ export const settlementAbi = [
         "internalType": "uint256",
         "name": "index",
         "type": "uint256"
-      },
-      {
-        "internalType": "address",
-        "name": "worker",
-        "type": "address"
-      },
-      {
-        "internalType": "address",
-        "name": "sessionKey",
-        "type": "address"
       }
     ],
-    "name": "SessionKeyRevoked",
+    "name": "SameDigestGroup",
     "type": "error"
   },
   {
@@ -300,32 +360,6 @@ export const settlementAbi = [
         "internalType": "uint256",
         "name": "votes",
         "type": "uint256"
-      },
-      {
-        "internalType": "uint256",
-        "name": "minQuorum",
-        "type": "uint256"
-      }
-    ],
-    "name": "TooFewVotes",
-    "type": "error"
-  },
-  {
-    "inputs": [
-      {
-        "internalType": "uint256",
-        "name": "index",
-        "type": "uint256"
-      },
-      {
-        "internalType": "uint256",
-        "name": "votes",
-        "type": "uint256"
-      },
-      {
-        "internalType": "uint256",
-        "name": "maxVotes",
-        "type": "uint256"
       }
     ],
     "name": "TooManyVotes",
@@ -334,8 +368,19 @@ export const settlementAbi = [
   {
     "inputs": [
       {
+        "internalType": "uint256",
+        "name": "workers",
+        "type": "uint256"
+      }
+    ],
+    "name": "TooManyWorkers",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "address",
-        "name": "worker",
+        "name": "to",
         "type": "address"
       },
       {
@@ -348,6 +393,60 @@ export const settlementAbi = [
     "type": "error"
   },
   {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "batchId",
+        "type": "uint256"
+      }
+    ],
+    "name": "UnknownCommitment",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "index",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "workerIndex",
+        "type": "uint256"
+      }
+    ],
+    "name": "UnknownWorker",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "withdrawable",
+        "type": "uint256"
+      }
+    ],
+    "name": "WithdrawTooLarge",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "workerIndex",
+        "type": "uint256"
+      }
+    ],
+    "name": "WorkersNotAscending",
+    "type": "error"
+  },
+  {
     "inputs": [],
     "name": "ZeroFunding",
     "type": "error"
@@ -357,8 +456,70 @@ export const settlementAbi = [
     "inputs": [
       {
         "indexed": true,
+        "internalType": "uint256",
+        "name": "batchId",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint32",
+        "name": "epoch",
+        "type": "uint32"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "tasks",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "reward",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "paid",
+        "type": "uint256"
+      }
+    ],
+    "name": "BatchSettled",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint256",
+        "name": "batchId",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "BatchVoided",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
         "internalType": "address",
         "name": "worker",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "address",
+        "name": "to",
         "type": "address"
       },
       {
@@ -374,7 +535,70 @@ export const settlementAbi = [
   {
     "anonymous": false,
     "inputs": [],
+    "name": "DefaultAdminDelayChangeCanceled",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": false,
+        "internalType": "uint48",
+        "name": "newDelay",
+        "type": "uint48"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint48",
+        "name": "effectSchedule",
+        "type": "uint48"
+      }
+    ],
+    "name": "DefaultAdminDelayChangeScheduled",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [],
+    "name": "DefaultAdminTransferCanceled",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "newAdmin",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint48",
+        "name": "acceptSchedule",
+        "type": "uint48"
+      }
+    ],
+    "name": "DefaultAdminTransferScheduled",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [],
     "name": "EIP712DomainChanged",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "epochCap",
+        "type": "uint256"
+      }
+    ],
+    "name": "EpochCapSet",
     "type": "event"
   },
   {
@@ -406,26 +630,25 @@ export const settlementAbi = [
     "anonymous": false,
     "inputs": [
       {
-        "indexed": false,
-        "internalType": "uint256",
-        "name": "minQuorum",
-        "type": "uint256"
-      }
-    ],
-    "name": "MinQuorumSet",
-    "type": "event"
-  },
-  {
-    "anonymous": false,
-    "inputs": [
+        "indexed": true,
+        "internalType": "address",
+        "name": "worker",
+        "type": "address"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "sessionKey",
+        "type": "address"
+      },
       {
         "indexed": false,
-        "internalType": "uint256",
-        "name": "rewardPerTask",
-        "type": "uint256"
+        "internalType": "uint8",
+        "name": "reason",
+        "type": "uint8"
       }
     ],
-    "name": "RewardPerTaskSet",
+    "name": "GrantSkipped",
     "type": "event"
   },
   {
@@ -526,50 +749,89 @@ export const settlementAbi = [
     "anonymous": false,
     "inputs": [
       {
-        "indexed": true,
-        "internalType": "bytes32",
-        "name": "taskId",
-        "type": "bytes32"
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "rewardPerTask",
+        "type": "uint256"
       },
       {
         "indexed": false,
-        "internalType": "bytes32",
-        "name": "digest",
-        "type": "bytes32"
-      },
-      {
-        "indexed": false,
-        "internalType": "uint32",
-        "name": "valCorrect",
-        "type": "uint32"
+        "internalType": "uint256",
+        "name": "minQuorum",
+        "type": "uint256"
       },
       {
         "indexed": false,
         "internalType": "uint32",
-        "name": "valCount",
+        "name": "fromEpoch",
         "type": "uint32"
-      },
-      {
-        "indexed": false,
-        "internalType": "int64",
-        "name": "valLoss",
-        "type": "int64"
-      },
-      {
-        "indexed": false,
-        "internalType": "address[]",
-        "name": "winners",
-        "type": "address[]"
-      },
-      {
-        "indexed": false,
-        "internalType": "address[]",
-        "name": "dissenters",
-        "type": "address[]"
       }
     ],
-    "name": "TaskSettled",
+    "name": "TermsScheduled",
     "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "uint64",
+        "name": "seq",
+        "type": "uint64"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "worker",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint8",
+        "name": "reason",
+        "type": "uint8"
+      }
+    ],
+    "name": "VoteSkipped",
+    "type": "event"
+  },
+  {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "sponsor",
+        "type": "address"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint256",
+        "name": "pool",
+        "type": "uint256"
+      }
+    ],
+    "name": "Withdrawn",
+    "type": "event"
+  },
+  {
+    "inputs": [],
+    "name": "ADMIN_DELAY",
+    "outputs": [
+      {
+        "internalType": "uint48",
+        "name": "",
+        "type": "uint48"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
   },
   {
     "inputs": [],
@@ -599,12 +861,77 @@ export const settlementAbi = [
   },
   {
     "inputs": [],
+    "name": "EPOCH_SECONDS",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "ERC1271_GAS",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "MAX_VOTES",
     "outputs": [
       {
         "internalType": "uint256",
         "name": "",
         "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "MAX_WORKERS",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "REFEREE_ROLE",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "REFEREE_VERDICT_TYPEHASH",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
       }
     ],
     "stateMutability": "view",
@@ -638,6 +965,156 @@ export const settlementAbi = [
   },
   {
     "inputs": [],
+    "name": "SKIP_BAD_SIGNATURE",
+    "outputs": [
+      {
+        "internalType": "uint8",
+        "name": "",
+        "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "SKIP_EXPIRED",
+    "outputs": [
+      {
+        "internalType": "uint8",
+        "name": "",
+        "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "SKIP_MALLEABLE",
+    "outputs": [
+      {
+        "internalType": "uint8",
+        "name": "",
+        "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "SKIP_REVOKED",
+    "outputs": [
+      {
+        "internalType": "uint8",
+        "name": "",
+        "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "VERSION",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "WATCHER_ROLE",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "acceptDefaultAdminTransfer",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "batchId",
+        "type": "uint256"
+      }
+    ],
+    "name": "batchCommitment",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "batchCount",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "newAdmin",
+        "type": "address"
+      }
+    ],
+    "name": "beginDefaultAdminTransfer",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "cancelDefaultAdminTransfer",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint48",
+        "name": "newDelay",
+        "type": "uint48"
+      }
+    ],
+    "name": "changeDefaultAdminDelay",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "claim",
     "outputs": [
       {
@@ -647,6 +1124,96 @@ export const settlementAbi = [
       }
     ],
     "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address payable",
+        "name": "to",
+        "type": "address"
+      }
+    ],
+    "name": "claimTo",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "worker",
+        "type": "address"
+      }
+    ],
+    "name": "claimable",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "currentEpoch",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "defaultAdmin",
+    "outputs": [
+      {
+        "internalType": "address",
+        "name": "",
+        "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "defaultAdminDelay",
+    "outputs": [
+      {
+        "internalType": "uint48",
+        "name": "",
+        "type": "uint48"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "defaultAdminDelayIncreaseWait",
+    "outputs": [
+      {
+        "internalType": "uint48",
+        "name": "",
+        "type": "uint48"
+      }
+    ],
+    "stateMutability": "view",
     "type": "function"
   },
   {
@@ -687,6 +1254,32 @@ export const settlementAbi = [
         "internalType": "uint256[]",
         "name": "extensions",
         "type": "uint256[]"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "epochCap",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "epochPaid",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
       }
     ],
     "stateMutability": "view",
@@ -736,12 +1329,12 @@ export const settlementAbi = [
         "type": "uint64"
       }
     ],
-    "name": "grantCached",
+    "name": "grantHash",
     "outputs": [
       {
-        "internalType": "bool",
+        "internalType": "bytes32",
         "name": "",
-        "type": "bool"
+        "type": "bytes32"
       }
     ],
     "stateMutability": "view",
@@ -753,7 +1346,10 @@ export const settlementAbi = [
         "internalType": "address",
         "name": "worker",
         "type": "address"
-      },
+      }
+    ],
+    "name": "grantOf",
+    "outputs": [
       {
         "internalType": "address",
         "name": "sessionKey",
@@ -763,14 +1359,6 @@ export const settlementAbi = [
         "internalType": "uint64",
         "name": "expiresAt",
         "type": "uint64"
-      }
-    ],
-    "name": "grantHash",
-    "outputs": [
-      {
-        "internalType": "bytes32",
-        "name": "",
-        "type": "bytes32"
       }
     ],
     "stateMutability": "view",
@@ -852,6 +1440,55 @@ export const settlementAbi = [
   },
   {
     "inputs": [],
+    "name": "owner",
+    "outputs": [
+      {
+        "internalType": "address",
+        "name": "",
+        "type": "address"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "pendingDefaultAdmin",
+    "outputs": [
+      {
+        "internalType": "address",
+        "name": "newAdmin",
+        "type": "address"
+      },
+      {
+        "internalType": "uint48",
+        "name": "schedule",
+        "type": "uint48"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "pendingDefaultAdminDelay",
+    "outputs": [
+      {
+        "internalType": "uint48",
+        "name": "newDelay",
+        "type": "uint48"
+      },
+      {
+        "internalType": "uint48",
+        "name": "schedule",
+        "type": "uint48"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
     "name": "pool",
     "outputs": [
       {
@@ -872,7 +1509,7 @@ export const settlementAbi = [
       },
       {
         "internalType": "address",
-        "name": "callerConfirmation",
+        "name": "account",
         "type": "address"
       }
     ],
@@ -970,6 +1607,36 @@ export const settlementAbi = [
     "type": "function"
   },
   {
+    "inputs": [],
+    "name": "rollbackDefaultAdminDelay",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "scheduledTerms",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "reward",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "quorum",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint256",
+        "name": "fromEpoch",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [
       {
         "internalType": "address",
@@ -991,6 +1658,19 @@ export const settlementAbi = [
       }
     ],
     "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "epochCap_",
+        "type": "uint256"
+      }
+    ],
+    "name": "setEpochCap",
+    "outputs": [],
+    "stateMutability": "nonpayable",
     "type": "function"
   },
   {
@@ -1022,78 +1702,46 @@ export const settlementAbi = [
   {
     "inputs": [
       {
+        "internalType": "address[]",
+        "name": "workers",
+        "type": "address[]"
+      },
+      {
         "components": [
           {
-            "internalType": "bytes32",
-            "name": "taskId",
-            "type": "bytes32"
+            "internalType": "address",
+            "name": "worker",
+            "type": "address"
           },
           {
-            "internalType": "uint32",
-            "name": "valCorrect",
-            "type": "uint32"
+            "internalType": "address",
+            "name": "sessionKey",
+            "type": "address"
           },
           {
-            "internalType": "uint32",
-            "name": "valCount",
-            "type": "uint32"
+            "internalType": "uint64",
+            "name": "expiresAt",
+            "type": "uint64"
           },
           {
-            "internalType": "int64",
-            "name": "valLoss",
-            "type": "int64"
-          },
-          {
-            "internalType": "bytes32",
-            "name": "weightsHash",
-            "type": "bytes32"
-          },
-          {
-            "internalType": "bytes32",
-            "name": "traceRoot",
-            "type": "bytes32"
-          },
-          {
-            "components": [
-              {
-                "internalType": "address",
-                "name": "worker",
-                "type": "address"
-              },
-              {
-                "internalType": "bytes32",
-                "name": "digest",
-                "type": "bytes32"
-              },
-              {
-                "internalType": "address",
-                "name": "sessionKey",
-                "type": "address"
-              },
-              {
-                "internalType": "uint64",
-                "name": "sessionExpiry",
-                "type": "uint64"
-              },
-              {
-                "internalType": "bytes",
-                "name": "grantSig",
-                "type": "bytes"
-              },
-              {
-                "internalType": "bytes",
-                "name": "voteSig",
-                "type": "bytes"
-              }
-            ],
-            "internalType": "struct Settlement.Vote[]",
-            "name": "votes",
-            "type": "tuple[]"
+            "internalType": "bytes",
+            "name": "signature",
+            "type": "bytes"
           }
         ],
-        "internalType": "struct Settlement.Settlement[]",
-        "name": "batch",
+        "internalType": "struct Settlement.Grant[]",
+        "name": "grants",
         "type": "tuple[]"
+      },
+      {
+        "internalType": "bytes",
+        "name": "tasks",
+        "type": "bytes"
+      },
+      {
+        "internalType": "bytes",
+        "name": "",
+        "type": "bytes"
       }
     ],
     "name": "settle",
@@ -1104,9 +1752,9 @@ export const settlementAbi = [
   {
     "inputs": [
       {
-        "internalType": "bytes32",
-        "name": "taskId",
-        "type": "bytes32"
+        "internalType": "uint64",
+        "name": "seq",
+        "type": "uint64"
       }
     ],
     "name": "settled",
@@ -1115,25 +1763,6 @@ export const settlementAbi = [
         "internalType": "bool",
         "name": "",
         "type": "bool"
-      }
-    ],
-    "stateMutability": "view",
-    "type": "function"
-  },
-  {
-    "inputs": [
-      {
-        "internalType": "bytes32",
-        "name": "taskId",
-        "type": "bytes32"
-      }
-    ],
-    "name": "settledDigest",
-    "outputs": [
-      {
-        "internalType": "bytes32",
-        "name": "",
-        "type": "bytes32"
       }
     ],
     "stateMutability": "view",
@@ -1188,6 +1817,65 @@ export const settlementAbi = [
         "internalType": "bytes32",
         "name": "digest",
         "type": "bytes32"
+      }
+    ],
+    "name": "verdictHash",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "batchId",
+        "type": "uint256"
+      },
+      {
+        "internalType": "uint32",
+        "name": "epoch",
+        "type": "uint32"
+      },
+      {
+        "components": [
+          {
+            "internalType": "address",
+            "name": "worker",
+            "type": "address"
+          },
+          {
+            "internalType": "uint96",
+            "name": "amount",
+            "type": "uint96"
+          }
+        ],
+        "internalType": "struct Settlement.Credit[]",
+        "name": "credits",
+        "type": "tuple[]"
+      }
+    ],
+    "name": "voidBatch",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "taskId",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "digest",
+        "type": "bytes32"
       },
       {
         "internalType": "address",
@@ -1205,7 +1893,39 @@ export const settlementAbi = [
     ],
     "stateMutability": "view",
     "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "uint256",
+        "name": "amount",
+        "type": "uint256"
+      }
+    ],
+    "name": "withdraw",
+    "outputs": [],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "sponsor",
+        "type": "address"
+      }
+    ],
+    "name": "withdrawable",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
   }
 ] as const;
 
-export const settlementBytecode = '0x610160806040523461024c57608081612adb80380380916100208285610250565b83398101031261024c5761003381610287565b9061012961004360208301610287565b610123606060408501519401519460405161005f604082610250565b6008815260208101906721b0b6b13934b0b760c11b825260405191610085604084610250565b600183526020830191603160f81b835261009e816103a4565b610120526100ab846103a4565b61014052519020918260e05251902080610100524660a0526040519060208201927f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f8452604083015260608201524660808201523060a082015260a0815261011460c082610250565b5190206080523060c05261029b565b50610311565b506001600160601b03811161023a576003547e90b90114073a6c2eb2f4982d88259d813feec962b2b505c718695ef52d02ee6020604051848152a182158015610230575b61021d576001600160801b031660809190911b600160801b600160e01b03161760e082901b6001600160e01b031916176003556040519081527fd8f04c2d56fc1e189702374ab3136c4b5fb95341397d41171d011de29be971fb90602090a160405161266b9081610410823960805181611adb015260a05181611b98015260c05181611aac015260e05181611b2a01526101005181611b500152610120518161067c015261014051816106a50152f35b8263a6000bfd60e01b5f5260045260245ffd5b506040831161016d565b632562870f60e21b5f5260045260245ffd5b5f80fd5b601f909101601f19168101906001600160401b0382119082101761027357604052565b634e487b7160e01b5f52604160045260245ffd5b51906001600160a01b038216820361024c57565b6001600160a01b0381165f9081525f516020612abb5f395f51905f52602052604090205460ff1661030c576001600160a01b03165f8181525f516020612abb5f395f51905f5260205260408120805460ff191660011790553391905f516020612a7b5f395f51905f528180a4600190565b505f90565b6001600160a01b0381165f9081525f516020612a9b5f395f51905f52602052604090205460ff1661030c576001600160a01b03165f8181525f516020612a9b5f395f51905f5260205260408120805460ff191660011790553391907f2e8b98eef02e8df3bd27d1270ded3bea3d14db99c5234c7b14001a7fff957bcc905f516020612a7b5f395f51905f529080a4600190565b601f8151116103cf5760208151910151602082106103c0571790565b5f198260200360031b1b161790565b604460209160405192839163305a27a960e01b83528160048401528051918291826024860152018484015e5f828201840152601f01601f19168101030190fdfe6080806040526004361015610012575f80fd5b5f3560e01c90816301ffc9a7146115b95750806305b0baa81461159e578063120052a91461156457806316f0115b146115355780631fa5d6a41461147c578063248a9ca3146114525780632f2ff15d1461141557806336568abe146113ab5780634e71d92d146111c3578063518615e3146110f1578063563909de1461101a578063695d7a67146108955780636b366cb51461085b5780637794e3fd1461080e5780637abcd51f146107e4578063803735101461077857806384b0196e146106645780638a4eea53146105e457806391d148541461058e5780639a0d760a1461051b578063a217fddf14610501578063b5a127e5146104e1578063b60d4288146103df578063cc48ebd714610321578063cdbdb14c146102e7578063d547741f146102a3578063d945af1d14610277578063db9ff237146101eb578063df18e047146101985763f651ed5e14610166575f80fd5b34610194575f6003193601126101945760206bffffffffffffffffffffffff60035460801c16604051908152f35b5f80fd5b346101945760206003193601126101945773ffffffffffffffffffffffffffffffffffffffff6101c6611657565b165f52600460205260206bffffffffffffffffffffffff60405f205416604051908152f35b346101945760c06003193601126101945760243563ffffffff8116809103610194576044359063ffffffff821680920361019457606435918260070b809303610194576020926040519184830193600435855260408401526060830152608082015260843560a082015260a43560c082015260c0815261026c60e082611745565b519020604051908152f35b34610194576020600319360112610194576004355f526005602052602060405f20541515604051908152f35b34610194576040600319360112610194576102e56004356102c261167a565b906102e06102db825f525f602052600160405f20015490565b6117fb565b611933565b005b34610194575f6003193601126101945760206040517f996aea95aad2d1bf05d1888aff5837c52591bb7b0c80923f274f775c0e1328d88152f35b346101945760606003193601126101945760443573ffffffffffffffffffffffffffffffffffffffff8116809103610194576103d76080602092604051907fb30def81df41cdbc6cc875ac8791a7b4ad5a1f55bb1b7d2292e8729921384490825260043585830152602435604083015260608201522061039f611a95565b604291604051917f19010000000000000000000000000000000000000000000000000000000000008352600283015260228201522090565b604051908152f35b5f6003193601126101945734156104b95760035461040f346fffffffffffffffffffffffffffffffff8316611786565b906bffffffffffffffffffffffff8211610491577fffffffffffffffffffffffffffffffff000000000000000000000000000000006fffffffffffffffffffffffffffffffff83169116176003556040519034825260208201527fcd909ec339185c4598a4096e174308fbdf136d117f230960f873a2f2e81f63af60403392a2005b7f4e3c18c0000000000000000000000000000000000000000000000000000000005f5260045ffd5b7f5a31cee9000000000000000000000000000000000000000000000000000000005f5260045ffd5b34610194575f60031936011261019457602060035460e01c604051908152f35b34610194575f6003193601126101945760206040515f8152f35b3461019457604060031936011261019457610534611657565b73ffffffffffffffffffffffffffffffffffffffff61055161167a565b91165f52600660205273ffffffffffffffffffffffffffffffffffffffff60405f2091165f52602052602060ff60405f2054166040519015158152f35b34610194576040600319360112610194576105a761167a565b6004355f525f60205273ffffffffffffffffffffffffffffffffffffffff60405f2091165f52602052602060ff60405f2054166040519015158152f35b346101945760206103d761065c6105fa3661169d565b919060809273ffffffffffffffffffffffffffffffffffffffff67ffffffffffffffff9281604051957f996aea95aad2d1bf05d1888aff5837c52591bb7b0c80923f274f775c0e1328d887521660208601521660408401521660608201522090565b61039f611a95565b34610194575f6003193601126101945761071c6106a07f00000000000000000000000000000000000000000000000000000000000000006125de565b6106c97f00000000000000000000000000000000000000000000000000000000000000006125de565b602061072a604051926106dc8385611745565b5f84525f3681376040519586957f0f00000000000000000000000000000000000000000000000000000000000000875260e08588015260e0870190611702565b908582036040870152611702565b4660608501523060808501525f60a085015283810360c08501528180845192838152019301915f5b82811061076157505050500390f35b835185528695509381019392810192600101610752565b3461019457602073ffffffffffffffffffffffffffffffffffffffff61079d3661169d565b91929092165f526004835260405f2054915f5282527fffffffffffffffffffffffffffffffff000000000000000000000000000000008060405f2016911614604051908152f35b34610194576020600319360112610194576004355f526005602052602060405f2054604051908152f35b346101945760206003193601126101945773ffffffffffffffffffffffffffffffffffffffff61083c611657565b165f526004602052602062ffffff60405f205460601c16604051908152f35b34610194575f6003193601126101945760206040517f2e8b98eef02e8df3bd27d1270ded3bea3d14db99c5234c7b14001a7fff957bcc8152f35b346101945760206003193601126101945767ffffffffffffffff60043511610194573660236004350112156101945767ffffffffffffffff6004356004013511610194573660246004356004013560051b60043501011161019457335f9081527f78b26960e4dbd90fd37250dd4cc96a8ae09f0c09b7d743025672536b952ef9b1602052604090205460ff1615610fca576040516060810181811067ffffffffffffffff821117610f9d57604052600354906fffffffffffffffffffffffffffffffff82168082526bffffffffffffffffffffffff8360801c169283602084015260e01c9081604084015261098f600435600401356119fb565b90610998611a95565b926040519560a0870187811067ffffffffffffffff821117610f9d57604052865260208601526040850152606084015260808301525f5b60043560040135811015610f2f5760248160051b600435010135907ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffefd6004353603018212156101945760248260043501019182355f52600560205260405f20908154610efe5760e46004358201908101359036037fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffbd01811215610194576004358201016024019167ffffffffffffffff833511610194576020830190833560051b360382136101945760208801519384813510610ec9576040813511610e9457610ae8610ac1823560608c0151611c3e565b938460608c015260405194833560600286016040528560808d0151928535908c358c611d0f565b915f95845b833560600286018110610e8157507f7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff87168703610c2a5782358760011b1115610e5057808710610e1d57506084856004350101358060070b141560648660043501013560201c60448760043501013560201c17176101945760c0604051818a82372092808403610de95750829055885160408a0151979088811015610de2575b8615610db557869004945f9360606044604051938385526004350101602084013760c060808301528760051b8060e00160a08401528860c084015261010060e0840191840160e081018b8835039052019187915b863560600289018310610c8d57505050508315610c57575b505050610c2a57604052818102918183041490151715610c2a578203918211610c2a576001916040850152016109cf565b7f4e487b71000000000000000000000000000000000000000000000000000000005f52601160045260245ffd5b7fcc3f103da3aaf463f3fdea96671912da144973d5b78b03743f4ee8869e8319919135923560051b6101000190a2888080610bf9565b8251926040810151602081018051958d86602086015114600114610d1457506020886f010000000000000000000000000000009260609798999a52019762ffffff8082881c1610610d00575b1790527402000000000000000000000000000000000000000081511790525b019190610be1565b6c0100000000000000000000000001610cd9565b95969394808792602092520195610d32575b50505050606090610cf8565b839b7fffffffffffffffffffffffffffffffffffffffff0000000000000000000000006f01000000000000000000000000000000926bffffffffffffffffffffffff606098971601916bffffffffffffffffffffffff8311179d1617179052740200000000000000000000000000000000000000008151179052905f808c610d26565b7f4e487b71000000000000000000000000000000000000000000000000000000005f52601260045260245ffd5b5087610b8d565b8390887f7c73c77c000000000000000000000000000000000000000000000000000000005f5260045260245260445260645ffd5b86887ff1507901000000000000000000000000000000000000000000000000000000005f5260045260245260445260645ffd5b88887ff1979016000000000000000000000000000000000000000000000000000000005f526004523560245260445ffd5b966060908560208a015114019701610aed565b857fe29c3a1a000000000000000000000000000000000000000000000000000000005f5260045235602452604060445260645ffd5b8490867fcd90b1f2000000000000000000000000000000000000000000000000000000005f526004523560245260445260645ffd5b50507ff564dff4000000000000000000000000000000000000000000000000000000005f526004523560245260445ffd5b506fffffffffffffffffffffffffffffffff604083610f516060820151611bbe565b01519151168103610f5e57005b6fffffffffffffffffffffffffffffffff167fffffffffffffffffffffffffffffffff0000000000000000000000000000000060035416176003555f80f35b7f4e487b71000000000000000000000000000000000000000000000000000000005f52604160045260245ffd5b7fe2517d3f000000000000000000000000000000000000000000000000000000005f52336004527f2e8b98eef02e8df3bd27d1270ded3bea3d14db99c5234c7b14001a7fff957bcc60245260445ffd5b3461019457602060031936011261019457600435611036611793565b801580156110e7575b6110bc5760207fd8f04c2d56fc1e189702374ab3136c4b5fb95341397d41171d011de29be971fb916003547bffffffffffffffffffffffffffffffffffffffffffffffffffffffff7fffffffff000000000000000000000000000000000000000000000000000000008360e01b16911617600355604051908152a1005b7fa6000bfd000000000000000000000000000000000000000000000000000000005f5260045260245ffd5b506040811161103f565b346101945760206003193601126101945760043561110d611793565b6bffffffffffffffffffffffff81116111985760207e90b90114073a6c2eb2f4982d88259d813feec962b2b505c718695ef52d02ee916003547fffffffff000000000000000000000000ffffffffffffffffffffffffffffffff7bffffffffffffffffffffffff000000000000000000000000000000008360801b16911617600355604051908152a1005b7f958a1c3c000000000000000000000000000000000000000000000000000000005f5260045260245ffd5b34610194575f600319360112610194577f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005c6113835760017f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005d335f52600460205260405f208054906bffffffffffffffffffffffff8216918215611357577fffffffffffffffffffffffffffffffffffffffff0000000000000000000000001690556040518181527fd8138f8a3f377c5259ca548e70e4c2de94f129f5a11036a15b69513cba2b426a60203392a25f80808084335af13d15611352573d67ffffffffffffffff8111610f9d57604051906112e6601f82017fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffe01660200183611745565b81525f60203d92013e5b15611323576020905f7f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005d604051908152f35b7f1c43b976000000000000000000000000000000000000000000000000000000005f523360045260245260445ffd5b6112f0565b7f64ab3466000000000000000000000000000000000000000000000000000000005f523360045260245ffd5b7f3ee5aeb5000000000000000000000000000000000000000000000000000000005f5260045ffd5b34610194576040600319360112610194576113c461167a565b3373ffffffffffffffffffffffffffffffffffffffff8216036113ed576102e590600435611933565b7f6697b232000000000000000000000000000000000000000000000000000000005f5260045ffd5b34610194576040600319360112610194576102e560043561143461167a565b9061144d6102db825f525f602052600160405f20015490565b611861565b346101945760206003193601126101945760206103d76004355f525f602052600160405f20015490565b346101945760206003193601126101945773ffffffffffffffffffffffffffffffffffffffff6114aa611657565b335f52600660205260405f208282165f5260205260405f2060017fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff00825416179055335f52600460205260405f206fffffffffffffffffffffffffffffffff815416905516337f9a20fd73f3c4985be44f081964b55d63f69ed94995474740c82bfbff9d6ab5c45f80a3005b34610194575f6003193601126101945760206fffffffffffffffffffffffffffffffff60035416604051908152f35b34610194575f6003193601126101945760206040517fb30def81df41cdbc6cc875ac8791a7b4ad5a1f55bb1b7d2292e87299213844908152f35b34610194575f60031936011261019457602060405160408152f35b3461019457602060031936011261019457600435907fffffffff00000000000000000000000000000000000000000000000000000000821680920361019457817f7965db0b000000000000000000000000000000000000000000000000000000006020931490811561162d575b5015158152f35b7f01ffc9a70000000000000000000000000000000000000000000000000000000091501483611626565b6004359073ffffffffffffffffffffffffffffffffffffffff8216820361019457565b6024359073ffffffffffffffffffffffffffffffffffffffff8216820361019457565b60031960609101126101945760043573ffffffffffffffffffffffffffffffffffffffff81168103610194579060243573ffffffffffffffffffffffffffffffffffffffff81168103610194579060443567ffffffffffffffff811681036101945790565b907fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffe0601f602080948051918291828752018686015e5f8582860101520116010190565b90601f7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffe0910116810190811067ffffffffffffffff821117610f9d57604052565b91908201809211610c2a57565b335f9081527fad3228b676f7d3cd4284a5443f17f1962b36e491b30a40b2405849e597ba5fb5602052604090205460ff16156117cb57565b7fe2517d3f000000000000000000000000000000000000000000000000000000005f52336004525f60245260445ffd5b805f525f60205260405f2073ffffffffffffffffffffffffffffffffffffffff33165f5260205260ff60405f205416156118325750565b7fe2517d3f000000000000000000000000000000000000000000000000000000005f523360045260245260445ffd5b805f525f60205260405f2073ffffffffffffffffffffffffffffffffffffffff83165f5260205260ff60405f205416155f1461192d57805f525f60205260405f2073ffffffffffffffffffffffffffffffffffffffff83165f5260205260405f2060017fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff0082541617905573ffffffffffffffffffffffffffffffffffffffff339216907f2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d5f80a4600190565b50505f90565b805f525f60205260405f2073ffffffffffffffffffffffffffffffffffffffff83165f5260205260ff60405f2054165f1461192d57805f525f60205260405f2073ffffffffffffffffffffffffffffffffffffffff83165f5260205260405f207fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff00815416905573ffffffffffffffffffffffffffffffffffffffff339216907ff6391f5c32d9c69d2a47ea670b442974b53935d1edc7fd64eb21e047a839171b5f80a4600190565b7f7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff8116811415919060011b6010835b610c2a5781811080611a8a575b15611a455760011b83611a2a565b9250507fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff604051928060041b8160061b01604081860101604052604001368537018252565b506102008110611a37565b73ffffffffffffffffffffffffffffffffffffffff7f000000000000000000000000000000000000000000000000000000000000000016301480611b95575b15611afd577f000000000000000000000000000000000000000000000000000000000000000090565b60405160208101907f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f82527f000000000000000000000000000000000000000000000000000000000000000060408201527f000000000000000000000000000000000000000000000000000000000000000060608201524660808201523060a082015260a08152611b8f60c082611745565b51902090565b507f00000000000000000000000000000000000000000000000000000000000000004614611ad4565b6040600182510160061b8201602082820193015160051b01019060046020525b818110611be9575050565b8060209151805190740200000000000000000000000000000000000000008216611c16575b505001611bde565b73ffffffffffffffffffffffffffffffffffffffff8492165f52015160405f20555f80611c0e565b906001825101906020830191825191611c578184611786565b7f7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff81168103610c2a57829060011b1115611d0857611c9485611bbe565b7f7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff81168103610c2a57818160011b11611cf7575060409060061b84018181019260051b0101905b818110611cea5750505f905290565b805f602092515201611cdb565b92505050611d0591506119fb565b90565b5050505090565b94969091969392935f905f985f5b5f805b89831061227b575b801561226b5760058103612126575081606002606081048303610c2a57611d4f9089611786565b8135604083013590604060608501359301519373ffffffffffffffffffffffffffffffffffffffff821691825f52600660205260405f2073ffffffffffffffffffffffffffffffffffffffff85165f5260205260ff60405f2054166120da578f906080830135809301908135926020830194366020868601011190368611903610171761019457611e7a90611e418989859060809273ffffffffffffffffffffffffffffffffffffffff67ffffffffffffffff9281604051957f996aea95aad2d1bf05d1888aff5837c52591bb7b0c80923f274f775c0e1328d887521660208601521660408401521660608201522090565b90604291604051917f19010000000000000000000000000000000000000000000000000000000000008352600283015260228201522090565b90803b61202e57505f9360415f9414611fb9575b505050611f895773ffffffffffffffffffffffffffffffffffffffff16818115918215611f7e575b5050611f4f57505b5f526020527fffffffffffffffffffffffffffffffff0000000000000000000000000000000060405f201660208201906fffffffffffffffffffffffffffffffff8251161790527402000000000000000000000000000000000000000081511790527fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff8114610c2a57600101611d1d565b8c7f1d85401c000000000000000000000000000000000000000000000000000000005f5260045260245260445ffd5b14159050815f611eb6565b508c7fca3cab16000000000000000000000000000000000000000000000000000000005f5260045260245260445ffd5b7f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a06040840135908111945091928415611ff3575b50611e8e565b6020949550915f939160606080946040519485520135851a86840152356040830152606082015282805260015afa505f51905f808080611fed565b915060647fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffe0601f855f96602098604051967f1626ba7e0000000000000000000000000000000000000000000000000000000088526004880152604060248801528160448801528587013786848287010152011601915afa7f1626ba7e000000000000000000000000000000000000000000000000000000005f5114601f3d11161615611f4f5750611ebe565b505073ffffffffffffffffffffffffffffffffffffffff92508c7f83441adc000000000000000000000000000000000000000000000000000000005f526004526024521660445260645ffd5b8a8235916001811461222557600281146121df57600314612199579173ffffffffffffffffffffffffffffffffffffffff60609267ffffffffffffffff947f7cb4aa9d000000000000000000000000000000000000000000000000000000005f526004521660245201351660445260645ffd5b73ffffffffffffffffffffffffffffffffffffffff92507f97c3d40f000000000000000000000000000000000000000000000000000000005f526004521660245260445ffd5b73ffffffffffffffffffffffffffffffffffffffff83837fca3cab16000000000000000000000000000000000000000000000000000000005f526004521660245260445ffd5b73ffffffffffffffffffffffffffffffffffffffff83837faa8d5f7e000000000000000000000000000000000000000000000000000000005f526004521660245260445ffd5b5050505050955095505050505090565b9291809a9896949b999c97915060051b82013596878301973660c08a01119036101761019457604088013560a01c883560a01c176101945783875b8c606002890181106125bf57506125ae5787358b606002880152602088013560208c606002890101526040517fb30def81df41cdbc6cc875ac8791a7b4ad5a1f55bb1b7d2292e87299213844908152602081018381526040820160208b0135815260608301908b3582528d60808520907f19010000000000000000000000000000000000000000000000000000000000008652600286015260228501528b604285209360a0820135809201918235903660208386010111903683119036101717610194575f805260411461253b575b5050505050505f51604089013581141590151761252957918b93918360409e945f14612514577fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff908860208c01351460011b010191929394505b8c80519e8f8b3516915b8260061b0101805180156124ae5773ffffffffffffffffffffffffffffffffffffffff168b351461242257506001018e1660408e6123e9565b9193959e50509b9496989a909297999b5b806040836060028c0101528a3560408c013503612459575b50600101919b989096611d20565b60608b01358060401c610194574281111561249f579060209160408d01355f528252015160801c60405f2060801c03612492575f61244b565b919b989096506005611d28565b5050919b989096506004611d28565b509193959e90740100000000000000000000000000000000000000008b9d9f989a9c9e94969b351783528c355f526004602052606060405f20549160061b8901015260016020880191836040845192848460051b910160061b8c01010152019052612433565b509550602088013595600191929394506123df565b9b989a93959799919250956003611d28565b6040820135947f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a08611612595579260205f9693608096938996839a526060820135891a9052013590525260015afa505f8080808080612385565b505050505050509b989a93959799919250956002611d28565b9b989a939597999192969096611d28565b905088358151146125d5575b60600184906122b6565b600194506125cb565b60ff811690601f821161260d57604051916125fa604084611745565b6020808452838101919036833783525290565b7fb3512b0c000000000000000000000000000000000000000000000000000000005f5260045ffdfea2646970667358221220d253a43d406a432b500682e9d39e86ff6d193cd005676b4ebbb8b237c462cea864736f6c634300082500332f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d78b26960e4dbd90fd37250dd4cc96a8ae09f0c09b7d743025672536b952ef9b1ad3228b676f7d3cd4284a5443f17f1962b36e491b30a40b2405849e597ba5fb5' as const;
+export const settlementBytecode = '0x61018080604052346103855760e08161522d80380380916100208285610389565b83398101031261038557610033816103ac565b61003f602083016103ac565b61004b604084016103ac565b60608401519160808501519360c060a08701519601519060405190610071604083610389565b60088252602082016721b0b6b13934b0b760c11b815260405192610096604085610389565b60018452603160f81b60208501908152926001600160a01b0381161561037257600180546001600160d01b03166102a360d81b1790556100d5906103c0565b506100df8161045c565b610120526100ec8461045c565b61014052519020918260e05251902080610100524660a0526040519060208201927f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f8452604083015260608201524660808201523060a082015260a0815261015560c082610389565b5190206080523060c05280158015610365575b610353576101605261017990610408565b506001600160a01b038116610343575b506001600160601b03811161030057600282108015610339575b610326576040516001600160601b03919091169060a081016001600160401b0381118282101761031257604090815282825261ffff841660208301525f90820181905260608083018290526080909201526001600160601b0391821692901b6dffff0000000000000000000000001691909117600555811161030057600780546001600160601b0319166001600160601b0383161790556040519081527f7d81bf24f9245ceed9de0ce6eb3a10b65d2dadf7c5f63ada56e979371e5cf1b190602090a1604051614cdd90816105508239608051816148b9015260a05181614970015260c0518161488a015260e051816149080152610100518161492e015261012051816110730152610140518161109c015261016051818181610b27015281816111c1015281816113f6015281816125e0015281816126d90152818161290f015281816129ff01528181612ea901528181613bc30152613c1b0152f35b632562870f60e21b5f5260045260245ffd5b634e487b7160e01b5f52604160045260245ffd5b5063a6000bfd60e01b5f5260045260245ffd5b50604082116101a3565b61034c90610432565b505f610189565b638422089760e01b5f5260045260245ffd5b506301e133808111610168565b636116401160e11b5f525f60045260245ffd5b5f80fd5b601f909101601f19168101906001600160401b0382119082101761031257604052565b51906001600160a01b038216820361038557565b600254906001600160a01b0382166103f9576001600160a01b03199091166001600160a01b038216176002556103f6905f6104c7565b90565b631fe1e13d60e11b5f5260045ffd5b6103f6907f2e8b98eef02e8df3bd27d1270ded3bea3d14db99c5234c7b14001a7fff957bcc6104c7565b6103f6907faef88082b8671e875d97d0d6c81d06fb9e76f97b3ad7523a55a378e5298aeeee6104c7565b601f815111610487576020815191015160208210610478571790565b5f198260200360031b1b161790565b604460209160405192839163305a27a960e01b83528160048401528051918291826024860152018484015e5f828201840152601f01601f19168101030190fd5b5f818152602081815260408083206001600160a01b038616845290915290205460ff16610549575f818152602081815260408083206001600160a01b0395909516808452949091528120805460ff19166001179055339291907f2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d9080a4600190565b50505f9056fe610200806040526004361015610013575f80fd5b5f3560e01c90816301ffc9a7146134c657508063022d63fb146134a957806305b0baa81461348e57806306f13056146134645780630aa6220b146133ab578063120052a91461337157806313f93ff41461335557806316f0115b1461332657806317691a22146132d55780631fa5d6a414613219578063207008ef14612dd8578063248a9ca314612dae5780632e1a7d4d14612c465780632f2ff15d14612c0357806331acb1d214612be857806336568abe14612aaf578063402914f51461296d578063424fa3bf146128e75780634e71d92d1461265c578063518615e3146126035780635262265a146125c9578063563909de146125525780635edd92cf1461252857806361025060146124fd578063634e93da146123df578063649a5ec71461220a57806369dbc094146121ef5780636b366cb5146121b557806373f966fd146111e657806376671808146111aa5780637794e3fd1461116f57806384b0196e1461105b57806384ef8ffc14610ff35780638a4eea53146110195780638da5cb5b14610ff357806391d1485414610faa57806392ffacac14610f8d57806395d6718a14610f235780639a0d760a14610eca5780639f201297146102e85780639f55ec0814610eaf578063a1eda53c14610e4d578063a217fddf14610e33578063a262f5f814610a94578063af74bc1414610a5a578063b5a127e514610a31578063b60d428814610916578063ba4ab54b146108dc578063be1e021514610888578063cc48ebd714610853578063cc8463c814610829578063cdbdb14c146107ef578063ce513b6f14610791578063cefc14291461069d578063cf6eefb71461064b578063d10260181461062f578063d547741f146105bd578063d602b9fd14610544578063db9ff237146104f6578063df18e0471461045a578063e033ebb01461039b578063f1ba83a114610361578063f4e2264b14610338578063f651ed5e146103075763ffa1ad74146102e8575f80fd5b34610303575f60031936011261030357602060405160028152f35b5f80fd5b34610303575f6003193601126103035760206bffffffffffffffffffffffff61032e613b26565b5116604051908152f35b34610303576040600319360112610303576020610359602435600435613914565b604051908152f35b34610303575f6003193601126103035760206040517f2125d1e225cadc5c8296e2cc1f96ee607770bf4a4a16131e62f6819937437c898152f35b34610303576020600319360112610303576004356103b761395d565b6bffffffffffffffffffffffff811161042f576020816bffffffffffffffffffffffff7f7d81bf24f9245ceed9de0ce6eb3a10b65d2dadf7c5f63ada56e979371e5cf1b193167fffffffffffffffffffffffffffffffffffffffff0000000000000000000000006007541617600755604051908152a1005b7f958a1c3c000000000000000000000000000000000000000000000000000000005f5260045260245ffd5b346103035760206003193601126103035760206103596001600160a01b03610480613597565b16805f52600883526104e460405f206040519061049c82613697565b54906bffffffffffffffffffffffff82169081815260606bffffffffffffffffffffffff84821c1693848984015263ffffffff8160c01c16604084015260e01c91015261372a565b905f526009835260405f20549061372a565b346103035760c06003193601126103035761050f6135c3565b60443563ffffffff8116810361030357606435908160070b8203610303576020926103599260a43592608435926004356138ca565b34610303575f6003193601126103035761055c61395d565b600180547fffffffffffff0000000000000000000000000000000000000000000000000000811690915560a01c65ffffffffffff1661059757005b7f8886ebfc4259abdbc16601dd8fb5678e54878f47b3c34836cfc51154a96051095f80a1005b34610303576040600319360112610303576004356105d96135ad565b811561060757816106006105fb610605945f525f602052600160405f20015490565b6139c5565b614252565b005b7f3fc3c27a000000000000000000000000000000000000000000000000000000005f5260045ffd5b34610303575f6003193601126103035760206040516101008152f35b34610303575f60031936011261030357604065ffffffffffff6106846001549065ffffffffffff6001600160a01b0383169260a01c1690565b6001600160a01b03849392935193168352166020820152f35b34610303575f600319360112610303576001546001600160a01b031633036107655760015460a081901c65ffffffffffff16906001600160a01b03168115801561075b575b61072f57610704906106fe6001600160a01b03600254166141ff565b50614158565b50600180547fffffffffffff0000000000000000000000000000000000000000000000000000169055005b507f19ca5ebb000000000000000000000000000000000000000000000000000000005f5260045260245ffd5b50428210156106e2565b7fc22c8022000000000000000000000000000000000000000000000000000000005f523360045260245ffd5b34610303576020600319360112610303576001600160a01b036107b2613597565b165f52600e602052602060405f20546fffffffffffffffffffffffffffffffff600654168082105f146107e85750604051908152f35b9050610359565b34610303575f6003193601126103035760206040517f996aea95aad2d1bf05d1888aff5837c52591bb7b0c80923f274f775c0e1328d88152f35b34610303575f600319360112610303576020610843613891565b65ffffffffffff60405191168152f35b34610303576060600319360112610303576044356001600160a01b038116810361030357610359602091602435600435613839565b34610303575f6003193601126103035760606108a2613b26565b6bffffffffffffffffffffffff6040820151169063ffffffff608061ffff8584015116920151169060405192835260208301526040820152f35b34610303575f6003193601126103035760206040517f993bfc043e3de15d0d1ede729c6b0bce968e233efbd2f9e7502555f9e8e243d98152f35b5f600319360112610303573415610a0957600654610946346fffffffffffffffffffffffffffffffff831661372a565b906bffffffffffffffffffffffff82116109e1577fffffffffffffffffffffffffffffffff000000000000000000000000000000006fffffffffffffffffffffffffffffffff8316911617600655335f52600e60205260405f206109ab34825461372a565b90556040519034825260208201527fcd909ec339185c4598a4096e174308fbdf136d117f230960f873a2f2e81f63af60403392a2005b7f4e3c18c0000000000000000000000000000000000000000000000000000000005f5260045ffd5b7f5a31cee9000000000000000000000000000000000000000000000000000000005f5260045ffd5b34610303575f60031936011261030357602061ffff81610a4f613b26565b015116604051908152f35b34610303575f6003193601126103035760206040517faef88082b8671e875d97d0d6c81d06fb9e76f97b3ad7523a55a378e5298aeeee8152f35b34610303576020600319360112610303576004356001600160a01b03811680820361030357610ac1613a55565b335f52600860205260405f209160405192610adb84613697565b54926bffffffffffffffffffffffff8416815260208101906bffffffffffffffffffffffff8560601c168252604081019163ffffffff8660c01c168352606082019560e01c8652610b4c7f000000000000000000000000000000000000000000000000000000000000000042613a1e565b956bffffffffffffffffffffffff8351169663ffffffff85511660018101809111610dda57811015610e07575b63ffffffff85511660028101809111610dda571115610db6575b8615610d8a57610c8c63ffffffff610cd995610c3f6bffffffffffffffffffffffff83965f8952335f526008602052818060405f209a5116167fffffffffffffffffffffffffffffffffffffffff0000000000000000000000008a5416178955511687907fffffffffffffffff000000000000000000000000ffffffffffffffffffffffff77ffffffffffffffffffffffff00000000000000000000000083549260601b169116179055565b5185547fffffffff00000000ffffffffffffffffffffffffffffffffffffffffffffffff16911660c01b7bffffffff00000000000000000000000000000000000000000000000016178455565b5182547bffffffffffffffffffffffffffffffffffffffffffffffffffffffff16911660e01b7fffffffff0000000000000000000000000000000000000000000000000000000016179055565b604080516001600160a01b039290921682526020820184905233917ff7a40077ff7a04c7e61f6f26fb13774259ddf1b6bce9ecf26a8276cdd39926839190a25f80808085855af1610d28613744565b5015610d5c576020825f7f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005d604051908152f35b7f1c43b976000000000000000000000000000000000000000000000000000000005f5260045260245260445ffd5b7f64ab3466000000000000000000000000000000000000000000000000000000005f523360045260245ffd5b95610dd1906bffffffffffffffffffffffff8351169061372a565b955f8252610b93565b7f4e487b71000000000000000000000000000000000000000000000000000000005f52601160045260245ffd5b96610e1f90335f52600960205260405f20549061372a565b96335f5260096020525f6040812055610b79565b34610303575f6003193601126103035760206040515f8152f35b34610303575f600319360112610303576002548060d01c9081151580610ea5575b15610e9b5760a01c65ffffffffffff165b6040805165ffffffffffff928316815292909116602083015290f35b50505f5f90610e7f565b5042821015610e6e565b34610303575f60031936011261030357602060405160038152f35b3461030357604060031936011261030357610ee3613597565b6001600160a01b03610ef36135ad565b91165f52600b6020526001600160a01b0360405f2091165f52602052602060ff60405f2054166040519015158152f35b34610303576020600319360112610303576001600160a01b03610f44613597565b165f52600a6020526040805f206020825191610f5f836136cf565b549167ffffffffffffffff6001600160a01b0384169384835260a01c16918291015282519182526020820152f35b34610303575f6003193601126103035760206040516202a3008152f35b3461030357604060031936011261030357610fc36135ad565b6004355f525f6020526001600160a01b0360405f2091165f52602052602060ff60405f2054166040519015158152f35b34610303575f6003193601126103035760206001600160a01b0360025416604051908152f35b3461030357606060031936011261030357611032613597565b61103a6135ad565b9060443567ffffffffffffffff8116810361030357602092610359926137ca565b34610303575f600319360112610303576111136110977f0000000000000000000000000000000000000000000000000000000000000000614829565b6110c07f0000000000000000000000000000000000000000000000000000000000000000614829565b6020611121604051926110d38385613707565b5f84525f3681376040519586957f0f00000000000000000000000000000000000000000000000000000000000000875260e08588015260e0870190613635565b908582036040870152613635565b4660608501523060808501525f60a085015283810360c08501528180845192838152019301915f5b82811061115857505050500390f35b835185528695509381019392810192600101611149565b34610303576020600319360112610303576001600160a01b03611190613597565b165f526008602052602060405f205460e01c604051908152f35b34610303575f6003193601126103035760206103597f000000000000000000000000000000000000000000000000000000000000000042613a1e565b346103035760806003193601126103035760043567ffffffffffffffff8111610303576112179036906004016135d6565b6101c0526101e05260243567ffffffffffffffff81116103035761123f9036906004016135d6565b9060443567ffffffffffffffff811161030357611260903690600401613607565b610180526101a05260643567ffffffffffffffff811161030357611288903690600401613607565b5050335f9081527f78b26960e4dbd90fd37250dd4cc96a8ae09f0c09b7d743025672536b952ef9b1602052604090205460ff1615612165576101006101c051116121365760015b6101c051811061209f5750905f917fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff8181360301925b8281101561132f578060051b8201359084821215610303576113296001928401613e2a565b01611304565b60405161016052610120610160510161016051811067ffffffffffffffff821117612072576040525f61016051525f602061016051015260406101605101610140525f6101405152606061016051015f8152608061016051015f815260a06101605101905f82525f60c0610160510152606060e061016051015260606101006101605101526113bc613ac9565b906113c5613b26565b9163ffffffff6080818186015116920151168103611f3e575b506113e7613783565b61ffff602063ffffffff61141b7f000000000000000000000000000000000000000000000000000000000000000042613a1e565b16946bffffffffffffffffffffffff815116610160515201511660206101605101526fffffffffffffffffffffffffffffffff81511661014051528263ffffffff604083015116145f14611f2a576bffffffffffffffffffffffff602081920151165b1684526bffffffffffffffffffffffff60075416905281526108206040516114a68282613707565b60408152601f198201908136602083013760e06101605101526114cc6040519283613707565b604082523660208301376101605161010001525f805b6101805181106116c257506007549067ffffffffffffffff8260601c169360018501808611610dda577ed24b2f32b252b0ec96c648b04c58f325366040dbe9f4b6440e402fdcacc758946080947fffffffffffffffffffffffff0000000000000000ffffffffffffffffffffffff73ffffffffffffffff00000000000000000000000063ffffffff9460601b1691161760075560c06101605101516115ab6115b98484511660405192839160208301958690929163ffffffff6020916040840195845216910152565b03601f198101835282613707565b519020875f52600d60205260405f20556115ec6fffffffffffffffffffffffffffffffff60065416610140515190613737565b926fffffffffffffffffffffffffffffffff6101405151169051825191604051611615816136b3565b8181526bffffffffffffffffffffffff83166020808301919091528487166040928301526fffffffffffffffffffffffffffffffff90921692891b7bffffffffffffffffffffffff00000000000000000000000000000000169290921760e09390931b7fffffffff000000000000000000000000000000000000000000000000000000001692909217600655915161016051518351919094168152908101949094528301526060820152a2005b6079810161018051607a830111611efe5760088201916116f36116ed8483610180516101a051613fd8565b90613ff0565b60c05260c05160c81c600160ff60c05160c01c161b90805f52600c60205260405f205490828216611ec9575f52600c6020521760405f205561174a611744602883018095610180516101a051613fd8565b90614056565b9060016117f56117e761177261176c602c86018099610180516101a051613fd8565b90614091565b60e01c61178e61176c60308701809a610180516101a051613fd8565b60e01c6117aa6116ed60388801809b610180516101a051613fd8565b60c01d6117c661174460588901809c610180516101a051613fd8565b916117e061174460788a01809d610180516101a051613fd8565b93896138ca565b95610180516101a0516140f7565b3560f81c16151560a0528260a051611d43575b505081610120525f60e0525f610100525f60e0525f61010052600161183483610180516101a0516140f7565b3560f81c9201610120525f905f915f5b848110611a165750505050505060a0515f146119825760e0511561194e575b61187360e0516101605183614504565b5f5b6101005181106118b5575061012051907fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff8114610dda57600101906114e2565b806001600160a01b036118d2600193610100610160510151614103565b51165f52600860205260405f20805460e01c9063ffffffff82106118f9575b505001611875565b80547bffffffffffffffffffffffffffffffffffffffffffffffffffffffff1691840160e01b7fffffffff000000000000000000000000000000000000000000000000000000001691909117905585806118f1565b7f5cd3a8e4000000000000000000000000000000000000000000000000000000005f5260045260c05160c01c60245260445ffd5b6101005160e0510160e05160011b11156119e25760206101605101518060e051106119ad5750611863565b907ff1507901000000000000000000000000000000000000000000000000000000005f5260045260e05160245260445260645ffd5b7fcd69effb000000000000000000000000000000000000000000000000000000005f5260045260c05160c01c60245260445ffd5b8581611ca5575b610120519460016101205101610180518111611c7957611a4761012051610180516101a0516140f7565b3560f81c91829161012052019560408711611c49576001610180519160428402010111611c1d575f5b818110611a8257505050600101611844565b611a9661012051610180516101a0516140f7565b3560f81c946101c051861015611bed57611abf611aba876101c0516101e051613e05565b61366a565b95600182821c16611bb4579060018093921b1795611afc611af360426101205101856101205101610180516101a051613fd8565b9083888c614ba3565b60808190526101208051604201905260ff16908115611b58576001600160a01b039060405192835216907f180985c178bf457a2d347c98dfac5aa8b2a9f73f318bf2397cc04a558dc6a834602060c05160c01c92a35b01611a70565b905085611b8c576001600160a01b03611b8360e061016051015160e051908660e0510160e052614103565b91169052611b52565b6001600160a01b03611b83610100610160510151610100519086610100510161010052614103565b6001600160a01b03878d7faa8d5f7e000000000000000000000000000000000000000000000000000000005f526004521660245260445ffd5b858b7faacfeefa000000000000000000000000000000000000000000000000000000005f5260045260245260445ffd5b887f05aafeda000000000000000000000000000000000000000000000000000000005f5260045260245ffd5b868a7f73d50933000000000000000000000000000000000000000000000000000000005f5260045260245260445ffd5b897f05aafeda000000000000000000000000000000000000000000000000000000005f5260045260245ffd5b50610180516021610120510111611d1757611cd46117446020610120510161012051610180516101a051613fd8565b868114611ceb576020610120510161012052611a1d565b877f0fed2aa3000000000000000000000000000000000000000000000000000000005f5260045260245ffd5b867f05aafeda000000000000000000000000000000000000000000000000000000005f5260045260245ffd5b9091925060ba82019160bb61018051910111611e9d5781611d6b91610180516101a051613fd8565b90611d768585613914565b918060401015611e7057806020116103035781359060401161030357611da9926040602084013593013560f81c90614b16565b506004811015611e435715801590611e02575b611dc95750908680611808565b6001600160a01b0390857f331f8dfe000000000000000000000000000000000000000000000000000000005f526004521660245260445ffd5b506001600160a01b0381165f9081527f1dcbb0d5b3899d261fb4614db5d133bc5b61db0ebd82cbc5812ce71c4e7d082f602052604090205460ff1615611dbc565b7f4e487b71000000000000000000000000000000000000000000000000000000005f52602160045260245ffd5b7f4e487b71000000000000000000000000000000000000000000000000000000005f52603260045260245ffd5b847f05aafeda000000000000000000000000000000000000000000000000000000005f5260045260245ffd5b867fad3a42e9000000000000000000000000000000000000000000000000000000005f5260045260c05160c01c60245260445ffd5b827f05aafeda000000000000000000000000000000000000000000000000000000005f5260045260245ffd5b506bffffffffffffffffffffffff5f61147e565b61206c90611f8e6bffffffffffffffffffffffff8551166bffffffffffffffffffffffff167fffffffffffffffffffffffffffffffffffffffff0000000000000000000000006005541617600555565b602084015160055479ffffffffffffffffffffffff0000000000000000000000000000604087015160701b16907fffffffff00000000000000000000000000000000ffffffffffffffffffffffff6dffff0000000000000000000000007bffff000000000000000000000000000000000000000000000000000060608a015160d01b169460601b1691161717176005557bffffffffffffffffffffffffffffffffffffffffffffffffffffffff7fffffffff000000000000000000000000000000000000000000000000000000006005549260e01b16911617600555565b846113de565b7f4e487b71000000000000000000000000000000000000000000000000000000005f52604160045260245ffd5b6120b3611aba826101c0516101e051613e05565b7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff8201828111610dda576001600160a01b036120fa611aba82936101c0516101e051613e05565b169116111561210b576001016112cf565b7ff8702cb4000000000000000000000000000000000000000000000000000000005f5260045260245ffd5b7fc052cabf000000000000000000000000000000000000000000000000000000005f526101c05160045260245ffd5b7fe2517d3f000000000000000000000000000000000000000000000000000000005f52336004527f2e8b98eef02e8df3bd27d1270ded3bea3d14db99c5234c7b14001a7fff957bcc60245260445ffd5b34610303575f6003193601126103035760206040517f2e8b98eef02e8df3bd27d1270ded3bea3d14db99c5234c7b14001a7fff957bcc8152f35b34610303575f60031936011261030357602060405160048152f35b346103035760206003193601126103035760043565ffffffffffff8116908181036103035761223761395d565b612240426142ae565b9165ffffffffffff612250613891565b16808211156123a557507ff1038c18cf84a56e432fdbfaf746924b7ea511dfe03a6506a0ceba4888788d9b9265ffffffffffff82620697808061229d951091180262069780181690613de7565b906002548060d01c80612322575b5050600280546001600160a01b031660a083901b79ffffffffffff0000000000000000000000000000000000000000161760d084901b7fffffffffffff0000000000000000000000000000000000000000000000000000161790556040805165ffffffffffff9283168152919092166020820152a1005b42111561237b5779ffffffffffffffffffffffffffffffffffffffffffffffffffff7fffffffffffff00000000000000000000000000000000000000000000000000006001549260301b169116176001555b83806122ab565b507f2b1fa2edafe6f7b9e97c1a9e0c3660e645beb2dcaa2d45bdbf9beaf5472e1ec55f80a1612374565b0365ffffffffffff8111610dda577ff1038c18cf84a56e432fdbfaf746924b7ea511dfe03a6506a0ceba4888788d9b9261229d9190613de7565b34610303576020600319360112610303576123f8613597565b61240061395d565b7f3377dc44241e779dd06afab5b788a35ca5f3b778836e2990bdb26a2a4b2e5ed6602061243d61242f426142ae565b612437613891565b90613de7565b65ffffffffffff6001600160a01b0361246c6001549065ffffffffffff6001600160a01b0383169260a01c1690565b9690501694600154867fffffffffffff000000000000000000000000000000000000000000000000000079ffffffffffff00000000000000000000000000000000000000008660a01b1692161717600155166124d4575b65ffffffffffff60405191168152a2005b7f8886ebfc4259abdbc16601dd8fb5678e54878f47b3c34836cfc51154a96051095f80a16124c3565b34610303575f6003193601126103035760206bffffffffffffffffffffffff60075416604051908152f35b34610303576020600319360112610303576004355f52600d602052602060405f2054604051908152f35b346103035760206003193601126103035761256b61395d565b610605612576613b26565b608081015163ffffffff16156125b3576bffffffffffffffffffffffff604082015116905b6bffffffffffffffffffffffff600435921690613bf3565b6bffffffffffffffffffffffff8151169061259b565b34610303575f6003193601126103035760206040517f00000000000000000000000000000000000000000000000000000000000000008152f35b346103035760206003193601126103035761261c61395d565b610605612627613b26565b608081015163ffffffff161561264d5761ffff806060830151165b169060043590613bf3565b61ffff80602083015116612642565b34610303575f60031936011261030357612674613a55565b335f52600860205260405f206040519061268d82613697565b54906bffffffffffffffffffffffff8216815260208101906bffffffffffffffffffffffff8360601c168252604081019163ffffffff8460c01c168352606082019360e01c84526126fe7f000000000000000000000000000000000000000000000000000000000000000042613a1e565b936bffffffffffffffffffffffff8351169463ffffffff85511660018101809111610dda578110156128bb575b63ffffffff85511660028101809111610dda571115612897575b8415610d8a57610c8c63ffffffff6127f195610c3f6bffffffffffffffffffffffff83965f8952335f526008602052818060405f209a5116167fffffffffffffffffffffffffffffffffffffffff0000000000000000000000008a5416178955511687907fffffffffffffffff000000000000000000000000ffffffffffffffffffffffff77ffffffffffffffffffffffff00000000000000000000000083549260601b169116179055565b604080513380825260208201849052917ff7a40077ff7a04c7e61f6f26fb13774259ddf1b6bce9ecf26a8276cdd399268391a25f80808084335af1612834613744565b5015612868576020905f7f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005d604051908152f35b7f1c43b976000000000000000000000000000000000000000000000000000000005f523360045260245260445ffd5b936128b2906bffffffffffffffffffffffff8351169061372a565b935f8252612745565b946128d390335f52600960205260405f20549061372a565b94335f5260096020525f604081205561272b565b34610303575f600319360112610303576128ff613783565b63ffffffff6040820151166129347f000000000000000000000000000000000000000000000000000000000000000042613a1e565b03612964576bffffffffffffffffffffffff602080920151165b6bffffffffffffffffffffffff60405191168152f35b5060205f61294e565b34610303576020600319360112610303576001600160a01b0361298e613597565b16805f52600860205260405f2090604051916129a983613697565b546bffffffffffffffffffffffff8116835260208301906bffffffffffffffffffffffff8160601c168252604084019063ffffffff8160c01c16825260e01c60608501526bffffffffffffffffffffffff612a247f000000000000000000000000000000000000000000000000000000000000000042613a1e565b9451169263ffffffff82511660018101809111610dda57851015612a8b575b5063ffffffff9051169260028401809411610dda576020931115612a6b575b50604051908152f35b906bffffffffffffffffffffffff612a859251169061372a565b82612a62565b63ffffffff9193612aa8915f52600960205260405f20549061372a565b9290612a43565b3461030357604060031936011261030357600435612acb6135ad565b811580612bcb575b612b19575b336001600160a01b03821603612af15761060591614252565b7f6697b232000000000000000000000000000000000000000000000000000000005f5260045ffd5b60015465ffffffffffff60a082901c16906001600160a01b031615801590612bbb575b8015612ba9575b612b7557507fffffffffffff000000000000ffffffffffffffffffffffffffffffffffffffff60015416600155612ad8565b65ffffffffffff907f19ca5ebb000000000000000000000000000000000000000000000000000000005f521660045260245ffd5b504265ffffffffffff82161015612b43565b5065ffffffffffff811615612b3c565b506001600160a01b03600254166001600160a01b03821614612ad3565b34610303575f60031936011261030357602060405160018152f35b3461030357604060031936011261030357600435612c1f6135ad565b81156106075781612c416105fb610605945f525f602052600160405f20015490565b6141a5565b3461030357602060031936011261030357600435612c62613a55565b6fffffffffffffffffffffffffffffffff60065416335f52600e60205260405f20548181105f14612da857805b83158015612d9f575b612d705750612d0391612cac848093613737565b335f52600e60205260405f20556fffffffffffffffffffffffffffffffff612cd48383613737565b167fffffffffffffffffffffffffffffffff000000000000000000000000000000006006541617600655613737565b6040519082825260208201527f92ccf450a286a957af52509bc1c9939d1a6a481783e142e41e2499f0bb66ebc660403392a25f80808084335af1612d45613744565b5015612868575f7f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005d005b837f4c362064000000000000000000000000000000000000000000000000000000005f5260045260245260445ffd5b50808411612c98565b81612c8f565b346103035760206003193601126103035760206103596004355f525f602052600160405f20015490565b3461030357606060031936011261030357600435612df46135c3565b60443567ffffffffffffffff8111610303573660238201121561030357806004013567ffffffffffffffff8111610303576024820191602436918360061b01011161030357335f9081527fcc63a890f37a48ca03efb14188746b690ceae956bc0ea4c6ce27096761dd7a10602052604090205460ff161580613204575b6131d8575f5f5b8281106131715750845f52600d60205260405f20546001811491821561313b575b505061310f5763ffffffff612ece7f000000000000000000000000000000000000000000000000000000000000000042613a1e565b9316926002840190818511610dda5710156130df579190835f52600d602052600160405f20555f925f925b818410612fac578585600654906fffffffffffffffffffffffffffffffff81166fffffffffffffffffffffffffffffffff831601906fffffffffffffffffffffffffffffffff8211610dda577f5a745eb9a919ed1ea8af34ee7c03566422afce5e96ac485101454e0ef4dd87a2927fffffffffffffffffffffffffffffffff000000000000000000000000000000006fffffffffffffffffffffffffffffffff60209416911617600655604051908152a2005b90919293612fbe611aba86858761365a565b906001600160a01b036bffffffffffffffffffffffff612fea6020612fe48a898b61365a565b0161367e565b16921691825f52600860205260405f20928463ffffffff855460c01c16145f146130b857506bffffffffffffffffffffffff835460601c1603906bffffffffffffffffffffffff8211610dda5761308a6130ae92600194907fffffffffffffffff000000000000000000000000ffffffffffffffffffffffff77ffffffffffffffffffffffff00000000000000000000000083549260601b169116179055565b6bffffffffffffffffffffffff6130a76020612fe48a898b61365a565b169061372a565b9401929190612ef9565b60019350906130ae92915f5260096020526130d860405f20918254613737565b905561308a565b82847fdf5ed44a000000000000000000000000000000000000000000000000000000005f5260045260245260445ffd5b837f0706b0e3000000000000000000000000000000000000000000000000000000005f5260045260245ffd5b604080516020810192835263ffffffff8816918101919091529192509061316581606081016115ab565b51902014158580612e99565b90600190613183611aba84868861365a565b6bffffffffffffffffffffffff6131a06020612fe487898b61365a565b6001600160a01b036040519360208501958652166040840152166060820152606081526131ce608082613707565b5190209101612e78565b7fb4698087000000000000000000000000000000000000000000000000000000005f523360045260245ffd5b506001600160a01b0360025416331415612e71565b3461030357602060031936011261030357613232613597565b335f52600b60205260405f206001600160a01b0382165f5260205260405f2060017fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff00825416179055335f52600a6020526001600160a01b038060405f20541691168091146132c2575b337f9a20fd73f3c4985be44f081964b55d63f69ed94995474740c82bfbff9d6ab5c45f80a3005b335f52600a6020525f604081205561329b565b346103035760206003193601126103035760043567ffffffffffffffff81168103610303578066ffffffffffffff60209260081c165f52600c825260405f2054600160ff60405193161b1615158152f35b34610303575f6003193601126103035760206fffffffffffffffffffffffffffffffff60065416604051908152f35b34610303575f60031936011261030357602060405161c3508152f35b34610303575f6003193601126103035760206040517fb30def81df41cdbc6cc875ac8791a7b4ad5a1f55bb1b7d2292e87299213844908152f35b34610303575f600319360112610303576133c361395d565b6002548060d01c806133e1575b600280546001600160a01b03169055005b42111561343a5779ffffffffffffffffffffffffffffffffffffffffffffffffffff7fffffffffffff00000000000000000000000000000000000000000000000000006001549260301b169116176001555b80806133d0565b507f2b1fa2edafe6f7b9e97c1a9e0c3660e645beb2dcaa2d45bdbf9beaf5472e1ec55f80a1613433565b34610303575f60031936011261030357602067ffffffffffffffff60075460601c16604051908152f35b34610303575f60031936011261030357602060405160408152f35b34610303575f600319360112610303576020604051620697808152f35b3461030357602060031936011261030357600435907fffffffff00000000000000000000000000000000000000000000000000000000821680920361030357817f31498786000000000000000000000000000000000000000000000000000000006020931490811561353a575b5015158152f35b7f7965db0b0000000000000000000000000000000000000000000000000000000081149150811561356d575b5083613533565b7f01ffc9a70000000000000000000000000000000000000000000000000000000091501483613566565b600435906001600160a01b038216820361030357565b602435906001600160a01b038216820361030357565b6024359063ffffffff8216820361030357565b9181601f840112156103035782359167ffffffffffffffff8311610303576020808501948460051b01011161030357565b9181601f840112156103035782359167ffffffffffffffff8311610303576020838186019501011161030357565b90601f19601f602080948051918291828752018686015e5f8582860101520116010190565b9190811015611e705760061b0190565b356001600160a01b03811681036103035790565b356bffffffffffffffffffffffff811681036103035790565b6080810190811067ffffffffffffffff82111761207257604052565b6060810190811067ffffffffffffffff82111761207257604052565b6040810190811067ffffffffffffffff82111761207257604052565b60a0810190811067ffffffffffffffff82111761207257604052565b90601f601f19910116810190811067ffffffffffffffff82111761207257604052565b91908201809211610dda57565b91908203918211610dda57565b3d1561377e573d9067ffffffffffffffff82116120725760405191613773601f8201601f191660200184613707565b82523d5f602084013e565b606090565b60405190613790826136b3565b8160406006546fffffffffffffffffffffffffffffffff811683526bffffffffffffffffffffffff8160801c16602084015260e01c910152565b9067ffffffffffffffff613836936001600160a01b03604051938160208601967f996aea95aad2d1bf05d1888aff5837c52591bb7b0c80923f274f775c0e1328d888521660408601521660608401521660808201526080815261382e60a082613707565b519020614117565b90565b906001600160a01b03613836936040519260208401947fb30def81df41cdbc6cc875ac8791a7b4ad5a1f55bb1b7d2292e87299213844908652604085015260608401521660808201526080815261382e60a082613707565b6002548060d01c80151590816138c0575b50156138b65760a01c65ffffffffffff1690565b5060015460d01c90565b905042115f6138a2565b949290939163ffffffff9081604051966020880198895216604087015216606085015260070b608084015260a083015260c082015260c0815261390e60e082613707565b51902090565b613836916040519060208201927f993bfc043e3de15d0d1ede729c6b0bce968e233efbd2f9e7502555f9e8e243d98452604083015260608201526060815261382e608082613707565b335f9081527fad3228b676f7d3cd4284a5443f17f1962b36e491b30a40b2405849e597ba5fb5602052604090205460ff161561399557565b7fe2517d3f000000000000000000000000000000000000000000000000000000005f52336004525f60245260445ffd5b805f525f60205260405f206001600160a01b0333165f5260205260ff60405f205416156139ef5750565b7fe2517d3f000000000000000000000000000000000000000000000000000000005f523360045260245260445ffd5b8115613a28570490565b7f4e487b71000000000000000000000000000000000000000000000000000000005f52601260045260245ffd5b7f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005c613aa15760017f9b779b17422d0df92223018b32b4d1fa46e071723d6817e2486d003becc55f005d565b7f3ee5aeb5000000000000000000000000000000000000000000000000000000005f5260045ffd5b60405190613ad6826136eb565b8160806005546bffffffffffffffffffffffff8116835261ffff8160601c1660208401526bffffffffffffffffffffffff8160701c16604084015261ffff8160d01c16606084015260e01c910152565b5f6080604051613b35816136eb565b8281528260208201528260408201528260608201520152613b54613ac9565b906080820163ffffffff81511615159081613bb7575b50613b7157565b9061ffff60606bffffffffffffffffffffffff6040840151169201511660405191613b9b836136eb565b825260208201525f60408201525f60608201525f608082015290565b905063ffffffff613be87f000000000000000000000000000000000000000000000000000000000000000042613a1e565b91511611155f613b6a565b906bffffffffffffffffffffffff811161042f57600283108015613ddd575b613db157613c407f000000000000000000000000000000000000000000000000000000000000000042613a1e565b9160018301809311610dda577f6e76e9c75de623f9f7cae45c1c31e1d91e2bd704963645b3d6f0bea7d44aa0b09363ffffffff6060941691613d0560206bffffffffffffffffffffffff83511692015191846080604051613ca0816136eb565b83815261ffff861660208201526bffffffffffffffffffffffff8916604082015261ffff87168a82015201526bffffffffffffffffffffffff167fffffffffffffffffffffffffffffffffffffffff0000000000000000000000006005541617600555565b600580546bffffffffffffffffffffffff1691861b6dffff0000000000000000000000001691909117607085901b79ffffffffffffffffffffffff0000000000000000000000000000161760d083901b7bffff0000000000000000000000000000000000000000000000000000161760e084901b7fffffffff000000000000000000000000000000000000000000000000000000001617905560405192835260208301526040820152a1565b827fa6000bfd000000000000000000000000000000000000000000000000000000005f5260045260245ffd5b5060408311613c12565b9065ffffffffffff8091169116019065ffffffffffff8211610dda57565b9190811015611e705760051b0190565b3567ffffffffffffffff811681036103035790565b6040810190613e3882613e15565b4267ffffffffffffffff9190911611613f7a5760ff60025b1680613f2a57506001600160a01b03613e9f613e77613e716020850161366a565b94613e15565b928260405195613e86876136cf565b16855267ffffffffffffffff602086019416845261366a565b165f52600a6020526001600160a01b0360405f209251167fffffffffffffffffffffffff0000000000000000000000000000000000000000835416178255517fffffffff0000000000000000ffffffffffffffffffffffffffffffffffffffff7bffffffffffffffff000000000000000000000000000000000000000083549260a01b169116179055565b9091507f05aea4be8c74d114c61c308f9eaa0295b580d1b9d78110ffd2fab62207c82bf960206001600160a01b0380613f6d83613f668861366a565b970161366a565b60405195865216941692a3565b6001600160a01b03613f8b8261366a565b165f52600b60205260405f206001600160a01b03613fab6020840161366a565b165f5260205260ff60405f2054165f14613fc85760ff6003613e50565b60ff613fd382614347565b613e50565b90939293848311610303578411610303578101920390565b919091357fffffffffffffffff00000000000000000000000000000000000000000000000081169260088110614024575050565b7fffffffffffffffff000000000000000000000000000000000000000000000000929350829060080360031b1b161690565b359060208110614064575090565b7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff9060200360031b1b1690565b919091357fffffffff00000000000000000000000000000000000000000000000000000000811692600481106140c5575050565b7fffffffff00000000000000000000000000000000000000000000000000000000929350829060040360031b1b161690565b90821015611e70570190565b8051821015611e705760209160051b010190565b604290614122614880565b90604051917f19010000000000000000000000000000000000000000000000000000000000008352600283015260228201522090565b600254906001600160a01b03821661060757613836917fffffffffffffffffffffffff00000000000000000000000000000000000000006001600160a01b0383169116176002555f614996565b9081156141b6575b61383691614996565b600254916001600160a01b038316610607577fffffffffffffffffffffffff00000000000000000000000000000000000000009092166001600160a01b038216176002556141ad565b613836906001600160a01b03600254166001600160a01b03821614614225575b5f614a41565b7fffffffffffffffffffffffff00000000000000000000000000000000000000006002541660025561421f565b9061383691801580614291575b15614a41577fffffffffffffffffffffffff000000000000000000000000000000000000000060025416600255614a41565b506001600160a01b03600254166001600160a01b0383161461425f565b65ffffffffffff81116142c65765ffffffffffff1690565b7f6dfcc650000000000000000000000000000000000000000000000000000000005f52603060045260245260445ffd5b9035907fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffe181360301821215610303570180359067ffffffffffffffff82116103035760200191813603831361030357565b6143716143538261366a565b61435f6020840161366a565b61436b60408501613e15565b916137ca565b61437a8261366a565b3b156144a0575f91829160846144066143a06143958561366a565b9460608101906142f6565b9290601f19601f8560405196879460208601997f1626ba7e000000000000000000000000000000000000000000000000000000008b526024870152604060448701528160648701528686013789858286010152011681010301601f198101835282613707565b519161c350fa614414613744565b81614494575b8161442f575b501561442a575f90565b600190565b905060208180518101031261030357602001517fffffffff000000000000000000000000000000000000000000000000000000008116809103610303577f1626ba7e00000000000000000000000000000000000000000000000000000000145f614420565b8051602014915061441a565b6144b7906144b160608401846142f6565b91614ae2565b506004811015611e4357600381146144fc571591826144dc575b50501561442a575f90565b6001600160a01b039192506144f1829161366a565b169116145f806144d1565b505050600490565b90821561482457805161452784604084019283518082105f1461481d5750613a1e565b92831561481657848402908482048603610dda576060840161454a83825161372a565b8091526080850190815181116147d85750505061456b908295949551613737565b90526bffffffffffffffffffffffff83169260c082019160a081019060e0015f5b85811061459c5750505050505050565b6001600160a01b036145af828451614103565b51169063ffffffff84511691805f52600860205260405f2092835463ffffffff8160c01c1682810361467c575b505050614649836146018b6bffffffffffffffffffffffff6001975460601c16614c7d565b7fffffffffffffffff000000000000000000000000ffffffffffffffffffffffff77ffffffffffffffffffffffff00000000000000000000000083549260601b169116179055565b8651906040519060208201928352604082015286606082015260608152614671608082613707565b51902086520161458c565b835f9692939652600960205260405f2054956bffffffffffffffffffffffff8460601c169660018301809311610dda57600197614649956147599484036147735750816bffffffffffffffffffffffff6146dc8184951682895416614c7d565b167fffffffffffffffffffffffffffffffffffffffff00000000000000000000000087541617865503614760575b505b82547fffffffff00000000000000000000000000000000ffffffffffffffffffffffff1660c09190911b7bffffffff00000000000000000000000000000000000000000000000016178255565b935f6145dc565b855f52600960205260405f20555f61470a565b614798906bffffffffffffffffffffffff8061479081958761372a565b169116614c7d565b167fffffffffffffffffffffffffffffffffffffffff0000000000000000000000008554161784551561470c57845f5260096020525f604081205561470c565b836147e291613737565b9051917fedde5db9000000000000000000000000000000000000000000000000000000005f5260045260245260445260645ffd5b5050505050565b9050613a1e565b505050565b60ff811690601f82116148585760405191614845604084613707565b6020808452838101919036833783525290565b7fb3512b0c000000000000000000000000000000000000000000000000000000005f5260045ffd5b6001600160a01b037f00000000000000000000000000000000000000000000000000000000000000001630148061496d575b156148db577f000000000000000000000000000000000000000000000000000000000000000090565b60405160208101907f8b73c3c69bb8fe3d512ecc4cf759cc79239f7b179b0ffacaa9a75d522b39400f82527f000000000000000000000000000000000000000000000000000000000000000060408201527f000000000000000000000000000000000000000000000000000000000000000060608201524660808201523060a082015260a0815261390e60c082613707565b507f000000000000000000000000000000000000000000000000000000000000000046146148b2565b805f525f60205260405f206001600160a01b0383165f5260205260ff60405f205416155f14614a3b57805f525f60205260405f206001600160a01b0383165f5260205260405f2060017fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff008254161790556001600160a01b03339216907f2f8788117e7eff1d82e926ec794901d17c78024a50270940304540a733656f0d5f80a4600190565b50505f90565b805f525f60205260405f206001600160a01b0383165f5260205260ff60405f2054165f14614a3b57805f525f60205260405f206001600160a01b0383165f5260205260405f207fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff0081541690556001600160a01b03339216907ff6391f5c32d9c69d2a47ea670b442974b53935d1edc7fd64eb21e047a839171b5f80a4600190565b9060418303614b0c57614b059250602081013591604082359201355f1a90614b16565b9192909190565b50505f9160029190565b91907f7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a08411614b98579160209360809260ff5f9560405194855216868401526040830152606082015282805260015afa15614b8d575f516001600160a01b03811615614b8357905f905f90565b505f906001905f90565b6040513d5f823e3d90fd5b5050505f9160039190565b91614bb19181959493613839565b918060401015611e7057806020116103035781359060401161030357614be4926040602084013593013560f81c90614b16565b506004819392931015611e4357600381146144fc57614c76576001600160a01b038091169116818114614a3b57815f52600a60205260405f2054916001600160a01b0383168203614c4f57505067ffffffffffffffff429160a01c161115614c4a575f90565b600290565b9091505f52600b60205260405f20905f5260205260ff60405f2054165f1461442a57600390565b5050600190565b906bffffffffffffffffffffffff809116911601906bffffffffffffffffffffffff8211610dda5756fea26469706673582212202ea6afabe7898c1b1fe12639dd02e815adc6f964f6f63e97cdea7376cc247c8464736f6c63430008250033' as const;

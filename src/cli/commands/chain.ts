@@ -1,8 +1,9 @@
 import { type Account, type Address, type Hex, isAddress, isHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
-import { anvilAccount } from '../../chain/accounts.ts';
+import { anvilAccount, EMBEDDED_ROLES } from '../../chain/accounts.ts';
 import { type AnvilNode, startAnvil } from '../../chain/anvil.ts';
-import { connectChain, deploySettlement } from '../../chain/client.ts';
+import { connectChain, DEFAULT_EPOCH_SECONDS, deploySettlement } from '../../chain/client.ts';
+import { EMBEDDED_EPOCH_SECONDS } from '../../chain/embedded.ts';
 import { type Command, intOption, parseOptions } from '../command.ts';
 
 const ETHER = 10n ** 18n;
@@ -26,19 +27,26 @@ function deployer(key: string | undefined): Account {
 export const command: Command = {
   name: 'chain',
   summary: 'start the embedded chain (anvil) and deploy + fund the Settlement contract',
-  help: `usage: cambrian chain [--port P] [--rpc URL] [--key HEX] [--coordinator ADDRESS]
-                      [--reward WEI] [--quorum N] [--fund WEI] [--json]
+  help: `usage: cambrian chain [--port P] [--rpc URL] [--key HEX] [--admin ADDR] [--coordinator ADDR]
+                      [--referee ADDR] [--reward WEI] [--quorum N] [--cap WEI] [--epoch S]
+                      [--fund WEI] [--json]
 
 Starts anvil (from the @foundry-rs/anvil package) on port P (default: a random free port), waits
 until it answers, deploys the Settlement contract, funds its reward pool, prints one JSON line
-  {"rpcUrl","chainId","settlement","coordinator","admin","deployBlock"}
+  {"rpcUrl","chainId","settlement","admin","coordinator","referee","epochSeconds","deployBlock"}
 and runs until SIGINT/SIGTERM, then stops anvil. With --rpc URL it deploys to that chain instead,
 prints the line and exits.
-  --key HEX            deployer (and owner) private key; default $CAMBRIAN_DEPLOYER_KEY, else anvil's
-                       first dev account (a published key: only for dev chains)
-  --coordinator ADDR   the account allowed to settle (default: the deployer)
+  --key HEX            deployer private key; default $CAMBRIAN_DEPLOYER_KEY, else anvil's first dev
+                       account (a published key: only for dev chains)
+  --admin ADDR         DEFAULT_ADMIN_ROLE: terms, cap, roles, voids (default: the deployer; a multisig
+                       or timelock in production)
+  --coordinator ADDR   COORDINATOR_ROLE, may settle; must differ from the admin (default on the
+                       embedded chain: dev account 1; required with --rpc)
+  --referee ADDR       REFEREE_ROLE, signs verdicts (default on the embedded chain: dev account 2)
   --reward WEI         reward per settled task, shared by its majority (default 10^15)
-  --quorum N           minimum agreeing votes per task (default 2)
+  --quorum N           minimum agreeing votes per task, at least 2 (default 2)
+  --cap WEI            most the coordinator may credit per epoch (default 1,000 rewards)
+  --epoch S            epoch length in seconds (default 86400; 2 on the embedded chain)
   --fund WEI           initial reward pool (default 100 ether on the embedded chain, 0 with --rpc)
   --json               print only the JSON line`,
   async run(argv) {
@@ -46,7 +54,11 @@ prints the line and exits.
       port: { type: 'string' },
       rpc: { type: 'string' },
       key: { type: 'string' },
+      admin: { type: 'string' },
       coordinator: { type: 'string' },
+      referee: { type: 'string' },
+      cap: { type: 'string' },
+      epoch: { type: 'string' },
       reward: { type: 'string' },
       quorum: { type: 'string' },
       fund: { type: 'string' },
@@ -54,11 +66,23 @@ prints the line and exits.
     });
     if (opts.rpc && opts.port)
       throw new Error('--port starts a local chain; it cannot be combined with --rpc');
-    if (opts.coordinator && !isAddress(opts.coordinator)) throw new Error(`--coordinator is not an address`);
+    for (const flag of ['admin', 'coordinator', 'referee'] as const) {
+      const value = opts[flag];
+      if (value !== undefined && !isAddress(value)) throw new Error(`--${flag} is not an address`);
+    }
+    if (opts.rpc && !opts.coordinator)
+      throw new Error('--rpc needs --coordinator (an account other than the admin)');
     const account = deployer(opts.key);
     const port = intOption(opts.port, '--port', 0);
     const rewardPerTask = weiOption(opts.reward, '--reward', 10n ** 15n);
-    const minQuorum = intOption(opts.quorum, '--quorum', 2, 1);
+    const minQuorum = intOption(opts.quorum, '--quorum', 2, 2);
+    const epochSeconds = intOption(
+      opts.epoch,
+      '--epoch',
+      opts.rpc ? DEFAULT_EPOCH_SECONDS : EMBEDDED_EPOCH_SECONDS,
+      1,
+    );
+    const epochCap = weiOption(opts.cap, '--cap', rewardPerTask * 1_000n);
     const fund = weiOption(opts.fund, '--fund', opts.rpc ? 0n : 100n * ETHER);
     const log = (line: string) => {
       if (!opts.json) console.error(line);
@@ -71,10 +95,15 @@ prints the line and exits.
         log(`anvil running at ${node.rpcUrl} (chain id ${node.chainId}, pid ${node.pid})`);
       }
       const conn = await connectChain(opts.rpc ?? node!.rpcUrl, account);
+      const embedded = (index: number) => (opts.rpc ? undefined : anvilAccount(index).address);
       const deployment = await deploySettlement(conn, {
-        coordinator: opts.coordinator as Address | undefined,
+        admin: (opts.admin as Address | undefined) ?? account.address,
+        coordinator: ((opts.coordinator as Address | undefined) ?? embedded(EMBEDDED_ROLES.coordinator))!,
+        referee: (opts.referee as Address | undefined) ?? embedded(EMBEDDED_ROLES.referee),
         rewardPerTask,
         minQuorum,
+        epochCap,
+        epochSeconds,
         fund,
       });
       console.log(
@@ -82,8 +111,10 @@ prints the line and exits.
           rpcUrl: conn.rpcUrl,
           chainId: conn.chain.id,
           settlement: deployment.address,
-          coordinator: deployment.coordinator,
           admin: deployment.admin,
+          coordinator: deployment.coordinator,
+          referee: deployment.referee ?? null,
+          epochSeconds,
           deployBlock: Number(deployment.blockNumber),
         }),
       );

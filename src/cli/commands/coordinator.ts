@@ -52,6 +52,8 @@ leases tasks to workers, decides agreement and settles agreed tasks on chain.
   --rpc-url URL          chain RPC (default $CAMBRIAN_RPC_URL)
   --settlement ADDR      Settlement contract (default $CAMBRIAN_SETTLEMENT)
   --coordinator-key HEX  key with COORDINATOR_ROLE (default $CAMBRIAN_COORDINATOR_KEY)
+  --referee-key HEX      key with REFEREE_ROLE, signs verdicts of refereed tasks (default
+                         $CAMBRIAN_REFEREE_KEY; without it refereed tasks cannot settle)
   --strategy evolution|random|asha, --track mnist|blobs, --budget N, --steps N, --seed S
   --queue-depth N        tasks kept open at once (default 8)
   --max-params N         largest architecture the search proposes (default 250000)
@@ -67,6 +69,7 @@ leases tasks to workers, decides agreement and settles agreed tasks on chain.
       'rpc-url': { type: 'string' },
       settlement: { type: 'string' },
       'coordinator-key': { type: 'string' },
+      'referee-key': { type: 'string' },
       strategy: { type: 'string' },
       track: { type: 'string' },
       budget: { type: 'string' },
@@ -82,6 +85,7 @@ leases tasks to workers, decides agreement and settles agreed tasks on chain.
     const rpcUrl = o['rpc-url'] ?? process.env.CAMBRIAN_RPC_URL;
     const settlement = (o.settlement ?? process.env.CAMBRIAN_SETTLEMENT) as Hex | undefined;
     const coordinatorKey = (o['coordinator-key'] ?? process.env.CAMBRIAN_COORDINATOR_KEY) as Hex | undefined;
+    const refereeKey = (o['referee-key'] ?? process.env.CAMBRIAN_REFEREE_KEY) as Hex | undefined;
     if (!rpcUrl || !settlement || !coordinatorKey) {
       throw new Error('needs --rpc-url, --settlement and --coordinator-key (or their CAMBRIAN_* variables)');
     }
@@ -103,7 +107,7 @@ leases tasks to workers, decides agreement and settles agreed tasks on chain.
         };
     const coordinator = await startCoordinator({
       db,
-      chain: { rpcUrl, chainId, settlement, coordinatorKey },
+      chain: { rpcUrl, chainId, settlement, coordinatorKey, refereeKey },
       search,
       port: intOption(o.port, '--port', 8787, 0),
       host: o.host,

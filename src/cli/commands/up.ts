@@ -2,10 +2,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHex } from 'viem';
-import { anvilAccount } from '../../chain/accounts.ts';
+import { anvilAccount, EMBEDDED_ROLES } from '../../chain/accounts.ts';
+
+const ROLE_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(EMBEDDED_ROLES).map(([role, index]) => [index, ` (${role})`]),
+);
+
 import { startAnvil } from '../../chain/anvil.ts';
 import { ROOT } from '../../chain/build.ts';
-import { connectChain, deploySettlement } from '../../chain/client.ts';
+import { deployEmbedded } from '../../chain/embedded.ts';
 import { openDb } from '../../coordinator/db.ts';
 import { startCoordinator } from '../../coordinator/service.ts';
 import { type Command, intOption, parseOptions } from '../command.ts';
@@ -79,15 +84,19 @@ missing) and N headless workers. Prints the URLs and the dev accounts. Ctrl-C st
       for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
     };
     try {
-      const anvil = await startAnvil({ port: intOption(o['chain-port'], '--chain-port', 8545, 0) });
+      // A block every second, as on a real chain: block timestamps keep up with the clock, so grant
+      // expiry and the epochs of claims are judged at the time they happen (no stale latest block).
+      const anvil = await startAnvil({
+        port: intOption(o['chain-port'], '--chain-port', 8545, 0),
+        args: ['--block-time', '1'],
+      });
       cleanups.push(() => anvil.stop());
-      const deployer = anvilAccount(0);
-      const conn = await connectChain(anvil.rpcUrl, deployer);
-      const deployment = await deploySettlement(conn, {
+      const embedded = await deployEmbedded(anvil.rpcUrl, {
         rewardPerTask: REWARD_PER_TASK,
         minQuorum: 2,
         fund: POOL,
       });
+      const { deployment } = embedded;
       log(`chain ${anvil.chainId} at ${anvil.rpcUrl}; Settlement ${deployment.address} funded with 100 ETH`);
 
       const dist = join(ROOT, 'dist');
@@ -100,7 +109,8 @@ missing) and N headless workers. Prints the URLs and the dev accounts. Ctrl-C st
           rpcUrl: anvil.rpcUrl,
           chainId: anvil.chainId,
           settlement: deployment.address,
-          coordinatorKey: toHex(deployer.getHdKey().privateKey!),
+          coordinatorKey: embedded.coordinatorKey,
+          refereeKey: embedded.refereeKey,
         },
         search: searchConfig(o),
         port: intOption(o.port, '--port', 8787, 0),
@@ -155,9 +165,7 @@ missing) and N headless workers. Prints the URLs and the dev accounts. Ctrl-C st
         );
         for (let i = 0; i < 10; i++) {
           const a = anvilAccount(i);
-          console.log(
-            `  ${i}${i === 0 ? ' (coordinator)' : ''} ${a.address} ${toHex(a.getHdKey().privateKey!)}`,
-          );
+          console.log(`  ${i}${ROLE_NAMES[i] ?? ''} ${a.address} ${toHex(a.getHdKey().privateKey!)}`);
         }
         console.log('\nCtrl-C stops everything.');
       }
