@@ -30,24 +30,30 @@ test.afterAll(async () => {
   await stack?.stop();
 });
 
-/** The first TaskSettled event that credits `worker`, read from the chain. */
-async function waitForSettlement(worker: string, timeoutMs: number): Promise<string> {
+/**
+ * The first TaskSettled event that credits `worker`, read from the chain, once `count` of them exist
+ * (the benchmark `cambrian bench mainthread --tasks N` asks for more than one, for a longer window).
+ */
+async function waitForSettlement(worker: string, timeoutMs: number, count = 1): Promise<string> {
   const client = createPublicClient({ transport: http(stack.rpcUrl) });
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const events = await readSettledEvents(client, stack.settlement as Address);
-    const ours = events.find((e) => e.winners.some((w) => w.toLowerCase() === worker.toLowerCase()));
-    if (ours) return ours.taskId;
+    const ours = events.filter((e) => e.winners.some((w) => w.toLowerCase() === worker.toLowerCase()));
+    if (ours.length >= count) return ours[0].taskId;
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
-  throw new Error(`no task credited to ${worker} settled within ${timeoutMs} ms`);
+  throw new Error(`fewer than ${count} tasks credited to ${worker} settled within ${timeoutMs} ms`);
 }
+
+/** Tasks to contribute before the main-thread report is written (1 in CI; more for the benchmark). */
+const REPORT_TASKS = Number(process.env.CAMBRIAN_MAIN_THREAD_TASKS ?? 1);
 
 /** Long tasks and long animation frames (with script attribution) between the app's task marks. */
 async function writeMainThreadReport(page: Page, outputDir: string): Promise<void> {
   const report = await page.evaluate(() => {
     const from = performance.getEntriesByName('cambrian:task-start')[0]?.startTime ?? 0;
-    const to = performance.getEntriesByName('cambrian:task-settled')[0]?.startTime ?? performance.now();
+    const to = performance.now();
     const w = window as unknown as {
       __longTasks: { start: number; duration: number }[];
       __longFrames: { start: number; duration: number; blocking: number; scripts: unknown[] }[];
@@ -110,6 +116,7 @@ async function openApp(page: Page, route: string) {
 }
 
 test('contribute from a tab, settle on chain, claim, and try the model', async ({ page }, testInfo) => {
+  test.setTimeout(300_000 + REPORT_TASKS * 60_000);
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
   const shot = (name: string) =>
@@ -131,7 +138,7 @@ test('contribute from a tab, settle on chain, claim, and try the model', async (
   await page.getByTestId('start').click();
   // Wait on the chain from Node, not by polling the page: the test's own in-page work would otherwise
   // run on the main thread inside the window it measures.
-  const settledTask = await waitForSettlement(account, 180_000);
+  const settledTask = await waitForSettlement(account, 180_000 * REPORT_TASKS, REPORT_TASKS);
   const settledRow = page.locator(`[data-testid="task-row"][data-phase="settled"]`).filter({
     has: page.locator(`code[title="${settledTask}"]`),
   });
@@ -142,8 +149,8 @@ test('contribute from a tab, settle on chain, claim, and try the model', async (
 
   // Main-thread responsiveness while contributing is measured, not asserted: a long task on a loaded
   // machine says as much about the machine as about the app. The window runs from the first task handed
-  // to the Worker to the first settlement (the app's performance marks); pressing Start (the one-off
-  // wallet signature) lies outside it. `cambrian bench mainthread` prints this report.
+  // to the Worker (the app's performance mark) to now, REPORT_TASKS settlements later; pressing Start
+  // (the one-off wallet signature) lies outside it. `cambrian bench mainthread` prints this report.
   await writeMainThreadReport(page, testInfo.project.outputDir);
   await page.getByTestId('stop').click();
 

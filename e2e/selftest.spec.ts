@@ -7,6 +7,9 @@ test('the engine Worker reports a WebGPU adapter and passes the bit-exact self-t
   page.on('pageerror', (err) => errors.push(err.message));
   await page.goto('/');
 
+  // Plain words first; the technical report sits behind a disclosure.
+  await expect(page.getByTestId('device-verdict')).toBeVisible();
+  await page.getByText('Details: graphics chip and self-test').click();
   // The report comes from inside the Worker (navigator.gpu in a DedicatedWorkerGlobalScope).
   await expect(page.getByTestId('gpu-report')).toBeVisible();
   const adapter = await page.getByTestId('gpu-adapter').textContent();

@@ -100,10 +100,10 @@ function Shell({ ready }: { ready: boolean }) {
       <main id="content" tabIndex={-1}>
         {page === 'contribute' && (
           <>
-            <DevicePanel />
             <NeedsChain what="contribute">
               <ContributePage />
             </NeedsChain>
+            <DevicePanel />
           </>
         )}
         {page === 'rewards' && (

@@ -15,11 +15,13 @@ import { parseArgs } from 'node:util';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEFAULT_REPORT = join(ROOT, 'test-results', 'main-thread.json');
 
-export const help = `usage: cambrian bench mainthread [--run] [--report FILE] [--json]
+export const help = `usage: cambrian bench mainthread [--run [--tasks N]] [--report FILE] [--json]
 
 Prints the main-thread report of the last browser e2e run: long tasks and long animation frames while
 the tab contributed, attributed to the app's scripts (Long Animation Frames API).
   --run          build and run e2e/app.spec.ts first (a few minutes; starts the whole stack)
+  --tasks N      with --run: keep contributing until N tasks of the tab settled (default 1), for a
+                 longer window
   --report FILE  the report to read (default test-results/main-thread.json)
   --json         print the summary as JSON`;
 
@@ -74,9 +76,13 @@ export function summarise(report: MainThreadReport): MainThreadSummary {
   };
 }
 
-function runE2e(): void {
+function runE2e(tasks: number): void {
   execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
-  execFileSync('npx', ['playwright', 'test', 'e2e/app.spec.ts'], { cwd: ROOT, stdio: 'inherit' });
+  execFileSync('npx', ['playwright', 'test', 'e2e/app.spec.ts'], {
+    cwd: ROOT,
+    stdio: 'inherit',
+    env: { ...process.env, CAMBRIAN_MAIN_THREAD_TASKS: String(tasks) },
+  });
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -84,11 +90,17 @@ export async function run(argv: string[]): Promise<number> {
     args: argv,
     options: {
       run: { type: 'boolean', default: false },
+      tasks: { type: 'string', default: '1' },
       report: { type: 'string', default: DEFAULT_REPORT },
       json: { type: 'boolean', default: false },
     },
   });
-  if (values.run) runE2e();
+  const tasks = Number(values.tasks);
+  if (!Number.isInteger(tasks) || tasks < 1) {
+    console.error(`--tasks must be a positive integer, got ${values.tasks}`);
+    return 2;
+  }
+  if (values.run) runE2e(tasks);
   if (!existsSync(values.report)) {
     console.error(`no report at ${values.report}: run the browser e2e test first (or pass --run)`);
     return 1;

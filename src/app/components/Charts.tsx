@@ -1,13 +1,37 @@
-/** Small hand-written SVG charts: a line chart (loss, best accuracy) with accessible summaries. */
+/** Small hand-written SVG charts: a line chart (loss, best accuracy) with axes, legend and a text summary. */
+import { useEffect, useState } from 'react';
+
+/**
+ * The drawn width of a chart's box, so its SVG is laid out in real pixels and its labels keep their
+ * font size on a phone instead of shrinking with the viewBox.
+ */
+export function useChartWidth(fallback: number): [(node: HTMLDivElement | null) => void, number] {
+  // A callback ref: the box may mount after the first render (a chart that had no data yet).
+  const [node, setNode] = useState<HTMLDivElement | null>(null);
+  const [width, setWidth] = useState(fallback);
+  useEffect(() => {
+    if (!node) return;
+    const observer = new ResizeObserver(([entry]) => {
+      const w = Math.round(entry.contentRect.width);
+      if (w > 0) setWidth(w);
+    });
+    observer.observe(node);
+    return () => observer.disconnect();
+  }, [node]);
+  return [setNode, width];
+}
 
 export interface LineChartProps {
   values: number[];
   /** Optional x values (same length); defaults to the index. */
   xs?: number[];
   label: string;
-  width?: number;
   height?: number;
   format?: (v: number) => string;
+  /** Labels for the first and last x (e.g. clock times); without it the x axis is unlabelled ticks. */
+  formatX?: (x: number) => string;
+  xLabel: string;
+  yLabel: string;
   testId?: string;
 }
 
@@ -15,12 +39,15 @@ export function LineChart({
   values,
   xs,
   label,
-  width = 800,
   height = 200,
   format = (v) => v.toFixed(3),
+  formatX,
+  xLabel,
+  yLabel,
   testId,
 }: LineChartProps) {
-  const pad = { l: 44, r: 8, t: 8, b: 18 };
+  const [box, width] = useChartWidth(640);
+  const pad = { l: 56, r: 12, t: 22, b: 38 };
   if (values.length === 0) {
     return (
       <div className="chart-empty muted" data-testid={testId}>
@@ -40,25 +67,64 @@ export function LineChart({
     .map((v, i) => `${i === 0 ? 'M' : 'L'}${sx(x[i]).toFixed(1)},${sy(v).toFixed(1)}`)
     .join('');
   const last = values[values.length - 1];
+  const bottom = height - pad.b;
   return (
-    <svg
-      className="chart"
-      viewBox={`0 0 ${width} ${height}`}
-      role="img"
-      aria-label={`${label}: ${values.length} points, latest ${format(last)}, range ${format(yMin)} to ${format(yMax)}`}
-      data-testid={testId}
-    >
-      <line x1={pad.l} x2={width - pad.r} y1={height - pad.b} y2={height - pad.b} className="axis" />
-      <line x1={pad.l} x2={pad.l} y1={pad.t} y2={height - pad.b} className="axis" />
-      <text x={pad.l - 4} y={sy(yMax) + 4} className="tick" textAnchor="end">
-        {format(yMax)}
-      </text>
-      <text x={pad.l - 4} y={sy(yMin)} className="tick" textAnchor="end">
-        {format(yMin)}
-      </text>
-      <path d={path} className="line" />
-      <circle cx={sx(x[x.length - 1])} cy={sy(last)} r={3} className="dot-last" />
-    </svg>
+    <div ref={box} className="chart-box">
+      <svg
+        className="chart"
+        width={width}
+        height={height}
+        viewBox={`0 0 ${width} ${height}`}
+        role="img"
+        aria-label={`${label}: ${values.length} points, latest ${format(last)}, range ${format(yMin)} to ${format(yMax)}`}
+        data-testid={testId}
+      >
+        <line x1={pad.l} x2={width - pad.r} y1={bottom} y2={bottom} className="axis" />
+        <line x1={pad.l} x2={pad.l} y1={pad.t} y2={bottom} className="axis" />
+        <text x={4} y={12} className="tick axis-label">
+          {yLabel}
+        </text>
+        <text x={pad.l - 4} y={sy(yMax) + 4} className="tick" textAnchor="end">
+          {format(yMax)}
+        </text>
+        <text x={pad.l - 4} y={sy(yMin)} className="tick" textAnchor="end">
+          {format(yMin)}
+        </text>
+        {formatX && (
+          <>
+            <text x={pad.l} y={bottom + 16} className="tick" textAnchor="start">
+              {formatX(xMin)}
+            </text>
+            <text x={width - pad.r} y={bottom + 16} className="tick" textAnchor="end">
+              {formatX(xMax)}
+            </text>
+          </>
+        )}
+        <text x={(width + pad.l) / 2} y={height - 4} className="tick axis-label" textAnchor="middle">
+          {xLabel}
+        </text>
+        <path d={path} className="line" />
+        <circle cx={sx(x[x.length - 1])} cy={sy(last)} r={3} className="dot-last" />
+      </svg>
+    </div>
+  );
+}
+
+/** A chart's key, in HTML under it: one item per mark. */
+export function Legend({
+  items,
+}: {
+  items: { mark: 'line' | 'dashed' | 'dot' | 'dot-dim' | 'ring'; text: string }[];
+}) {
+  return (
+    <ul className="legend" aria-label="Legend">
+      {items.map((i) => (
+        <li key={i.text}>
+          <span className={`mark mark-${i.mark}`} aria-hidden="true" />
+          {i.text}
+        </li>
+      ))}
+    </ul>
   );
 }
 

@@ -3,7 +3,10 @@ import type { SelfTestReport } from '../../worker/selftest.ts';
 import { type Async, runCpuSelfTest, useDeviceCheck } from '../lib/device.ts';
 import { formatBytes } from '../lib/format.ts';
 
-/** The worker's GPU report and conformance self-test: what this tab can contribute, and whether it may vote. */
+/**
+ * The Worker's graphics report and self-test: whether this tab may vote, in plain words first, with the
+ * technical details behind a disclosure so they do not push Start down. A failing device opens it.
+ */
 export function DevicePanel() {
   const check = useDeviceCheck();
   const gpuFailed =
@@ -11,20 +14,35 @@ export function DevicePanel() {
   return (
     <section className="card" aria-labelledby="device-title" data-testid="device-panel">
       <h2 id="device-title">Your device</h2>
-      <GpuSummary probe={check.probe} />
-      <SelfTestSummary state={check.selfTest} />
+      <p data-testid="device-verdict">{verdict(check.selfTest)}</p>
       {gpuFailed && <CpuFallback state={check.cpuSelfTest} />}
+      <details className="device-details" open={gpuFailed}>
+        <summary>Details: graphics chip and self-test</summary>
+        <GpuSummary probe={check.probe} />
+        <SelfTestSummary state={check.selfTest} />
+      </details>
     </section>
   );
 }
 
+function verdict(state: Async<SelfTestReport>): string {
+  if (state.status === 'pending') return 'Checking that this device computes exactly like everyone else…';
+  if (state.status === 'failed') return 'The check could not run on this device.';
+  const t = state.value;
+  if (!t.passed) return 'This device gives slightly different numbers from everyone else, so it cannot vote.';
+  return t.backend === 'webgpu'
+    ? 'Ready: your graphics chip computes exactly the same numbers as everyone else.'
+    : 'Ready on the processor (no usable graphics chip): slower, but exactly the same numbers.';
+}
+
 function GpuSummary({ probe }: { probe: Async<GpuProbe> }) {
-  if (probe.status === 'pending') return <p className="muted">Looking for a WebGPU adapter in the worker…</p>;
+  if (probe.status === 'pending') return <p className="muted">Looking for a graphics chip (WebGPU)…</p>;
   if (probe.status === 'failed' || !probe.value.ok) {
     const error = probe.status === 'failed' ? probe.error : (probe.value as { error: string }).error;
     return (
       <p className="warn" data-testid="gpu-missing">
-        No WebGPU in this tab ({error}). You can still contribute on the CPU path, more slowly.
+        No graphics chip available to this tab (WebGPU: {error}). You can still contribute on the processor,
+        more slowly.
       </p>
     );
   }
@@ -32,19 +50,19 @@ function GpuSummary({ probe }: { probe: Async<GpuProbe> }) {
   return (
     <div data-testid="gpu-report">
       <dl className="facts">
-        <dt>Adapter</dt>
+        <dt>Graphics chip</dt>
         <dd data-testid="gpu-adapter">
           {[r.vendor, r.architecture, r.description || r.device].filter(Boolean).join(' · ') ||
             'unnamed adapter'}
           {r.isSoftware && <span className="badge">software</span>}
         </dd>
-        <dt>Packed int8 dot product</dt>
+        <dt>Fast 8-bit arithmetic</dt>
         <dd data-testid="gpu-packed-dot">
           {r.wgslLanguageFeatures.includes('packed_4x8_integer_dot_product')
             ? 'yes (dot4I8Packed)'
             : 'no (plain i32 path)'}
         </dd>
-        <dt>Max storage buffer</dt>
+        <dt>Largest buffer</dt>
         <dd>{formatBytes(r.limits.maxStorageBufferBindingSize)}</dd>
         <dt>Workgroup memory</dt>
         <dd>{formatBytes(r.limits.maxComputeWorkgroupStorageSize)}</dd>
@@ -67,7 +85,7 @@ function SelfTestSummary({ state }: { state: Async<SelfTestReport> }) {
   if (state.status === 'pending') {
     return (
       <p className="muted" role="status">
-        Running the conformance self-test…
+        Running the self-test (does this device compute bit-for-bit like the reference?)…
       </p>
     );
   }

@@ -1,15 +1,17 @@
 /**
- * "Try it": draw on a canvas; the drawing is centred and downsampled to the model's input grid
- * (28×28 for MNIST, √inputs squared in general) and onnxruntime-web, in the engine Worker, classifies it.
+ * "Try it": draw on a canvas; the drawing gets MNIST's preprocessing (lib/digit-preprocess.ts: crop,
+ * fit into 20/28 of the grid keeping the aspect ratio with area anti-aliasing, centre of mass in the
+ * middle) on the model's input grid (28×28 for MNIST, √inputs squared in general), and onnxruntime-web,
+ * in the engine Worker, classifies it.
  */
 import { useEffect, useRef, useState } from 'react';
 import { engineWorker } from '../../worker/engine-client.ts';
-
-const SIZE = 224;
+import { greyFromRgba, PEN_RADIUS, preprocessDigit, PAD_SIZE as SIZE } from '../lib/digit-preprocess.ts';
 
 export function DigitPad({ onnx, inputs, classes }: { onnx: Uint8Array; inputs: number; classes: number }) {
   const canvas = useRef<HTMLCanvasElement>(null);
-  const drawing = useRef(false);
+  /** The last pen position while the pen is down. */
+  const last = useRef<{ x: number; y: number } | undefined>(undefined);
   const [scores, setScores] = useState<number[]>();
   const [error, setError] = useState<string>();
   const side = Math.round(Math.sqrt(inputs));
@@ -30,15 +32,22 @@ export function DigitPad({ onnx, inputs, classes }: { onnx: Uint8Array; inputs: 
     };
   }
 
+  /** A round-capped line from the last pen position, so fast strokes stay continuous. */
   function stroke(e: React.PointerEvent<HTMLCanvasElement>) {
-    if (!drawing.current) return;
+    const from = last.current;
+    if (!from) return;
     const ctx = e.currentTarget.getContext('2d');
     if (!ctx) return;
-    const { x, y } = point(e);
-    ctx.fillStyle = '#fff';
+    const to = point(e);
+    ctx.strokeStyle = '#fff';
+    ctx.lineWidth = 2 * PEN_RADIUS;
+    ctx.lineCap = 'round';
+    ctx.lineJoin = 'round';
     ctx.beginPath();
-    ctx.arc(x, y, SIZE / 18, 0, Math.PI * 2);
-    ctx.fill();
+    ctx.moveTo(from.x, from.y);
+    ctx.lineTo(to.x, to.y);
+    ctx.stroke();
+    last.current = to;
   }
 
   async function classify() {
@@ -71,13 +80,13 @@ export function DigitPad({ onnx, inputs, classes }: { onnx: Uint8Array; inputs: 
         aria-label="Drawing area: draw a digit with the mouse, a finger or a pen"
         data-testid="digit-canvas"
         onPointerDown={(e) => {
-          drawing.current = true;
           e.currentTarget.setPointerCapture(e.pointerId);
+          last.current = point(e);
           stroke(e);
         }}
         onPointerMove={stroke}
         onPointerUp={() => {
-          drawing.current = false;
+          last.current = undefined;
           void classify();
         }}
       />
@@ -124,52 +133,12 @@ function paintBlack(c: HTMLCanvasElement | null) {
   ctx.fillRect(0, 0, SIZE, SIZE);
 }
 
-/**
- * MNIST-style preprocessing: crop to the ink's bounding box, scale it into the central 20/28 of the
- * grid keeping its aspect, and read intensities in [0, 1].
- */
+/** The pad's drawing as the model's input: MNIST's preprocessing on a side×side grid. */
 function downsample(source: HTMLCanvasElement, side: number): Float32Array {
   const ctx = source.getContext('2d', { willReadFrequently: true });
   if (!ctx) throw new Error('no 2D context');
   const { data } = ctx.getImageData(0, 0, SIZE, SIZE);
-  let [x0, y0, x1, y1] = [SIZE, SIZE, -1, -1];
-  for (let y = 0; y < SIZE; y++)
-    for (let x = 0; x < SIZE; x++)
-      if (data[(y * SIZE + x) * 4] > 32) {
-        x0 = Math.min(x0, x);
-        y0 = Math.min(y0, y);
-        x1 = Math.max(x1, x);
-        y1 = Math.max(y1, y);
-      }
-  const out = document.createElement('canvas');
-  out.width = side;
-  out.height = side;
-  const octx = out.getContext('2d', { willReadFrequently: true });
-  if (!octx) throw new Error('no 2D context');
-  octx.fillStyle = '#000';
-  octx.fillRect(0, 0, side, side);
-  if (x1 >= 0) {
-    const w = x1 - x0 + 1;
-    const h = y1 - y0 + 1;
-    const box = (side * 20) / 28;
-    const scale = box / Math.max(w, h);
-    octx.imageSmoothingQuality = 'high';
-    octx.drawImage(
-      source,
-      x0,
-      y0,
-      w,
-      h,
-      (side - w * scale) / 2,
-      (side - h * scale) / 2,
-      w * scale,
-      h * scale,
-    );
-  }
-  const small = octx.getImageData(0, 0, side, side).data;
-  const pixels = new Float32Array(side * side);
-  for (let i = 0; i < pixels.length; i++) pixels[i] = small[i * 4] / 255;
-  return pixels;
+  return preprocessDigit(greyFromRgba(data, SIZE, SIZE), side);
 }
 
 function softmax(logits: number[]): number[] {

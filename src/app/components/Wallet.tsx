@@ -6,7 +6,6 @@ import { useState } from 'react';
 import { useConnect, useConnection, useConnectors, useDisconnect, useSwitchChain } from 'wagmi';
 import { useInfo } from '../lib/context.ts';
 import { shortHex } from '../lib/format.ts';
-import { walletConnectProjectId } from '../lib/wagmi.ts';
 
 export function WalletButton() {
   const connection = useConnection();
@@ -54,7 +53,12 @@ export function WalletButton() {
             if (e.key === 'Escape') setOpen(false);
           }}
         >
-          {choices.length === 0 && <p className="muted">No browser wallet found in this tab.</p>}
+          {choices.length === 0 && (
+            <p className="muted">
+              No wallet found in this browser. Install a browser wallet such as MetaMask or Rabby, then
+              reload.
+            </p>
+          )}
           {choices.map((c) => (
             <button
               key={c.uid}
@@ -74,11 +78,6 @@ export function WalletButton() {
               {c.name}
             </button>
           ))}
-          {!walletConnectProjectId && (
-            <p className="muted small">
-              WalletConnect appears here when the app is built with VITE_WALLETCONNECT_PROJECT_ID.
-            </p>
-          )}
         </div>
       )}
       {connect.error && (

@@ -25,3 +25,8 @@ export function percent(x: number, digits = 1): string {
 export function compactNumber(n: number): string {
   return new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 }).format(n);
 }
+
+/** "1 settled task", "2 settled tasks": English plurals for counted nouns (regular ones). */
+export function plural(n: number, noun: string): string {
+  return `${n.toLocaleString('en')} ${n === 1 ? noun : `${noun}s`}`;
+}

@@ -4,8 +4,8 @@ import type { TaskSpec } from '../../protocol/spec.ts';
 import { engineWorker, progressProxy } from '../../worker/engine-client.ts';
 import type { Backend, DatasetRef, StepProgress, Trainer } from './contributor.ts';
 
-/** Progress crosses threads at most this often per task, so repaints stay cheap on fast GPUs. */
-const PROGRESS_EVERY_MS = 100;
+/** Progress reaches the loop at most this often (the display coalesces further, see contribute-store). */
+const PROGRESS_EVERY_MS = 250;
 
 export function workerTrainer(): Trainer {
   const worker = engineWorker();

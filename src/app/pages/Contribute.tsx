@@ -1,11 +1,13 @@
 /**
- * Contribute: one wallet signature (the SessionGrant) starts a session; the engine Worker trains
- * leased tasks; the session key signs each vote; every task is followed to its settlement.
+ * Contribute, the first screen: what Cambrian does, what this tab earns, Start and how hard to work;
+ * then this session's tasks. One wallet signature (the SessionGrant) starts a session; the engine Worker
+ * trains leased tasks; the session key signs each vote; every task is followed to its settlement.
  */
-import { useState } from 'react';
+import { memo, useState } from 'react';
 import type { Address } from 'viem';
 import { useConnection, useSignTypedData } from 'wagmi';
 import { engineWorker } from '../../worker/engine-client.ts';
+import { BatteryPause } from '../components/BatteryPause.tsx';
 import { LineChart } from '../components/Charts.tsx';
 import { TxHash } from '../components/TxHash.tsx';
 import { RequireWallet } from '../components/Wallet.tsx';
@@ -15,23 +17,79 @@ import {
   getDutyCycle,
   setContributor,
   setDutyCycle,
-  useContributor,
+  useContributorState,
+  useDutyCycle,
 } from '../lib/contribute-store.ts';
 import { Contributor, type ContributorSnapshot, type TaskRow } from '../lib/contributor.ts';
 import { useDeviceCheck, votingBackend } from '../lib/device.ts';
-import { percent, shortHex } from '../lib/format.ts';
+import { type PayoutTerms, usePayoutTerms, useWalletHistory } from '../lib/earnings.ts';
+import { formatEth, percent, plural, shortHex } from '../lib/format.ts';
+import { total } from '../lib/payout.ts';
 import { cambrianDomain, newSessionGrant, sessionGrantTypedData } from '../lib/session.ts';
 import { workerTrainer } from '../lib/worker-trainer.ts';
 
 export function ContributePage() {
   return (
-    <section className="card" aria-labelledby="contribute-title">
-      <h2 id="contribute-title">Contribute</h2>
-      <RequireWallet purpose="contribute and earn rewards">
+    <section className="card hero" aria-labelledby="contribute-title">
+      <h1 id="contribute-title">Lend this tab to open AI research, and get paid for it</h1>
+      <p className="lede">
+        Cambrian trains small neural networks in your browser to search for better network designs; other
+        volunteers repeat each task, and a smart contract pays everyone whose results agree.
+      </p>
+      <Earnings />
+      <RequireWallet purpose="start contributing and earn">
         <ContributeControls />
       </RequireWallet>
+      <Onboarding />
       <SessionView />
     </section>
+  );
+}
+
+/** What one task pays (the contract's rule, from the chain) and what this session has earned. */
+function Earnings() {
+  const terms = usePayoutTerms();
+  return (
+    <div className="stats earnings" data-testid="earnings">
+      <div className="stat">
+        <div className="stat-label">Each task pays you</div>
+        <div
+          className="stat-value"
+          data-testid="per-task"
+          data-value={terms?.perTask.toString()}
+          title={terms ? payoutRule(terms) : undefined}
+        >
+          {terms ? `${formatEth(terms.perTask)} ETH` : '…'}
+        </div>
+        {terms && <div className="stat-note">{payoutRule(terms)}</div>}
+      </div>
+      <SessionEarnings />
+    </div>
+  );
+}
+
+function payoutRule(terms: PayoutTerms): string {
+  return `${formatEth(terms.rewardPerTask)} ETH per task, shared by the ${plural(terms.quorum, 'volunteer')} whose results agree`;
+}
+
+/** The session's settled tasks, priced by the TaskSettled events that credited this wallet. */
+function SessionEarnings() {
+  const { address } = useConnection();
+  const tasks = useContributorState((s) => s?.tasks);
+  const history = useWalletHistory(address as Address | undefined);
+  const mine = new Set((tasks ?? []).map((t) => t.taskId.toLowerCase()));
+  const paid = (history.data?.settlements ?? []).filter((s) => s.won && mine.has(s.taskId.toLowerCase()));
+  return (
+    <div className="stat">
+      <div className="stat-label">This session</div>
+      <div className="stat-value" data-testid="session-earned" data-value={total(paid).toString()}>
+        {formatEth(total(paid))} ETH
+      </div>
+      <div className="stat-note">
+        {plural(paid.length, 'settled task')}
+        {tasks && tasks.length > paid.length ? `, ${tasks.length - paid.length} on the way` : ''}
+      </div>
+    </div>
   );
 }
 
@@ -42,15 +100,17 @@ function ContributeControls() {
   const check = useDeviceCheck();
   const backend = votingBackend(check);
   const signTypedData = useSignTypedData();
-  const { snapshot, dutyCycle } = useContributor();
+  const status = useContributorState((s) => s?.status);
+  const dutyCycle = useDutyCycle();
   const [error, setError] = useState<string>();
-  const running = snapshot !== undefined && snapshot.status !== 'idle';
+  const running = status !== undefined && status !== 'idle';
 
   async function start() {
     setError(undefined);
     const existing = contributor();
-    if (existing && existing.state.status === 'idle') {
-      existing.start();
+    if (existing) {
+      // The display lags the loop by up to a frame; never start a second session beside a running one.
+      if (existing.state.status === 'idle') existing.start();
       return;
     }
     if (!backend || !connection.address) return;
@@ -75,20 +135,21 @@ function ContributeControls() {
     }
   }
 
+  const share = Math.round(dutyCycle * 100);
   return (
     <div className="controls">
       {!backend && (
         <p className="muted" role="status">
           {check.selfTest.status === 'pending'
-            ? 'Waiting for the self-test before this device may vote…'
-            : 'This device has not passed a self-test yet: see “Your device” above.'}
+            ? 'Checking that this device computes exactly like everyone else (a few seconds)…'
+            : 'This device has not passed its check yet: see “Your device” below.'}
         </p>
       )}
       <div className="row">
         {running ? (
           <button
             type="button"
-            className="danger"
+            className="danger big"
             onClick={() => void contributor()?.stop()}
             data-testid="stop"
           >
@@ -97,16 +158,17 @@ function ContributeControls() {
         ) : (
           <button
             type="button"
+            className="big"
             onClick={() => void start()}
             disabled={!backend || signTypedData.isPending}
             data-testid="start"
           >
-            {signTypedData.isPending ? 'Sign the session grant in your wallet…' : 'Start contributing'}
+            {signTypedData.isPending ? 'Sign in your wallet…' : 'Start contributing'}
           </button>
         )}
         <label className="slider">
           <span>
-            Duty cycle <output htmlFor="duty">{Math.round(dutyCycle * 100)}%</output>
+            Work <output htmlFor="duty">{share}%</output> of the time
           </span>
           <input
             id="duty"
@@ -114,17 +176,20 @@ function ContributeControls() {
             min={10}
             max={100}
             step={10}
-            value={Math.round(dutyCycle * 100)}
+            value={share}
             onChange={(e) => setDutyCycle(Number(e.target.value) / 100)}
             aria-describedby="duty-help"
+            aria-valuetext={`${share}% of the time`}
           />
         </label>
       </div>
       <p id="duty-help" className="muted small">
-        {backend ? `Votes are computed on ${backend === 'webgpu' ? 'the GPU (WebGPU)' : 'the CPU'}. ` : ''}
-        The duty cycle is the share of time spent computing; the rest the tab rests between tasks. One
-        signature authorises a session key that lives only in this tab and signs every result.
+        {share === 100
+          ? 'Computes without pause: fastest earnings, most power.'
+          : `Computes ${share}% of the time and rests between tasks; lower means cooler and quieter.`}
+        {backend ? ` Runs on ${backend === 'webgpu' ? 'your graphics chip' : 'the processor'}.` : ''}
       </p>
+      <BatteryPause />
       {error && (
         <p className="warn" role="alert">
           {error}
@@ -134,15 +199,43 @@ function ContributeControls() {
   );
 }
 
+function Onboarding() {
+  return (
+    <details className="onboarding" open>
+      <summary>What happens when you start</summary>
+      <ul>
+        <li>
+          Your wallet signs once (no transaction, no fee) to let this tab sign its results with a key that
+          never leaves the tab.
+        </li>
+        <li>
+          The tab downloads a small training task, trains it, and sends the result; then the next one. Payment
+          comes when another volunteer's result matches yours and the contract settles the task; claim it on
+          the Rewards page.
+        </li>
+        <li>
+          <strong>Keep this tab open.</strong> It can sit in the background; closing it or letting the
+          computer sleep stops the work, and an unfinished task simply goes to someone else.
+        </li>
+        <li>
+          It costs power: the graphics chip or processor works for the share of time you choose, which warms
+          the device and drains a laptop's battery faster.
+        </li>
+      </ul>
+    </details>
+  );
+}
+
 function SessionView() {
-  const { snapshot } = useContributor();
-  if (!snapshot) return null;
-  const current = snapshot.tasks.find((t) => t.phase === 'computing');
+  const status = useContributorState((s) => s?.status);
+  const tasks = useContributorState((s) => s?.tasks);
+  if (!status || !tasks) return null;
+  const current = tasks.find((t) => t.phase === 'computing');
   return (
     <div className="session" data-testid="session">
-      <StatusLine snapshot={snapshot} />
+      <StatusLine />
       {current && <CurrentTask task={current} />}
-      <TaskTable tasks={snapshot.tasks} />
+      <TaskList tasks={tasks} />
     </div>
   );
 }
@@ -157,32 +250,34 @@ const STATUS_TEXT: Record<ContributorSnapshot['status'], string> = {
   stopping: 'Stopping',
 };
 
-function StatusLine({ snapshot }: { snapshot: ContributorSnapshot }) {
+function StatusLine() {
+  const status = useContributorState((s) => s?.status ?? 'idle');
+  const backend = useContributorState((s) => s?.backend);
+  const deviceLosses = useContributorState((s) => s?.deviceLosses ?? 0);
+  const message = useContributorState((s) => s?.message);
   return (
     <p
       className="status-line"
       role="status"
       aria-live="polite"
       data-testid="loop-status"
-      data-status={snapshot.status}
+      data-status={status}
     >
-      <span className={`pill pill-${snapshot.status}`}>{STATUS_TEXT[snapshot.status]}</span>
-      <span className="muted">on {snapshot.backend}</span>
-      {snapshot.deviceLosses > 0 && (
-        <span className="warn"> · {snapshot.deviceLosses} device loss(es) recovered</span>
+      <span className={`pill pill-${status}`}>{STATUS_TEXT[status]}</span>
+      <span className="muted">on {backend === 'webgpu' ? 'the graphics chip' : 'the processor'}</span>
+      {deviceLosses > 0 && (
+        <span className="warn"> · graphics chip reset {plural(deviceLosses, 'time')}, recovered</span>
       )}
-      {snapshot.message && <span className="muted"> · {snapshot.message}</span>}
+      {message && <span className="muted"> · {message}</span>}
     </p>
   );
 }
 
-function CurrentTask({ task }: { task: TaskRow }) {
+const CurrentTask = memo(function CurrentTask({ task }: { task: TaskRow }) {
   const fraction = task.steps > 0 ? task.step / task.steps : 0;
   return (
     <div className="current" data-testid="current-task">
-      <h3>
-        Task <code>{shortHex(task.taskId)}</code>
-      </h3>
+      <h2 className="h3">Training task {shortHex(task.taskId, 4)}</h2>
       <div
         className="progress"
         role="progressbar"
@@ -195,54 +290,81 @@ function CurrentTask({ task }: { task: TaskRow }) {
       </div>
       <p className="muted small">
         Step {task.step} of {task.steps}
-        {task.losses.length > 0 && ` · loss ${task.losses[task.losses.length - 1].toFixed(4)}`}
+        {task.losses.length > 0 &&
+          ` · error ${task.losses[task.losses.length - 1].toFixed(3)} (lower is better)`}
       </p>
-      <LineChart values={task.losses} label="Training loss" testId="loss-chart" />
+      <LineChart
+        values={task.losses}
+        label="Training error (loss) by step"
+        testId="loss-chart"
+        xLabel="progress"
+        yLabel="loss"
+      />
     </div>
   );
-}
+});
 
 const PHASES = ['computing', 'submitted', 'agreed', 'settled'] as const;
 
-function TaskTable({ tasks }: { tasks: TaskRow[] }) {
+/** What each state means, in plain words. */
+const PHASE_TEXT: Record<TaskRow['phase'], string> = {
+  computing: 'Training in this tab.',
+  submitted: 'Result sent; waiting for another volunteer’s result to compare.',
+  agreed: 'Results match; waiting for the contract to settle it.',
+  settled: 'Settled on chain: your share is credited.',
+  failed: 'Failed.',
+};
+
+function TaskList({ tasks }: { tasks: TaskRow[] }) {
   if (tasks.length === 0) return null;
   return (
-    <div className="table-wrap">
-      <table className="table" data-testid="task-table">
-        <caption>This session's tasks</caption>
-        <thead>
-          <tr>
-            <th scope="col">Task</th>
-            <th scope="col">State</th>
-            <th scope="col">Accuracy</th>
-            <th scope="col">Settlement</th>
-          </tr>
-        </thead>
-        <tbody>
-          {tasks.map((t) => (
-            <tr key={t.leaseId} data-testid="task-row" data-phase={t.phase}>
-              <td>
-                <code title={t.taskId}>{shortHex(t.taskId)}</code>
-              </td>
-              <td>
-                <Phases phase={t.phase} error={t.error} />
-              </td>
-              <td>{t.accuracy === undefined ? '—' : percent(t.accuracy)}</td>
-              <td>{t.txHash ? <TxHash hash={t.txHash} /> : <span className="muted">—</span>}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <section aria-labelledby="tasks-title">
+      <h2 id="tasks-title" className="h3">
+        This session's tasks
+      </h2>
+      <ol className="task-list" data-testid="task-table">
+        {tasks.map((t) => (
+          <TaskCard key={t.leaseId} task={t} />
+        ))}
+      </ol>
+    </section>
   );
 }
 
+/** One task as a card; memoised, so progress on the current task does not re-render the others. */
+const TaskCard = memo(function TaskCard({ task: t }: { task: TaskRow }) {
+  return (
+    <li className="task-card" data-testid="task-row" data-phase={t.phase}>
+      <div className="task-head">
+        <span>
+          Task <code title={t.taskId}>{shortHex(t.taskId, 4)}</code>
+        </span>
+        <span className="muted">{t.accuracy === undefined ? '' : `${percent(t.accuracy)} accurate`}</span>
+      </div>
+      <Phases phase={t.phase} error={t.error} />
+      <p className="small muted task-note">
+        {t.phase === 'failed' ? failureText(t.error) : PHASE_TEXT[t.phase]}
+        {t.txHash && (
+          <>
+            {' '}
+            Transaction <TxHash hash={t.txHash} />
+          </>
+        )}
+      </p>
+    </li>
+  );
+});
+
+function failureText(error?: string): string {
+  if (error === 'stopped') return 'Stopped before it finished; the task went back to the coordinator.';
+  return `Failed${error ? `: ${error.slice(0, 120)}` : ''}. The task goes to another volunteer.`;
+}
+
 function Phases({ phase, error }: { phase: TaskRow['phase']; error?: string }) {
-  if (phase === 'failed' && error === 'stopped') return <span className="pill">stopped</span>;
   if (phase === 'failed') {
     return (
-      <span className="pill pill-failed" title={error}>
-        failed{error ? `: ${error.slice(0, 60)}` : ''}
+      <span className={`pill ${error === 'stopped' ? '' : 'pill-failed'}`}>
+        {error === 'stopped' ? 'stopped' : 'failed'}
       </span>
     );
   }
@@ -255,6 +377,7 @@ function Phases({ phase, error }: { phase: TaskRow['phase']; error?: string }) {
           className={i < reached ? 'done' : i === reached ? 'now' : 'todo'}
           aria-current={i === reached ? 'step' : undefined}
         >
+          {i < reached && <span aria-hidden="true">✓ </span>}
           {p}
         </li>
       ))}

@@ -1,20 +1,20 @@
 /** Rewards: what the contract owes this wallet, a claim with its transaction status, and the history. */
-import { useQuery } from '@tanstack/react-query';
 import { useEffect } from 'react';
 import type { Address } from 'viem';
 import {
   useBalance,
   useConnection,
-  usePublicClient,
   useReadContract,
   useWaitForTransactionReceipt,
   useWriteContract,
 } from 'wagmi';
 import { TxHash } from '../components/TxHash.tsx';
 import { RequireWallet } from '../components/Wallet.tsx';
-import { readClaimedEvents, readSettledEvents, settlementAbi } from '../lib/chain.ts';
+import { settlementAbi } from '../lib/chain.ts';
 import { useInfo } from '../lib/context.ts';
-import { formatEth, shortHex } from '../lib/format.ts';
+import { usePayoutTerms, useWalletHistory } from '../lib/earnings.ts';
+import { formatEth, plural } from '../lib/format.ts';
+import { type HistoryRow, historyRows, total } from '../lib/payout.ts';
 
 export function RewardsPage() {
   return (
@@ -45,11 +45,11 @@ function RewardsView() {
     args: [address],
     query: { refetchInterval: 10_000 },
   });
-  const reward = useReadContract({ address: settlement, abi: settlementAbi, functionName: 'rewardPerTask' });
+  const terms = usePayoutTerms();
   const balance = useBalance({ address, query: { refetchInterval: 4000 } });
   const claim = useWriteContract();
   const receipt = useWaitForTransactionReceipt({ hash: claim.data });
-  const history = useHistory(settlement, address);
+  const history = useWalletHistory(address);
 
   useEffect(() => {
     if (receipt.status === 'success') {
@@ -60,6 +60,9 @@ function RewardsView() {
   }, [receipt.status, owed.refetch, balance.refetch, history.refetch]);
 
   const owedWei = (owed.data as bigint | undefined) ?? 0n;
+  const claims = history.data?.claims ?? [];
+  const claimed = total(claims);
+  const claiming = claim.isPending || receipt.isLoading;
   return (
     <>
       <div className="stats">
@@ -70,30 +73,47 @@ function RewardsView() {
           raw={owedWei.toString()}
         />
         <Stat
+          label="Claimed so far"
+          value={history.data ? `${formatEth(claimed)} ETH` : '…'}
+          testId="claimed-total"
+          raw={claimed.toString()}
+        />
+        <Stat
           label="Wallet balance"
           value={balance.data ? `${formatEth(balance.data.value, 4)} ETH` : '…'}
           testId="balance"
           raw={balance.data?.value.toString()}
         />
         <Stat
-          label="Reward per task"
-          value={reward.data === undefined ? '…' : `${formatEth(reward.data as bigint)} ETH`}
+          label="Each task pays you"
+          value={terms ? `${formatEth(terms.perTask)} ETH` : '…'}
+          note={
+            terms
+              ? `${formatEth(terms.rewardPerTask)} ETH shared by ${plural(terms.quorum, 'volunteer')}`
+              : undefined
+          }
         />
-        <Stat label="Strikes" value={strikes.data === undefined ? '…' : String(strikes.data)} />
+        <Stat
+          label="Strikes"
+          value={strikes.data === undefined ? '…' : String(strikes.data)}
+          note="results that disagreed with the majority"
+        />
       </div>
       <div className="row">
-        <button
-          type="button"
-          data-testid="claim"
-          disabled={owedWei === 0n || claim.isPending || receipt.isLoading}
-          onClick={() => claim.mutate({ address: settlement, abi: settlementAbi, functionName: 'claim' })}
-        >
-          {claim.isPending
-            ? 'Confirm in your wallet…'
-            : receipt.isLoading
-              ? 'Claiming…'
-              : `Claim ${formatEth(owedWei)} ETH`}
-        </button>
+        {(owedWei > 0n || claiming) && (
+          <button
+            type="button"
+            data-testid="claim"
+            disabled={claiming}
+            onClick={() => claim.mutate({ address: settlement, abi: settlementAbi, functionName: 'claim' })}
+          >
+            {claim.isPending
+              ? 'Confirm in your wallet…'
+              : receipt.isLoading
+                ? 'Claiming…'
+                : `Claim ${formatEth(owedWei)} ETH`}
+          </button>
+        )}
         <p
           className="muted small"
           role="status"
@@ -113,14 +133,16 @@ function RewardsView() {
               <TxHash hash={claim.data} />
               {receipt.data && ` (block ${receipt.data.blockNumber})`}
             </>
-          ) : owedWei === 0n ? (
-            'Nothing to claim yet: rewards are credited when your votes settle on chain.'
-          ) : (
+          ) : owedWei > 0n || owed.data === undefined ? (
             ''
+          ) : claims.length > 0 ? (
+            `Everything you earned is claimed: ${formatEth(claimed)} ETH in ${plural(claims.length, 'claim')}.`
+          ) : (
+            'Nothing to claim yet: rewards are credited when your results settle on chain.'
           )}
         </p>
       </div>
-      <HistoryTable rows={history.data ?? []} loading={history.isLoading} />
+      <HistoryTable rows={historyRows(history.data)} loading={history.isLoading} />
     </>
   );
 }
@@ -140,11 +162,13 @@ function Stat({
   value,
   testId,
   raw,
+  note,
 }: {
   label: string;
   value: string;
   testId?: string;
   raw?: string;
+  note?: string;
 }) {
   return (
     <div className="stat">
@@ -152,67 +176,23 @@ function Stat({
       <div className="stat-value" data-testid={testId} data-value={raw}>
         {value}
       </div>
+      {note && <div className="stat-note">{note}</div>}
     </div>
   );
 }
 
-interface HistoryRow {
-  kind: 'settled' | 'claim';
-  detail: string;
-  amount?: bigint;
-  txHash: string;
-  blockNumber: bigint;
-}
-
-function useHistory(settlement: Address, account: Address) {
-  const client = usePublicClient();
-  return useQuery({
-    queryKey: ['history', settlement, account],
-    enabled: Boolean(client),
-    refetchInterval: 8000,
-    queryFn: async (): Promise<HistoryRow[]> => {
-      if (!client) return [];
-      const [settled, claims] = await Promise.all([
-        readSettledEvents(client, settlement),
-        readClaimedEvents(client, settlement, { worker: account }),
-      ]);
-      const lower = account.toLowerCase();
-      const rows: HistoryRow[] = [
-        ...settled
-          .filter(
-            (e) =>
-              e.winners.some((w) => w.toLowerCase() === lower) ||
-              e.dissenters.some((w) => w.toLowerCase() === lower),
-          )
-          .map((e) => ({
-            kind: 'settled' as const,
-            detail: `${e.winners.some((w) => w.toLowerCase() === lower) ? 'Majority vote' : 'Dissent (strike)'} on task ${shortHex(e.taskId)}`,
-            txHash: e.txHash,
-            blockNumber: e.blockNumber,
-          })),
-        ...claims.map((c) => ({
-          kind: 'claim' as const,
-          detail: 'Claimed',
-          amount: c.amount,
-          txHash: c.txHash,
-          blockNumber: c.blockNumber,
-        })),
-      ];
-      return rows.sort((a, b) => Number(b.blockNumber - a.blockNumber));
-    },
-  });
-}
+const STATE_TEXT = { claimed: 'claimed', owed: 'owed to you', strike: 'strike, no pay' } as const;
 
 function HistoryTable({ rows, loading }: { rows: HistoryRow[]; loading: boolean }) {
   return (
     <div className="table-wrap">
-      <table className="table" data-testid="history">
-        <caption>Settlements and claims (from the contract's events)</caption>
+      <table className="table history" data-testid="history">
+        <caption>Your settlements and claims (from the contract's events)</caption>
         <thead>
           <tr>
-            <th scope="col">Block</th>
             <th scope="col">Event</th>
             <th scope="col">Amount</th>
+            <th scope="col">Block</th>
             <th scope="col">Transaction</th>
           </tr>
         </thead>
@@ -225,10 +205,20 @@ function HistoryTable({ rows, loading }: { rows: HistoryRow[]; loading: boolean 
             </tr>
           )}
           {rows.map((r) => (
-            <tr key={`${r.txHash}-${r.kind}-${r.detail}`} data-testid={`history-${r.kind}`}>
+            <tr
+              key={`${r.txHash}-${r.kind}-${r.detail}`}
+              data-testid={`history-${r.kind}`}
+              data-state={r.state}
+            >
+              <td>
+                {r.detail}
+                {r.state && <span className={`pill pill-${r.state}`}>{STATE_TEXT[r.state]}</span>}
+              </td>
+              <td data-testid="history-amount" data-value={r.amount.toString()}>
+                {r.kind === 'claim' ? '' : '+'}
+                {formatEth(r.amount)} ETH
+              </td>
               <td>{r.blockNumber.toString()}</td>
-              <td>{r.detail}</td>
-              <td>{r.amount === undefined ? '—' : `${formatEth(r.amount)} ETH`}</td>
               <td>
                 <TxHash hash={r.txHash} />
               </td>

@@ -1,9 +1,9 @@
 /** Search: best accuracy over time, throughput, workers online, agreements and disputes. */
 import { useQuery } from '@tanstack/react-query';
-import { LineChart } from '../components/Charts.tsx';
+import { Legend, LineChart } from '../components/Charts.tsx';
 import type { SearchStats } from '../lib/api.ts';
 import { useApp } from '../lib/context.ts';
-import { percent } from '../lib/format.ts';
+import { percent, plural } from '../lib/format.ts';
 
 export function SearchPage() {
   const { api } = useApp();
@@ -18,14 +18,23 @@ export function SearchPage() {
           Could not load the search: {String(stats.error)}
         </p>
       )}
+      {s && <BudgetProgress strategy={s.strategy} />}
       <div className="stats" data-testid="search-stats">
         <Stat label="Best accuracy" value={s?.bestAccuracy == null ? '—' : percent(s.bestAccuracy)} />
         <Stat label="Tasks per minute" value={figures ? figures.perMinute.toFixed(1) : '—'} />
-        <Stat label="Workers online" value={s ? String(s.activeWorkers) : '—'} />
-        <Stat label="Tasks settled" value={figures ? String(figures.settled) : '—'} />
-        <Stat label="Agreed" value={figures ? String(figures.agreed) : '—'} />
-        <Stat label="Disputes" value={figures ? String(figures.disputes) : '—'} />
-        <Stat label="Open" value={figures ? String(figures.open) : '—'} />
+        <Stat
+          label="Volunteers active (last 5 min)"
+          value={s ? String(s.activeWorkers) : '—'}
+          testId="workers-online"
+        />
+        <Stat label="Settled on chain" value={figures ? String(figures.settled) : '—'} />
+        <Stat label="Results agreed" value={figures ? String(figures.agreed) : '—'} />
+        <Stat label="Disputes (with the referee)" value={figures ? String(figures.disputes) : '—'} />
+        <Stat
+          label="Waiting for volunteers"
+          value={figures ? String(figures.open) : '—'}
+          testId="open-tasks"
+        />
       </div>
       {typeof s?.strategy === 'object' && s.strategy !== null && (
         <p className="muted small">Strategy: {strategyLabel(s.strategy)}</p>
@@ -36,15 +45,49 @@ export function SearchPage() {
         xs={(s?.progress ?? []).map((p) => p.at)}
         label="Best accuracy over time"
         format={(v) => percent(v)}
+        formatX={(t) => new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
+        xLabel="time of settlement"
+        yLabel="best accuracy so far"
         testId="best-chart"
       />
+      <Legend items={[{ mark: 'line', text: 'best validation accuracy among the tasks settled so far' }]} />
       {s && s.progress.length > 0 && (
-        <p className="muted small">
-          {s.progress.length} settled tasks, from {new Date(s.progress[0].at).toLocaleTimeString()} to{' '}
-          {new Date(s.progress[s.progress.length - 1].at).toLocaleTimeString()}.
+        <p className="muted small" data-testid="settled-summary">
+          {plural(s.progress.length, 'settled task')}, from {new Date(s.progress[0].at).toLocaleTimeString()}{' '}
+          to {new Date(s.progress[s.progress.length - 1].at).toLocaleTimeString()}.
         </p>
       )}
     </section>
+  );
+}
+
+/** Trials proposed against the search's budget, from the coordinator's strategy summary. */
+export function budgetProgress(strategy: unknown): { trials: number; budget: number } | undefined {
+  if (typeof strategy !== 'object' || strategy === null) return undefined;
+  const { trials, budget } = strategy as { trials?: unknown; budget?: unknown };
+  if (typeof trials !== 'number' || typeof budget !== 'number' || budget <= 0) return undefined;
+  return { trials: Math.min(trials, budget), budget };
+}
+
+function BudgetProgress({ strategy }: { strategy: unknown }) {
+  const p = budgetProgress(strategy);
+  if (!p) return null;
+  return (
+    <div className="budget" data-testid="budget">
+      <p className="small">
+        {p.trials} of {plural(p.budget, 'architecture')} in this search's budget tried
+      </p>
+      <div
+        className="progress"
+        role="progressbar"
+        aria-label="Search budget used"
+        aria-valuemin={0}
+        aria-valuemax={p.budget}
+        aria-valuenow={p.trials}
+      >
+        <div className="progress-fill" style={{ width: percent(p.trials / p.budget) }} />
+      </div>
+    </div>
   );
 }
 
@@ -72,11 +115,13 @@ function strategyLabel(strategy: object): string {
   );
 }
 
-function Stat({ label, value }: { label: string; value: string }) {
+function Stat({ label, value, testId }: { label: string; value: string; testId?: string }) {
   return (
     <div className="stat">
       <div className="stat-label">{label}</div>
-      <div className="stat-value">{value}</div>
+      <div className="stat-value" data-testid={testId}>
+        {value}
+      </div>
     </div>
   );
 }
