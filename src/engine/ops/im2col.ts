@@ -43,7 +43,8 @@ export function im2col(
   patches: Int8Array,
 ): void {
   checkGeometry(g);
-  if (!Number.isInteger(shift) || shift < 0 || shift > 31) throw new Error(`im2col: shift ${shift} out of range`);
+  if (!Number.isInteger(shift) || shift < 0 || shift > 31)
+    throw new Error(`im2col: shift ${shift} out of range`);
   const n = elementCount(g);
   if (x.length < n) throw new Error(`im2col: input has ${x.length} elements, the geometry needs ${n}`);
   const { outH, outW, rows, cols } = patchShape(g);

@@ -51,9 +51,11 @@ export function patchShape(g: ConvGeometry) {
 /** Throws on a geometry the conv ops do not support (the spec's limits plus what the kernels assume). */
 export function checkGeometry(g: ConvGeometry): void {
   for (const [name, v] of Object.entries(g)) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`conv geometry: ${name} must be a positive integer, is ${v}`);
+    if (!Number.isInteger(v) || v < 1)
+      throw new Error(`conv geometry: ${name} must be a positive integer, is ${v}`);
   }
-  if (![1, 3, 5].includes(g.kernel)) throw new Error(`conv geometry: kernel must be 1, 3 or 5, is ${g.kernel}`);
+  if (![1, 3, 5].includes(g.kernel))
+    throw new Error(`conv geometry: kernel must be 1, 3 or 5, is ${g.kernel}`);
   if (![1, 2].includes(g.stride)) throw new Error(`conv geometry: stride must be 1 or 2, is ${g.stride}`);
 }
 

@@ -5,6 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { convCases } from '../ops/conv-test-cases.ts';
 import { im2col } from '../ops/im2col.ts';
 import { type ConvGeometry, type ImageLayout, layoutCode, patchShape } from '../ops/image.ts';
 import { maxAbs, quantShift } from '../ops/quantize.ts';
@@ -17,16 +18,6 @@ import { dawnContext, firstMismatch, randomI32 } from './test-harness.ts';
 const NONE = 0xffffffff;
 const ctx = dawnContext();
 
-const convCases = fc.record({
-  batch: fc.integer({ min: 1, max: 3 }),
-  channels: fc.integer({ min: 1, max: 5 }),
-  height: fc.integer({ min: 1, max: 11 }),
-  width: fc.integer({ min: 1, max: 11 }),
-  kernel: fc.constantFrom(1, 3, 5),
-  stride: fc.constantFrom(1, 2),
-  layout: fc.constantFrom<ImageLayout>('chw', 'hwc'),
-});
-
 const u32Buffer = (values: ArrayLike<number>) =>
   storageBuffer(ctx().device, values.length * 4, Uint32Array.from(values));
 const readU32 = async (buffer: GPUBuffer, length: number) =>
@@ -34,7 +25,13 @@ const readU32 = async (buffer: GPUBuffer, length: number) =>
 const groups = (threads: number, perGroup = 256): [number] => [Math.max(1, Math.ceil(threads / perGroup))];
 
 describe('im2col.wgsl vs im2col.ts (both operand layouts, fused RNE quantisation)', () => {
-  async function im2colOnGpu(x: Int32Array, layout: ImageLayout, g: ConvGeometry, slot: number, fixed: number) {
+  async function im2colOnGpu(
+    x: Int32Array,
+    layout: ImageLayout,
+    g: ConvGeometry,
+    slot: number,
+    fixed: number,
+  ) {
     const { outH, outW, rows, cols } = patchShape(g);
     const rowWords = rows * Math.ceil(cols / 4);
     const colWords = cols * Math.ceil(rows / 4);
@@ -57,7 +54,7 @@ describe('im2col.wgsl vs im2col.ts (both operand layouts, fused RNE quantisation
   it('random shapes, shift from the max-abs slot or fixed', async () => {
     await fc.assert(
       fc.asyncProperty(
-        convCases,
+        convCases(11, 5),
         fc.integer({ min: 0, max: 32 }),
         fc.boolean(),
         fc.integer(),
