@@ -5,12 +5,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { col2im } from '../ops/col2im.ts';
 import { convCases } from '../ops/conv-test-cases.ts';
 import { im2col } from '../ops/im2col.ts';
 import { type ConvGeometry, type ImageLayout, layoutCode, patchShape } from '../ops/image.ts';
 import { maxAbs, quantShift } from '../ops/quantize.ts';
 import { readBack, storageBuffer, uniformBuffer } from './buffers.ts';
-import { dispatchOnce, i32Buffer } from './dispatch.ts';
+import { dispatchOnce, i32Buffer, readI32 } from './dispatch.ts';
 import { wgsl } from './kernels.ts';
 import { packLines } from './matmul.ts';
 import { dawnContext, firstMismatch, randomI32 } from './test-harness.ts';
@@ -68,6 +69,36 @@ describe('im2col.wgsl vs im2col.ts (both operand layouts, fused RNE quantisation
           const got = await im2colOnGpu(x, layout, g, fromSlot ? 1 : NONE, 9);
           expect(firstMismatch(got.byRow, packLines(expected, rows, cols, cols, 1))).toBeNull();
           expect(firstMismatch(got.byCol, packLines(expected, cols, rows, 1, cols))).toBeNull();
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+});
+
+describe('col2im.wgsl vs col2im.ts', () => {
+  it('random shapes and values (wrapping sums)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        convCases(11, 5),
+        fc.integer({ min: 0, max: 32 }),
+        fc.integer(),
+        async ({ layout, ...g }, bits, seed) => {
+          const { outH, outW, rows, cols } = patchShape(g);
+          const dP = randomI32(rows * cols, seed, bits, [-0x80000000, 0x7fffffff]);
+          const n = g.batch * g.channels * g.height * g.width;
+          const expected = new Int32Array(n);
+          col2im(dP, layout, g, expected);
+          const pipeline = await ctx().pipeline(wgsl.col2im, 'main', { CHANNELS_LAST: layoutCode(layout) });
+          const dX = storageBuffer(ctx().device, n * 4);
+          const params = [g.batch, g.channels, g.height, g.width, g.kernel, g.stride, outH, outW];
+          await dispatchOnce(
+            ctx(),
+            pipeline,
+            [uniformBuffer(ctx().device, params), i32Buffer(ctx(), dP), dX],
+            groups(n),
+          );
+          expect(firstMismatch(await readI32(ctx(), dX, n), expected)).toBeNull();
         },
       ),
       { numRuns: 12 },
