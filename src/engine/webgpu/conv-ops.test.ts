@@ -5,14 +5,17 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ACTIVATIONS } from '../../protocol/spec.ts';
 import { col2im } from '../ops/col2im.ts';
-import { convCases } from '../ops/conv-test-cases.ts';
+import { convCases, imageCases } from '../ops/conv-test-cases.ts';
 import { im2col } from '../ops/im2col.ts';
 import { type ConvGeometry, type ImageLayout, layoutCode, patchShape } from '../ops/image.ts';
+import { maxpool, pooledShape } from '../ops/maxpool.ts';
+import { maxpoolBackward } from '../ops/maxpool-backward.ts';
 import { maxAbs, quantShift } from '../ops/quantize.ts';
 import { readBack, storageBuffer, uniformBuffer } from './buffers.ts';
 import { dispatchOnce, i32Buffer, readI32 } from './dispatch.ts';
-import { wgsl } from './kernels.ts';
+import { ACTIVATION_CODE, wgsl } from './kernels.ts';
 import { packLines } from './matmul.ts';
 import { dawnContext, firstMismatch, randomI32 } from './test-harness.ts';
 
@@ -99,6 +102,103 @@ describe('col2im.wgsl vs col2im.ts', () => {
             groups(n),
           );
           expect(firstMismatch(await readI32(ctx(), dX, n), expected)).toBeNull();
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+});
+
+/**
+ * One dispatch of `code` with the uniform `params` at binding 0 and `buffers` (typed arrays, inputs
+ * and outputs alike) at 1, 2, …; returns every buffer read back as the same type.
+ */
+async function runKernel<T extends Record<string, Int32Array | Uint32Array>>(
+  code: string,
+  constants: Record<string, number>,
+  params: number[],
+  buffers: T,
+  threads: number,
+): Promise<T> {
+  const pipeline = await ctx().pipeline(code, 'main', constants);
+  const gpu = Object.values(buffers).map((a) => storageBuffer(ctx().device, a.byteLength, a));
+  await dispatchOnce(ctx(), pipeline, [uniformBuffer(ctx().device, params), ...gpu], groups(threads));
+  const out: Record<string, Int32Array | Uint32Array> = {};
+  const entries = Object.entries(buffers);
+  for (let i = 0; i < entries.length; i++) {
+    const [name, a] = entries[i];
+    const bytes = await readBack(ctx().device, gpu[i], a.byteLength);
+    out[name] = a instanceof Int32Array ? new Int32Array(bytes) : new Uint32Array(bytes);
+    gpu[i].destroy();
+  }
+  return out as T;
+}
+
+const poolable = imageCases(11, 5).filter((s) => s.height >= 2 && s.width >= 2);
+const actCode = (act: (typeof ACTIVATIONS)[number] | null) => (act ? ACTIVATION_CODE[act] : 0);
+
+describe('maxpool.wgsl and maxpool-backward.wgsl vs their twins', () => {
+  it('forward: values, argmax (ties: first in row-major order), max slot', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        poolable,
+        fc.integer({ min: 0, max: 32 }),
+        fc.integer(),
+        async ({ layout, ...s }, bits, seed) => {
+          const x = randomI32(s.batch * s.channels * s.height * s.width, seed, bits, [-0x80000000]);
+          const out = pooledShape(s);
+          const n = out.batch * out.channels * out.height * out.width;
+          const cpu = { x, maxes: Uint32Array.from([3, 0]), y: new Int32Array(n), arg: new Uint32Array(n) };
+          maxpool({ ...s, layout, outSlot: 1 }, cpu);
+          const gpu = await runKernel(
+            wgsl.fixed + wgsl.maxpool,
+            { CHANNELS_LAST: layoutCode(layout) },
+            [s.batch, s.channels, s.height, s.width, 1],
+            { x, maxes: Uint32Array.from([3, 0]), y: new Int32Array(n), arg: new Uint32Array(n) },
+            n,
+          );
+          expect(firstMismatch(gpu.y, cpu.y)).toBeNull();
+          expect(firstMismatch(gpu.arg, cpu.arg)).toBeNull();
+          expect(Array.from(gpu.maxes)).toEqual(Array.from(cpu.maxes));
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+
+  it('backward: routed gradient, fused act′, max slot', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        poolable,
+        fc.constantFrom(null, ...ACTIVATIONS),
+        fc.integer(),
+        async ({ layout, ...s }, act, seed) => {
+          const count = s.batch * s.channels * s.height * s.width;
+          const out = pooledShape(s);
+          const n = out.batch * out.channels * out.height * out.width;
+          const dy = randomI32(n, seed, 28, [-0x80000000, 0x7fffffff]);
+          const arg = Uint32Array.from(randomI32(n, seed + 1, 32), (v) => (v >>> 0) % 4);
+          const z = randomI32(count, seed + 2, 20);
+          const fresh = () => ({
+            dy,
+            arg,
+            z,
+            maxes: new Uint32Array(2),
+            gh: new Int32Array(count),
+            gz: new Int32Array(count),
+          });
+          const cpu = fresh();
+          maxpoolBackward({ ...s, layout, act, gzSlot: 1 }, cpu);
+          const gpu = await runKernel(
+            wgsl.fixed + wgsl.activation + wgsl.maxpoolBackward,
+            { CHANNELS_LAST: layoutCode(layout), ACT: actCode(act) },
+            [s.batch, s.channels, s.height, s.width, 1],
+            fresh(),
+            count,
+          );
+          expect(firstMismatch(gpu.gh, cpu.gh)).toBeNull();
+          expect(firstMismatch(gpu.gz, cpu.gz)).toBeNull();
+          expect(Array.from(gpu.maxes)).toEqual(Array.from(cpu.maxes));
         },
       ),
       { numRuns: 12 },
