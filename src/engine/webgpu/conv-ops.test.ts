@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { ACTIVATIONS } from '../../protocol/spec.ts';
 import { col2im } from '../ops/col2im.ts';
 import { convCases, imageCases } from '../ops/conv-test-cases.ts';
+import { divRoundHalfEven, gap } from '../ops/gap.ts';
+import { gapBackward } from '../ops/gap-backward.ts';
 import { im2col } from '../ops/im2col.ts';
 import { type ConvGeometry, type ImageLayout, layoutCode, patchShape } from '../ops/image.ts';
 import { maxpool, pooledShape } from '../ops/maxpool.ts';
@@ -191,6 +193,133 @@ describe('maxpool.wgsl and maxpool-backward.wgsl vs their twins', () => {
           maxpoolBackward({ ...s, layout, act, gzSlot: 1 }, cpu);
           const gpu = await runKernel(
             wgsl.fixed + wgsl.activation + wgsl.maxpoolBackward,
+            { CHANNELS_LAST: layoutCode(layout), ACT: actCode(act) },
+            [s.batch, s.channels, s.height, s.width, 1],
+            fresh(),
+            count,
+          );
+          expect(firstMismatch(gpu.gh, cpu.gh)).toBeNull();
+          expect(firstMismatch(gpu.gz, cpu.gz)).toBeNull();
+          expect(Array.from(gpu.maxes)).toEqual(Array.from(cpu.maxes));
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+});
+
+describe('gap.wgsl and gap-backward.wgsl vs their twins', () => {
+  it('pool-div.wgsl: 64-bit sums divided by n ≤ 2^16, rounded half to even', async () => {
+    const cases: [bigint, number][] = [
+      [0n, 1],
+      [5n, 2],
+      [7n, 2],
+      [-5n, 2],
+      [-7n, 2],
+      [65536n * -2147483648n, 65536],
+      [65536n * 2147483647n, 65536],
+      [-1n, 65536],
+      [32768n, 65536],
+      [-32768n, 65536],
+      [98304n, 65536],
+    ];
+    let r = 12345;
+    for (let i = 0; i < 500; i++) {
+      r = (Math.imul(r, 1103515245) + 12345) >>> 0;
+      const n = (r % 65536) + 1;
+      const s = BigInt(Math.floor((r / 2 ** 32 - 0.5) * 2 ** 31)) * BigInt(n) + BigInt(i - 250);
+      cases.push([s, n]);
+    }
+    const inputs = new Uint32Array(
+      cases.flatMap(([s, n]) => [Number(BigInt.asUintN(32, s)), Number(BigInt.asUintN(32, s >> 32n)), n]),
+    );
+    const code = `${wgsl.poolDiv}
+@group(0) @binding(0) var<storage, read> x: array<u32>;
+@group(0) @binding(1) var<storage, read_write> y: array<i32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let i = g.x;
+  if (i >= arrayLength(&y)) { return; }
+  y[i] = div_round_even_i64(vec2<u32>(x[3u * i], x[3u * i + 1u]), x[3u * i + 2u]);
+}`;
+    const pipeline = await ctx().pipeline(code);
+    const y = storageBuffer(ctx().device, cases.length * 4);
+    await dispatchOnce(ctx(), pipeline, [u32Buffer(inputs), y], groups(cases.length, 64));
+    const got = await readI32(ctx(), y, cases.length);
+    expect(
+      firstMismatch(
+        got,
+        cases.map(([s, n]) => divRoundHalfEven(Number(s), n)),
+        cases,
+      ),
+    ).toBeNull();
+  });
+
+  it('forward: exact mean, both layouts, max slot', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        imageCases(11, 5),
+        fc.integer({ min: 0, max: 32 }),
+        fc.integer(),
+        async ({ layout, ...s }, bits, seed) => {
+          const x = randomI32(
+            s.batch * s.channels * s.height * s.width,
+            seed,
+            bits,
+            [-0x80000000, 0x7fffffff],
+          );
+          const n = s.batch * s.channels;
+          const cpu = { x, maxes: new Uint32Array(2), y: new Int32Array(n) };
+          gap({ ...s, layout, outSlot: 1 }, cpu);
+          const gpu = await runKernel(
+            wgsl.fixed + wgsl.poolDiv + wgsl.gap,
+            { CHANNELS_LAST: layoutCode(layout) },
+            [s.batch, s.channels, s.height, s.width, 1],
+            { x, maxes: new Uint32Array(2), y: new Int32Array(n) },
+            n * 4, // workgroups of 64
+          );
+          expect(firstMismatch(gpu.y, cpu.y)).toBeNull();
+          expect(Array.from(gpu.maxes)).toEqual(Array.from(cpu.maxes));
+        },
+      ),
+      { numRuns: 12 },
+    );
+  });
+
+  it('forward: 256×256 pixels of INT32_MIN and INT32_MAX (sums near ±2^47)', async () => {
+    for (const v of [-0x80000000, 0x7fffffff]) {
+      const gpu = await runKernel(
+        wgsl.fixed + wgsl.poolDiv + wgsl.gap,
+        { CHANNELS_LAST: 1 },
+        [1, 2, 256, 256, NONE],
+        { x: new Int32Array(2 * 65536).fill(v), maxes: new Uint32Array(1), y: new Int32Array(2) },
+        256,
+      );
+      expect(Array.from(gpu.y)).toEqual([v, v]);
+    }
+  });
+
+  it('backward: shared gradient, fused act′, max slot', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        imageCases(11, 5),
+        fc.constantFrom(null, ...ACTIVATIONS),
+        fc.integer(),
+        async ({ layout, ...s }, act, seed) => {
+          const count = s.batch * s.channels * s.height * s.width;
+          const dy = randomI32(s.batch * s.channels, seed, 32, [-0x80000000, 0x7fffffff]);
+          const z = randomI32(count, seed + 1, 20);
+          const fresh = () => ({
+            dy,
+            z,
+            maxes: new Uint32Array(2),
+            gh: new Int32Array(count),
+            gz: new Int32Array(count),
+          });
+          const cpu = fresh();
+          gapBackward({ ...s, layout, act, gzSlot: 1 }, cpu);
+          const gpu = await runKernel(
+            wgsl.fixed + wgsl.activation + wgsl.poolDiv + wgsl.gapBackward,
             { CHANNELS_LAST: layoutCode(layout), ACT: actCode(act) },
             [s.batch, s.channels, s.height, s.width, 1],
             fresh(),
