@@ -15,6 +15,7 @@ import { type ConvGeometry, type ImageLayout, layoutCode, patchShape } from '../
 import { maxpool, pooledShape } from '../ops/maxpool.ts';
 import { maxpoolBackward } from '../ops/maxpool-backward.ts';
 import { maxAbs, quantShift } from '../ops/quantize.ts';
+import { transpose } from '../ops/transpose.ts';
 import { readBack, storageBuffer, uniformBuffer } from './buffers.ts';
 import { dispatchOnce, i32Buffer, readI32 } from './dispatch.ts';
 import { ACTIVATION_CODE, wgsl } from './kernels.ts';
@@ -333,4 +334,34 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
       { numRuns: 12 },
     );
   });
+});
+
+describe('transpose.wgsl vs transpose.ts', () => {
+  for (const tiled of [true, false]) {
+    it(`random batched shapes (${tiled ? 'tiled through workgroup memory' : 'barrier-free'})`, async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 1, max: 3 }),
+          fc.integer({ min: 1, max: 40 }),
+          fc.integer({ min: 1, max: 40 }),
+          fc.integer(),
+          async (batch, rows, cols, seed) => {
+            const x = randomI32(batch * rows * cols, seed);
+            const expected = new Int32Array(x.length);
+            transpose({ batch, rows, cols }, { x, y: expected });
+            const pipeline = await ctx().pipeline(wgsl.transpose, 'main', { TILED: tiled ? 1 : 0 });
+            const y = storageBuffer(ctx().device, x.length * 4);
+            await dispatchOnce(
+              ctx(),
+              pipeline,
+              [uniformBuffer(ctx().device, [batch, rows, cols]), i32Buffer(ctx(), x), y],
+              [Math.ceil(cols / 16), Math.ceil(rows / 16), batch],
+            );
+            expect(firstMismatch(await readI32(ctx(), y, x.length), expected)).toBeNull();
+          },
+        ),
+        { numRuns: 10 },
+      );
+    });
+  }
 });
