@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { col2im } from './col2im.ts';
+import { col2imSum } from './col2im.ts';
 import { convCases, testI32 } from './conv-test-cases.ts';
-import { im2col } from './im2col.ts';
+import { im2colPatches } from './im2col.ts';
 import { patchShape } from './image.ts';
 
 describe('col2im against the definition', () => {
@@ -16,7 +16,7 @@ describe('col2im against the definition', () => {
           const { outH, outW, rows, cols } = patchShape(g);
           const dP = testI32(rows * cols, seed, bits);
           const dX = new Int32Array(g.batch * g.channels * g.height * g.width).fill(99);
-          col2im(dP, layout, g, dX);
+          col2imSum(dP, layout, g, dX);
           const { kernel: k, stride: s } = g;
           const pad = Math.floor(k / 2);
           for (let b = 0; b < g.batch; b++)
@@ -43,7 +43,7 @@ describe('col2im against the definition', () => {
     );
   });
 
-  it('is the adjoint of im2col: ⟨col2im(D), X⟩ = ⟨D, im2col(X)⟩', () => {
+  it('is the adjoint of im2col: ⟨col2imSum(D), X⟩ = ⟨D, im2colPatches(X)⟩', () => {
     fc.assert(
       fc.property(convCases(), fc.integer(), ({ layout, ...g }, seed) => {
         const n = g.batch * g.channels * g.height * g.width;
@@ -51,9 +51,9 @@ describe('col2im against the definition', () => {
         const { rows, cols } = patchShape(g);
         const d = testI32(rows * cols, seed + 1, 12);
         const patches = new Int8Array(rows * cols);
-        im2col(x, layout, g, 0, patches);
+        im2colPatches(x, layout, g, 0, patches);
         const dX = new Int32Array(n);
-        col2im(d, layout, g, dX);
+        col2imSum(d, layout, g, dX);
         let left = 0;
         let right = 0;
         for (let i = 0; i < n; i++) left += dX[i] * x[i];
@@ -66,7 +66,7 @@ describe('col2im against the definition', () => {
 
   it('rejects short buffers', () => {
     const g = { batch: 1, channels: 2, height: 3, width: 3, kernel: 3, stride: 1 };
-    expect(() => col2im(new Int32Array(10), 'hwc', g, new Int32Array(18))).toThrow(/dP/);
-    expect(() => col2im(new Int32Array(162), 'hwc', g, new Int32Array(17))).toThrow(/dX/);
+    expect(() => col2imSum(new Int32Array(10), 'hwc', g, new Int32Array(18))).toThrow(/dP/);
+    expect(() => col2imSum(new Int32Array(162), 'hwc', g, new Int32Array(17))).toThrow(/dX/);
   });
 });

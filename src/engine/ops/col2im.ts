@@ -16,8 +16,19 @@ import {
   patchShape,
 } from './image.ts';
 
+export interface Col2imParams extends ConvGeometry {
+  [key: string]: number | boolean | string | null;
+  /** The layout of the conv's input, and so of dX. */
+  layout: ImageLayout;
+}
+
+/** The op twin: dX = col2im(dP). */
+export function col2im(p: Col2imParams, b: { dP: Int32Array; dX: Int32Array }): void {
+  col2imSum(b.dP, p.layout, p, b.dX);
+}
+
 /** dX (in `layout`, B·C·H·W elements) = col2im(dP), dP row-major [M][K] (M = B·Ho·Wo, K = C·k·k). */
-export function col2im(dP: Int32Array, layout: ImageLayout, g: ConvGeometry, dX: Int32Array): void {
+export function col2imSum(dP: Int32Array, layout: ImageLayout, g: ConvGeometry, dX: Int32Array): void {
   checkGeometry(g);
   const { outH, outW, rows, cols } = patchShape(g);
   if (dP.length < rows * cols) throw new Error(`col2im: dP has ${dP.length} elements, needs ${rows * cols}`);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { convCases, testI32 } from './conv-test-cases.ts';
-import { im2col, roundHalfEvenI8 } from './im2col.ts';
+import { im2colPatches, roundHalfEvenI8 } from './im2col.ts';
 import { type ConvGeometry, type ImageLayout, patchShape } from './image.ts';
 import { matmulXW } from './matmul.ts';
 import { maxAbs, quantizeRNE, quantShift } from './quantize.ts';
@@ -39,7 +39,7 @@ describe('im2col against the definition', () => {
           const shift = quantShift(maxAbs(x));
           const { outH, outW, rows, cols } = patchShape(g);
           const patches = new Int8Array(rows * cols).fill(99);
-          im2col(x, layout, g, shift, patches);
+          im2colPatches(x, layout, g, shift, patches);
           const pad = Math.floor(g.kernel / 2);
           const k = g.kernel;
           for (let b = 0; b < g.batch; b++)
@@ -78,7 +78,7 @@ describe('im2col against the definition', () => {
           (_, i) => (Math.imul(seed ^ i, 0x297a2d39) >> 24) % 128,
         );
         const patches = new Int8Array(rows * cols);
-        im2col(Int32Array.from(q), layout, g, 0, patches);
+        im2colPatches(Int32Array.from(q), layout, g, 0, patches);
         const acc = new Int32Array(rows * N);
         matmulXW(patches, w, rows, cols, N, acc);
         const pad = Math.floor(g.kernel / 2);
@@ -121,10 +121,10 @@ describe('im2col against the definition', () => {
   it('rejects bad geometry, shift and sizes', () => {
     const g = { batch: 1, channels: 1, height: 4, width: 4, kernel: 3, stride: 1 };
     const p = new Int8Array(16 * 9);
-    expect(() => im2col(new Int32Array(16), 'chw', { ...g, kernel: 2 }, 0, p)).toThrow(/kernel/);
-    expect(() => im2col(new Int32Array(16), 'chw', { ...g, stride: 3 }, 0, p)).toThrow(/stride/);
-    expect(() => im2col(new Int32Array(16), 'chw', g, 32, p)).toThrow(/shift/);
-    expect(() => im2col(new Int32Array(15), 'chw', g, 0, p)).toThrow(/input/);
-    expect(() => im2col(new Int32Array(16), 'chw', g, 0, new Int8Array(10))).toThrow(/patches/);
+    expect(() => im2colPatches(new Int32Array(16), 'chw', { ...g, kernel: 2 }, 0, p)).toThrow(/kernel/);
+    expect(() => im2colPatches(new Int32Array(16), 'chw', { ...g, stride: 3 }, 0, p)).toThrow(/stride/);
+    expect(() => im2colPatches(new Int32Array(16), 'chw', g, 32, p)).toThrow(/shift/);
+    expect(() => im2colPatches(new Int32Array(15), 'chw', g, 0, p)).toThrow(/input/);
+    expect(() => im2colPatches(new Int32Array(16), 'chw', g, 0, new Int8Array(10))).toThrow(/patches/);
   });
 });

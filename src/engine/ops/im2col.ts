@@ -6,6 +6,7 @@
  * the same integers, so the RNE rounding of the layer input is fused in here (the kernel reads the
  * i32 activations directly). The conv is then patches · w8 with the existing int8 matmul.
  */
+import { INPUT_SHIFT } from './gather.ts';
 import {
   type ConvGeometry,
   checkGeometry,
@@ -15,6 +16,7 @@ import {
   imageIndex,
   patchShape,
 } from './image.ts';
+import { quantShift } from './quantize.ts';
 
 /** clamp(round_half_even(v / 2^s), −127, 127): quantize.ts's RNE rounding of one element at shift s. */
 export function roundHalfEvenI8(v: number, s: number): number {
@@ -28,6 +30,22 @@ export function roundHalfEvenI8(v: number, s: number): number {
   return q > 127 ? 127 : Math.max(q, -127);
 }
 
+const NONE = 0xffffffff;
+
+export interface Im2colParams extends ConvGeometry {
+  [key: string]: number | boolean | string | null;
+  /** The input's layout (the first conv reads the dataset's chw, later ones the hwc of a conv). */
+  layout: ImageLayout;
+  /** The max-abs slot of the input; NONE: the input is the pixel operand (q ≪ 9, shift INPUT_SHIFT). */
+  xSlot: number;
+}
+
+/** The op twin: patches (i8 [M][K]) from x (i32) at the shift of maxes[xSlot] (NONE: INPUT_SHIFT). */
+export function im2col(p: Im2colParams, b: { x: Int32Array; maxes: Uint32Array; patches: Int8Array }): void {
+  const shift = p.xSlot === NONE ? INPUT_SHIFT : quantShift(b.maxes[p.xSlot]);
+  im2colPatches(b.x, p.layout, p, shift, b.patches);
+}
+
 let scratch = new Int8Array(0);
 
 /**
@@ -35,7 +53,7 @@ let scratch = new Int8Array(0);
  * even at `shift` (0 ≤ shift ≤ 31). The operand's scale is then shift + the source's (Q16: value
  * q · 2^(shift − 16)).
  */
-export function im2col(
+export function im2colPatches(
   x: Int32Array,
   layout: ImageLayout,
   g: ConvGeometry,

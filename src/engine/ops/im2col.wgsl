@@ -5,13 +5,12 @@
 // activation tensor, s = quant_shift(maxes[x_slot]), or fixed_shift when x_slot = NONE.
 //   CHANNELS_LAST: x is [B][H][W][C] (the conv matmul's own output layout), else [B][C][H][W].
 // Writes both layouts matmul.wgsl reads (see quantize.wgsl): by_row, M lines of ⌈K/4⌉ words (A of
-// patches · w8), and, when WRITE_COLS, by_col, K lines of ⌈M/4⌉ words (A of patchesᵀ · e8).
+// patches · w8) and by_col, K lines of ⌈M/4⌉ words (A of patchesᵀ · e8).
 // One thread per output word, no barriers: neighbouring threads read overlapping neighbourhoods,
 // which the caches serve (every input element is read k² times per layout).
 // Needs fixed.wgsl. Dispatch: ceil((M·⌈K/4⌉ + K·⌈M/4⌉) / 256) workgroups (2-D when large).
 
 override CHANNELS_LAST: bool = true;
-override WRITE_COLS: bool = true;
 const NONE: u32 = 0xffffffffu;
 
 struct Params {
@@ -80,9 +79,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let cw = (cols + 3u) / 4u;
   let rw = (rows + 3u) / 4u;
   let row_words = rows * cw;
-  var words = row_words;
-  if (WRITE_COLS) { words += cols * rw; }
-  if (t >= words) { return; }
+  if (t >= row_words + cols * rw) { return; }
   var s = p.fixed_shift;
   if (p.x_slot != NONE) { s = quant_shift(maxes[p.x_slot]); }
   var packed = 0u;

@@ -50,7 +50,8 @@ export function patchShape(g: ConvGeometry) {
 
 /** Throws on a geometry the conv ops do not support (the spec's limits plus what the kernels assume). */
 export function checkGeometry(g: ConvGeometry): void {
-  for (const [name, v] of Object.entries(g)) {
+  const { batch, channels, height, width, kernel, stride } = g;
+  for (const [name, v] of Object.entries({ batch, channels, height, width, kernel, stride })) {
     if (!Number.isInteger(v) || v < 1)
       throw new Error(`conv geometry: ${name} must be a positive integer, is ${v}`);
   }

@@ -15,13 +15,13 @@ describe('transpose', () => {
         (batch, rows, cols, seed) => {
           const x = testI32(batch * rows * cols, seed);
           const y = new Int32Array(x.length);
-          transpose({ batch, rows, cols }, { x, y });
+          transpose({ batch, rows, cols, tiled: true }, { x, y });
           for (let b = 0; b < batch; b++)
             for (let r = 0; r < rows; r++)
               for (let c = 0; c < cols; c++)
                 expect(y[(b * cols + c) * rows + r]).toBe(x[(b * rows + r) * cols + c]);
           const back = new Int32Array(x.length);
-          transpose({ batch, rows: cols, cols: rows }, { x: y, y: back });
+          transpose({ batch, rows: cols, cols: rows, tiled: true }, { x: y, y: back });
           expect(back).toEqual(x);
         },
       ),
@@ -32,7 +32,7 @@ describe('transpose', () => {
     const s = { batch: 2, channels: 3, height: 2, width: 5 };
     const x = testI32(60, 9);
     const y = new Int32Array(60);
-    transpose({ batch: 2, rows: 10, cols: 3 }, { x, y });
+    transpose({ batch: 2, rows: 10, cols: 3, tiled: true }, { x, y });
     for (let b = 0; b < 2; b++)
       for (let c = 0; c < 3; c++)
         for (let r = 0; r < 2; r++)

@@ -9,6 +9,8 @@ export interface TransposeParams {
   batch: number;
   rows: number;
   cols: number;
+  /** The kernel's variant (TILED: through workgroup memory); the result is the same. */
+  tiled: boolean;
 }
 
 export function transpose(p: TransposeParams, b: { x: Int32Array; y: Int32Array }): void {

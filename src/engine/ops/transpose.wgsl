@@ -3,7 +3,7 @@
 // TILED: a 16×16 tile goes through workgroup memory so both the reads and the writes are coalesced
 // (the textbook transpose); one barrier per workgroup. Without TILED each thread copies one element
 // directly (barrier-free, for SwiftShader, where a barrier costs a fiber switch per workgroup).
-// Dispatch: (ceil(cols / 16), ceil(rows / 16), batch) workgroups.
+// Dispatch: (ceil(cols / 16), ceil(rows / 16) · batch) workgroups.
 
 override TILED: bool = true;
 
@@ -22,8 +22,10 @@ var<workgroup> tile: array<i32, 272>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let base = wg.z * p.rows * p.cols;
-  let r = wg.y * 16u + lid.y;
+  let tiles_y = (p.rows + 15u) / 16u;
+  let base = (wg.y / tiles_y) * p.rows * p.cols;
+  let ty = wg.y % tiles_y;
+  let r = ty * 16u + lid.y;
   let c = wg.x * 16u + lid.x;
   if (!TILED) {
     if (r < p.rows && c < p.cols) { y[base + c * p.rows + r] = x[base + r * p.cols + c]; }
@@ -33,6 +35,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   workgroupBarrier();
   // Thread (lid.x, lid.y) now writes output row c2 = tile column lid.y, element r2 = tile row lid.x.
   let c2 = wg.x * 16u + lid.y;
-  let r2 = wg.y * 16u + lid.x;
+  let r2 = ty * 16u + lid.x;
   if (r2 < p.rows && c2 < p.cols) { y[base + c2 * p.rows + r2] = tile[lid.x * 17u + lid.y]; }
 }

@@ -6,11 +6,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ACTIVATIONS } from '../../protocol/spec.ts';
-import { col2im } from '../ops/col2im.ts';
+import { col2imSum } from '../ops/col2im.ts';
 import { convCases, imageCases } from '../ops/conv-test-cases.ts';
 import { divRoundHalfEven, gap } from '../ops/gap.ts';
 import { gapBackward } from '../ops/gap-backward.ts';
-import { im2col } from '../ops/im2col.ts';
+import { im2colPatches } from '../ops/im2col.ts';
 import { type ConvGeometry, type ImageLayout, layoutCode, patchShape } from '../ops/image.ts';
 import { maxpool, pooledShape } from '../ops/maxpool.ts';
 import { maxpoolBackward } from '../ops/maxpool-backward.ts';
@@ -71,7 +71,7 @@ describe('im2col.wgsl vs im2col.ts (both operand layouts, fused RNE quantisation
           const shift = fromSlot ? quantShift(maxAbs(x)) : 9;
           const { rows, cols } = patchShape(g);
           const expected = new Int8Array(rows * cols);
-          im2col(x, layout, g, shift, expected);
+          im2colPatches(x, layout, g, shift, expected);
           const got = await im2colOnGpu(x, layout, g, fromSlot ? 1 : NONE, 9);
           expect(firstMismatch(got.byRow, packLines(expected, rows, cols, cols, 1))).toBeNull();
           expect(firstMismatch(got.byCol, packLines(expected, cols, rows, 1, cols))).toBeNull();
@@ -94,7 +94,7 @@ describe('col2im.wgsl vs col2im.ts', () => {
           const dP = randomI32(rows * cols, seed, bits, [-0x80000000, 0x7fffffff]);
           const n = g.batch * g.channels * g.height * g.width;
           const expected = new Int32Array(n);
-          col2im(dP, layout, g, expected);
+          col2imSum(dP, layout, g, expected);
           const pipeline = await ctx().pipeline(wgsl.col2im, 'main', { CHANNELS_LAST: layoutCode(layout) });
           const dX = storageBuffer(ctx().device, n * 4);
           const params = [g.batch, g.channels, g.height, g.width, g.kernel, g.stride, outH, outW];
@@ -348,14 +348,14 @@ describe('transpose.wgsl vs transpose.ts', () => {
           async (batch, rows, cols, seed) => {
             const x = randomI32(batch * rows * cols, seed);
             const expected = new Int32Array(x.length);
-            transpose({ batch, rows, cols }, { x, y: expected });
+            transpose({ batch, rows, cols, tiled }, { x, y: expected });
             const pipeline = await ctx().pipeline(wgsl.transpose, 'main', { TILED: tiled ? 1 : 0 });
             const y = storageBuffer(ctx().device, x.length * 4);
             await dispatchOnce(
               ctx(),
               pipeline,
               [uniformBuffer(ctx().device, [batch, rows, cols]), i32Buffer(ctx(), x), y],
-              [Math.ceil(cols / 16), Math.ceil(rows / 16), batch],
+              [Math.ceil(cols / 16), Math.ceil(rows / 16) * batch],
             );
             expect(firstMismatch(await readI32(ctx(), y, x.length), expected)).toBeNull();
           },
