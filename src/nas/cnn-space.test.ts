@@ -214,8 +214,8 @@ describe('conv space: mutation', () => {
             expect(convChanges()).toHaveLength(1);
             const i = convChanges()[0];
             const field = { channels: 1, kernel: 2, 'conv-activation': 3 }[m.kind];
-            expect(convList(p)[i].filter((v, j) => j !== field && j !== 4)).toEqual(
-              convList(c)[i].filter((v, j) => j !== field && j !== 4),
+            expect(convList(p)[i].filter((_v, j) => j !== field && j !== 4)).toEqual(
+              convList(c)[i].filter((_v, j) => j !== field && j !== 4),
             );
             if (m.kind === 'channels')
               expect(grid(CHANNELS, convList(p)[i][1] as number, convList(c)[i][1] as number)).toBe(1);
