@@ -20,9 +20,9 @@ export function searchConfig(o: {
   if (!(STRATEGIES as readonly string[]).includes(kind))
     throw new Error(`--strategy must be one of ${STRATEGIES.join(', ')}`);
   const track = o.track ?? 'mnist';
-  trackByName(track); // throws naming the known tracks
+  const known = trackByName(track); // throws naming the known tracks
   const budget = intOption(o.budget, '--budget', 200, 1);
-  const steps = intOption(o.steps, '--steps', 300, 1);
+  const steps = intOption(o.steps, '--steps', known.steps, 1);
   const seed = intOption(o.seed, '--seed', 1, 0);
   const strategy: StrategyConfig =
     kind === 'asha'
