@@ -17,7 +17,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadDataset } from '../data/node.ts';
-import { train } from '../engine/train.ts';
 import type { Dataset } from '../engine/types.ts';
 import { formatTable, specOf } from '../nas/search.ts';
 import {
@@ -28,6 +27,7 @@ import {
   type StrategyConfig,
 } from '../nas/strategy.ts';
 import { FAST_TRACK, spaceOf, type Track, trackByName } from '../nas/tracks.ts';
+import { trainAny } from '../nas/train-any.ts';
 import { taskIdOf } from '../protocol/spec.ts';
 
 export const help = `usage: cambrian bench search [--seeds N] [--budget N] [--track ${FAST_TRACK}|mnist]
@@ -65,7 +65,7 @@ class Evaluator {
       return cached;
     }
     const before = process.cpuUsage();
-    const result = await train(spec, this.dataset, { backend: 'cpu' });
+    const result = await trainAny(spec, this.dataset, { backend: 'cpu' });
     const used = process.cpuUsage(before);
     const evaluated = {
       outcome: { valCorrect: result.valCorrect, valCount: result.valCount, valLoss: result.valLoss },

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { Backend } from '../engine/types.ts';
-import { parseTaskSpec, type TaskSpec } from '../protocol/spec.ts';
+import { type AnyTaskSpec, parseAnyTaskSpec, parseTaskSpec, type TaskSpec } from '../protocol/spec.ts';
 
 /** One `cambrian` subcommand. `run` returns the process exit code. */
 export interface Command {
@@ -34,6 +34,16 @@ export function backendOption(value: string): Backend {
 }
 
 /** Reads and validates a task spec file; errors name the file. */
+/** Reads and validates a task spec file of any version (v1 MLP or v2 conv). */
+export async function readAnySpecFile(path: string): Promise<AnyTaskSpec> {
+  const text = await readFile(path, 'utf8');
+  try {
+    return parseAnyTaskSpec(JSON.parse(text));
+  } catch (err) {
+    throw new Error(`${path} is not a valid task spec: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 export async function readSpecFile(path: string): Promise<TaskSpec> {
   const text = await readFile(path, 'utf8');
   try {

@@ -6,17 +6,17 @@
  * Only one coordinator process drives the search at a time (a leased lock).
  */
 import type { Hex } from 'viem';
-import type { DatasetName } from '../data/catalog.ts';
-import { toTaskSpec } from '../nas/space.ts';
+import { spaceOps } from '../nas/spaces.ts';
 import { createStrategy, restoreStrategy, type Strategy, type StrategyConfig } from '../nas/strategy.ts';
-import { spaceOf, TRACKS } from '../nas/tracks.ts';
-import type { TaskResult } from '../protocol/index.ts';
+import { spaceOf, type TrackName, trackByName } from '../nas/tracks.ts';
+import type { TaskResult, TaskSpec } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 import { LOCK_TTL_MS, tryLock } from './locks.ts';
 import type { Store } from './store.ts';
 
 export interface SearchConfig {
-  track: DatasetName;
+  /** A search track (src/nas/tracks.ts): its dataset and search space (MLP or conv). */
+  track: TrackName;
   strategy: StrategyConfig;
   /** Largest parameter count an architecture may have. */
   maxParams?: number;
@@ -63,8 +63,9 @@ export class SearchDriver {
   /** Tells finished tasks to the strategy and tops the queue up. Returns tasks added. */
   async tick(): Promise<number> {
     if (!(await tryLock(this.db, 'search', this.holder, LOCK_TTL_MS))) return 0;
-    const track = TRACKS[this.config.track];
+    const track = trackByName(this.config.track);
     const space = spaceOf(track, this.config.maxParams);
+    const ops = spaceOps(space);
     return this.db.tx(async (q) => {
       const [saved] = await q.query<{ state: unknown }>(
         `SELECT state FROM search_state WHERE id = 'main' FOR UPDATE`,
@@ -98,13 +99,15 @@ export class SearchDriver {
       for (let i = open; i < this.config.queueDepth; i++) {
         const p = strategy.ask();
         if (!p) break;
-        const spec = toTaskSpec(track, p.arch, {
+        const spec = ops.toSpec(track, p.arch, {
           steps: p.steps,
           seed: this.config.strategy.seed,
           checkpointEvery: this.config.checkpointEvery,
         });
         const record: ProposalRecord = { trialId: p.trialId };
-        const inserted = await this.store.addTask(spec, record, q);
+        // A conv track yields v2 specs; the store keeps any spec as JSON under its taskId (the lease
+        // API's v1 schema is widened with the v2 trainers, issue 13).
+        const inserted = await this.store.addTask(spec as TaskSpec, record, q);
         // The same spec proposed twice is the same task: the copy is told as failed, not waited on.
         if (!inserted) strategy.tell(p.trialId, 'failed');
         else added++;

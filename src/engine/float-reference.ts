@@ -3,8 +3,16 @@
  * hyper-parameters as the integer engine, for comparison only (it decides no bit of any result).
  * Inputs are the same operand values ((p >> 1) / 128); GELU is the exact erf form.
  */
-import type { Activation, TaskSpec } from '../protocol/spec.ts';
-import { initialParams, modelPlan, trainingPlan } from './plan.ts';
+import {
+  type Activation,
+  type AnyTaskSpec,
+  isV2,
+  layerShapes,
+  type Shape,
+  type TaskSpec,
+  type TaskSpecV2,
+} from '../protocol/spec.ts';
+import { initialParams, type ModelPlan, modelPlan, trainingPlan } from './plan.ts';
 import type { Dataset } from './types.ts';
 
 export interface FloatReport {
@@ -55,7 +63,12 @@ function actGrad(a: Activation, z: number): number {
   }
 }
 
-export function trainFloatReference(spec: TaskSpec, dataset: Dataset): FloatReport {
+/** Trains a v1 (MLP) or v2 (conv) spec in float32; see trainFloatMlp and trainFloatCnn. */
+export function trainFloatReference(spec: AnyTaskSpec, dataset: Dataset): FloatReport {
+  return isV2(spec) ? trainFloatCnn(spec, dataset) : trainFloatMlp(spec, dataset);
+}
+
+function trainFloatMlp(spec: TaskSpec, dataset: Dataset): FloatReport {
   const plan = trainingPlan(spec, dataset);
   const { layers } = plan.model;
   const B = spec.training.batch;
@@ -200,4 +213,475 @@ export function floatBatchLoss(
     total += Math.log(S) - (x[dataset.labels[indices[b]]] - m);
   }
   return total / indices.length;
+}
+
+// ------------------------------------------------------------------------------ v2: conv nets
+
+/** One layer of the float conv model; weight layers hold their offsets in the flat vector. */
+type FloatLayer =
+  | {
+      op: 'conv';
+      inC: number;
+      inH: number;
+      inW: number;
+      outC: number;
+      outH: number;
+      outW: number;
+      kernel: number;
+      stride: number;
+      pad: number;
+      activation: Activation;
+      residual: boolean;
+      K: number;
+      wOffset: number;
+      bOffset: number;
+    }
+  | { op: 'maxpool'; C: number; inH: number; inW: number; outH: number; outW: number }
+  | { op: 'gap'; C: number; HW: number }
+  | { op: 'flatten' }
+  | {
+      op: 'dense';
+      K: number;
+      N: number;
+      activation: Activation | null;
+      residual: boolean;
+      wOffset: number;
+      bOffset: number;
+    };
+
+const sizeOf = (s: Shape) => (s.kind === 'image' ? s.channels * s.height * s.width : s.units);
+
+/**
+ * The float layers of a v2 model and its parameter layout: weight layers in order (each conv, each
+ * dense, then the classifier), each W [K][N] then b [N]; conv K = inChannels·k·k indexed
+ * (ic·k + ky)·k + kx, N = output channel (the shared engine layout, docs/SPEC.md).
+ */
+function floatCnnLayers(spec: TaskSpecV2): { layers: FloatLayer[]; weights: ModelPlan } {
+  const layers: FloatLayer[] = [];
+  const weights: ModelPlan = { layers: [], paramCount: 0 };
+  const addWeights = (K: number, N: number, activation: Activation | null, residual: boolean) => {
+    const wOffset = weights.paramCount;
+    weights.layers.push({
+      index: weights.layers.length,
+      K,
+      N,
+      activation,
+      residual,
+      wOffset,
+      bOffset: wOffset + K * N,
+    });
+    weights.paramCount += K * N + N;
+    return { wOffset, bOffset: wOffset + K * N };
+  };
+  let shape: Shape = { kind: 'image', ...spec.model.input };
+  const shapes = layerShapes(spec.model);
+  spec.model.layers.forEach((layer, i) => {
+    const out = shapes[i];
+    if (layer.op === 'conv' && shape.kind === 'image' && out.kind === 'image') {
+      const K = shape.channels * layer.kernel * layer.kernel;
+      layers.push({
+        op: 'conv',
+        inC: shape.channels,
+        inH: shape.height,
+        inW: shape.width,
+        outC: out.channels,
+        outH: out.height,
+        outW: out.width,
+        kernel: layer.kernel,
+        stride: layer.stride,
+        pad: Math.floor(layer.kernel / 2),
+        activation: layer.activation,
+        residual: layer.residual,
+        K,
+        ...addWeights(K, layer.channels, layer.activation, layer.residual),
+      });
+    } else if (layer.op === 'maxpool' && shape.kind === 'image' && out.kind === 'image') {
+      layers.push({
+        op: 'maxpool',
+        C: shape.channels,
+        inH: shape.height,
+        inW: shape.width,
+        outH: out.height,
+        outW: out.width,
+      });
+    } else if (layer.op === 'gap' && shape.kind === 'image') {
+      layers.push({ op: 'gap', C: shape.channels, HW: shape.height * shape.width });
+    } else if (layer.op === 'flatten') {
+      layers.push({ op: 'flatten' });
+    } else if (layer.op === 'dense' && shape.kind === 'flat') {
+      layers.push({
+        op: 'dense',
+        K: shape.units,
+        N: layer.units,
+        activation: layer.activation,
+        residual: layer.residual,
+        ...addWeights(shape.units, layer.units, layer.activation, layer.residual),
+      });
+    }
+    shape = out;
+  });
+  const K = sizeOf(shape);
+  const N = spec.model.classes;
+  layers.push({ op: 'dense', K, N, activation: null, residual: false, ...addWeights(K, N, null, false) });
+  return { layers, weights };
+}
+
+/** The patches of one example, transposed: col[k][p] for k = (ic·kernel + ky)·kernel + kx, output pixel p. */
+function im2col(
+  l: Extract<FloatLayer, { op: 'conv' }>,
+  x: Float32Array,
+  xOff: number,
+  col: Float32Array,
+): void {
+  const { inC, inH, inW, outH, outW, kernel, stride, pad } = l;
+  const P = outH * outW;
+  for (let ic = 0; ic < inC; ic++) {
+    for (let ky = 0; ky < kernel; ky++) {
+      for (let kx = 0; kx < kernel; kx++) {
+        const row = ((ic * kernel + ky) * kernel + kx) * P;
+        for (let oy = 0; oy < outH; oy++) {
+          const iy = oy * stride - pad + ky;
+          for (let ox = 0; ox < outW; ox++) {
+            const ix = ox * stride - pad + kx;
+            const inside = iy >= 0 && iy < inH && ix >= 0 && ix < inW;
+            col[row + oy * outW + ox] = inside ? x[xOff + (ic * inH + iy) * inW + ix] : 0;
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Adds dcol ([K][P]) back onto the input gradient (the transpose of im2col). */
+function col2imAdd(
+  l: Extract<FloatLayer, { op: 'conv' }>,
+  dcol: Float32Array,
+  dx: Float32Array,
+  xOff: number,
+): void {
+  const { inC, inH, inW, outH, outW, kernel, stride, pad } = l;
+  const P = outH * outW;
+  for (let ic = 0; ic < inC; ic++) {
+    for (let ky = 0; ky < kernel; ky++) {
+      for (let kx = 0; kx < kernel; kx++) {
+        const row = ((ic * kernel + ky) * kernel + kx) * P;
+        for (let oy = 0; oy < outH; oy++) {
+          const iy = oy * stride - pad + ky;
+          if (iy < 0 || iy >= inH) continue;
+          for (let ox = 0; ox < outW; ox++) {
+            const ix = ox * stride - pad + kx;
+            if (ix < 0 || ix >= inW) continue;
+            dx[xOff + (ic * inH + iy) * inW + ix] += dcol[row + oy * outW + ox];
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The float32 comparison trainer for v2 (conv) specs: the engine's architecture, initial weights
+ * (the same Q24 integers, divided by 2^24), inputs ((p >> 1) / 128), split, batch order, steps and SGD
+ * with momentum and L2 decay (v = μ·v + g + λ·w; w −= η·v). Max-pool routes the gradient to the first
+ * maximum of each window; average pooling divides by H·W.
+ */
+export function trainFloatCnn(spec: TaskSpecV2, dataset: Dataset): FloatReport {
+  const net = floatCnn(spec, dataset);
+  const { w, g, forward, backward, xent, order } = net;
+  const B = spec.training.batch;
+  const v = new Float32Array(w.length);
+  const lr = spec.training.learningRateQ16 / 2 ** 16;
+  const mom = spec.training.momentumQ16 / 2 ** 16;
+  const wd = spec.training.weightDecayQ24 / 2 ** 24;
+  const losses: number[] = [];
+  const batch = new Uint32Array(B);
+  for (let t = 0; t < spec.training.steps; t++) {
+    const logits = forward(order.batchIndices(t, batch), B);
+    losses.push(xent(logits, B, net.logitGrad).loss / B);
+    g.fill(0);
+    backward(B);
+    for (let i = 0; i < w.length; i++) {
+      v[i] = mom * v[i] + g[i] + wd * w[i];
+      w[i] -= lr * v[i];
+    }
+  }
+  let valCorrect = 0;
+  let valLoss = 0;
+  const { validation } = order;
+  for (let start = 0; start < validation.length; start += B) {
+    const rows = Math.min(B, validation.length - start);
+    const r = xent(forward(validation.subarray(start, start + rows), rows), rows, null);
+    valCorrect += r.correct;
+    valLoss += r.loss;
+  }
+  return { valCorrect, valCount: validation.length, valLoss: valLoss / validation.length, losses };
+}
+
+/**
+ * Mean cross-entropy of a batch of a v2 model under the given parameters (canonical order, value
+ * units) and its gradient: what finite differences check the float conv trainer against.
+ */
+export function floatCnnLossAndGradient(
+  spec: TaskSpecV2,
+  dataset: Dataset,
+  params: ArrayLike<number>,
+  indices: Uint32Array,
+): { loss: number; grad: Float32Array } {
+  const net = floatCnn(spec, dataset, indices.length);
+  net.w.set(params);
+  const rows = indices.length;
+  const loss = net.xent(net.forward(indices, rows), rows, net.logitGrad).loss / rows;
+  net.g.fill(0);
+  net.backward(rows);
+  return { loss, grad: net.g.slice() };
+}
+
+/** The float conv model's buffers and passes for batches of up to `B` examples. */
+function floatCnn(spec: TaskSpecV2, dataset: Dataset, B = spec.training.batch) {
+  const { layers, weights } = floatCnnLayers(spec);
+  const order = dataOrder(spec, dataset);
+  const C = spec.model.classes;
+  const F = dataset.features;
+  const p0 = initialParams({ training: spec.training } as TaskSpec, weights);
+  const w = Float32Array.from(p0, (q) => q / 2 ** 24);
+  const g = new Float32Array(w.length);
+
+  // Per-example sizes: acts[i] is layer i's input (acts[0] the image), acts[i + 1] its output.
+  const sizes = [F];
+  for (const l of layers) {
+    const inSize = sizes[sizes.length - 1];
+    sizes.push(
+      l.op === 'conv'
+        ? l.outC * l.outH * l.outW
+        : l.op === 'maxpool'
+          ? l.C * l.outH * l.outW
+          : l.op === 'gap'
+            ? l.C
+            : l.op === 'flatten'
+              ? inSize
+              : l.N,
+    );
+  }
+  const acts = sizes.map((n) => new Float32Array(B * n));
+  const zs = layers.map((_, i) => new Float32Array(B * sizes[i + 1]));
+  const argmax = layers.map((l, i) => (l.op === 'maxpool' ? new Int32Array(B * sizes[i + 1]) : null));
+  const grads = sizes.map((n) => new Float32Array(B * n));
+  const maxCol = Math.max(1, ...layers.map((l) => (l.op === 'conv' ? l.outH * l.outW * l.K : 0)));
+  const maxPix = Math.max(
+    1,
+    ...layers.map((l) => (l.op === 'conv' ? l.outH * l.outW * l.outC : l.op === 'dense' ? l.N : 0)),
+  );
+  const col = new Float32Array(maxCol);
+  const dcol = new Float32Array(maxCol);
+  const pix = new Float32Array(maxPix);
+  const labels = new Uint8Array(B);
+
+  const forward = (indices: ArrayLike<number>, rows: number): Float32Array => {
+    const x0 = acts[0];
+    for (let b = 0; b < rows; b++) {
+      for (let k = 0; k < F; k++) x0[b * F + k] = (dataset.pixels[indices[b] * F + k] >> 1) / 128;
+      labels[b] = dataset.labels[indices[b]];
+    }
+    layers.forEach((l, li) => {
+      const x = acts[li];
+      const y = acts[li + 1];
+      const z = zs[li];
+      const inSize = sizes[li];
+      const outSize = sizes[li + 1];
+      for (let b = 0; b < rows; b++) {
+        const xo = b * inSize;
+        const yo = b * outSize;
+        switch (l.op) {
+          case 'conv': {
+            const P = l.outH * l.outW;
+            const N = l.outC;
+            im2col(l, x, xo, col);
+            for (let n = 0; n < N; n++) pix.fill(w[l.bOffset + n], n * P, (n + 1) * P);
+            for (let k = 0; k < l.K; k++) {
+              const c0 = k * P;
+              for (let n = 0; n < N; n++) {
+                const wv = w[l.wOffset + k * N + n];
+                const z0 = n * P;
+                for (let p = 0; p < P; p++) pix[z0 + p] += wv * col[c0 + p];
+              }
+            }
+            for (let i = 0; i < N * P; i++) {
+              z[yo + i] = pix[i];
+              y[yo + i] = act(l.activation, pix[i]) + (l.residual ? x[xo + i] : 0);
+            }
+            break;
+          }
+          case 'maxpool': {
+            const am = argmax[li]!;
+            for (let c = 0; c < l.C; c++) {
+              for (let oy = 0; oy < l.outH; oy++) {
+                for (let ox = 0; ox < l.outW; ox++) {
+                  let best = -1;
+                  let bestV = Number.NEGATIVE_INFINITY;
+                  for (let dy = 0; dy < 2; dy++) {
+                    for (let dx = 0; dx < 2; dx++) {
+                      const idx = (c * l.inH + 2 * oy + dy) * l.inW + 2 * ox + dx;
+                      if (x[xo + idx] > bestV) {
+                        bestV = x[xo + idx];
+                        best = idx;
+                      }
+                    }
+                  }
+                  const o = (c * l.outH + oy) * l.outW + ox;
+                  y[yo + o] = bestV;
+                  am[yo + o] = best;
+                }
+              }
+            }
+            break;
+          }
+          case 'gap':
+            for (let c = 0; c < l.C; c++) {
+              let sum = 0;
+              for (let p = 0; p < l.HW; p++) sum += x[xo + c * l.HW + p];
+              y[yo + c] = sum / l.HW;
+            }
+            break;
+          case 'flatten':
+            y.set(x.subarray(xo, xo + inSize), yo);
+            break;
+          case 'dense':
+            for (let n = 0; n < l.N; n++) z[yo + n] = w[l.bOffset + n];
+            for (let k = 0; k < l.K; k++) {
+              const a = x[xo + k];
+              if (a === 0) continue;
+              for (let n = 0; n < l.N; n++) z[yo + n] += a * w[l.wOffset + k * l.N + n];
+            }
+            for (let n = 0; n < l.N; n++)
+              y[yo + n] = l.activation
+                ? act(l.activation, z[yo + n]) + (l.residual ? x[xo + n] : 0)
+                : z[yo + n];
+            break;
+        }
+      }
+    });
+    return zs[layers.length - 1];
+  };
+
+  /** Back-propagates grads[last] (dL/dlogits) down to layer 0, accumulating g. */
+  const backward = (rows: number) => {
+    for (let li = layers.length - 1; li >= 0; li--) {
+      const l = layers[li];
+      const x = acts[li];
+      const z = zs[li];
+      const dy = grads[li + 1];
+      const dx = grads[li];
+      const inSize = sizes[li];
+      const outSize = sizes[li + 1];
+      const needDx = li > 0;
+      dx.fill(0, 0, rows * inSize);
+      for (let b = 0; b < rows; b++) {
+        const xo = b * inSize;
+        const yo = b * outSize;
+        switch (l.op) {
+          case 'conv': {
+            const P = l.outH * l.outW;
+            const N = l.outC;
+            for (let i = 0; i < N * P; i++) {
+              const d = dy[yo + i];
+              pix[i] = d * actGrad(l.activation, z[yo + i]);
+              if (l.residual) dx[xo + i] += d;
+            }
+            im2col(l, x, xo, col);
+            for (let n = 0; n < N; n++) {
+              let sum = 0;
+              for (let p = 0; p < P; p++) sum += pix[n * P + p];
+              g[l.bOffset + n] += sum;
+            }
+            if (needDx) dcol.fill(0, 0, l.K * P);
+            for (let k = 0; k < l.K; k++) {
+              const c0 = k * P;
+              for (let n = 0; n < N; n++) {
+                const z0 = n * P;
+                let dw = 0;
+                for (let p = 0; p < P; p++) dw += col[c0 + p] * pix[z0 + p];
+                g[l.wOffset + k * N + n] += dw;
+                if (needDx) {
+                  const wv = w[l.wOffset + k * N + n];
+                  for (let p = 0; p < P; p++) dcol[c0 + p] += wv * pix[z0 + p];
+                }
+              }
+            }
+            if (needDx) col2imAdd(l, dcol, dx, xo);
+            break;
+          }
+          case 'maxpool': {
+            const am = argmax[li]!;
+            for (let o = 0; o < outSize; o++) dx[xo + am[yo + o]] += dy[yo + o];
+            break;
+          }
+          case 'gap':
+            for (let c = 0; c < l.C; c++) {
+              const d = dy[yo + c] / l.HW;
+              for (let p = 0; p < l.HW; p++) dx[xo + c * l.HW + p] = d;
+            }
+            break;
+          case 'flatten':
+            dx.set(dy.subarray(yo, yo + outSize), xo);
+            break;
+          case 'dense': {
+            for (let n = 0; n < l.N; n++) {
+              const d = dy[yo + n];
+              const dz = l.activation ? d * actGrad(l.activation, z[yo + n]) : d;
+              pix[n] = dz;
+              g[l.bOffset + n] += dz;
+              if (l.residual) dx[xo + n] += d;
+            }
+            for (let k = 0; k < l.K; k++) {
+              const a = x[xo + k];
+              const wRow = l.wOffset + k * l.N;
+              if (a !== 0) for (let n = 0; n < l.N; n++) g[wRow + n] += a * pix[n];
+              if (needDx) {
+                let s = 0;
+                for (let n = 0; n < l.N; n++) s += pix[n] * w[wRow + n];
+                dx[xo + k] += s;
+              }
+            }
+            break;
+          }
+        }
+      }
+    }
+  };
+
+  const xent = (logits: Float32Array, rows: number, grad: Float32Array | null) => {
+    let loss = 0;
+    let correct = 0;
+    for (let b = 0; b < rows; b++) {
+      const o = b * C;
+      let arg = 0;
+      for (let j = 1; j < C; j++) if (logits[o + j] > logits[o + arg]) arg = j;
+      if (arg === labels[b]) correct++;
+      let S = 0;
+      for (let j = 0; j < C; j++) S += Math.exp(logits[o + j] - logits[o + arg]);
+      loss += Math.log(S) - (logits[o + labels[b]] - logits[o + arg]);
+      if (grad) {
+        for (let j = 0; j < C; j++) {
+          const p = Math.exp(logits[o + j] - logits[o + arg]) / S;
+          grad[o + j] = (p - (j === labels[b] ? 1 : 0)) / rows;
+        }
+      }
+    }
+    return { loss, correct };
+  };
+
+  return { w, g, forward, backward, xent, order, logitGrad: grads[layers.length] };
+}
+
+/**
+ * The engine's split and batch order for a spec: they depend only on the dataset, `split` and the
+ * training seed and batch, so the v1 plan computes them for a v2 spec through a model-free stand-in.
+ */
+function dataOrder(spec: TaskSpecV2, dataset: Dataset) {
+  const standIn = {
+    ...spec,
+    v: 1,
+    model: { inputs: dataset.features, classes: spec.model.classes, hidden: [] },
+  } as TaskSpec;
+  return trainingPlan(standIn, dataset);
 }

@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Backend } from '../engine/types.ts';
 import type { TaskResult } from '../protocol/result.ts';
-import type { TaskSpec } from '../protocol/spec.ts';
+import type { AnyTaskSpec } from '../protocol/spec.ts';
 
 export interface Trained {
   result: TaskResult;
@@ -63,7 +63,7 @@ export class TrainPool {
   }
 
   /** Trains one spec on the next free thread (queues while all are busy). */
-  async train(spec: TaskSpec): Promise<Trained> {
+  async train(spec: AnyTaskSpec): Promise<Trained> {
     if (this.closed) throw new Error('pool is closed');
     let slot = this.slots.find((s) => !s.current);
     while (!slot) {

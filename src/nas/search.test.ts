@@ -9,7 +9,7 @@ import { taskIdOf } from '../protocol/spec.ts';
 import { TrainPool } from './pool.ts';
 import { HashRng } from './rng.ts';
 import { formatLeaderboard, progressLine, runSearch, type SearchProgress } from './search.ts';
-import { sampleArchitecture, toTaskSpec } from './space.ts';
+import { defineSpace, sampleArchitecture, toTaskSpec } from './space.ts';
 import { createStrategy } from './strategy.ts';
 import { spaceOf, TRACKS } from './tracks.ts';
 
@@ -78,10 +78,14 @@ describe('training pool', () => {
   it('fails only the task of a thread that dies, and replaces the thread', async () => {
     const pool = new TrainPool(1);
     try {
-      const spec = toTaskSpec(TRACKS.blobs, sampleArchitecture(spaceOf(TRACKS.blobs), new HashRng(1)), {
-        steps: 2,
-        seed: 1,
-      });
+      const spec = toTaskSpec(
+        TRACKS.blobs,
+        sampleArchitecture(defineSpace(TRACKS.blobs.inputs, TRACKS.blobs.classes), new HashRng(1)),
+        {
+          steps: 2,
+          seed: 1,
+        },
+      );
       const running = pool.train(spec);
       const threads = (pool as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots;
       await threads[0].worker.terminate();

@@ -5,10 +5,10 @@
  * loop itself is engine-free and runs anywhere.
  */
 import type { TaskResult } from '../protocol/result.ts';
-import { type TaskSpec, taskIdOf } from '../protocol/spec.ts';
-import { describeArchitecture, toTaskSpec } from './space.ts';
+import { type AnyTaskSpec, taskIdOf } from '../protocol/spec.ts';
+import { describeAny, spaceOps } from './spaces.ts';
 import { accuracyOf, type Proposal, type Strategy, type Trial } from './strategy.ts';
-import type { Track } from './tracks.ts';
+import { spaceOf, type Track } from './tracks.ts';
 
 export interface Evaluation {
   result: TaskResult;
@@ -16,7 +16,7 @@ export interface Evaluation {
   seconds: number;
 }
 
-export type Evaluate = (spec: TaskSpec, proposal: Proposal) => Promise<Evaluation>;
+export type Evaluate = (spec: AnyTaskSpec, proposal: Proposal) => Promise<Evaluation>;
 
 export interface SearchProgress {
   done: number;
@@ -50,7 +50,7 @@ export interface LeaderboardEntry {
   flops: number;
   steps: number;
   taskId: string;
-  spec: TaskSpec;
+  spec: AnyTaskSpec;
 }
 
 export interface SearchReport {
@@ -66,12 +66,13 @@ export interface SearchReport {
   pareto: LeaderboardEntry[];
 }
 
+/** The task spec of a proposal on a track (v1 for MLP tracks, v2 for conv tracks). */
 export function specOf(
   track: Track,
   proposal: Pick<Proposal, 'arch' | 'steps'>,
   trainingSeed: number,
-): TaskSpec {
-  return toTaskSpec(track, proposal.arch, { steps: proposal.steps, seed: trainingSeed });
+): AnyTaskSpec {
+  return spaceOps(spaceOf(track)).toSpec(track, proposal.arch, { steps: proposal.steps, seed: trainingSeed });
 }
 
 export async function runSearch(o: SearchOptions): Promise<SearchReport> {
@@ -124,7 +125,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchReport> {
     return {
       rank,
       trialId: t.trialId,
-      architecture: describeArchitecture(t.arch),
+      architecture: describeAny(t.arch),
       accuracy: accuracyOf(t)!,
       valCorrect: t.outcome!.valCorrect,
       valCount: t.outcome!.valCount,
@@ -139,7 +140,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchReport> {
   const rankOf = new Map(leaderboard.map((e) => [e.trialId, e.rank]));
   return {
     strategy: o.strategy.kind,
-    track: o.track.name,
+    track: o.track.id,
     budget: o.budget,
     trials: o.strategy.trials().length,
     failed,

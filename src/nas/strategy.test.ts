@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HashRng } from './rng.ts';
 import { type Architecture, defineSpace, LEARNING_RATES_Q16, paramCount, WIDTHS } from './space.ts';
+import type { AnyArchitecture } from './spaces.ts';
 import {
   ashaRungs,
   createStrategy,
@@ -20,7 +21,8 @@ const space = defineSpace(64, 4, 100_000);
  * A synthetic, deterministic objective with structure a search can exploit: wider and deeper helps
  * up to a point, one learning rate is best, gelu/relu beat hardtanh. Longer training helps.
  */
-function synthetic(arch: Architecture, steps: number): Outcome {
+function synthetic(anyArch: AnyArchitecture, steps: number): Outcome {
+  const arch = anyArch as Architecture;
   let score = 0;
   for (const l of arch.hidden) {
     score += 40 - 6 * Math.abs(WIDTHS.indexOf(l.units as (typeof WIDTHS)[number]) - 6);
@@ -120,8 +122,8 @@ describe.each(configs)('$kind strategy', (config) => {
   it('proposes architectures within the budget, told once each', () => {
     const s = createStrategy(config, space);
     const p = s.ask()!;
-    expect(paramCount(space, p.arch)).toBeLessThanOrEqual(space.maxParams);
-    expect(p.params).toBe(paramCount(space, p.arch));
+    expect(paramCount(space, p.arch as Architecture)).toBeLessThanOrEqual(space.maxParams);
+    expect(p.params).toBe(paramCount(space, p.arch as Architecture));
     s.tell(p.trialId, synthetic(p.arch, p.steps));
     expect(() => s.tell(p.trialId, synthetic(p.arch, p.steps))).toThrow(/already/);
     expect(() => s.tell(99, 'failed')).toThrow(/unknown/);

@@ -25,19 +25,10 @@
  */
 import type { Hex } from 'viem';
 import { z } from 'zod';
+import { CnnArchitectureSchema } from './cnn-space.ts';
 import { HashRng } from './rng.ts';
-import {
-  type Architecture,
-  ArchitectureSchema,
-  architectureHash,
-  flopCount,
-  MUTATIONS,
-  type MutationKind,
-  mutate,
-  paramCount,
-  type SearchSpace,
-  sampleArchitecture,
-} from './space.ts';
+import { ArchitectureSchema } from './space.ts';
+import { ALL_MUTATIONS, type AnyArchitecture, type AnySpace, type SpaceOps, spaceOps } from './spaces.ts';
 
 export const STRATEGIES = ['evolution', 'random', 'asha'] as const;
 export type StrategyKind = (typeof STRATEGIES)[number];
@@ -46,7 +37,8 @@ export type StrategyKind = (typeof STRATEGIES)[number];
 export interface Proposal {
   /** 0, 1, 2, … in the order proposals were handed out; the handle for `tell`. */
   trialId: number;
-  arch: Architecture;
+  /** An MLP or a conv architecture, by the space's family. */
+  arch: AnyArchitecture;
   /** keccak256 of the architecture's canonical encoding. */
   archHash: Hex;
   /** Training steps (the fidelity). */
@@ -55,7 +47,7 @@ export interface Proposal {
   rung: number;
   /** Evolution: the parent's trial id and the mutation applied; ASHA: the trial promoted. */
   parent?: number;
-  mutation?: MutationKind;
+  mutation?: string;
   params: number;
   flops: number;
 }
@@ -131,16 +123,30 @@ export const StrategyConfigSchema = z.discriminatedUnion('kind', [
 export type StrategyConfig = z.input<typeof StrategyConfigSchema>;
 type ParsedConfig = z.output<typeof StrategyConfigSchema>;
 
-const SpaceSchema = z.strictObject({ inputs: positive, classes: positive, maxParams: positive });
+const SpaceSchema = z.union([
+  z.strictObject({
+    family: z.literal('mlp').optional(),
+    inputs: positive,
+    classes: positive,
+    maxParams: positive,
+  }),
+  z.strictObject({
+    family: z.literal('cnn'),
+    input: z.strictObject({ channels: positive, height: positive, width: positive }),
+    classes: positive,
+    maxParams: positive,
+    maxMacs: positive,
+  }),
+]);
 
 const TrialSchema = z.strictObject({
   trialId: z.number().int().min(0),
-  arch: ArchitectureSchema,
+  arch: z.union([ArchitectureSchema, CnnArchitectureSchema]),
   archHash: z.string().regex(/^0x[0-9a-f]{64}$/),
   steps: positive,
   rung: z.number().int().min(0),
   parent: z.number().int().min(0).optional(),
-  mutation: z.enum(MUTATIONS).optional(),
+  mutation: z.enum(ALL_MUTATIONS).optional(),
   params: positive,
   flops: positive,
   status: z.enum(['pending', 'done', 'failed']),
@@ -211,12 +217,14 @@ abstract class BaseStrategy implements Strategy {
   protected readonly list: Trial[];
   protected readonly seen = new Set<string>();
   protected tellCount: number;
+  protected readonly ops: SpaceOps;
 
   constructor(
     protected readonly config: ParsedConfig,
-    protected readonly space: SearchSpace,
+    protected readonly space: AnySpace,
     restored?: StrategyState,
   ) {
+    this.ops = spaceOps(space);
     this.rng = restored ? HashRng.restore(restored.rng) : new HashRng(config.seed);
     this.list = restored ? (clone(restored.trials) as Trial[]) : [];
     this.tellCount = restored?.tellCount ?? 0;
@@ -232,9 +240,9 @@ abstract class BaseStrategy implements Strategy {
     const proposal: Proposal = {
       ...p,
       trialId: this.list.length,
-      archHash: architectureHash(p.arch),
-      params: paramCount(this.space, p.arch),
-      flops: flopCount(this.space, p.arch),
+      archHash: this.ops.hash(p.arch),
+      params: this.ops.params(p.arch),
+      flops: this.ops.flops(p.arch),
     };
     this.seen.add(proposal.archHash);
     this.list.push({ ...clone(proposal), status: 'pending' });
@@ -317,10 +325,9 @@ abstract class BaseStrategy implements Strategy {
   }
 
   /** A random architecture not proposed before (gives up on uniqueness only if the space is exhausted). */
-  protected freshRandom(): Architecture {
-    let arch = sampleArchitecture(this.space, this.rng);
-    for (let i = 0; i < 256 && this.seen.has(architectureHash(arch)); i++)
-      arch = sampleArchitecture(this.space, this.rng);
+  protected freshRandom(): AnyArchitecture {
+    let arch = this.ops.sample(this.rng);
+    for (let i = 0; i < 256 && this.seen.has(this.ops.hash(arch)); i++) arch = this.ops.sample(this.rng);
     return arch;
   }
 }
@@ -364,7 +371,7 @@ class RegularizedEvolution extends BaseStrategy {
     }
     const sample = this.rng.sampleIndices(population.length, sampleSize).map((i) => population[i]);
     const parent = sample.sort(compareTrials)[0];
-    const child = mutate(this.space, parent.arch, this.rng, (a) => this.seen.has(architectureHash(a)));
+    const child = this.ops.mutate(parent.arch, this.rng, (a) => this.seen.has(this.ops.hash(a)));
     if (!child) return { arch: this.freshRandom(), steps, rung: 0 };
     return { arch: child.arch, steps, rung: 0, parent: parent.trialId, mutation: child.kind };
   }
@@ -412,7 +419,7 @@ class Asha extends BaseStrategy {
   }
 }
 
-function build(config: ParsedConfig, space: SearchSpace, restored?: StrategyState): Strategy {
+function build(config: ParsedConfig, space: AnySpace, restored?: StrategyState): Strategy {
   switch (config.kind) {
     case 'random':
       return new RandomSearch(config, space, restored);
@@ -426,7 +433,7 @@ function build(config: ParsedConfig, space: SearchSpace, restored?: StrategyStat
   }
 }
 
-export function createStrategy(config: StrategyConfig, space: SearchSpace): Strategy {
+export function createStrategy(config: StrategyConfig, space: AnySpace): Strategy {
   return build(StrategyConfigSchema.parse(config), space);
 }
 

@@ -3,9 +3,19 @@
  * and the parameter budget of the search space. Browser-safe (the coordinator and the web app use it).
  */
 import { DATASETS } from '../data/catalog.ts';
-import { defineSpace, type SearchSpace, type TrackInfo } from './space.ts';
+import { DEFAULT_CNN_MAX_MACS, defineCnnSpace, type ImageShape } from './cnn-space.ts';
+import { defineSpace, type TrackInfo } from './space.ts';
+import type { AnySpace } from './spaces.ts';
 
 export interface Track extends TrackInfo {
+  /** The track's own name (several tracks may share a dataset: `name` is the dataset's). */
+  id: string;
+  /** Which search space: dense MLPs (v1 specs) or conv nets (v2 specs). */
+  family: 'mlp' | 'cnn';
+  /** The dataset's features read as an image (conv tracks). */
+  input?: ImageShape;
+  /** Largest forward MACs per example (conv tracks). */
+  maxMacs?: number;
   /** Training steps of one full-budget evaluation. */
   steps: number;
   /** Parameter budget of the search space. */
@@ -16,6 +26,8 @@ export interface Track extends TrackInfo {
 export const TRACKS = {
   /** The leaderboard track: 10,000 MNIST digits, 2,000 held out; 300 steps ≈ 2.4 epochs at batch 64. */
   mnist: {
+    id: 'mnist',
+    family: 'mlp',
     name: 'mnist',
     sha256: DATASETS.mnist.sha256,
     inputs: 784,
@@ -32,6 +44,8 @@ export const TRACKS = {
    * below the ceiling (about 85–90%) and strategies can be told apart.
    */
   blobs: {
+    id: 'blobs',
+    family: 'mlp',
     name: 'blobs',
     sha256: DATASETS.blobs.sha256,
     inputs: 64,
@@ -41,6 +55,25 @@ export const TRACKS = {
     steps: 3,
     maxParams: 100_000,
     description: 'generated blobs (512 × 64, 4 classes; 256 validation), 3 steps',
+  },
+  /**
+   * The conv track: the same digits and split as mnist, read as 1×28×28 images; the conv macro space
+   * (src/nas/cnn-space.ts) under 100,000 parameters and 1.5 M forward MACs per example.
+   */
+  'mnist-cnn': {
+    id: 'mnist-cnn',
+    family: 'cnn',
+    name: 'mnist',
+    sha256: DATASETS.mnist.sha256,
+    inputs: 784,
+    input: { channels: 1, height: 28, width: 28 },
+    classes: 10,
+    validation: 2000,
+    splitSeed: 1,
+    steps: 300,
+    maxParams: 100_000,
+    maxMacs: DEFAULT_CNN_MAX_MACS,
+    description: 'MNIST digits as 1×28×28 images, conv nets (≤ 100k params, ≤ 1.5 M MACs), 300 steps',
   },
 } as const satisfies Record<string, Track>;
 
@@ -54,6 +87,10 @@ export function trackByName(name: string): Track {
   return TRACKS[name as TrackName];
 }
 
-export function spaceOf(track: Track, maxParams = track.maxParams): SearchSpace {
+export function spaceOf(track: Track, maxParams = track.maxParams): AnySpace {
+  if (track.family === 'cnn') {
+    if (!track.input) throw new Error(`conv track '${track.id}' has no input shape`);
+    return defineCnnSpace(track.input, track.classes, maxParams, track.maxMacs ?? DEFAULT_CNN_MAX_MACS);
+  }
   return defineSpace(track.inputs, track.classes, maxParams);
 }

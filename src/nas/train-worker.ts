@@ -5,13 +5,13 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { loadDataset } from '../data/node.ts';
-import { train } from '../engine/train.ts';
 import type { Backend } from '../engine/types.ts';
-import type { TaskSpec } from '../protocol/spec.ts';
+import type { AnyTaskSpec } from '../protocol/spec.ts';
+import { trainAny } from './train-any.ts';
 
 export interface TrainRequest {
   id: number;
-  spec: TaskSpec;
+  spec: AnyTaskSpec;
   backend: Backend;
 }
 
@@ -22,7 +22,7 @@ port.on('message', async ({ id, spec, backend }: TrainRequest) => {
   try {
     const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
     const started = performance.now();
-    const result = await train(spec, dataset, { backend });
+    const result = await trainAny(spec, dataset, { backend });
     port.postMessage({ id, result, seconds: (performance.now() - started) / 1000 });
   } catch (err) {
     port.postMessage({ id, error: err instanceof Error ? err.message : String(err) });

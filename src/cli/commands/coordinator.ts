@@ -2,8 +2,8 @@ import type { Hex } from 'viem';
 import { openDb } from '../../coordinator/db.ts';
 import type { SearchConfig } from '../../coordinator/search.ts';
 import { startCoordinator } from '../../coordinator/service.ts';
-import { isDatasetName } from '../../data/catalog.ts';
 import { STRATEGIES, type StrategyConfig } from '../../nas/strategy.ts';
+import { TRACK_NAMES, type TrackName, trackByName } from '../../nas/tracks.ts';
 import { type Command, intOption, parseOptions } from '../command.ts';
 
 /** The default search: aging evolution on the MNIST track (used by `cambrian up` too). */
@@ -20,9 +20,9 @@ export function searchConfig(o: {
   if (!(STRATEGIES as readonly string[]).includes(kind))
     throw new Error(`--strategy must be one of ${STRATEGIES.join(', ')}`);
   const track = o.track ?? 'mnist';
-  if (!isDatasetName(track)) throw new Error(`--track: unknown dataset '${track}'`);
+  const known = trackByName(track); // throws naming the known tracks
   const budget = intOption(o.budget, '--budget', 200, 1);
-  const steps = intOption(o.steps, '--steps', 300, 1);
+  const steps = intOption(o.steps, '--steps', known.steps, 1);
   const seed = intOption(o.seed, '--seed', 1, 0);
   const strategy: StrategyConfig =
     kind === 'asha'
@@ -31,7 +31,7 @@ export function searchConfig(o: {
         ? { kind: 'random', seed, budget, steps }
         : { kind: 'evolution', seed, budget, steps, populationSize: 16, sampleSize: 4 };
   return {
-    track,
+    track: track as TrackName,
     strategy,
     queueDepth: intOption(o.queueDepth, '--queue-depth', 8, 1),
     maxParams: o.maxParams === undefined ? undefined : intOption(o.maxParams, '--max-params', 0, 1),
@@ -54,7 +54,7 @@ leases tasks to workers, decides agreement and settles agreed tasks on chain.
   --coordinator-key HEX  key with COORDINATOR_ROLE (default $CAMBRIAN_COORDINATOR_KEY)
   --referee-key HEX      key with REFEREE_ROLE, signs verdicts of refereed tasks (default
                          $CAMBRIAN_REFEREE_KEY; without it refereed tasks cannot settle)
-  --strategy evolution|random|asha, --track mnist|blobs, --budget N, --steps N, --seed S
+  --strategy evolution|random|asha, --track ${TRACK_NAMES.join('|')}, --budget N, --steps N, --seed S
   --queue-depth N        tasks kept open at once (default 8)
   --max-params N         largest architecture the search proposes (default 250000)
   --no-search            only serve tasks already in the database

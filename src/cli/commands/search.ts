@@ -19,7 +19,8 @@ accuracy, parameters, FLOPs, task id) and the Pareto front of accuracy against p
   --seed       search seed (default 1): same seed, same proposals when --parallel is 1
   --backend    cpu (default) or webgpu
   --parallel   worker threads (default: available cores)
-  --track      mnist (default; 300 steps per task) or ${FAST_TRACK} (the fast generated track, 3 steps)
+  --track      mnist (default; MLPs, 300 steps per task), mnist-cnn (conv nets over the same digits,
+               v2 specs; 300 steps) or ${FAST_TRACK} (the fast generated track, 3 steps)
   --steps      training steps of a full-budget task (default: the track's)
   --max-params parameter budget of the search space (default: the track's)
   --top        leaderboard rows to print (default 10)
@@ -79,7 +80,7 @@ export const command: Command = {
     const onSigint = () => abort.abort();
     process.once('SIGINT', onSigint);
     console.error(
-      `cambrian search: ${kind} on ${track.name}, budget ${budget}, ${parallel} worker thread(s), ${backend}`,
+      `cambrian search: ${kind} on ${track.id}, budget ${budget}, ${parallel} worker thread(s), ${backend}`,
     );
     try {
       const report = await runSearch({

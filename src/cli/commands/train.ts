@@ -1,11 +1,11 @@
 import { loadDataset } from '../../data/node.ts';
-import { train } from '../../engine/train.ts';
+import { trainAny } from '../../nas/train-any.ts';
 import { taskIdOf } from '../../protocol/spec.ts';
-import { backendOption, type Command, intOption, parseOptions, readSpecFile } from '../command.ts';
+import { backendOption, type Command, intOption, parseOptions, readAnySpecFile } from '../command.ts';
 
 const help = `usage: cambrian train --spec FILE [--backend cpu|webgpu] [--json] [--progress-every N]
 
-Trains one microtask (a task spec, JSON; see docs/SPEC.md) and prints its result: validation
+Trains one microtask (a v1 or v2 task spec, JSON; see docs/SPEC.md) and prints its result: validation
 accuracy and loss, weightsHash, traceRoot and the digest a worker would sign. Progress (step, loss)
 goes to stderr. The dataset is built on first use (cambrian build-data).
 
@@ -27,12 +27,12 @@ export const command: Command = {
     if (!opts.spec) throw new Error('--spec FILE is required');
     const backend = backendOption(opts.backend);
     const progressEvery = intOption(opts['progress-every'], '--progress-every', 25, 1);
-    const spec = await readSpecFile(opts.spec);
+    const spec = await readAnySpecFile(opts.spec);
     const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
     const taskId = taskIdOf(spec);
     console.error(`training ${taskId} on ${backend}: ${spec.training.steps} steps of ${spec.training.batch}`);
     const started = performance.now();
-    const result = await train(spec, dataset, {
+    const result = await trainAny(spec, dataset, {
       backend,
       progressEvery,
       onProgress: (p) =>

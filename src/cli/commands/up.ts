@@ -53,7 +53,8 @@ missing) and N headless workers. Prints the URLs and the dev accounts. Ctrl-C st
   --port N               app + API port (default 8787)
   --chain-port N         anvil's port (default 8545)
   --data-dir DIR         state of this run, wiped at start: the chain is new each time (default .data/up)
-  --strategy, --budget, --steps, --seed, --track   the search (see cambrian coordinator --help)
+  --track mnist|mnist-cnn|blobs   the search's track (MLPs or conv nets on MNIST; the generated set)
+  --strategy, --budget, --steps, --seed   the search (see cambrian coordinator --help)
   --json                 print one JSON line {app, api, rpcUrl, chainId, settlement} once everything answers`,
   async run(argv) {
     const o = parseOptions(argv, {

@@ -1,0 +1,153 @@
+/**
+ * The float32 conv trainer (the quality comparison for v2 specs): its dense path equals the v1 float
+ * trainer exactly, and its gradients (conv with stride and padding, residual conv, max-pool, average
+ * pool, flatten, dense) match central finite differences of its own loss.
+ */
+import { describe, expect, it } from 'vitest';
+import { loadDataset } from '../data/node.ts';
+import { parseTaskSpec, type TaskSpecV2, TaskSpecV2Schema } from '../protocol/spec.ts';
+import { floatCnnLossAndGradient, trainFloatReference } from './float-reference.ts';
+import { initialParams, trainingPlan } from './plan.ts';
+
+const blobs = await loadDataset('blobs');
+
+const base = {
+  dataset: { name: 'blobs', sha256: blobs.sha256 },
+  split: { seed: 3, validation: 128 },
+  training: {
+    optimizer: 'sgd',
+    batch: 16,
+    steps: 20,
+    seed: 5,
+    learningRateQ16: 4096,
+    momentumQ16: 52429,
+    weightDecayQ24: 1678,
+  },
+  checkpointEvery: 10,
+} as const;
+
+const v2 = (layers: unknown[]): TaskSpecV2 =>
+  TaskSpecV2Schema.parse({
+    ...base,
+    v: 2,
+    model: { input: { channels: 1, height: 8, width: 8 }, classes: 4, layers },
+  });
+
+describe('float32 conv trainer', () => {
+  it('equals the v1 float trainer on a flatten + dense model', () => {
+    const v1 = parseTaskSpec({
+      ...base,
+      v: 1,
+      model: {
+        inputs: 64,
+        classes: 4,
+        hidden: [
+          { units: 32, activation: 'relu' },
+          { units: 32, activation: 'gelu', residual: true },
+        ],
+      },
+    });
+    const conv = v2([
+      { op: 'flatten' },
+      { op: 'dense', units: 32, activation: 'relu' },
+      { op: 'dense', units: 32, activation: 'gelu', residual: true },
+    ]);
+    const a = trainFloatReference(v1, blobs);
+    const b = trainFloatReference(conv, blobs);
+    expect(b.valCorrect).toBe(a.valCorrect);
+    expect(b.losses).toHaveLength(20);
+    b.losses.forEach((l, i) => expect(l).toBeCloseTo(a.losses[i], 6));
+    expect(b.valCorrect / b.valCount).toBeGreaterThan(0.5);
+  });
+
+  it.each([
+    [
+      'conv stride 2, residual conv, max-pool, flatten, dense',
+      [
+        { op: 'conv', channels: 4, kernel: 3, stride: 2, activation: 'gelu' },
+        { op: 'conv', channels: 4, kernel: 5, stride: 1, activation: 'gelu', residual: true },
+        { op: 'maxpool' },
+        { op: 'flatten' },
+        { op: 'dense', units: 8, activation: 'gelu' },
+      ],
+    ],
+    [
+      'conv 1×1, conv 3×3, global average pool',
+      [
+        { op: 'conv', channels: 3, kernel: 1, stride: 1, activation: 'gelu' },
+        { op: 'conv', channels: 5, kernel: 3, stride: 1, activation: 'leaky_relu' },
+        { op: 'gap' },
+      ],
+    ],
+  ])('has the gradient of its loss: %s', (_, layers) => {
+    const spec = v2(layers);
+    const indices = trainingPlan(
+      { ...spec, v: 1, model: { inputs: 64, classes: 4, hidden: [] } } as never,
+      blobs,
+    ).batchIndices(0);
+    // Start from the engine's initial weights with non-zero biases, so every bias gets a gradient.
+    const params = Float32Array.from(
+      initialParams({ training: spec.training } as never, paramsLayout(spec)),
+      (q, i) => q / 2 ** 24 + 0.01 * Math.sin(i),
+    );
+    const { grad } = floatCnnLossAndGradient(spec, blobs, params, indices);
+    const eps = 1e-2;
+    let checked = 0;
+    for (let i = 0; i < params.length; i += Math.max(1, Math.floor(params.length / 60))) {
+      const at = (d: number) => {
+        const p = params.slice();
+        p[i] += d;
+        return floatCnnLossAndGradient(spec, blobs, p, indices).loss;
+      };
+      const fd = (at(eps) - at(-eps)) / (2 * eps);
+      expect(Math.abs(fd - grad[i])).toBeLessThan(2e-3 + 0.05 * Math.abs(fd));
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(40);
+    expect(grad.some((x) => x !== 0)).toBe(true);
+  });
+});
+
+/** The weight layout of a v2 model (conv K = inChannels·k²), for initialParams. */
+function paramsLayout(spec: TaskSpecV2) {
+  const layers: {
+    index: number;
+    K: number;
+    N: number;
+    activation: null;
+    residual: false;
+    wOffset: number;
+    bOffset: number;
+  }[] = [];
+  let offset = 0;
+  let channels = spec.model.input.channels;
+  let units = 0;
+  let side = spec.model.input.height;
+  const add = (K: number, N: number) => {
+    layers.push({
+      index: layers.length,
+      K,
+      N,
+      activation: null,
+      residual: false,
+      wOffset: offset,
+      bOffset: offset + K * N,
+    });
+    offset += K * N + N;
+  };
+  for (const l of spec.model.layers) {
+    if (l.op === 'conv') {
+      add(channels * l.kernel * l.kernel, l.channels);
+      channels = l.channels;
+      side = Math.floor((side + 2 * Math.floor(l.kernel / 2) - l.kernel) / l.stride) + 1;
+    } else if (l.op === 'maxpool') side = Math.floor(side / 2);
+    else if (l.op === 'gap') units = channels;
+    else if (l.op === 'flatten') units = channels * side * side;
+    else {
+      add(units, l.units);
+      units = l.units;
+    }
+  }
+  add(units, spec.model.classes);
+  return { layers, paramCount: offset };
+}
