@@ -4,9 +4,11 @@
  *   1. the CPU reference in Node;
  *   2. WebGPU in Node (Dawn: the GPU's Vulkan driver, or SwiftShader without one);
  *   3. WebGPU in headless Chromium (Debian's chromium, --enable-unsafe-webgpu), page main thread;
- *   4. TensorFlow.js's WebGPU backend training the same MLP in float32 in the same browser
- *      (same batch, steps, learning rate, momentum and batches);
- *   5. int8 matmul (Cambrian's kernel) GOPS beside TensorFlow.js's f32 matMul GFLOP/s, n×n×n.
+ *   4. TensorFlow.js's WebGL and WebGPU backends training the same MLP in float32 in the same
+ *      browser (same batch, steps, learning rate, momentum and batches);
+ *   5. the reference CNN (specs/reference-cnn.json, else a stand-in named in the output) on TF.js's
+ *      WebGL and WebGPU backends and, once the engine trains v2 specs, on Cambrian in Chromium;
+ *   6. int8 matmul (Cambrian's kernel) GOPS beside TensorFlow.js's f32 matMul GFLOP/s, n×n×n.
  * Each trainer's first step is a warm-up (pipeline compilation) and is not timed; the timed steps
  * exclude setup and validation. Every Cambrian backend must end on the CPU's weights hash.
  * Writes bench-results/engine.json (or --out).
@@ -23,18 +25,60 @@ import { timeMatmulI8 } from '../engine/webgpu/matmul.ts';
 import { GpuTrainer } from '../engine/webgpu/train.ts';
 import { adapterLabel } from '../gpu/device.ts';
 import { createNodeGpuSession } from '../gpu/node.ts';
-import { parseTaskSpec, type TaskSpec } from '../protocol/spec.ts';
-import type { BrowserBenchConfig, BrowserBenchResult } from './engine-page.ts';
+import { isV2, parseAnyTaskSpec, parseTaskSpec, type TaskSpec, type TaskSpecV2 } from '../protocol/spec.ts';
+import type { BrowserBenchConfig, BrowserBenchResult, Missing, TfjsRun } from './engine-page.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const REFERENCE_SPEC = join(ROOT, 'specs', 'reference-mlp.json');
+const REFERENCE_CNN = join(ROOT, 'specs', 'reference-cnn.json');
 
-export const help = `usage: cambrian bench engine [--steps N] [--sizes 256,1024,2048] [--no-browser] [--out FILE]
+/**
+ * Used while specs/reference-cnn.json is not in the checkout: a textbook small CNN on the reference
+ * MLP's data, split and training settings (conv 16 → pool → conv 32 → pool → dense 128).
+ */
+function standInCnn(mlp: TaskSpec): TaskSpecV2 {
+  const conv = (channels: number) =>
+    ({ op: 'conv', channels, kernel: 3, stride: 1, activation: 'relu', residual: false }) as const;
+  return parseAnyTaskSpec({
+    v: 2,
+    dataset: mlp.dataset,
+    split: mlp.split,
+    model: {
+      input: { channels: 1, height: 28, width: 28 },
+      classes: 10,
+      layers: [
+        conv(16),
+        { op: 'maxpool' },
+        conv(32),
+        { op: 'maxpool' },
+        { op: 'flatten' },
+        { op: 'dense', units: 128, activation: 'relu', residual: false },
+      ],
+    },
+    training: mlp.training,
+    checkpointEvery: mlp.checkpointEvery,
+  }) as TaskSpecV2;
+}
+
+async function referenceCnn(mlp: TaskSpec): Promise<{ spec: TaskSpecV2; source: string }> {
+  const text = await readFile(REFERENCE_CNN, 'utf8').catch(() => null);
+  if (text === null) return { spec: standInCnn(mlp), source: 'stand-in (specs/reference-cnn.json missing)' };
+  const spec = parseAnyTaskSpec(JSON.parse(text));
+  if (!isV2(spec)) throw new Error(`${REFERENCE_CNN} is not a v2 spec`);
+  if (spec.dataset.sha256 !== mlp.dataset.sha256)
+    throw new Error(`${REFERENCE_CNN} must use the MLP's dataset`);
+  return { spec, source: REFERENCE_CNN };
+}
+
+export const help = `usage: cambrian bench engine [--steps N] [--cnn-steps N] [--sizes 256,1024,2048] [--no-browser] [--out FILE]
 
 Trains the reference task (specs/reference-mlp.json) on the CPU reference, on WebGPU in Node (Dawn)
-and on WebGPU in headless Chromium, trains the same MLP with TensorFlow.js's WebGPU backend in the
-same browser, and compares int8 matmul GOPS with TensorFlow.js f32 matMul GFLOP/s.
-  --steps N        training steps to run per backend (default: the spec's, 375)
+and on WebGPU in headless Chromium, trains the same MLP with TensorFlow.js's WebGL and WebGPU backends
+in the same browser, trains the reference CNN (specs/reference-cnn.json, or a stand-in while it is
+missing) with both TensorFlow.js backends and, once the engine trains v2 specs, with Cambrian, and
+compares int8 matmul GOPS with TensorFlow.js f32 matMul GFLOP/s.
+  --steps N        MLP training steps to run per backend (default: the spec's, 375)
+  --cnn-steps N    CNN training steps per backend (default 10: TF.js WebGPU on SwiftShader is slow)
   --sizes LIST     matmul sizes n (n×n×n), default 256,1024,2048
   --no-browser     skip the Chromium part
   --chromium PATH  the browser (default: $CHROMIUM_PATH or /usr/bin/chromium)
@@ -147,6 +191,19 @@ function formatTable(rows: string[][]): string {
 
 const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '—');
 
+function tfjsRow(model: string, backend: string, run: TfjsRun | Missing, label: string): string[] {
+  const name = `TensorFlow.js ${backend} f32 (Chromium)`;
+  if ('error' in run) return [name, label, '—', '—', '—', `failed: ${run.error}`];
+  const note = model === 'MLP' ? 'n/a (float)' : `loss ${fmt(run.finalLoss, 3)}`;
+  return [name, label, String(run.steps), fmt(run.seconds, 2), fmt(run.samplesPerSecond), note];
+}
+
+/** TensorFlow.js's fastest backend that ran, or null if none did. */
+function fastestTfjs(runs: Record<string, TfjsRun | Missing>): TfjsRun | null {
+  const ran = Object.values(runs).filter((r): r is TfjsRun => !('error' in r));
+  return ran.reduce<TfjsRun | null>((a, b) => (a && a.samplesPerSecond >= b.samplesPerSecond ? a : b), null);
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values: opts } = parseArgs({
     args: argv,
@@ -154,6 +211,7 @@ export async function run(argv: string[]): Promise<number> {
     options: {
       steps: { type: 'string' },
       sizes: { type: 'string', default: '256,1024,2048' },
+      'cnn-steps': { type: 'string', default: '10' },
       'no-browser': { type: 'boolean', default: false },
       chromium: { type: 'string', default: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium' },
       out: { type: 'string', default: join(ROOT, 'bench-results', 'engine.json') },
@@ -163,6 +221,8 @@ export async function run(argv: string[]): Promise<number> {
   const steps = opts.steps === undefined ? spec.training.steps : Number(opts.steps);
   if (!Number.isSafeInteger(steps) || steps < 2 || steps > spec.training.steps)
     throw new Error(`--steps must be an integer in [2, ${spec.training.steps}]`);
+  const cnnSteps = Number(opts['cnn-steps']);
+  if (!Number.isSafeInteger(cnnSteps) || cnnSteps < 2) throw new Error('--cnn-steps must be an integer ≥ 2');
   const sizes = opts.sizes.split(',').map(Number);
   if (sizes.some((n) => !Number.isSafeInteger(n) || n < 4 || n % 4 !== 0))
     throw new Error('--sizes must be multiples of 4');
@@ -183,11 +243,23 @@ export async function run(argv: string[]): Promise<number> {
   session.destroy();
 
   let browser: BrowserBenchResult | { error: string } | null = null;
+  let cnnSource: string | null = null;
   if (!opts['no-browser']) {
-    console.log('WebGPU and TensorFlow.js in Chromium …');
+    console.log('WebGPU and TensorFlow.js (WebGL, WebGPU) in Chromium …');
+    const cnn = await referenceCnn(spec);
+    cnnSource = cnn.source;
+    if (cnnSteps > cnn.spec.training.steps)
+      throw new Error(`--cnn-steps must be ≤ ${cnn.spec.training.steps}`);
     try {
       browser = await browserBench(
-        { spec, datasetUrl: `/datasets/${spec.dataset.name}.bin`, steps, matmulSizes: sizes },
+        {
+          spec,
+          cnnSpec: cnn.spec,
+          datasetUrl: `/datasets/${spec.dataset.name}.bin`,
+          steps,
+          cnnSteps,
+          matmulSizes: sizes,
+        },
         opts.chromium,
       );
     } catch (err) {
@@ -218,20 +290,43 @@ export async function run(argv: string[]): Promise<number> {
       fmt(inBrowser.cambrian.samplesPerSecond),
       inBrowser.cambrian.weightsHash === cpu.weightsHash ? 'yes' : 'NO',
     ]);
-    rows.push([
-      `TensorFlow.js ${inBrowser.tfjs.backend} f32 (Chromium)`,
-      label,
-      String(inBrowser.tfjs.steps),
-      fmt(inBrowser.tfjs.seconds, 2),
-      fmt(inBrowser.tfjs.samplesPerSecond),
-      'n/a (float)',
-    ]);
+    for (const [backend, run] of Object.entries(inBrowser.tfjs))
+      rows.push(tfjsRow('MLP', backend, run, label));
   }
   console.log(`\n${formatTable(rows)}`);
   console.log(`dispatches per training step: ${node.dispatchesPerStep} (${node.stepDispatches.join(', ')})`);
-  const ratio = inBrowser ? inBrowser.cambrian.samplesPerSecond / inBrowser.tfjs.samplesPerSecond : null;
-  if (ratio !== null)
-    console.log(`Cambrian / TensorFlow.js training throughput in Chromium: ${fmt(ratio, 2)}×`);
+  const fastestMlp = inBrowser ? fastestTfjs(inBrowser.tfjs) : null;
+  const ratio =
+    inBrowser && fastestMlp ? inBrowser.cambrian.samplesPerSecond / fastestMlp.samplesPerSecond : null;
+  if (ratio !== null && fastestMlp)
+    console.log(
+      `MLP: Cambrian / TensorFlow.js's fastest (${fastestMlp.backend}) in Chromium: ${fmt(ratio, 2)}×`,
+    );
+
+  const cnn = inBrowser?.cnn ?? null;
+  let cnnRatio: number | null = null;
+  if (cnn && inBrowser) {
+    const label = `${inBrowser.adapter.vendor} / ${inBrowser.adapter.architecture}`;
+    const cnnRows = [['reference CNN', 'device', 'steps', 'seconds', 'samples/s', 'note']];
+    if ('error' in cnn.cambrian)
+      cnnRows.push(['Cambrian WebGPU (Chromium)', label, '—', '—', '—', cnn.cambrian.error]);
+    else
+      cnnRows.push([
+        'Cambrian WebGPU (Chromium)',
+        label,
+        String(cnn.cambrian.steps),
+        fmt(cnn.cambrian.seconds, 2),
+        fmt(cnn.cambrian.samplesPerSecond),
+        `hash ${cnn.cambrian.weightsHash.slice(0, 10)}…`,
+      ]);
+    for (const [backend, run] of Object.entries(cnn.tfjs)) cnnRows.push(tfjsRow('CNN', backend, run, label));
+    console.log(`\n${cnnSource}\n${formatTable(cnnRows)}`);
+    const fastestCnn = fastestTfjs(cnn.tfjs);
+    if (fastestCnn && !('error' in cnn.cambrian)) {
+      cnnRatio = cnn.cambrian.samplesPerSecond / fastestCnn.samplesPerSecond;
+      console.log(`CNN: Cambrian / TensorFlow.js's fastest (${fastestCnn.backend}): ${fmt(cnnRatio, 2)}×`);
+    }
+  }
 
   const mm = [['n', 'int8 GOPS (Node)', 'int8 GOPS (Chromium)', 'TF.js f32 GFLOP/s (Chromium)', 'ratio']];
   for (const [i, n] of sizes.entries()) {
@@ -259,7 +354,9 @@ export async function run(argv: string[]): Promise<number> {
     cpu,
     node: { adapter: report, packedDot: ctx.packedDot, ...node, matmul: nodeMatmuls },
     browser,
+    cnnSpec: cnnSource,
     ratioCambrianOverTfjs: ratio,
+    ratioCambrianOverTfjsCnn: cnnRatio,
   };
   await mkdir(dirname(opts.out), { recursive: true });
   await writeFile(opts.out, `${JSON.stringify(json, null, 2)}\n`);
