@@ -9,7 +9,13 @@ const C = '0x00000000000000000000000000000000000000cc';
 function event(taskId: string, winners: string[], dissenters: string[] = [], block = 7n): SettledEvent {
   return {
     taskId: taskId as `0x${string}`,
+    seq: 0n,
     digest: '0x00',
+    refereed: false,
+    spec: '',
+    batchId: 1n,
+    weightsHash: '0x00',
+    traceRoot: '0x00',
     valCorrect: 1,
     valCount: 2,
     valLoss: 0n,
