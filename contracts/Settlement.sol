@@ -385,6 +385,12 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         return (g.sessionKey, g.expiresAt);
     }
 
+    /// @notice Whether votes of this key for the worker count without sending the grant again.
+    function grantCached(address worker, address sessionKey, uint64 expiresAt) external view returns (bool) {
+        CachedGrant memory g = _grants[worker];
+        return g.sessionKey == sessionKey && g.expiresAt == expiresAt && sessionKey != address(0);
+    }
+
     function sessionRevoked(address worker, address sessionKey) external view returns (bool) {
         return _revoked[worker][sessionKey];
     }
