@@ -102,8 +102,6 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         uint32 epoch;
         /// @dev keccak chain over the batch's credits (`voidBatch` checks it).
         bytes32 credits;
-        address[] winners;
-        address[] losers;
     }
 
     Terms private _terms;
@@ -387,6 +385,12 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         return (g.sessionKey, g.expiresAt);
     }
 
+    /// @notice Whether votes of this key for the worker count without sending the grant again.
+    function grantCached(address worker, address sessionKey, uint64 expiresAt) external view returns (bool) {
+        CachedGrant memory g = _grants[worker];
+        return g.sessionKey == sessionKey && g.expiresAt == expiresAt && sessionKey != address(0);
+    }
+
     function sessionRevoked(address worker, address sessionKey) external view returns (bool) {
         return _revoked[worker][sessionKey];
     }
@@ -458,17 +462,13 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
                 if (2 * won <= won + lost) revert NoMajority(index, seq);
                 if (won < b.quorum) revert QuorumNotReached(index, won, b.quorum);
             }
-            _pay(index, b, won);
-            for (uint256 i; i < lost; ++i) {
-                Account storage a = _accounts[b.losers[i]];
-                if (a.strikes < type(uint32).max) ++a.strikes;
-            }
+            if (b.epochPaid > b.cap) revert PayoutCapReached(index, b.epochPaid, b.cap);
             return p;
         }
     }
 
     /// @dev Reads the task's vote groups (group 0 votes for `digest`, each later group names its digest), checks
-    ///      every vote, skips invalid ones and collects the valid voters into `b.winners` / `b.losers`.
+    ///      every vote, skips invalid ones and credits valid votes for `digest` and strikes valid votes for any other.
     function _tally(
         uint256 index,
         uint64 seq,
@@ -499,6 +499,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
                 total += votes;
                 if (total > MAX_VOTES) revert TooManyVotes(index, total);
                 if (p + votes * _VOTE > tasks.length) revert MalformedTask(index);
+                // Each vote for the settled digest earns an equal share; the share of a skipped vote stays in the pool.
+                uint256 each;
+                if (g == 0 && votes > 0) each = (b.reward < b.pool ? b.reward : b.pool) / votes;
                 for (uint256 v; v < votes; ++v) {
                     uint256 w = uint8(tasks[p]);
                     if (w >= workers.length) revert UnknownWorker(index, w);
@@ -510,9 +513,12 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
                     if (skip != 0) {
                         emit VoteSkipped(seq, worker, skip);
                     } else if (g == 0) {
-                        b.winners[won++] = worker;
+                        ++won;
+                        if (each != 0) _credit(b, worker, each);
                     } else {
-                        b.losers[lost++] = worker;
+                        ++lost;
+                        Account storage a = _accounts[worker];
+                        if (a.strikes < type(uint32).max) ++a.strikes;
                     }
                 }
             }
@@ -545,26 +551,14 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         if (err != ECDSA.RecoverError.NoError || !hasRole(REFEREE_ROLE, signer)) revert InvalidVerdict(index, signer);
     }
 
-    /// @dev Credits the winners min(reward, pool) / winners each, within the epoch's cap.
-    function _pay(uint256 index, Batch memory b, uint256 won) private {
-        if (won == 0) return;
-        uint256 each = (b.reward < b.pool ? b.reward : b.pool) / won;
-        if (each == 0) return;
-        uint256 total = each * won;
-        b.epochPaid += total;
-        if (b.epochPaid > b.cap) revert PayoutCapReached(index, b.epochPaid - total, b.cap);
-        b.pool -= total;
-        for (uint256 i; i < won; ++i) {
-            address worker = b.winners[i];
-            _credit(worker, each, b.epoch);
-            b.credits = keccak256(abi.encode(b.credits, worker, each));
-        }
-    }
-
-    /// @dev Adds to the worker's credit of `epoch`, first moving older pending credit along.
-    function _credit(address worker, uint256 amount, uint32 epoch) private {
+    /// @dev Credits `amount` to the worker's pending credit of the batch's epoch, out of the pool, adds it to
+    ///      the epoch's payouts (checked against the cap per task) and to the batch's credits chain.
+    function _credit(Batch memory b, address worker, uint256 amount) private {
+        b.pool -= amount;
+        b.epochPaid += amount;
+        b.credits = keccak256(abi.encode(b.credits, worker, amount));
         Account storage a = _accounts[worker];
-        if (a.epoch != epoch) _rollEpoch(worker, a, epoch);
+        if (a.epoch != b.epoch) _rollEpoch(worker, a, b.epoch);
         a.current += uint96(amount);
     }
 
@@ -648,8 +642,6 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         b.epochPaid = l.epoch == epoch ? l.epochPaid : 0;
         b.cap = _epochCap;
         b.epoch = epoch;
-        b.winners = new address[](MAX_VOTES);
-        b.losers = new address[](MAX_VOTES);
     }
 
     function _epochNow() private view returns (uint256) {

@@ -298,7 +298,9 @@ describe('invalid votes are skipped, not fatal (finding: one voter sinks a whole
     expect((await skippedVotes(fx)).filter((s) => s.seq === t.seq)).toEqual([
       { seq: t.seq, worker: ss[2].worker, reason: 2 },
     ]);
-    expect(await read(fx).owed(fresh[0].worker)).toBe(REWARD / 3n + REWARD / 2n);
+    // Each vote sent for the digest earns a third; the skipped vote's third stays in the pool.
+    expect(await read(fx).owed(fresh[0].worker)).toBe(REWARD / 3n + REWARD / 3n);
+    expect(await read(fx).pool()).toBe(POOL - 5n * (REWARD / 3n));
   });
 
   it('when the skips leave no strict majority, the task is rejected by index and the rest of the batch settles', async () => {
@@ -330,7 +332,8 @@ describe('invalid votes are skipped, not fatal (finding: one voter sinks a whole
       { seq: t.seq, worker: ss[2].worker, reason: 4 },
       { seq: t.seq, worker: ss[3].worker, reason: 1 },
     ]);
-    expect(await read(fx).owed(ss[0].worker)).toBe(REWARD / 2n);
+    expect(await read(fx).owed(ss[0].worker)).toBe(REWARD / 4n);
+    expect(await read(fx).owed(ss[3].worker)).toBe(0n);
   });
 });
 

@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Settlement} from "../Settlement.sol";
+
+/// @dev The few forge cheatcodes these tests use (no forge-std: nothing to download).
+interface Vm {
+    function warp(uint256 timestamp) external;
+    function prank(address sender) external;
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    function addr(uint256 privateKey) external pure returns (address);
+    function deal(address who, uint256 amount) external;
+    function assume(bool condition) external pure;
+}
+
+/// @dev Builds settle's calldata (docs/CONTRACT.md, "settle v2") and deploys a contract with separate roles.
+abstract contract Kit {
+    Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
+    uint256 internal constant REWARD = 1e15;
+    uint256 internal constant EPOCH = 1 days;
+    address internal constant ADMIN = address(0xA11CE);
+    uint256 internal constant COORDINATOR_KEY = 0xC0;
+    uint256 internal constant REFEREE_KEY = 0xEF;
+    uint256 internal constant WORKERS = 6;
+
+    function _deploy(uint256 cap) internal returns (Settlement s) {
+        vm.warp(1_000 days);
+        s = new Settlement(ADMIN, vm.addr(COORDINATOR_KEY), vm.addr(REFEREE_KEY), REWARD, 2, cap, EPOCH);
+    }
+
+    function _workerKey(uint256 i) internal pure returns (uint256) {
+        return 0x1000 + i;
+    }
+
+    function _sig(uint256 key, bytes32 hash) internal pure returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, hash);
+        return abi.encodePacked(r, s, v);
+    }
+
+    function _digest(Settlement s, uint64 seq) internal pure returns (bytes32 taskId, bytes32 digest) {
+        taskId = keccak256(abi.encode("task", seq));
+        digest = s.resultDigest(taskId, 900, 1000, -5, keccak256(abi.encode("w", seq)), keccak256(abi.encode("t", seq)));
+    }
+
+    function _head(uint64 seq, bytes32 taskId, bytes memory verdict) internal pure returns (bytes memory) {
+        return abi.encodePacked(
+            seq,
+            taskId,
+            uint32(900),
+            uint32(1000),
+            int64(-5),
+            keccak256(abi.encode("w", seq)),
+            keccak256(abi.encode("t", seq)),
+            uint8(verdict.length > 0 ? 1 : 0),
+            verdict
+        );
+    }
+
+    /// @dev Own-key votes: `agree` workers (ids) for the digest in group 0, `dissent` for another digest.
+    function _task(Settlement s, uint64 seq, uint256[] memory agree, uint256[] memory dissent, bool refereed)
+        internal
+        view
+        returns (address[] memory workers, bytes memory tasks)
+    {
+        workers = _table();
+        (bytes32 taskId, bytes32 digest) = _digest(s, seq);
+        bytes memory verdict = refereed ? _sig(REFEREE_KEY, s.verdictHash(taskId, digest)) : bytes("");
+        tasks = abi.encodePacked(_head(seq, taskId, verdict), uint8(dissent.length > 0 ? 2 : 1));
+        tasks = abi.encodePacked(tasks, _group(s, workers, taskId, digest, agree));
+        if (dissent.length > 0) {
+            bytes32 wrong = keccak256(abi.encode("wrong", seq));
+            tasks = abi.encodePacked(tasks, wrong, _group(s, workers, taskId, wrong, dissent));
+        }
+    }
+
+    function _group(Settlement s, address[] memory workers, bytes32 taskId, bytes32 digest, uint256[] memory ids)
+        internal
+        view
+        returns (bytes memory out)
+    {
+        out = abi.encodePacked(uint8(ids.length));
+        for (uint256 i; i < ids.length; ++i) {
+            uint256 key = _workerKey(ids[i]);
+            uint8 index = _indexOf(workers, vm.addr(key));
+            out = abi.encodePacked(out, index, _sig(key, s.voteHash(taskId, digest, vm.addr(key))));
+        }
+    }
+
+    /// @dev Every worker's address, ascending (the table settle wants).
+    function _table() internal pure returns (address[] memory t) {
+        t = new address[](WORKERS);
+        for (uint256 i; i < WORKERS; ++i) {
+            address a = vm.addr(_workerKey(i));
+            uint256 j = i;
+            while (j > 0 && t[j - 1] > a) {
+                t[j] = t[j - 1];
+                --j;
+            }
+            t[j] = a;
+        }
+    }
+
+    function _indexOf(address[] memory t, address a) internal pure returns (uint8) {
+        for (uint256 i; i < t.length; ++i) {
+            if (t[i] == a) return uint8(i);
+        }
+        revert("not in table");
+    }
+
+    function _ids(uint256 from, uint256 count) internal pure returns (uint256[] memory ids) {
+        ids = new uint256[](count);
+        for (uint256 i; i < count; ++i) {
+            ids[i] = (from + i) % WORKERS;
+        }
+    }
+}
+
+/// @dev Random fund / settle (honest, minority, refereed, replayed, duplicated, invented) / claim / warp actions
+///      for the invariant run, with a model of what must happen.
+contract Handler is Kit {
+    Settlement public s;
+    uint64 public nextSeq = 1;
+    uint256 public funded;
+    uint256 public claimed;
+    /// @dev Set when the contract accepted what the rules forbid.
+    string public violation;
+    mapping(address => uint256) public modelOwed;
+
+    constructor(Settlement s_) {
+        s = s_;
+    }
+
+    function fund(uint96 amount) external {
+        amount = uint96(bound(amount, 1, 10 ether));
+        vm.deal(address(this), amount);
+        s.fund{value: amount}();
+        funded += amount;
+    }
+
+    function settle(uint8 agreeCount, uint8 dissentCount, uint8 from, bool refereed, uint8 mode) external {
+        uint256 agree = bound(agreeCount, 0, 4);
+        uint256 dissent = bound(dissentCount, 0, WORKERS - agree);
+        uint256[] memory yes = _ids(from, agree);
+        uint256[] memory no = _ids(uint256(from) + agree, dissent);
+        mode = uint8(bound(mode, 0, 3));
+        bool replay = mode == 1 && nextSeq > 1;
+        bool duplicate = mode == 2 && agree > 0;
+        if (duplicate) no = _withFirstOf(no, yes[0]);
+        uint64 seq = replay ? nextSeq - 1 : nextSeq;
+        (address[] memory workers, bytes memory tasks) = _task(s, seq, yes, no, refereed);
+        bool allowed = !replay && !duplicate
+            && (refereed ? agree >= 1 : (2 * agree > agree + no.length && agree >= s.minQuorum()));
+        uint256 each = agree == 0 ? 0 : (REWARD < s.pool() ? REWARD : s.pool()) / agree;
+        bool overCap = s.epochPaid() + each * agree > s.epochCap();
+        vm.prank(vm.addr(COORDINATOR_KEY));
+        try s.settle(workers, new Settlement.Grant[](0), tasks, "") {
+            if (!allowed) violation = "settled what the rules forbid";
+            if (overCap) violation = "paid past the epoch cap";
+            for (uint256 i; i < agree; ++i) modelOwed[vm.addr(_workerKey(yes[i]))] += each;
+            nextSeq = seq + 1;
+        } catch {
+            if (allowed && !overCap) violation = "refused a valid settlement";
+        }
+    }
+
+    function claim(uint8 worker) external {
+        address w = vm.addr(_workerKey(bound(worker, 0, WORKERS - 1)));
+        uint256 amount = s.claimable(w);
+        if (amount == 0) return;
+        vm.prank(w);
+        s.claim();
+        claimed += amount;
+        modelOwed[w] -= amount;
+    }
+
+    function warp(uint32 seconds_) external {
+        vm.warp(block.timestamp + bound(seconds_, 1, 3 days));
+    }
+
+    function _withFirstOf(uint256[] memory ids, uint256 extra) private pure returns (uint256[] memory out) {
+        out = new uint256[](ids.length + 1);
+        out[0] = extra;
+        for (uint256 i; i < ids.length; ++i) {
+            out[i + 1] = ids[i];
+        }
+    }
+
+    function bound(uint256 x, uint256 lo, uint256 hi) internal pure returns (uint256) {
+        return lo + (x % (hi - lo + 1));
+    }
+
+    receive() external payable {}
+}
+
+/// @notice Invariants (forge: [invariant] runs × depth in foundry.toml) and fuzzed signature and grant rules.
+contract SettlementInvariants is Kit {
+    Settlement internal s;
+    Handler internal handler;
+
+    function setUp() public {
+        s = _deploy(20 * REWARD);
+        handler = new Handler(s);
+        vm.deal(address(this), 1 ether);
+        s.fund{value: 1 ether}();
+    }
+
+    function targetContracts() public view returns (address[] memory targets) {
+        targets = new address[](1);
+        targets[0] = address(handler);
+    }
+
+    function _sumOwed() internal view returns (uint256 total) {
+        for (uint256 i; i < WORKERS; ++i) {
+            total += s.owed(vm.addr(_workerKey(i)));
+        }
+    }
+
+    /// Σowed + Σclaimed + pool = Σfunded, and the balance holds exactly pool + Σowed.
+    function invariant_accounting() public view {
+        uint256 owedTotal = _sumOwed();
+        require(s.pool() + owedTotal + handler.claimed() == 1 ether + handler.funded(), "funds do not add up");
+        require(address(s).balance == s.pool() + owedTotal, "balance is not pool + owed");
+    }
+
+    /// Settled once, no reward without a valid strict majority or verdict, no worker counted twice, and the
+    /// coordinator (a stolen key included) never credits past the epoch cap.
+    function invariant_rules() public view {
+        require(bytes(handler.violation()).length == 0, handler.violation());
+        require(s.epochPaid() <= s.epochCap(), "epoch cap exceeded");
+    }
+
+    /// Each run settles something (the invariants above are not vacuous).
+    function afterInvariant() public view {
+        require(handler.nextSeq() > 1, "no settlement in this run");
+    }
+
+    /// Every worker is owed exactly what the model credited it.
+    function invariant_owedMatchesModel() public view {
+        for (uint256 i; i < WORKERS; ++i) {
+            address w = vm.addr(_workerKey(i));
+            require(s.owed(w) == handler.modelOwed(w), "owed differs from the model");
+        }
+    }
+}
+
+contract SettlementFuzz is Kit {
+    Settlement internal s;
+
+    function setUp() public {
+        s = _deploy(1 ether);
+        vm.deal(address(this), 1 ether);
+        s.fund{value: 1 ether}();
+    }
+
+    function _settle(address[] memory workers, Settlement.Grant[] memory grants, bytes memory tasks) internal {
+        vm.prank(vm.addr(COORDINATOR_KEY));
+        s.settle(workers, grants, tasks, "");
+    }
+
+    /// A vote with any other signature (random, malformed v, high s) is skipped and never paid.
+    function testFuzz_forgedVoteNeverPays(bytes32 r, bytes32 sigS, uint8 v) public {
+        uint64 seq = 1;
+        (address[] memory workers, bytes memory tasks) = _task(s, seq, _ids(0, 2), new uint256[](0), false);
+        // A third vote for the digest by worker 2 with the fuzzed signature, appended to group 0.
+        address victim = vm.addr(_workerKey(2));
+        (bytes32 taskId, bytes32 digest) = _digest(s, seq);
+        bytes memory honest = _sig(_workerKey(2), s.voteHash(taskId, digest, victim));
+        bytes memory forged = abi.encodePacked(r, sigS, v);
+        vm.assume(keccak256(forged) != keccak256(honest));
+        tasks[121 + 1] = bytes1(uint8(3));
+        tasks = abi.encodePacked(tasks, _indexOf(workers, victim), forged);
+        _settle(workers, new Settlement.Grant[](0), tasks);
+        require(s.owed(victim) == 0, "a forged vote was paid");
+        require(s.owed(vm.addr(_workerKey(0))) == REWARD / 3, "honest share");
+    }
+
+    /// A session key's vote counts exactly while its grant is unexpired at settlement.
+    function testFuzz_grantExpiry(uint32 lifetime, uint32 wait) public {
+        uint256 sessionKey = 0xBEEF;
+        address worker = vm.addr(_workerKey(0));
+        uint64 expiresAt = uint64(block.timestamp + 1 + (lifetime % 30 days));
+        Settlement.Grant[] memory grants = new Settlement.Grant[](1);
+        grants[0] = Settlement.Grant(
+            worker, vm.addr(sessionKey), expiresAt, _sig(_workerKey(0), s.grantHash(worker, vm.addr(sessionKey), expiresAt))
+        );
+        vm.warp(block.timestamp + (wait % 40 days));
+        uint64 seq = 7;
+        (address[] memory workers, bytes memory tasks) = _task(s, seq, _ids(1, 2), new uint256[](0), false);
+        (bytes32 taskId, bytes32 digest) = _digest(s, seq);
+        tasks[121 + 1] = bytes1(uint8(3));
+        tasks = abi.encodePacked(tasks, _indexOf(workers, worker), _sig(sessionKey, s.voteHash(taskId, digest, worker)));
+        _settle(workers, grants, tasks);
+        bool live = block.timestamp < expiresAt;
+        require((s.owed(worker) > 0) == live, "expiry rule broken");
+    }
+
+    /// Revoking any key but the cached one leaves the cached grant working; revoking that one stops it.
+    function testFuzz_revokeOtherKey(address other) public {
+        uint256 sessionKey = 0xBEEF;
+        address worker = vm.addr(_workerKey(0));
+        vm.assume(other != vm.addr(sessionKey));
+        uint64 expiresAt = uint64(block.timestamp + 1 days);
+        Settlement.Grant[] memory grants = new Settlement.Grant[](1);
+        grants[0] = Settlement.Grant(
+            worker, vm.addr(sessionKey), expiresAt, _sig(_workerKey(0), s.grantHash(worker, vm.addr(sessionKey), expiresAt))
+        );
+        _settle(_table(), grants, "");
+        vm.prank(worker);
+        s.revokeSession(other);
+        require(s.grantCached(worker, vm.addr(sessionKey), expiresAt), "another key's revocation dropped the grant");
+        vm.prank(worker);
+        s.revokeSession(vm.addr(sessionKey));
+        require(!s.grantCached(worker, vm.addr(sessionKey), expiresAt), "revoked grant still cached");
+    }
+}
