@@ -19,6 +19,7 @@ export const BENCHMARKS = {
   engine: 'training throughput: CPU reference, WebGPU in Node and in Chromium, vs TensorFlow.js',
   search: 'architecture search: strategies compared at equal budget',
   coordinator: 'coordinator: accepted results per second and lease latency with simulated workers',
+  adversary: 'colluding Sybils against a simulated network: wrong results settled, shares, strikes',
 } as const;
 
 export type BenchName = keyof typeof BENCHMARKS;

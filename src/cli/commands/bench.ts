@@ -12,7 +12,7 @@ function listing(): string {
 
 export const command: Command = {
   name: 'bench',
-  summary: 'run a benchmark: gas, engine, search, coordinator',
+  summary: 'run a benchmark: gas, engine, search, coordinator, adversary',
   get help() {
     return `usage: cambrian bench <name> [options]
 
