@@ -20,6 +20,7 @@ import { connectChain, owed, readSettledEvents, revokeSession, strikes } from '.
 import { intOption, parseOptions } from '../cli/command.ts';
 import { CoordinatorClient, CoordinatorError, type Lease, type StateRequest } from '../coordinator/client.ts';
 import { type Db, openDb } from '../coordinator/db.ts';
+import { DEFAULT_RATE_LIMITS } from '../coordinator/rate-limits.ts';
 import { type Coordinator, startCoordinator } from '../coordinator/service.ts';
 import { startTestChain, type TestChain, tinySpec } from '../coordinator/testing.ts';
 import { loadDataset } from '../data/node.ts';
@@ -429,11 +430,19 @@ async function settledCount(db: Db): Promise<number> {
   return row.n;
 }
 
-/** Referee and audit recomputation, in task-equivalents. */
+/**
+ * Referee and audit recomputation in task-equivalents: training steps ÷ the task's steps, plus
+ * validation examples at a third of a training example's cost (a forward pass against forward,
+ * backward and update).
+ */
 async function auditWork(db: Db): Promise<number> {
   const [row] = await db.query<{ w: number }>(
-    `SELECT coalesce(sum((referee->>'stepsRecomputed')::float8 / (spec->'training'->>'steps')::float8), 0) AS w
-     FROM tasks WHERE referee IS NOT NULL`,
+    `SELECT coalesce(sum(
+       (coalesce((referee->>'stepsRecomputed')::float8, 0) + coalesce((audit->>'stepsRecomputed')::float8, 0))
+         / (spec->'training'->>'steps')::float8
+       + coalesce((audit->>'validated')::float8, 0)
+         / (3 * (spec->'training'->>'steps')::float8 * (spec->'training'->>'batch')::float8)), 0) AS w
+     FROM tasks WHERE referee IS NOT NULL OR audit IS NOT NULL`,
   );
   return row.w;
 }
@@ -456,7 +465,9 @@ async function runAttack(attack: Attack, opts: Options, index: number): Promise<
   const coordinator = await startCoordinator({
     db,
     chain: chain.settings,
-    queue: { leaseMs: 3000, stateWaitMs: 2000 },
+    queue: { leaseMs: 3000, maxLeaseMs: 10_000, stateWaitMs: 2000 },
+    // Every simulated worker shares loopback: the per-address limit would throttle the whole network.
+    rateLimits: { ...DEFAULT_RATE_LIMITS, perAddress: null, sessionsPerAddress: null },
     sweepMs: 250,
     settleMs: 500,
     settleBatchSize: 32,
