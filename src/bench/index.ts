@@ -21,6 +21,7 @@ export const BENCHMARKS = {
   coordinator: 'coordinator: accepted results per second and lease latency with simulated workers',
   mainthread:
     'the page main thread while a tab contributes: long tasks attributed to scripts (from the e2e run)',
+  adversary: 'colluding Sybils against a simulated network: wrong results settled, shares, strikes',
 } as const;
 
 export type BenchName = keyof typeof BENCHMARKS;

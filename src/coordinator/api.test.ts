@@ -51,7 +51,7 @@ describe('API refusals', () => {
     const grant = {
       worker: key.address,
       sessionKey: key.address,
-      expiresAt: Math.floor(Date.now() / 1000) + 3600,
+      expiresAt: Math.floor(Date.now() / 1000) + 2 * 24 * 3600,
     };
     const grantSig = await signSessionGrant(key, domain, { ...grant, expiresAt: BigInt(grant.expiresAt) });
     const res = await post('/sessions', { grant, grantSig });
@@ -94,13 +94,64 @@ describe('API refusals', () => {
     expect(text.status).toBe(415);
   });
 
+  it('refuses a grant too short to outlive its settlement', async () => {
+    const key = privateKeyToAccount(generatePrivateKey());
+    const grant = {
+      worker: key.address,
+      sessionKey: key.address,
+      expiresAt: Math.floor(Date.now() / 1000) + 60,
+    };
+    const grantSig = await signSessionGrant(key, domain, { ...grant, expiresAt: BigInt(grant.expiresAt) });
+    const res = await post('/sessions', { grant, grantSig });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatch(/shorter than/);
+  });
+
+  it('answers 429 with Retry-After over a rate limit', async () => {
+    const own = await openDb({ url: 'memory://' });
+    const limited = await startCoordinator({
+      db: own,
+      domain,
+      log: () => {},
+      rateLimits: { perAddress: null, sessionsPerAddress: null, perToken: { limit: 3, windowMs: 60_000 } },
+    });
+    try {
+      const key = privateKeyToAccount(generatePrivateKey());
+      const grant = {
+        worker: key.address,
+        sessionKey: key.address,
+        expiresAt: Math.floor(Date.now() / 1000) + 2 * 86400,
+      };
+      const grantSig = await signSessionGrant(key, domain, { ...grant, expiresAt: BigInt(grant.expiresAt) });
+      const opened = await fetch(`${limited.url}/api/v1/sessions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ grant, grantSig }),
+      });
+      const { token } = (await opened.json()) as { token: string };
+      const lease = () =>
+        fetch(`${limited.url}/api/v1/leases`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+        });
+      for (let i = 0; i < 3; i++) expect((await lease()).status).not.toBe(429);
+      const over = await lease();
+      expect(over.status).toBe(429);
+      expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(((await over.json()) as { error: string }).error).toMatch(/too many requests/);
+    } finally {
+      await limited.close();
+      await own.close();
+    }
+  });
+
   it('refuses a grant signed by someone else', async () => {
     const worker = privateKeyToAccount(generatePrivateKey());
     const mallory = privateKeyToAccount(generatePrivateKey());
     const grant = {
       worker: worker.address,
       sessionKey: mallory.address,
-      expiresAt: Math.floor(Date.now() / 1000) + 60,
+      expiresAt: Math.floor(Date.now() / 1000) + 2 * 24 * 3600,
     };
     const grantSig = await signSessionGrant(mallory, domain, {
       ...grant,

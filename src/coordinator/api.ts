@@ -11,17 +11,31 @@ import { HTTPException } from 'hono/http-exception';
 import type { Hex } from 'viem';
 import type { CambrianDomain } from '../protocol/eip712.ts';
 import {
-  checkpointSteps,
-  checkTaskResult,
-  type TaskResult,
-  TaskResultSchema,
-  TaskSpecSchema,
-} from '../protocol/index.ts';
+  AddressSchema,
+  ErrorBodySchema,
+  GRANT_CLOCK_SLACK_S,
+  HeartbeatResponseSchema,
+  HeartbeatSchema,
+  Hex32Schema,
+  InfoSchema,
+  LeaseSchema,
+  MAX_GRANT_LIFETIME_S,
+  MIN_GRANT_LIFETIME_S,
+  ResultAcceptedSchema,
+  ResultSubmissionSchema,
+  SessionRequestSchema,
+  SessionResponseSchema,
+  StateRequestSchema,
+  StateUploadSchema,
+  TaskViewSchema,
+} from '../protocol/http.ts';
+import { checkpointSteps, checkTaskResult, type TaskResult } from '../protocol/index.ts';
 import { limitedBody } from './body.ts';
 import { Refusal } from './errors.ts';
+import { applyRateLimits, DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limits.ts';
 import { type Recover, verifyGrant, verifyVote } from './signatures.ts';
 import { StateExchange } from './states.ts';
-import type { Session, Store } from './store.ts';
+import { DEFAULT_MAX_LIVE_LEASES, type Session, type Store } from './store.ts';
 import type { Views } from './views.ts';
 
 /** A result with one checkpoint per step of a long task stays well below this. */
@@ -45,16 +59,17 @@ export interface ApiDeps {
   datasetBytes?: (sha256: Hex) => Promise<Uint8Array | undefined>;
   /** Longest session a grant may ask for. */
   maxSessionSeconds?: number;
+  /** Shortest grant accepted (default MIN_GRANT_LIFETIME_S): a vote must outlive its settlement. */
+  minGrantSeconds?: number;
+  /** Request rates (default DEFAULT_RATE_LIMITS; false: none, for benchmarks on one address). */
+  rateLimits?: RateLimits | false;
   /** The referee's state requests (default: one over the store's database). */
   states?: StateExchange;
   /** Where signatures are recovered (default: on the event loop). */
   recover?: Recover;
 }
 
-const Address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 20-byte hex address');
-const Hex32 = z.string().regex(/^0x[0-9a-f]{64}$/, 'expected 0x-prefixed lowercase 32-byte hex');
-const Signature = z.string().regex(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte hex signature');
-const ErrorBody = z.object({ error: z.string() }).openapi('Error');
+const ErrorBody = ErrorBodySchema;
 const LeaseId = z.string().uuid();
 
 const errors = (...codes: number[]) =>
@@ -73,27 +88,6 @@ const body = <T extends z.ZodType>(schema: T) => ({
 });
 const bearer = [{ bearer: [] }];
 
-const GrantSchema = z
-  .object({ worker: Address, sessionKey: Address, expiresAt: z.number().int().positive() })
-  .openapi('SessionGrant');
-const LeaseSchema = z
-  .object({ leaseId: z.string(), taskId: Hex32, spec: TaskSpecSchema, deadline: z.number().int() })
-  .openapi('Lease');
-const StateRequestSchema = z
-  .object({ kind: z.literal('state'), taskId: Hex32, step: z.number().int().min(0), stateHash: Hex32 })
-  .openapi('StateRequest');
-const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64');
-const StateUpload = z
-  .object({
-    taskId: Hex32,
-    step: z.number().int().min(0),
-    params: Base64.describe('all parameters, little-endian i32, canonical order, base64'),
-    momentum: Base64.describe('all momentum values, little-endian i32, base64'),
-  })
-  .openapi('StateUpload');
-const ResultSubmission = z
-  .object({ leaseId: LeaseId, result: TaskResultSchema, voteSig: Signature })
-  .openapi('ResultSubmission');
 const Anything = z.record(z.string(), z.unknown());
 
 const routes = {
@@ -101,16 +95,16 @@ const routes = {
     method: 'get',
     path: '/info',
     summary: 'Chain, contract, EIP-712 domain, quorum and datasets',
-    responses: { 200: json(Anything, 'coordinator facts') },
+    responses: { 200: json(InfoSchema, 'coordinator facts') },
   }),
   session: createRoute({
     method: 'post',
     path: '/sessions',
     summary: 'Open a session with a wallet-signed SessionGrant; returns a bearer token',
-    request: body(z.object({ grant: GrantSchema, grantSig: Signature })),
+    request: body(SessionRequestSchema),
     responses: {
-      201: json(z.object({ token: z.string(), expiresAt: z.number().int() }), 'session opened'),
-      ...errors(400, 401),
+      201: json(SessionResponseSchema, 'session opened'),
+      ...errors(400, 401, 429),
     },
   }),
   lease: createRoute({
@@ -124,7 +118,7 @@ const routes = {
     responses: {
       200: json(z.union([LeaseSchema, StateRequestSchema]), 'a lease, or a state request'),
       204: { description: 'no work now' },
-      ...errors(401),
+      ...errors(401, 429),
     },
   }),
   states: createRoute({
@@ -134,7 +128,7 @@ const routes = {
       'Upload the state (params + momentum) at a checkpoint the referee asked for; kept only if ' +
       'keccak256(params ‖ momentum) is the agreed stateHash',
     security: bearer,
-    request: body(StateUpload),
+    request: body(StateUploadSchema),
     responses: {
       201: json(z.object({ accepted: z.literal(true) }), 'verified and kept'),
       ...errors(400, 401, 403, 404, 409, 413, 422),
@@ -150,14 +144,12 @@ const routes = {
       body: {
         required: false,
         content: {
-          'application/json': {
-            schema: z.object({ step: z.number().int().min(0).optional(), loss: z.number().optional() }),
-          },
+          'application/json': { schema: HeartbeatSchema },
         },
       },
     },
     responses: {
-      200: json(z.object({ deadline: z.number().int() }), 'extended'),
+      200: json(HeartbeatResponseSchema, "extended (never past the lease's maximum lifetime)"),
       ...errors(401, 403, 404, 409),
     },
   }),
@@ -174,18 +166,18 @@ const routes = {
     path: '/results',
     summary: 'Submit a signed result for a lease',
     security: bearer,
-    request: body(ResultSubmission),
+    request: body(ResultSubmissionSchema),
     responses: {
-      202: json(z.object({ accepted: z.literal(true), taskState: z.string() }), 'accepted'),
+      202: json(ResultAcceptedSchema, 'accepted'),
       ...errors(400, 401, 403, 404, 409, 413, 422),
     },
   }),
   task: createRoute({
     method: 'get',
     path: '/tasks/{taskId}',
-    summary: 'A task: spec, replicas, votes (digests only once settled), state, settlement transaction',
-    request: { params: z.object({ taskId: Hex32 }) },
-    responses: { 200: json(Anything, 'the task'), ...errors(404) },
+    summary: 'A task: spec, state, votes (who and what only once settled), settlement transaction',
+    request: { params: z.object({ taskId: Hex32Schema }) },
+    responses: { 200: json(TaskViewSchema, 'the task'), ...errors(404) },
   }),
   leaderboard: createRoute({
     method: 'get',
@@ -204,14 +196,14 @@ const routes = {
     method: 'get',
     path: '/workers/{address}',
     summary: "A worker's leases, votes and outcomes",
-    request: { params: z.object({ address: Address }) },
+    request: { params: z.object({ address: AddressSchema }) },
     responses: { 200: json(Anything, 'worker stats') },
   }),
   dataset: createRoute({
     method: 'get',
     path: '/datasets/{sha256}',
     summary: "A dataset's canonical binary (content-addressed)",
-    request: { params: z.object({ sha256: Hex32 }) },
+    request: { params: z.object({ sha256: Hex32Schema }) },
     responses: {
       200: { description: 'bytes', content: { 'application/octet-stream': { schema: z.string() } } },
       ...errors(404),
@@ -230,7 +222,8 @@ function zodReason(error: z.ZodError): string {
 
 export function createApi(deps: ApiDeps): OpenAPIHono {
   const { store, views, domain } = deps;
-  const maxSession = deps.maxSessionSeconds ?? 30 * 24 * 3600;
+  const maxSession = deps.maxSessionSeconds ?? MAX_GRANT_LIFETIME_S;
+  const minGrant = deps.minGrantSeconds ?? MIN_GRANT_LIFETIME_S;
   const states = deps.states ?? new StateExchange(store.db);
   const app = new OpenAPIHono({
     defaultHook: (result, c) => {
@@ -238,6 +231,8 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
     },
   });
 
+  // Rates first: a request over its limit costs no body read, no database, no signature check.
+  if (deps.rateLimits !== false) applyRateLimits(app, deps.rateLimits ?? DEFAULT_RATE_LIMITS);
   // A state upload is bounded by the parameter count of the largest open request, not the small limit.
   app.use(
     '*',
@@ -246,7 +241,10 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
     ),
   );
   app.onError((err, c) => {
-    if (err instanceof Refusal) return c.json({ error: err.reason }, err.status);
+    if (err instanceof Refusal) {
+      if (err.retryAfterSeconds !== undefined) c.header('Retry-After', String(err.retryAfterSeconds));
+      return c.json({ error: err.reason }, err.status);
+    }
     if (err instanceof HTTPException) return c.json({ error: err.message }, err.status);
     if (err instanceof z.ZodError) return c.json({ error: `invalid: ${zodReason(err)}` }, 400);
     console.error('coordinator: internal error', err);
@@ -265,8 +263,10 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
         rpcUrl: deps.rpcUrl ?? null,
         domain,
         quorum: store.opts.quorum,
-        replication: { initial: store.opts.initialReplicas, max: store.opts.maxReplicas },
         leaseMs: store.opts.leaseMs,
+        maxLeaseMs: store.maxLeaseMs,
+        maxLiveLeases: store.opts.maxLiveLeases ?? DEFAULT_MAX_LIVE_LEASES,
+        minGrantSeconds: minGrant,
         datasets: deps.datasets,
       },
       200,
@@ -278,6 +278,9 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
     const now = Math.floor(Date.now() / 1000);
     if (grant.expiresAt <= now) throw new Refusal(400, 'grant already expired');
     if (grant.expiresAt > now + maxSession) throw new Refusal(400, `grant longer than ${maxSession} s`);
+    // A few minutes' slack for the worker's clock; far less than the settlement delay.
+    if (grant.expiresAt < now + minGrant - GRANT_CLOCK_SLACK_S)
+      throw new Refusal(400, `grant shorter than ${minGrant} s: a vote must stay valid until it is settled`);
     const g = {
       worker: grant.worker as Hex,
       sessionKey: grant.sessionKey as Hex,

@@ -9,32 +9,11 @@
 import type { Hex, LocalAccount } from 'viem';
 import type { TrainState } from '../engine/types.ts';
 import { type CambrianDomain, SESSION_GRANT_TYPES, signResultVote } from '../protocol/eip712.ts';
-import type { TaskResult, TaskSpec } from '../protocol/index.ts';
+import type { Info as CoordinatorInfo, Lease, StateRequest } from '../protocol/http.ts';
+import type { TaskResult } from '../protocol/index.ts';
 
-export interface CoordinatorInfo {
-  chainId: number;
-  settlement: Hex;
-  rpcUrl: string | null;
-  domain: CambrianDomain;
-  quorum: number;
-  leaseMs: number;
-  datasets: { name: string; sha256: Hex; description: string; url: string }[];
-}
-
-export interface Lease {
-  leaseId: string;
-  taskId: Hex;
-  spec: TaskSpec;
-  deadline: number;
-}
-
-/** The referee asks for this worker's state after `step` of a task it voted on (answer: uploadState). */
-export interface StateRequest {
-  kind: 'state';
-  taskId: Hex;
-  step: number;
-  stateHash: Hex;
-}
+/** The messages are defined once, in src/protocol/http.ts. */
+export type { Info as CoordinatorInfo, Lease, StateRequest } from '../protocol/http.ts';
 
 /** Base64 of an i32 array's little-endian bytes, without node: Buffer (the browser shares this file). */
 export function i32ToBase64(a: Int32Array): string {
@@ -57,6 +36,8 @@ export class CoordinatorError extends Error {
   constructor(
     readonly status: number,
     readonly reason: string,
+    /** From Retry-After on a 429 (or 503). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(`coordinator refused (${status}): ${reason}`);
     this.name = 'CoordinatorError';
@@ -94,7 +75,14 @@ export class CoordinatorClient {
     if (res.status === 204) return { status: 204 };
     const text = await res.text();
     const data = text ? (JSON.parse(text) as T & { error?: string }) : undefined;
-    if (!res.ok) throw new CoordinatorError(res.status, data?.error ?? res.statusText);
+    if (!res.ok) {
+      const retryAfter = Number(res.headers.get('retry-after') ?? Number.NaN);
+      throw new CoordinatorError(
+        res.status,
+        data?.error ?? res.statusText,
+        Number.isFinite(retryAfter) ? retryAfter : undefined,
+      );
+    }
     return { status: res.status, data };
   }
 
@@ -118,7 +106,7 @@ export class CoordinatorClient {
     ttlSeconds?: number;
   }): Promise<{ expiresAt: number }> {
     const { domain } = await this.info();
-    const expiresAt = Math.floor(Date.now() / 1000) + (opts.ttlSeconds ?? 24 * 3600);
+    const expiresAt = Math.floor(Date.now() / 1000) + (opts.ttlSeconds ?? 7 * 24 * 3600);
     const grant = { worker: opts.worker, sessionKey: opts.sessionKey.address, expiresAt };
     const grantSig = await opts.signGrant({
       domain,

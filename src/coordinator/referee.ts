@@ -14,7 +14,7 @@
  */
 import type { Hex } from 'viem';
 import { loadDataset } from '../data/node.ts';
-import { CpuTrainer, resultOf, runSteps, stateHashOf } from '../engine/train-cpu.ts';
+import { CpuTrainer, resultOf, runSteps, stateHashOf, trainCpu } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
 import type { Checkpoint, TaskResult, TaskSpec } from '../protocol/index.ts';
 import type { Db } from './db.ts';
@@ -155,6 +155,11 @@ async function startState(
 /**
  * Referees every task waiting for it whose start state is settled (uploaded, not needed, or given up
  * on); returns how many were decided. A task whose state request is still open is left for a later call.
+ *
+ * Any disagreement comes here (no 2-of-3 shortcut). The side the recomputation supports wins even
+ * when it is a single vote (decided_by 'referee': the settler attaches the referee's verdict); every
+ * other vote is wrong. When no side is right, the true result is computed from step 0, every vote is
+ * marked wrong and the task reopens for a fresh replica, which then only has to match that digest.
  */
 export async function refereePending(
   db: Db,
@@ -164,52 +169,57 @@ export async function refereePending(
 ): Promise<number> {
   const states = opts.states ?? new StateExchange(db);
   const stateWaitMs = opts.stateWaitMs ?? store.opts.stateWaitMs ?? 0;
-  const tasks = await db.query<{ task_id: Hex; spec: TaskSpec }>(
-    `SELECT task_id, spec FROM tasks WHERE state = 'refereeing' ORDER BY seq`,
+  const tasks = await db.query<{ task_id: Hex; spec: TaskSpec; referee: { right?: Hex | null } | null }>(
+    `SELECT task_id, spec, referee FROM tasks WHERE state = 'refereeing' ORDER BY seq`,
   );
   let decided = 0;
   for (const task of tasks) {
     const votes = await db.query<{ digest: Hex; result: TaskResult }>(
-      'SELECT DISTINCT ON (digest) digest, result FROM votes WHERE task_id = $1 ORDER BY digest, received_at',
+      `SELECT DISTINCT ON (digest) digest, result FROM votes WHERE task_id = $1 AND verdict = 'pending'
+       ORDER BY digest, received_at`,
       [task.task_id],
     );
-    const results = votes.map((v) => v.result);
-    const begin = await startState(states, task.task_id, task.spec, results, stateWaitMs);
-    if (begin === 'wait') continue;
-    const verdict = await referee(task.spec, results, begin.from, begin.start);
-    await db.tx(async (q) => {
+    const known = task.referee?.right ?? undefined;
+    let verdict: (Verdict & { trueDigest?: Hex }) | undefined;
+    if (!known) {
+      const results = votes.map((v) => v.result);
+      const begin = await startState(states, task.task_id, task.spec, results, stateWaitMs);
+      if (begin === 'wait') continue;
+      verdict = await referee(task.spec, results, begin.from, begin.start);
+      if (!verdict.right) {
+        // Every side was wrong: the truth, from step 0, for the fresh replica to match.
+        const dataset = await loadDataset(task.spec.dataset.name, task.spec.dataset.sha256);
+        verdict.trueDigest = (await trainCpu(task.spec, dataset)).digest as Hex;
+        verdict.stepsRecomputed += task.spec.training.steps;
+      }
+    }
+    const right = known ?? verdict?.right ?? undefined;
+    const outcome = await db.tx(async (q) => {
       const [row] = await q.query<{ state: string }>(
         'SELECT state FROM tasks WHERE task_id = $1 FOR UPDATE',
         [task.task_id],
       );
-      if (row.state !== 'refereeing') return; // another coordinator got there first
-      await q.query('UPDATE tasks SET referee = $2::jsonb WHERE task_id = $1', [
-        task.task_id,
-        JSON.stringify(verdict),
-      ]);
-      const [{ n }] = await q.query<{ n: number }>(
-        'SELECT count(*)::int AS n FROM votes WHERE task_id = $1 AND digest = $2',
-        [task.task_id, verdict.right ?? ''],
-      );
-      if (verdict.right && n >= store.opts.quorum) {
-        await store.decide(q, task.task_id, verdict.right, 'referee');
-      } else {
-        await q.query(`UPDATE votes SET verdict = 'wrong' WHERE task_id = $1 AND digest <> $2`, [
+      if (row.state !== 'refereeing') return 'raced'; // another coordinator got there first
+      if (verdict) {
+        const stored = { ...verdict, right: verdict.right ?? verdict.trueDigest ?? null };
+        await q.query('UPDATE tasks SET referee = $2::jsonb WHERE task_id = $1', [
           task.task_id,
-          verdict.right ?? '',
-        ]);
-        await q.query(`UPDATE tasks SET state = 'failed', error = $2 WHERE task_id = $1`, [
-          task.task_id,
-          verdict.right
-            ? 'referee: the correct result has too few votes to settle'
-            : 'referee: every side was wrong',
+          JSON.stringify(stored),
         ]);
       }
+      if (right && votes.some((v) => v.digest === right)) {
+        await store.decide(q, task.task_id, right, 'referee');
+        return 'decided';
+      }
+      return store.rejectAll(q, task.task_id, 'referee: every vote was wrong');
     });
+    if (outcome === 'raced') continue;
     await states.close(task.task_id);
     log(
-      `refereed ${task.task_id} from step ${verdict.startStep} (${verdict.start}, ${verdict.stepsRecomputed} steps): ` +
-        `right ${verdict.right ?? 'none'}, wrong ${verdict.wrong.length} side(s)`,
+      verdict
+        ? `refereed ${task.task_id} from step ${verdict.startStep} (${verdict.start}, ${verdict.stepsRecomputed} steps): ` +
+            `right ${verdict.right ?? 'none'}, wrong ${verdict.wrong.length} side(s): ${outcome}`
+        : `refereed ${task.task_id} against the known digest ${known}: ${outcome}`,
     );
     decided++;
   }

@@ -216,4 +216,91 @@ $fn$
 `,
   // Who decided a task's digest: 'votes' (a strict majority) or 'referee' (the settler attaches its verdict).
   `ALTER TABLE tasks ADD COLUMN IF NOT EXISTS decided_by text NOT NULL DEFAULT 'votes'`,
+  `
+-- Sybil resistance (docs/TRUST.md): audits, earned trust, assignment an attacker cannot steer.
+-- tasks.state gains 'auditing' (every replica voted the same digest; the CPU referee checks a
+-- random checkpoint interval and the validation before it may settle).
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS audit jsonb;
+-- a vote's verdict has been applied to its worker's trust record
+ALTER TABLE votes ADD COLUMN IF NOT EXISTS trust_counted boolean NOT NULL DEFAULT false;
+CREATE TABLE IF NOT EXISTS worker_trust (
+  worker text PRIMARY KEY,
+  -- results that passed an audit since the last failure, and failures ever
+  audited integer NOT NULL DEFAULT 0,
+  failures integer NOT NULL DEFAULT 0,
+  updated_at float8 NOT NULL
+);
+-- "a worker never gets back a task it once held" looks up every lease of a task, whatever its state
+CREATE INDEX IF NOT EXISTS leases_task ON leases (task_id);
+CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);
+CREATE INDEX IF NOT EXISTS sessions_worker ON sessions (worker);
+
+-- Lease candidates for a batch of requests, in random order (so that timing one's requests buys
+-- nothing), with which of the batch's workers ever held a lease on each (they never get it back),
+-- whether anyone ever leased it (a fresh task may run as one replica for a trusted worker), the
+-- batch's workers' live leases (the cap) and their trust records.
+CREATE OR REPLACE FUNCTION queue_lease_candidates(lim int, workers text[])
+RETURNS json LANGUAGE plpgsql AS $fn$
+DECLARE
+  picked json;
+BEGIN
+  WITH open AS (SELECT t.task_id, t.open_slots, t.wanted FROM tasks t
+                WHERE t.state = 'open' AND t.open_slots > 0
+                ORDER BY random() LIMIT lim FOR UPDATE SKIP LOCKED)
+  SELECT coalesce(json_agg(json_build_array(o.task_id, o.open_slots,
+           ARRAY(SELECT DISTINCT l.worker FROM leases l WHERE l.task_id = o.task_id AND l.worker = ANY(workers)),
+           NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = o.task_id))), '[]')
+  INTO picked FROM open o;
+  RETURN json_build_object(
+    'tasks', picked,
+    'live', (SELECT coalesce(json_agg(json_build_array(x.worker, x.n)), '[]')
+             FROM (SELECT l.worker, count(*)::int AS n FROM leases l
+                   WHERE l.worker = ANY(workers) AND l.state = 'active' GROUP BY l.worker) x),
+    'trust', (SELECT coalesce(json_agg(json_build_array(w.worker, w.audited, w.failures)), '[]')
+              FROM worker_trust w WHERE w.worker = ANY(workers)));
+END
+$fn$;
+
+-- As before, and a task leased as a single replica (a trusted worker, drawn at lease time) wants one.
+CREATE OR REPLACE FUNCTION queue_insert_leases(rows jsonb, issued float8, deadline float8)
+RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+  INSERT INTO leases (lease_id, task_id, worker, token_hash, state, issued_at, deadline)
+  SELECT x.lease_id, x.task_id, x.worker, x.token_hash, 'active', issued, deadline
+  FROM jsonb_to_recordset(rows) AS x(lease_id text, task_id text, worker text, token_hash text);
+  UPDATE tasks t SET open_slots = t.open_slots - n.n
+  FROM (SELECT x.task_id, count(*)::int AS n FROM jsonb_to_recordset(rows) AS x(task_id text) GROUP BY x.task_id) n
+  WHERE t.task_id = n.task_id;
+  UPDATE tasks t SET wanted = 1, open_slots = 0
+  FROM jsonb_to_recordset(rows) AS x(task_id text, single boolean)
+  WHERE t.task_id = x.task_id AND x.single;
+END
+$fn$;
+
+-- Votes no longer decide a task by themselves: every replica in agreement sends it to the audit
+-- ('auditing'), any disagreement to the referee ('refereeing'); verdicts are written by them.
+CREATE OR REPLACE FUNCTION queue_write_votes(new_votes jsonb, submitted text[], decided text[], changes jsonb, now float8)
+RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+  UPDATE leases SET state = 'submitted' WHERE lease_id = ANY(submitted);
+  INSERT INTO votes (task_id, worker, lease_id, digest, session_key, session_expiry, grant_sig, vote_sig,
+                     result, verdict, received_at)
+  SELECT x.task_id, x.worker, x.lease_id, x.digest, x.session_key, x.session_expiry, x.grant_sig, x.vote_sig,
+         x.result, x.verdict, now
+  FROM jsonb_to_recordset(new_votes) AS x(task_id text, worker text, lease_id text, digest text,
+       session_key text, session_expiry float8, grant_sig text, vote_sig text, result jsonb, verdict text);
+  IF jsonb_array_length(changes) = 0 THEN
+    RETURN;
+  END IF;
+  IF cardinality(decided) > 0 THEN
+    UPDATE leases SET state = 'cancelled' WHERE task_id = ANY(decided) AND state = 'active';
+  END IF;
+  UPDATE tasks t SET
+    state = CASE c.action WHEN 'audit' THEN 'auditing' WHEN 'referee' THEN 'refereeing' ELSE t.state END,
+    open_slots = 0
+  FROM jsonb_to_recordset(changes) AS c(task_id text, action text)
+  WHERE t.task_id = c.task_id;
+END
+$fn$
+`,
 ];

@@ -19,8 +19,10 @@ import { DATASETS, type DatasetName } from '../data/catalog.ts';
 import { type CambrianDomain, cambrianDomain } from '../protocol/eip712.ts';
 import { enableWasmKeccak } from '../protocol/keccak.ts';
 import { createApi, type DatasetInfo } from './api.ts';
+import { auditPending } from './audit.ts';
 import type { Db } from './db.ts';
 import { LOCK_TTL_MS, tryLock } from './locks.ts';
+import type { RateLimits } from './rate-limits.ts';
 import { RecoveryPool } from './recovery-pool.ts';
 import { refereePending } from './referee.ts';
 import { type SearchConfig, SearchDriver } from './search.ts';
@@ -47,6 +49,10 @@ export interface CoordinatorOptions {
   settleMs?: number;
   searchMs?: number;
   settleBatchSize?: number;
+  /** Request rate limits (default DEFAULT_RATE_LIMITS; false: none). */
+  rateLimits?: RateLimits | false;
+  /** Shortest session grant accepted, seconds (default MIN_GRANT_LIFETIME_S). */
+  minGrantSeconds?: number;
   /** Threads that recover signatures (default: cores − 1, at most 4; 0 = on the event loop). */
   recoveryThreads?: number;
   log?: (msg: string) => void;
@@ -154,6 +160,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     rpcUrl: opts.chain?.rpcUrl,
     datasets: datasetInfos(),
     datasetBytes,
+    rateLimits: opts.rateLimits,
+    minGrantSeconds: opts.minGrantSeconds,
   });
 
   const root = new Hono();
@@ -175,9 +183,23 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const { port } = server.address() as AddressInfo;
 
   const loops = [
-    loop(opts.sweepMs ?? 1000, 'lease sweep', () => store.expireLeases(), log),
+    loop(
+      opts.sweepMs ?? 1000,
+      'lease sweep',
+      async () => {
+        await store.expireLeases();
+        await store.evictExpiredSessions();
+      },
+      log,
+    ),
     loop(opts.searchMs ?? 1000, 'search', async () => search?.tick(), log),
     loop(opts.settleMs ?? 2000, 'referee', () => refereePending(opts.db, store, log, { states }), log),
+    loop(
+      opts.settleMs ?? 2000,
+      'audit',
+      () => auditPending(opts.db, store, { states, stateWaitMs: queue.stateWaitMs ?? 0, log }),
+      log,
+    ),
     loop(
       opts.settleMs ?? 2000,
       'settlement',

@@ -29,6 +29,8 @@ it('rebroadcasts a stored signed settlement that never left before a crash', asy
   coordinator = await startCoordinator({
     db,
     domain: cambrianDomain(chain.settings.chainId, chain.settings.settlement),
+    // The workers stop after their tasks: the audit recomputes from step 0 at once.
+    queue: { stateWaitMs: 0 },
     log: () => {},
   });
   const ids = [
@@ -48,6 +50,7 @@ it('rebroadcasts a stored signed settlement that never left before a crash', asy
   );
   const states = () =>
     db!.query<{ state: string }>('SELECT state FROM tasks WHERE task_id = ANY($1::text[])', [ids]);
+  await coordinator.tick(); // the audit
   expect((await states()).map((t) => t.state)).toEqual(['agreed', 'agreed']);
 
   // First settler: the process "dies" right after the signed transaction was stored.

@@ -3,9 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDataset } from '../data/node.ts';
 import { train } from '../engine/train.ts';
 import type { TaskResult } from '../protocol/index.ts';
+import { taskIdOf } from '../protocol/index.ts';
+import { auditPending } from './audit.ts';
 import { openDb } from './db.ts';
 import type { Refusal } from './errors.ts';
 import { bisectDivergence, refereePending } from './referee.ts';
+import { StateExchange } from './states.ts';
 import { type Session, Store } from './store.ts';
 import {
   DATABASES,
@@ -63,7 +66,25 @@ for (const { name, open } of DATABASES) {
     });
     afterAll(() => db.cleanup());
 
-    it('issues each replica once, never two to one worker, and agrees on a majority', async () => {
+    const taskRow = async (taskId: string) =>
+      (
+        await db.db.query<{
+          state: string;
+          agreed_digest: string;
+          decided_by: string;
+          referee: { wrong: string[] };
+        }>('SELECT state, agreed_digest, decided_by, referee FROM tasks WHERE task_id = $1', [taskId])
+      )[0];
+    const verdicts = async (taskId: string) =>
+      (
+        await db.db.query<{ worker: string; verdict: string }>(
+          'SELECT worker, verdict FROM votes WHERE task_id = $1 ORDER BY worker',
+          [taskId],
+        )
+      ).map((v) => v.verdict);
+    const audit = () => auditPending(db.db, store, { states: new StateExchange(db.db), stateWaitMs: 0 });
+
+    it('issues each replica once, never two to one worker, and settles identical votes only after an audit', async () => {
       const result = await honestResult(101);
       const taskId = await store.addTask(tinySpec(101));
       expect(taskId).toBe(result.taskId);
@@ -78,27 +99,33 @@ for (const { name, open } of DATABASES) {
       expect((await refusal(store.submit(b, la.leaseId, result, '0x'))).status).toBe(403);
       expect(await store.submit(a, la.leaseId, result, '0x')).toBe('open');
       expect((await refusal(store.submit(a, la.leaseId, result, '0x'))).reason).toMatch(/duplicate/);
-      expect(await store.submit(b, lb.leaseId, result, '0x')).toBe('agreed');
+      expect(await store.submit(b, lb.leaseId, result, '0x')).toBe('auditing');
       expect((await refusal(store.heartbeat(a, la.leaseId, {}))).status).toBe(409);
+      // No state uploads (stateWaitMs 0): the audit recomputes the task and finds the same digest.
+      expect(await audit()).toBe(1);
+      expect(await taskRow(result.taskId)).toMatchObject({ state: 'agreed', decided_by: 'votes' });
+      expect(await verdicts(result.taskId)).toEqual(['majority', 'majority']);
+      expect(await store.trustOf(worker(0))).toEqual({ audited: 1, failures: 0 });
     });
 
-    it('adds a replica on disagreement and records the dissenter', async () => {
+    it('sends any disagreement straight to the referee, whose single honest vote wins', async () => {
       const honest = await honestResult(102);
       const wrong = divergentResult(honest, 1);
       await store.addTask(tinySpec(102));
       const s = await Promise.all([3, 4, 5].map((i) => sessionFor(store, i)));
       const l0 = (await store.lease(s[0]))!;
       const l1 = (await store.lease(s[1]))!;
-      expect(await store.submit(s[0], l0.leaseId, honest, '0x')).toBe('open');
       expect(await store.submit(s[1], l1.leaseId, wrong, '0x')).toBe('open');
-      const l2 = (await store.lease(s[2]))!;
-      expect(l2.taskId).toBe(honest.taskId);
-      expect(await store.submit(s[2], l2.leaseId, honest, '0x')).toBe('agreed');
-      const verdicts = await db.db.query<{ worker: string; verdict: string }>(
-        'SELECT worker, verdict FROM votes WHERE task_id = $1 ORDER BY worker',
-        [honest.taskId],
-      );
-      expect(verdicts.map((v) => v.verdict)).toEqual(['majority', 'dissent', 'majority']);
+      expect(await store.submit(s[0], l0.leaseId, honest, '0x')).toBe('refereeing');
+      expect(await store.lease(s[2])).toBeNull(); // no third replica for a colluder to grab
+      await refereePending(db.db, store);
+      expect(await taskRow(honest.taskId)).toMatchObject({
+        state: 'agreed',
+        agreed_digest: honest.digest,
+        decided_by: 'referee',
+      });
+      expect(await verdicts(honest.taskId)).toEqual(['majority', 'wrong']);
+      expect(await store.trustOf(worker(4))).toEqual({ audited: 0, failures: 1 });
     });
 
     it('reissues an expired lease and refuses the late result as stale', async () => {
@@ -112,32 +139,71 @@ for (const { name, open } of DATABASES) {
       const again = (await store.lease(s[2]))!;
       expect(again.taskId).toBe(result.taskId);
       expect((await refusal(store.submit(s[0], late.leaseId, result, '0x'))).reason).toMatch(/stale/);
+      // A worker whose lease expired (or that released it) never gets that task back.
+      expect(await store.lease(s[0])).toBeNull();
       await db.db.query(`UPDATE tasks SET state = 'failed' WHERE task_id = $1`, [result.taskId]); // out of the way
     });
 
-    it('sends a split that stays split to the referee, who finds the wrong side', async () => {
+    it('a failed audit marks every vote wrong and reopens the task; a fresh honest vote settles it', async () => {
       const honest = await honestResult(104);
-      const wrong = divergentResult(honest, 2);
-      const other = divergentResult(honest, 3);
+      const lie = divergentResult(honest, 2);
       await store.addTask(tinySpec(104));
       const s = await Promise.all([9, 10, 11].map((i) => sessionFor(store, i)));
-      for (const [i, r] of [honest, wrong, other].entries()) {
+      for (const i of [0, 1]) {
         const lease = (await store.lease(s[i]))!;
-        await store.submit(s[i], lease.leaseId, r, '0x');
+        await store.submit(s[i], lease.leaseId, lie, '0x'); // two colluders hold every replica
       }
-      const [task] = await db.db.query<{ state: string }>('SELECT state FROM tasks WHERE task_id = $1', [
-        honest.taskId,
+      expect(await audit()).toBe(1);
+      expect(await taskRow(honest.taskId)).toMatchObject({ state: 'open' });
+      expect(await verdicts(honest.taskId)).toEqual(['wrong', 'wrong']);
+      expect(await store.lease(s[0])).toBeNull(); // the liars never get it back
+      const fresh = (await store.lease(s[2]))!;
+      expect(fresh.taskId).toBe(honest.taskId);
+      expect(await store.submit(s[2], fresh.leaseId, honest, '0x')).toBe('refereeing');
+      await refereePending(db.db, store);
+      expect(await taskRow(honest.taskId)).toMatchObject({
+        state: 'agreed',
+        agreed_digest: honest.digest,
+        decided_by: 'referee',
+      });
+      expect(await verdicts(honest.taskId)).toEqual(['wrong', 'wrong', 'majority']);
+    });
+
+    it("caps live leases per worker (429) and a lease's lifetime whatever its heartbeats", async () => {
+      const capped = new Store(db.db, { ...store.opts, maxLiveLeases: 2, leaseMs: 1000, maxLeaseMs: 1500 });
+      for (let t = 0; t < 3; t++) await capped.addTask(tinySpec(300 + t));
+      const s = await sessionFor(capped, 20);
+      const first = (await capped.lease(s))!;
+      await capped.lease(s);
+      const third = await refusal(capped.lease(s));
+      expect(third.status).toBe(429);
+      expect(third.retryAfterSeconds).toBeGreaterThan(0);
+      const deadline = await capped.heartbeat(s, first.leaseId, {});
+      const [{ issued_at }] = await db.db.query<{ issued_at: number }>(
+        'SELECT issued_at FROM leases WHERE lease_id = $1',
+        [first.leaseId],
+      );
+      expect(deadline).toBeLessThanOrEqual(issued_at + 1500);
+      expect(await capped.expireLeases(issued_at + 1501)).toBe(2);
+      expect((await refusal(capped.heartbeat(s, first.leaseId, {}))).status).toBe(409);
+      await db.db.query(`UPDATE tasks SET state = 'failed' WHERE task_id = ANY($1::text[])`, [
+        [0, 1, 2].map((t) => taskIdOf(tinySpec(300 + t))),
       ]);
-      expect(task.state).toBe('refereeing');
-      await refereePending(db.db, new Store(db.db, { ...store.opts, quorum: 1 }));
-      const [after] = await db.db.query<{
-        state: string;
-        agreed_digest: string;
-        referee: { wrong: string[] };
-      }>('SELECT state, agreed_digest, referee FROM tasks WHERE task_id = $1', [honest.taskId]);
-      expect(after.state).toBe('agreed');
-      expect(after.agreed_digest).toBe(honest.digest);
-      expect(after.referee.wrong.sort()).toEqual([wrong.digest, other.digest].sort());
+    });
+
+    it("evicts expired sessions and keeps a worker's newest few", async () => {
+      const grant = (expiresAt: number) => ({ worker: worker(30), sessionKey: worker(30), expiresAt });
+      const sig = `0x${'11'.repeat(65)}` as Hex;
+      const now = Math.floor(Date.now() / 1000);
+      const tokens = [];
+      for (let i = 0; i < 6; i++) tokens.push(await store.createSession(grant(now + 3600), sig));
+      // At most 4 per worker: the two oldest are gone.
+      expect((await refusal(store.session(tokens[0]))).status).toBe(401);
+      expect((await refusal(store.session(tokens[1]))).status).toBe(401);
+      await store.session(tokens[5]);
+      const short = await store.createSession({ ...grant(now + 2), worker: worker(31) }, sig);
+      expect(await store.evictExpiredSessions(Date.now() + 5000)).toBeGreaterThanOrEqual(1);
+      expect((await refusal(store.session(short))).status).toBe(401);
     });
   });
 }

@@ -8,12 +8,22 @@
  * each other and never hand out one replica twice, because a task's free slots are counted on its
  * locked row, and the partial unique index `leases_live` forbids two live replicas of a task for one worker.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type { Hex } from 'viem';
 import { type TaskResult, type TaskSpec, taskIdOf } from '../protocol/index.ts';
 import type { Db, Queryable } from './db.ts';
 import { Refusal } from './errors.ts';
 import { GroupCommit } from './group-commit.ts';
+import {
+  afterFailure,
+  afterPass,
+  agreement,
+  DEFAULT_TRUST,
+  NEW_WORKER,
+  replicasFor,
+  type TrustParams,
+  type TrustRecord,
+} from './trust-policy.ts';
 
 export interface QueueOptions {
   /** How long a lease lives without a heartbeat. */
@@ -22,8 +32,19 @@ export interface QueueOptions {
   quorum: number;
   /** Replicas issued per task at first. */
   initialReplicas: number;
-  /** Replicas a disagreement may grow to before the referee decides. */
+  /** Most votes a task may collect (a failed audit reopens it for a fresh replica) before it fails. */
   maxReplicas: number;
+  /**
+   * Longest a lease lives, whatever its heartbeats (absent: 30 × leaseMs): a lease cannot be held
+   * forever to starve others.
+   */
+  maxLeaseMs?: number;
+  /** Live leases one worker may hold at once (absent: 2). */
+  maxLiveLeases?: number;
+  /** Sessions one worker keeps; opening more evicts its oldest (absent: 4). */
+  maxSessionsPerWorker?: number;
+  /** Adaptive replication (src/coordinator/trust-policy.ts; absent: DEFAULT_TRUST). */
+  trust?: TrustParams;
   /**
    * How long the referee waits for a voter to upload the agreed state before it recomputes from
    * step 0 (absent: 0, no waiting).
@@ -62,22 +83,25 @@ export interface Lease {
   deadline: number;
 }
 
-export type TaskState = 'open' | 'agreed' | 'refereeing' | 'settling' | 'settled' | 'failed';
+export type TaskState = 'open' | 'auditing' | 'agreed' | 'refereeing' | 'settling' | 'settled' | 'failed';
 
 /** What a batch's votes did to a task: its state afterwards and the change to write, if any. */
 interface Decision {
   state: TaskState;
-  action?: 'agreed' | 'grow' | 'referee';
-  digest?: Hex;
+  action?: 'audit' | 'referee';
 }
 
 interface OpenTask {
   task_id: Hex;
-  seq: number;
   open_slots: number;
-  /** Which of the batch's workers hold a live lease on it. */
+  /** Which of the batch's workers ever held a lease on it (they never get it back). */
   held: string[];
+  /** Nobody ever leased it: it may run as a single replica for a trusted worker. */
+  fresh: boolean;
 }
+
+/** Live leases per worker beyond which the lease route answers 429 (absent option). */
+export const DEFAULT_MAX_LIVE_LEASES = 2;
 
 interface TaskRow {
   task_id: Hex;
@@ -96,6 +120,16 @@ interface Submission {
   result: TaskResult;
   voteSig: Hex;
   checkAgainstSpec: (spec: TaskSpec) => void;
+}
+
+/** A uniformly random permutation (Fisher–Yates over crypto randomness). */
+function shuffled<T>(items: T[]): T[] {
+  const a = items.slice();
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = randomInt(i + 1);
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
 }
 
 export function hashToken(token: string): string {
@@ -177,7 +211,27 @@ export class Store {
       [session.tokenHash, grant.worker, grant.sessionKey, grant.expiresAt, grantSig, Date.now()],
     );
     this.sessions.set(session.tokenHash, session);
+    // A worker keeps its few newest sessions: opening thousands cannot grow the table or the cache.
+    const evicted = await this.db.query<{ token_hash: string }>(
+      `DELETE FROM sessions WHERE token_hash IN (
+         SELECT token_hash FROM sessions WHERE worker = $1 ORDER BY created_at DESC, token_hash OFFSET $2)
+       RETURNING token_hash`,
+      [grant.worker, this.opts.maxSessionsPerWorker ?? 4],
+    );
+    for (const e of evicted) this.sessions.delete(e.token_hash);
     return token;
+  }
+
+  /** Deletes sessions whose grant expired (the sweep calls it); returns how many. */
+  async evictExpiredSessions(now = Date.now()): Promise<number> {
+    const evicted = await this.db.query<{ token_hash: string }>(
+      'DELETE FROM sessions WHERE expires_at * 1000 <= $1 RETURNING token_hash',
+      [now],
+    );
+    for (const e of evicted) this.sessions.delete(e.token_hash);
+    for (const [hash, session] of this.sessions)
+      if (session.expiresAt * 1000 <= now) this.sessions.delete(hash);
+    return evicted.length;
   }
 
   async session(token: string | undefined): Promise<Session> {
@@ -193,7 +247,7 @@ export class Store {
       }>('SELECT worker, session_key, expires_at, grant_sig FROM sessions WHERE token_hash = $1', [
         tokenHash,
       ]);
-      if (!row) throw new Refusal(401, 'unknown session token');
+      if (!row) throw new Refusal(401, 'unknown or evicted session token: POST /sessions again');
       session = {
         tokenHash,
         worker: row.worker,
@@ -210,83 +264,104 @@ export class Store {
   // ---- leases ---------------------------------------------------------------------------------
 
   /**
-   * Leases one replica of the oldest open task this worker holds no replica of, or null.
-   * Requests that arrive while a batch is being written are served together in the next
-   * transaction (group commit): one `FOR UPDATE SKIP LOCKED` pick of open tasks, one insert of
-   * leases, one update of free slots, however many workers asked.
+   * Leases one replica of a random open task this worker never held, or null; a worker at its cap
+   * of live leases is refused (429). Requests that arrive while a batch is being written are served
+   * together in the next transaction (group commit), matched to tasks at random, so that requesting
+   * at the same instant as an accomplice, releasing and re-leasing, or holding many keys gives no
+   * better pairing than chance (docs/TRUST.md).
    */
   lease(session: Session): Promise<Lease | null> {
     return this.leases.push({ session });
   }
 
   /**
-   * One lease batch in two calls (PGlite spends a few hundred microseconds on any statement, so
-   * statements per batch, not rows, bound throughput): pick and lock open tasks with the batch's
-   * workers' live leases on them (again, further down the queue, only if some request is left
-   * unserved); then insert the leases and take the slots.
+   * One lease batch in two calls: lock a random sample of open tasks (with which of the batch's
+   * workers ever held each, the workers' live leases and trust), then insert the leases and take the
+   * slots. The sample holds more tasks than requests, so requests of one batch rarely meet on a task.
    */
-  private async leaseBatch(q: Queryable, batch: LeaseRequest[]): Promise<(Lease | null)[]> {
+  private async leaseBatch(q: Queryable, batch: LeaseRequest[]): Promise<(Lease | null | Refusal)[]> {
     const now = Date.now();
     const deadline = now + this.opts.leaseMs;
     const workers = [...new Set(batch.map((r) => r.session.worker))];
-    const open: OpenTask[] = [];
-    const taken = new Set<string>();
-    const rows: { lease_id: string; task_id: Hex; worker: string; token_hash: string }[] = [];
-    const out: ({ leaseId: string; taskId: Hex; deadline: number } | null)[] = batch.map(() => null);
-    let first = 0; // tasks before this one have no free slot left
-    // Lock a few more tasks than requests (a worker skips tasks it already holds); lock more only
-    // when requests are still unserved and there may be more open tasks. Every locked row costs a
-    // write, so locking a generous margin up front made a single lease several times dearer.
-    for (let round = 0, lim = batch.length + 8; round < 8; round++, lim *= 2) {
-      const more = await q.query<OpenTask>('SELECT * FROM queue_open_tasks($1, $2::text[], $3)', [
-        lim,
-        workers,
-        open.at(-1)?.seq ?? -1,
-      ]);
-      for (const t of more) for (const w of t.held) taken.add(`${t.task_id}|${w}`);
-      open.push(...more);
-      batch.forEach(({ session }, r) => {
-        if (out[r]) return;
-        while (first < open.length && open[first].open_slots === 0) first++;
-        let i = first;
-        while (
-          i < open.length &&
-          (open[i].open_slots === 0 || taken.has(`${open[i].task_id}|${session.worker}`))
-        )
-          i++;
-        if (i === open.length) return;
-        const task = open[i];
-        task.open_slots--;
-        taken.add(`${task.task_id}|${session.worker}`);
-        const leaseId = randomUUID();
-        rows.push({
-          lease_id: leaseId,
-          task_id: task.task_id,
-          worker: session.worker,
-          token_hash: session.tokenHash,
-        });
-        out[r] = { leaseId, taskId: task.task_id, deadline };
-      });
-      if (more.length < lim || out.every(Boolean)) break;
+    const [{ read }] = await q.query<{
+      read: {
+        tasks: [Hex, number, string[], boolean][];
+        live: [string, number][];
+        trust: [string, number, number][];
+      };
+    }>('SELECT queue_lease_candidates($1, $2::text[]) AS read', [batch.length * 2 + 32, workers]);
+    const open: OpenTask[] = read.tasks.map(([task_id, open_slots, held, fresh]) => ({
+      task_id,
+      open_slots,
+      held,
+      fresh,
+    }));
+    const live = new Map(read.live);
+    const trust = new Map(read.trust.map(([w, audited, failures]) => [w, { audited, failures }]));
+    const taken = new Set(open.flatMap((t) => t.held.map((w) => `${t.task_id}|${w}`)));
+    const cap = this.opts.maxLiveLeases ?? DEFAULT_MAX_LIVE_LEASES;
+    const rows: { lease_id: string; task_id: Hex; worker: string; token_hash: string; single: boolean }[] =
+      [];
+    const out: (Omit<Lease, 'spec'> | null | Refusal)[] = batch.map(() => null);
+    for (const r of shuffled(batch.map((_, i) => i))) {
+      const { worker, tokenHash } = batch[r].session;
+      if ((live.get(worker) ?? 0) >= cap) {
+        out[r] = new Refusal(
+          429,
+          `at most ${cap} live leases per worker: submit or release one first`,
+          Math.ceil(this.opts.leaseMs / 1000),
+        );
+        continue;
+      }
+      const eligible = open.filter((t) => t.open_slots > 0 && !taken.has(`${t.task_id}|${worker}`));
+      if (eligible.length === 0) continue;
+      const task = eligible[randomInt(eligible.length)];
+      // Drawn here, unseen by the worker: a trusted worker's fresh task may run as one replica.
+      const single =
+        task.fresh &&
+        replicasFor(
+          trust.get(worker) ?? NEW_WORKER,
+          this.opts.initialReplicas,
+          Math.random(),
+          this.trustParams,
+        ) === 1;
+      task.open_slots = single ? 0 : task.open_slots - 1;
+      task.fresh = false;
+      taken.add(`${task.task_id}|${worker}`);
+      live.set(worker, (live.get(worker) ?? 0) + 1);
+      const leaseId = randomUUID();
+      rows.push({ lease_id: leaseId, task_id: task.task_id, worker, token_hash: tokenHash, single });
+      out[r] = { leaseId, taskId: task.task_id, deadline };
     }
-    if (rows.length === 0) return batch.map(() => null);
+    if (rows.length === 0) return out as (null | Refusal)[];
     await q.query('SELECT queue_insert_leases($1::jsonb, $2, $3)', [JSON.stringify(rows), now, deadline]);
-    return Promise.all(out.map(async (l) => (l ? { ...l, spec: await this.spec(l.taskId, q) } : null)));
+    return Promise.all(
+      out.map(async (l) => (l && !(l instanceof Refusal) ? { ...l, spec: await this.spec(l.taskId, q) } : l)),
+    );
+  }
+
+  get trustParams(): TrustParams {
+    return this.opts.trust ?? DEFAULT_TRUST;
   }
 
   /** Extends a live lease. Refuses (409) a lease that expired or whose task was decided without it. */
   async heartbeat(session: Session, leaseId: string, progress: unknown): Promise<number> {
     const deadline = Date.now() + this.opts.leaseMs;
+    // Never past the lease's maximum lifetime, however often it beats.
     const rows = await this.db.query<{ deadline: number }>(
-      `UPDATE leases SET deadline = $3, heartbeat_at = $4, progress = $5::jsonb
+      `UPDATE leases SET deadline = LEAST($3, issued_at + $6), heartbeat_at = $4, progress = $5::jsonb
        WHERE lease_id = $1 AND worker = $2 AND state = 'active' RETURNING deadline`,
-      [leaseId, session.worker, deadline, Date.now(), JSON.stringify(progress ?? null)],
+      [leaseId, session.worker, deadline, Date.now(), JSON.stringify(progress ?? null), this.maxLeaseMs],
     );
     if (rows.length === 0) throw await this.leaseRefusal(this.db, session, leaseId);
     return deadline;
   }
 
-  /** Gives a lease back (the worker stops); its slot is reissued at once. */
+  get maxLeaseMs(): number {
+    return this.opts.maxLeaseMs ?? 30 * this.opts.leaseMs;
+  }
+
+  /** Gives a lease back (the worker stops); its slot is reissued at once, to another worker. */
   async release(session: Session, leaseId: string): Promise<void> {
     await this.db.tx(async (q) => {
       const lease = await this.lockLease(q, session, leaseId);
@@ -453,7 +528,7 @@ export class Store {
     return undefined;
   }
 
-  /** The agreement rule over every task of a batch (under their row locks). */
+  /** The agreement rule (trust-policy.ts) over every task of a batch (under their row locks). */
   private decideAll(tasks: TaskRow[], votes: { task_id: Hex; digest: Hex }[]): Map<Hex, Decision> {
     const decisions = new Map<Hex, Decision>();
     for (const task of tasks) {
@@ -461,22 +536,11 @@ export class Store {
         decisions.set(task.task_id, { state: task.state });
         continue;
       }
-      const counts = new Map<Hex, number>();
-      for (const v of votes)
-        if (v.task_id === task.task_id) counts.set(v.digest, (counts.get(v.digest) ?? 0) + 1);
-      const total = [...counts.values()].reduce((a, b) => a + b, 0);
-      const [topDigest, top] =
-        [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0] ?? [];
-      if (topDigest && top! >= this.opts.quorum && top! * 2 > total) {
-        decisions.set(task.task_id, { state: 'agreed', action: 'agreed', digest: topDigest });
-      } else if (total < task.wanted) {
-        decisions.set(task.task_id, { state: 'open' });
-      } else if (task.wanted < task.max_replicas) {
-        // Split (or short of quorum): one more replica, from a worker who has not seen this task.
-        decisions.set(task.task_id, { state: 'open', action: 'grow' });
-      } else {
-        decisions.set(task.task_id, { state: 'refereeing', action: 'referee' });
-      }
+      const digests = votes.filter((v) => v.task_id === task.task_id).map((v) => v.digest);
+      const outcome = agreement(digests, task.wanted);
+      if (outcome.kind === 'wait') decisions.set(task.task_id, { state: 'open' });
+      else if (outcome.kind === 'audit') decisions.set(task.task_id, { state: 'auditing', action: 'audit' });
+      else decisions.set(task.task_id, { state: 'refereeing', action: 'referee' });
     }
     return decisions;
   }
@@ -488,10 +552,6 @@ export class Store {
    */
   private async writeDecisions(q: Queryable, accepted: Submission[], decisions: Map<Hex, Decision>) {
     const now = Date.now();
-    const verdictOf = (taskId: Hex, digest: string) => {
-      const d = decisions.get(taskId)!;
-      return d.action === 'agreed' ? (digest === d.digest ? 'majority' : 'dissent') : 'pending';
-    };
     const votes = accepted.map((item) => ({
       task_id: item.result.taskId,
       worker: item.session.worker,
@@ -502,12 +562,13 @@ export class Store {
       grant_sig: item.session.grantSig,
       vote_sig: item.voteSig,
       result: item.result,
-      verdict: verdictOf(item.result.taskId as Hex, item.result.digest),
+      // The audit or the referee gives verdicts; votes alone decide nothing.
+      verdict: 'pending',
     }));
     const changes = [...decisions].flatMap(([task_id, d]) =>
-      d.action ? [{ task_id, action: d.action, digest: d.digest ?? null }] : [],
+      d.action ? [{ task_id, action: d.action }] : [],
     );
-    const decided = changes.filter((c) => c.action !== 'grow').map((c) => c.task_id);
+    const decided = changes.map((c) => c.task_id);
     await q.query('SELECT queue_write_votes($1::jsonb, $2::text[], $3::text[], $4::jsonb, $5)', [
       JSON.stringify(votes),
       votes.map((v) => v.lease_id),
@@ -517,31 +578,82 @@ export class Store {
     ]);
   }
 
-  private async markAgreed(
-    q: Queryable,
-    agreed: { task_id: Hex; digest: Hex }[],
-    how: 'majority' | 'referee',
-  ) {
-    const json = JSON.stringify(agreed);
+  /**
+   * Marks the task agreed on `digest` (the audit passed, or the referee decided): its voters are
+   * 'majority', every other vote 'wrong'; trust records follow (trust-policy.ts). `decidedBy` tells
+   * the settler whether identical votes carried it or the referee's verdict must (docs/TRUST.md).
+   */
+  async decide(q: Queryable, taskId: Hex, digest: Hex, decidedBy: 'votes' | 'referee'): Promise<void> {
     await q.query(
-      `UPDATE tasks t SET state = 'agreed', agreed_digest = x.digest, agreed_at = $2, open_slots = 0,
-              result = (SELECT v.result FROM votes v WHERE v.task_id = t.task_id AND v.digest = x.digest LIMIT 1)
-       FROM jsonb_to_recordset($1::jsonb) AS x(task_id text, digest text) WHERE t.task_id = x.task_id`,
-      [json, Date.now()],
+      `UPDATE tasks t SET state = 'agreed', agreed_digest = $2, agreed_at = $3, open_slots = 0, decided_by = $4,
+              result = (SELECT v.result FROM votes v WHERE v.task_id = t.task_id AND v.digest = $2 LIMIT 1)
+       WHERE t.task_id = $1`,
+      [taskId, digest, Date.now(), decidedBy],
     );
     await q.query(
-      `UPDATE votes v SET verdict = CASE WHEN v.digest = x.digest THEN 'majority' ELSE $2 END
-       FROM jsonb_to_recordset($1::jsonb) AS x(task_id text, digest text) WHERE v.task_id = x.task_id`,
-      [json, how === 'majority' ? 'dissent' : 'wrong'],
+      `UPDATE votes SET verdict = CASE WHEN digest = $2 THEN 'majority' ELSE 'wrong' END WHERE task_id = $1`,
+      [taskId, digest],
+    );
+    await q.query(`UPDATE leases SET state = 'cancelled' WHERE task_id = $1 AND state = 'active'`, [taskId]);
+    await this.recordTrust(q, taskId);
+  }
+
+  /**
+   * Every vote of the task is wrong (a failed audit, or no side matched the referee): they are
+   * marked so and the task reopens for one fresh replica from a worker that never held it, unless it
+   * has collected `maxReplicas` votes already (then it fails).
+   */
+  async rejectAll(q: Queryable, taskId: Hex, reason: string): Promise<'open' | 'failed'> {
+    await q.query(`UPDATE votes SET verdict = 'wrong' WHERE task_id = $1`, [taskId]);
+    await this.recordTrust(q, taskId);
+    const [{ n }] = await q.query<{ n: number }>('SELECT count(*)::int AS n FROM votes WHERE task_id = $1', [
+      taskId,
+    ]);
+    if (n >= this.opts.maxReplicas) {
+      await q.query(`UPDATE tasks SET state = 'failed', error = $2 WHERE task_id = $1`, [taskId, reason]);
+      return 'failed';
+    }
+    await q.query(
+      `UPDATE tasks SET state = 'open', wanted = $2, open_slots = 1, error = $3 WHERE task_id = $1`,
+      [taskId, n + 1, reason],
+    );
+    return 'open';
+  }
+
+  /** Applies a decided task's verdicts to its voters' trust records (each vote counted once). */
+  private async recordTrust(q: Queryable, taskId: Hex): Promise<void> {
+    const rows = await q.query<{
+      worker: string;
+      verdict: string;
+      audited: number | null;
+      failures: number | null;
+    }>(
+      `SELECT v.worker, v.verdict, w.audited, w.failures FROM votes v LEFT JOIN worker_trust w USING (worker)
+       WHERE v.task_id = $1 AND v.verdict IN ('majority', 'wrong') AND NOT v.trust_counted`,
+      [taskId],
+    );
+    if (rows.length === 0) return;
+    const next = rows.map((r) => {
+      const record: TrustRecord = { audited: r.audited ?? 0, failures: r.failures ?? 0 };
+      return { worker: r.worker, ...(r.verdict === 'majority' ? afterPass(record) : afterFailure(record)) };
+    });
+    await q.query(
+      `INSERT INTO worker_trust (worker, audited, failures, updated_at)
+       SELECT x.worker, x.audited, x.failures, $2 FROM jsonb_to_recordset($1::jsonb) AS x(worker text, audited int, failures int)
+       ON CONFLICT (worker) DO UPDATE SET audited = excluded.audited, failures = excluded.failures, updated_at = excluded.updated_at`,
+      [JSON.stringify(next), Date.now()],
     );
     await q.query(
-      `UPDATE leases SET state = 'cancelled' WHERE task_id = ANY($1::text[]) AND state = 'active'`,
-      [agreed.map((a) => a.task_id)],
+      `UPDATE votes SET trust_counted = true WHERE task_id = $1 AND verdict IN ('majority', 'wrong')`,
+      [taskId],
     );
   }
 
-  /** Marks the task agreed on `digest`; `how` says whether a majority or the referee decided. */
-  async decide(q: Queryable, taskId: Hex, digest: Hex, how: 'majority' | 'referee'): Promise<void> {
-    await this.markAgreed(q, [{ task_id: taskId, digest }], how);
+  /** A worker's trust record. */
+  async trustOf(worker: string, q: Queryable = this.db): Promise<TrustRecord> {
+    const [row] = await q.query<TrustRecord>('SELECT audited, failures FROM worker_trust WHERE worker = $1', [
+      worker,
+    ]);
+    return row ?? NEW_WORKER;
   }
 }

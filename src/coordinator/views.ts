@@ -5,6 +5,7 @@
  */
 import type { Hex } from 'viem';
 import { flopCount, paramCount } from '../nas/space.ts';
+import type { TaskView } from '../protocol/http.ts';
 import type { TaskResult, TaskSpec } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 
@@ -37,6 +38,8 @@ interface TaskRow {
   agreed_at: number | null;
   result: TaskResult | null;
   referee: unknown;
+  audit: unknown;
+  decided_by: 'votes' | 'referee';
   tx_hash: Hex | null;
   settled_at: number | null;
   error: string | null;
@@ -48,14 +51,15 @@ export class Views {
     private readonly searchSummary: () => unknown = () => null,
   ) {}
 
-  async task(taskId: Hex) {
+  /**
+   * A task as anyone may see it. Before settlement it tells nothing an attacker could steer by: not
+   * who holds a lease, not how many replicas it wants, not who voted or what; only how many votes
+   * it has. Once settled, everything (who voted what, the verdicts, the audit and the referee).
+   */
+  async task(taskId: Hex): Promise<TaskView | undefined> {
     const [t] = await this.db.query<TaskRow>('SELECT * FROM tasks WHERE task_id = $1', [taskId]);
     if (!t) return undefined;
     const settled = t.state === 'settled';
-    const leases = await this.db.query<{ worker: Hex; state: string; issued_at: number; deadline: number }>(
-      'SELECT worker, state, issued_at, deadline FROM leases WHERE task_id = $1 ORDER BY issued_at',
-      [taskId],
-    );
     const votes = await this.db.query<{ worker: Hex; digest: Hex; verdict: string; received_at: number }>(
       'SELECT worker, digest, verdict, received_at FROM votes WHERE task_id = $1 ORDER BY received_at',
       [taskId],
@@ -63,17 +67,15 @@ export class Views {
     return {
       taskId,
       spec: t.spec,
-      state: t.state,
-      replicas: { wanted: t.wanted, max: t.max_replicas, leases },
-      // Before settlement nobody learns what others voted: only that they did.
-      votes: votes.map((v) => ({
-        worker: v.worker,
-        receivedAt: v.received_at,
-        ...(settled ? { digest: v.digest, verdict: v.verdict } : {}),
-      })),
+      state: t.state as TaskView['state'],
+      votes: votes.map((v) =>
+        settled ? { worker: v.worker, receivedAt: v.received_at, digest: v.digest, verdict: v.verdict } : {},
+      ),
       digest: settled ? t.agreed_digest : null,
       result: settled && t.result ? { ...t.result, checkpoints: undefined } : null,
       referee: settled ? t.referee : null,
+      audit: settled ? t.audit : null,
+      decidedBy: settled ? t.decided_by : null,
       txHash: t.tx_hash,
       settledAt: t.settled_at,
       createdAt: t.created_at,
@@ -164,7 +166,8 @@ export class Views {
       tx_hash: Hex;
     }>(
       `SELECT v.task_id, t.state, v.verdict, v.received_at, t.tx_hash
-       FROM votes v JOIN tasks t USING (task_id) WHERE lower(v.worker) = $1 ORDER BY v.received_at DESC LIMIT 50`,
+       FROM votes v JOIN tasks t USING (task_id) WHERE lower(v.worker) = $1 AND t.state = 'settled'
+       ORDER BY v.received_at DESC LIMIT 50`,
       [worker],
     );
     const sum = (pred: (r: { verdict: string; settled: boolean }) => boolean) =>
@@ -176,11 +179,11 @@ export class Views {
       rewarded: sum((r) => r.settled && r.verdict === 'majority'),
       dissents: sum((r) => r.settled && r.verdict !== 'majority' && r.verdict !== 'pending'),
       pending: sum((r) => !r.settled),
+      // Settled tasks only: which tasks a worker is on is not public before they are decided.
       recent: recent.map((r) => ({
         taskId: r.task_id,
-        // A vote's verdict is only public once its task is settled.
         state: r.state,
-        verdict: r.state === 'settled' ? r.verdict : null,
+        verdict: r.verdict,
         receivedAt: r.received_at,
         txHash: r.tx_hash,
       })),

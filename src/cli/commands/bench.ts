@@ -12,7 +12,7 @@ function listing(): string {
 
 export const command: Command = {
   name: 'bench',
-  summary: 'run a benchmark: gas, engine, search, coordinator, mainthread',
+  summary: 'run a benchmark: gas, engine, search, coordinator, adversary, mainthread',
   get help() {
     return `usage: cambrian bench <name> [options]
 

@@ -1,0 +1,623 @@
+/**
+ * `cambrian bench adversary`: a simulated network on loopback attacked by a colluding minority.
+ *
+ * Each attack runs on a fresh real coordinator (PGlite in memory) and a fresh Settlement contract on
+ * a real anvil, deployed as the repo deploys it. Honest workers lease, "train" (the CPU reference's
+ * real result, computed once per task and shared, since honest workers are bit-identical; they also
+ * wait --think-ms to stand for training time) and submit; the colluders (default a third of the
+ * workers, fresh keys, one party) follow the attack's script through the public HTTP API only, as
+ * docs/API.md describes it. The line per attack: settled tasks, wrong digests settled on chain
+ * (against the CPU reference), honest workers' share of leases and of rewards, strikes on honest and
+ * dishonest workers, and compute per accepted result (training plus referee/audit work, in
+ * task-equivalents).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Hex, keccak256, type LocalAccount, stringToHex } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { ROOT } from '../chain/build.ts';
+import { connectChain, owed, readSettledEvents, revokeSession, strikes } from '../chain/client.ts';
+import { intOption, parseOptions } from '../cli/command.ts';
+import { CoordinatorClient, CoordinatorError, type Lease, type StateRequest } from '../coordinator/client.ts';
+import { type Db, openDb } from '../coordinator/db.ts';
+import { DEFAULT_RATE_LIMITS } from '../coordinator/rate-limits.ts';
+import { type Coordinator, startCoordinator } from '../coordinator/service.ts';
+import { startTestChain, type TestChain, tinySpec } from '../coordinator/testing.ts';
+import { loadDataset } from '../data/node.ts';
+import { trainCpuRun } from '../engine/train-cpu.ts';
+import type { TrainState } from '../engine/types.ts';
+import {
+  buildTaskResult,
+  createSessionKey,
+  signSessionGrant,
+  type TaskResult,
+  type TaskSpec,
+  taskIdOf,
+} from '../protocol/index.ts';
+
+export const ATTACKS = [
+  'none',
+  'burst-release',
+  'grab-after-split',
+  'hoard',
+  'lazy-replay',
+  'fabricate',
+  'veto-expiry',
+  'veto-revoke',
+] as const;
+export type Attack = (typeof ATTACKS)[number];
+
+export const help = `usage: cambrian bench adversary [--tasks 200] [--workers 12] [--colluders 33] [--steps 8]
+                               [--think-ms 100] [--max-seconds 120] [--attacks a,b,…] [--out DIR] [--json]
+
+A simulated network on loopback: a real coordinator (PGlite in memory) and a fresh Settlement
+contract on a real anvil per attack, --workers workers of which --colluders percent (rounded up)
+are one colluding party with fresh keys. Blobs track, --steps training steps per task. Each attack
+runs until --tasks tasks are settled on chain or --max-seconds pass.
+
+Attacks (default: all, 'none' first as the baseline):
+  none              every worker honest
+  burst-release     colluders lease at the same instant, keep a task only when they hold every
+                    replica (submitting one fabricated result), release the rest at once
+  grab-after-split  colluders lie on every task they get and poll hard for the extra replica a
+                    split opens, to win it 2-of-3
+  hoard             colluders lease all they can and heartbeat forever, never submit
+  lazy-replay       colluders train one task, then pair up as in burst-release and submit that
+                    trace relabelled to each task they hold entirely (digest recomputed)
+  fabricate         colluders submit made-up results at the honest workers' pace
+  veto-expiry       colluders vote the honest digest under grants that expire right after
+  veto-revoke       colluders vote the honest digest, then revoke their session key on chain
+
+Per line: settled tasks, wrong digests settled on chain (against the CPU reference), honest
+workers' share of leases and of rewards, strikes on honest / dishonest workers, failed tasks,
+compute per accepted result (training + referee/audit work in task-equivalents), settled/s.
+Writes DIR/adversary.json.`;
+
+interface Options {
+  tasks: number;
+  workers: number;
+  colluderPercent: number;
+  steps: number;
+  thinkMs: number;
+  maxSeconds: number;
+  attacks: Attack[];
+}
+
+export interface AttackLine {
+  attack: Attack;
+  settled: number;
+  wrongSettled: number;
+  failed: number;
+  honestLeaseShare: number;
+  honestRewardShare: number;
+  strikesHonest: number;
+  strikesDishonest: number;
+  /** (results actually trained + referee/audit steps ÷ task steps) ÷ tasks settled on chain. */
+  computePerResult: number;
+  settledPerSecond: number;
+  seconds: number;
+  /** Requests the coordinator refused, by status (what the defences did). */
+  refusals: Record<string, number>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The CPU reference's result and checkpoint states per task, computed once (honest workers agree bit for bit). */
+class Reference {
+  private readonly runs = new Map<Hex, Promise<{ result: TaskResult; states: TrainState[] }>>();
+
+  compute(spec: TaskSpec): Promise<{ result: TaskResult; states: TrainState[] }> {
+    const taskId = taskIdOf(spec);
+    let run = this.runs.get(taskId);
+    if (!run) {
+      run = (async () => {
+        const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
+        const states: TrainState[] = [];
+        const { result } = await trainCpuRun(spec, dataset, { onCheckpoint: (s) => states.push(s) });
+        return { result, states };
+      })();
+      this.runs.set(taskId, run);
+    }
+    return run;
+  }
+
+  async state(taskId: Hex, step: number): Promise<TrainState | undefined> {
+    const run = await this.runs.get(taskId);
+    return run?.states.find((s) => s.step === step);
+  }
+}
+
+/** One worker identity speaking HTTP to the coordinator (the shipped browser-safe client). */
+class Peer {
+  readonly account: LocalAccount;
+  readonly client: CoordinatorClient;
+  sessionKey: LocalAccount = createSessionKey();
+  sessionExpiresAt = 0;
+
+  constructor(
+    url: string,
+    readonly honest: boolean,
+    private readonly stats: RunStats,
+  ) {
+    this.account = privateKeyToAccount(generatePrivateKey());
+    this.client = new CoordinatorClient(url);
+  }
+
+  /** A new session key under a grant of `ttlSeconds`. */
+  async openSession(ttlSeconds = 24 * 3600): Promise<boolean> {
+    this.sessionKey = createSessionKey();
+    try {
+      const { expiresAt } = await this.client.openSession({
+        worker: this.account.address,
+        sessionKey: this.sessionKey,
+        signGrant: (typed) => signSessionGrant(this.account, typed.domain, typed.message),
+        ttlSeconds,
+      });
+      this.sessionExpiresAt = expiresAt;
+      return true;
+    } catch (err) {
+      this.stats.refused(err);
+      return false;
+    }
+  }
+
+  /** A lease, a state request, or null (no work, or refused: then it waits as told). */
+  async lease(states = false): Promise<Lease | StateRequest | null> {
+    try {
+      return states ? await this.client.leaseOrStateRequest() : await this.client.lease();
+    } catch (err) {
+      this.stats.refused(err);
+      if (err instanceof CoordinatorError && err.status === 401) await this.openSession();
+      await sleep(retryAfterMs(err) ?? 50);
+      return null;
+    }
+  }
+
+  async submit(leaseId: string, result: TaskResult): Promise<boolean> {
+    try {
+      await this.client.submit(leaseId, result);
+      return true;
+    } catch (err) {
+      this.stats.refused(err);
+      return false;
+    }
+  }
+
+  async release(leaseId: string): Promise<void> {
+    await this.client.release(leaseId).catch((err) => this.stats.refused(err));
+  }
+}
+
+function retryAfterMs(err: unknown): number | undefined {
+  const s = (err as { retryAfterSeconds?: number }).retryAfterSeconds;
+  return s === undefined ? undefined : s * 1000;
+}
+
+class RunStats {
+  trainings = 0;
+  readonly refusals: Record<string, number> = {};
+  refused(err: unknown) {
+    const key = err instanceof CoordinatorError ? String(err.status) : 'network';
+    this.refusals[key] = (this.refusals[key] ?? 0) + 1;
+  }
+}
+
+/** A made-up result for a task: plausible fields, a perfect score, a consistent digest. */
+function fabricated(taskId: Hex, spec: TaskSpec): TaskResult {
+  const every = spec.checkpointEvery;
+  const steps: number[] = [];
+  for (let s = every; s < spec.training.steps; s += every) steps.push(s);
+  steps.push(spec.training.steps);
+  const fake = (label: string) => keccak256(stringToHex(`${label}:${taskId}`));
+  return buildTaskResult({
+    taskId,
+    valCorrect: spec.split.validation,
+    valCount: spec.split.validation,
+    valLoss: 0n,
+    weightsHash: fake('weights'),
+    checkpoints: steps.map((step) => ({ step, stateHash: fake(`state${step}`) })),
+  });
+}
+
+/** Another task's result relabelled to `taskId` (the digest recomputed): a lazy replay. */
+function relabelled(base: TaskResult, taskId: Hex): TaskResult {
+  return buildTaskResult({
+    taskId,
+    valCorrect: base.valCorrect,
+    valCount: base.valCount,
+    valLoss: BigInt(base.valLoss),
+    weightsHash: base.weightsHash as Hex,
+    checkpoints: base.checkpoints,
+  });
+}
+
+interface Network {
+  coordinator: Coordinator;
+  chain: TestChain;
+  db: Db;
+  reference: Reference;
+  specs: Map<Hex, TaskSpec>;
+  stats: RunStats;
+  opts: Options;
+  stop: AbortSignal;
+  quorum: number;
+}
+
+async function honestLoop(net: Network, peer: Peer) {
+  while (!net.stop.aborted) {
+    const got = await peer.lease(true);
+    if (!got) {
+      await sleep(25);
+      continue;
+    }
+    if ('kind' in got) {
+      const state = await net.reference.state(got.taskId, got.step);
+      if (state) await peer.client.uploadState(got.taskId, state).catch((err) => net.stats.refused(err));
+      continue;
+    }
+    const { result } = await net.reference.compute(got.spec);
+    await sleep(net.opts.thinkMs * (0.5 + Math.random()));
+    if (net.stop.aborted) break; // work cut short by the end of the run is not counted
+    net.stats.trainings++;
+    await peer.submit(got.leaseId, result);
+  }
+}
+
+/**
+ * Colluders lease together at one instant, keep the tasks whose every wanted replica they hold
+ * (`answer` gives their common result) and release the rest at once.
+ */
+async function burstLoop(net: Network, cabal: Peer[], answer: (lease: Lease) => Promise<TaskResult>) {
+  while (!net.stop.aborted) {
+    const got = await Promise.all(cabal.map((p) => p.lease()));
+    const byTask = new Map<Hex, { peer: Peer; lease: Lease }[]>();
+    got.forEach((l, i) => {
+      if (l && !('kind' in l))
+        byTask.set(l.taskId, [...(byTask.get(l.taskId) ?? []), { peer: cabal[i], lease: l }]);
+    });
+    await Promise.all(
+      [...byTask.values()].map(async (held) => {
+        if (held.length >= net.quorum) {
+          const result = await answer(held[0].lease);
+          await Promise.all(held.map(({ peer, lease }) => peer.submit(lease.leaseId, result)));
+        } else {
+          await Promise.all(held.map(({ peer, lease }) => peer.release(lease.leaseId)));
+        }
+      }),
+    );
+    if (byTask.size === 0) await sleep(25);
+  }
+}
+
+/** Colluders lie on every task they get and poll hard, to take the extra replica a split opens. */
+async function grabLoop(net: Network, peer: Peer) {
+  while (!net.stop.aborted) {
+    const got = await peer.lease();
+    if (!got || 'kind' in got) {
+      await sleep(5);
+      continue;
+    }
+    await peer.submit(got.leaseId, fabricated(got.taskId, got.spec));
+  }
+}
+
+async function hoardLoop(net: Network, peer: Peer) {
+  const held = new Set<string>();
+  const beat = setInterval(() => {
+    for (const id of held)
+      peer.client.heartbeat(id).catch((err) => {
+        net.stats.refused(err);
+        held.delete(id);
+      });
+  }, 500);
+  try {
+    while (!net.stop.aborted) {
+      const got = await peer.lease();
+      if (got && !('kind' in got)) held.add(got.leaseId);
+      else await sleep(50);
+    }
+  } finally {
+    clearInterval(beat);
+  }
+}
+
+async function fabricateLoop(net: Network, peer: Peer) {
+  while (!net.stop.aborted) {
+    const got = await peer.lease();
+    if (!got || 'kind' in got) {
+      await sleep(25);
+      continue;
+    }
+    await sleep(net.opts.thinkMs * (0.5 + Math.random()));
+    await peer.submit(got.leaseId, fabricated(got.taskId, got.spec));
+  }
+}
+
+/**
+ * Veto: vote the honest digest, then make the vote invalid on chain before settlement, by a grant
+ * that expires just after the vote (`expire`) or by revoking the session key (`revoke`).
+ */
+async function vetoLoop(net: Network, peer: Peer, how: 'expire' | 'revoke') {
+  const ttl = 3;
+  const wallet = how === 'revoke' ? await connectChain(net.chain.settings.rpcUrl, peer.account) : undefined;
+  if (wallet) await fundAccount(net.chain.anvil.rpcUrl, peer.account.address);
+  while (!net.stop.aborted) {
+    if (!(await peer.openSession(how === 'expire' ? ttl : 24 * 3600))) {
+      await sleep(500);
+      continue;
+    }
+    const got = await peer.lease();
+    if (!got || 'kind' in got) {
+      await sleep(25);
+      continue;
+    }
+    const { result } = await net.reference.compute(got.spec);
+    net.stats.trainings++;
+    if (how === 'expire') {
+      // Vote as late as the grant allows, so it lapses before the batch is simulated.
+      await sleep(Math.max(0, peer.sessionExpiresAt * 1000 - Date.now() - 700));
+      await peer.submit(got.leaseId, result);
+    } else if (await peer.submit(got.leaseId, result)) {
+      await revokeSession(wallet!, net.chain.settings.settlement, peer.sessionKey.address).catch((err) =>
+        net.stats.refused(err),
+      );
+    }
+  }
+}
+
+async function fundAccount(rpcUrl: string, address: Hex) {
+  await fetch(rpcUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'anvil_setBalance',
+      params: [address, '0x56bc75e2d63100000'],
+    }),
+  });
+}
+
+function colluderLoops(net: Network, attack: Attack, cabal: Peer[]): Promise<unknown>[] {
+  switch (attack) {
+    case 'none':
+      return [];
+    case 'burst-release':
+      return [burstLoop(net, cabal, async (l) => fabricated(l.taskId, l.spec))];
+    case 'lazy-replay': {
+      let base: Promise<TaskResult> | undefined;
+      return [
+        burstLoop(net, cabal, async (l) => {
+          // The one task the cabal trains; every later one gets its trace relabelled.
+          if (!base) {
+            net.stats.trainings++;
+            base = net.reference.compute(l.spec).then((r) => r.result);
+            return base;
+          }
+          return relabelled(await base, l.taskId);
+        }),
+      ];
+    }
+    case 'grab-after-split':
+      return cabal.map((p) => grabLoop(net, p));
+    case 'hoard':
+      return cabal.map((p) => hoardLoop(net, p));
+    case 'fabricate':
+      return cabal.map((p) => fabricateLoop(net, p));
+    case 'veto-expiry':
+      return cabal.map((p) => vetoLoop(net, p, 'expire'));
+    case 'veto-revoke':
+      return cabal.map((p) => vetoLoop(net, p, 'revoke'));
+  }
+}
+
+/** Keeps the queue stocked with fresh tasks (the sponsor's role), a few per worker. */
+async function feed(net: Network, seedBase: number) {
+  let seed = seedBase;
+  while (!net.stop.aborted) {
+    const open = await net.coordinator.store.openTaskCount();
+    for (let i = open; i < net.opts.workers * 2; i++) {
+      const spec = tinySpec(seed++, { steps: net.opts.steps });
+      net.specs.set(taskIdOf(spec), spec);
+      await net.coordinator.store.addTask(spec);
+    }
+    await sleep(100);
+  }
+}
+
+async function settledCount(db: Db): Promise<number> {
+  const [row] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE state = 'settled'`);
+  return row.n;
+}
+
+/**
+ * Referee and audit recomputation in task-equivalents: training steps ÷ the task's steps, plus
+ * validation examples at a third of a training example's cost (a forward pass against forward,
+ * backward and update).
+ */
+async function auditWork(db: Db): Promise<number> {
+  const [row] = await db.query<{ w: number }>(
+    `SELECT coalesce(sum(
+       (coalesce((referee->>'stepsRecomputed')::float8, 0) + coalesce((audit->>'stepsRecomputed')::float8, 0))
+         / (spec->'training'->>'steps')::float8
+       + coalesce((audit->>'validated')::float8, 0)
+         / (3 * (spec->'training'->>'steps')::float8 * (spec->'training'->>'batch')::float8)), 0) AS w
+     FROM tasks WHERE referee IS NOT NULL OR audit IS NOT NULL`,
+  );
+  return row.w;
+}
+
+/** Waits (at most 20 s) until every agreed task is settled, so the chain holds what was decided. */
+async function drain(db: Db) {
+  for (let i = 0; i < 100; i++) {
+    const [row] = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM tasks WHERE state IN ('agreed', 'settling')`,
+    );
+    if (row.n === 0) return;
+    await sleep(200);
+  }
+}
+
+async function runAttack(attack: Attack, opts: Options, index: number): Promise<AttackLine> {
+  const chain = await startTestChain();
+  const db = await openDb({ url: 'memory://' });
+  const logs: string[] = [];
+  const coordinator = await startCoordinator({
+    db,
+    chain: chain.settings,
+    queue: { leaseMs: 3000, maxLeaseMs: 10_000, stateWaitMs: 2000 },
+    // Every simulated worker shares loopback: the per-address limit would throttle the whole network.
+    rateLimits: { ...DEFAULT_RATE_LIMITS, perAddress: null, sessionsPerAddress: null },
+    sweepMs: 250,
+    settleMs: 500,
+    settleBatchSize: 32,
+    log: (m) => logs.push(m),
+  });
+  const abort = new AbortController();
+  const stats = new RunStats();
+  const net: Network = {
+    coordinator,
+    chain,
+    db,
+    reference: new Reference(),
+    specs: new Map(),
+    stats,
+    opts,
+    stop: abort.signal,
+    quorum: coordinator.store.opts.quorum,
+  };
+  const colluders = attack === 'none' ? 0 : Math.ceil((opts.workers * opts.colluderPercent) / 100);
+  const peers = Array.from(
+    { length: opts.workers },
+    (_, i) => new Peer(coordinator.url, i >= colluders, stats),
+  );
+  await Promise.all(peers.map((p) => p.openSession()));
+  const cabal = peers.filter((p) => !p.honest);
+  const started = Date.now();
+  const loops = [
+    feed(net, 1 + index * 1_000_000),
+    ...peers.filter((p) => p.honest).map((p) => honestLoop(net, p)),
+    ...colluderLoops(net, attack, cabal),
+  ].map((p) => p.catch((err) => logs.push(`loop: ${String(err)}`)));
+  while ((await settledCount(db)) < opts.tasks && Date.now() - started < opts.maxSeconds * 1000)
+    await sleep(200);
+  const seconds = (Date.now() - started) / 1000;
+  abort.abort();
+  await Promise.all(loops);
+  await drain(db);
+  const line = await measure(net, attack, peers, seconds);
+  await coordinator.close();
+  await db.close();
+  await chain.stop();
+  return line;
+}
+
+async function measure(net: Network, attack: Attack, peers: Peer[], seconds: number): Promise<AttackLine> {
+  const { publicClient } = await connectChain(net.chain.settings.rpcUrl);
+  const settlement = net.chain.settings.settlement;
+  const events = await readSettledEvents(publicClient, settlement);
+  let wrong = 0;
+  for (const e of events) {
+    const spec = net.specs.get(e.taskId);
+    if (!spec || (await net.reference.compute(spec)).result.digest !== e.digest) wrong++;
+  }
+  const honestSet = new Set(peers.filter((p) => p.honest).map((p) => p.account.address.toLowerCase()));
+  const leases = await net.db.query<{ worker: string; n: number }>(
+    'SELECT worker, count(*)::int AS n FROM leases GROUP BY worker',
+  );
+  const share = (rows: { worker: string; n: number }[]) => {
+    const total = rows.reduce((s, r) => s + r.n, 0);
+    const honest = rows.filter((r) => honestSet.has(r.worker.toLowerCase())).reduce((s, r) => s + r.n, 0);
+    return total === 0 ? 1 : honest / total;
+  };
+  let owedHonest = 0n;
+  let owedAll = 0n;
+  let strikesHonest = 0;
+  let strikesDishonest = 0;
+  for (const p of peers) {
+    const o = await owed(publicClient, settlement, p.account.address);
+    const s = Number(await strikes(publicClient, settlement, p.account.address));
+    owedAll += o;
+    if (p.honest) {
+      owedHonest += o;
+      strikesHonest += s;
+    } else strikesDishonest += s;
+  }
+  const [failed] = await net.db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM tasks WHERE state = 'failed'`,
+  );
+  const work = net.stats.trainings + (await auditWork(net.db));
+  return {
+    attack,
+    settled: events.length,
+    wrongSettled: wrong,
+    failed: failed.n,
+    honestLeaseShare: share(leases),
+    honestRewardShare: owedAll === 0n ? 1 : Number((owedHonest * 10_000n) / owedAll) / 10_000,
+    strikesHonest,
+    strikesDishonest,
+    computePerResult: events.length === 0 ? Number.NaN : work / events.length,
+    settledPerSecond: events.length / seconds,
+    seconds,
+    refusals: net.stats.refusals,
+  };
+}
+
+function formatLine(l: AttackLine): string {
+  const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+  const refusals = Object.entries(l.refusals)
+    .map(([k, v]) => `${k}:${v}`)
+    .join(' ');
+  return (
+    `| ${l.attack.padEnd(16)} | ${String(l.settled).padStart(7)} | ${String(l.wrongSettled).padStart(5)} | ` +
+    `${String(l.failed).padStart(6)} | ${pct(l.honestLeaseShare).padStart(6)} | ${pct(l.honestRewardShare).padStart(7)} | ` +
+    `${`${l.strikesHonest} / ${l.strikesDishonest}`.padStart(9)} | ${l.computePerResult.toFixed(2).padStart(7)} | ` +
+    `${l.settledPerSecond.toFixed(1).padStart(9)} | ${refusals} |`
+  );
+}
+
+const HEADER =
+  '| attack           | settled | wrong | failed | honest leases | honest rewards | strikes honest / dishonest | compute per result | settled/s | refusals |\n' +
+  '| ---------------- | ------- | ----- | ------ | ------ | ------- | --------- | ------- | --------- | -------- |';
+
+export async function run(argv: string[]): Promise<number> {
+  const values = parseOptions(argv, {
+    tasks: { type: 'string' },
+    workers: { type: 'string' },
+    colluders: { type: 'string' },
+    steps: { type: 'string' },
+    'think-ms': { type: 'string' },
+    'max-seconds': { type: 'string' },
+    attacks: { type: 'string' },
+    out: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  const attacks = (values.attacks?.split(',') ?? [...ATTACKS]) as Attack[];
+  const unknown = attacks.filter((a) => !ATTACKS.includes(a));
+  if (unknown.length) {
+    console.error(
+      `cambrian bench adversary: unknown attack(s) ${unknown.join(', ')}; known: ${ATTACKS.join(', ')}`,
+    );
+    return 2;
+  }
+  const opts: Options = {
+    tasks: intOption(values.tasks, '--tasks', 200, 1),
+    workers: intOption(values.workers, '--workers', 12, 2),
+    colluderPercent: intOption(values.colluders, '--colluders', 33, 0),
+    steps: intOption(values.steps, '--steps', 8, 2),
+    thinkMs: intOption(values['think-ms'], '--think-ms', 100, 0),
+    maxSeconds: intOption(values['max-seconds'], '--max-seconds', 120, 1),
+    attacks,
+  };
+  if (!values.json) console.log(HEADER);
+  const lines: AttackLine[] = [];
+  for (const [i, attack] of attacks.entries()) {
+    const line = await runAttack(attack, opts, i);
+    lines.push(line);
+    console.log(values.json ? JSON.stringify(line) : formatLine(line));
+  }
+  const dir = values.out ?? join(ROOT, 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'adversary.json'), `${JSON.stringify({ options: opts, lines }, null, 2)}\n`);
+  return 0;
+}

@@ -1,0 +1,157 @@
+/**
+ * Every message of the coordinator's HTTP API (docs/API.md), one zod schema each, shared by the
+ * coordinator (which validates with them and generates its OpenAPI document from them), the
+ * headless worker's client and the web app. Browser-safe: zod only.
+ */
+import type { Hex } from 'viem';
+import { z } from 'zod';
+import { TaskResultSchema } from './result.ts';
+import { TaskSpecSchema } from './spec.ts';
+
+/**
+ * Shortest grant the session route accepts, in seconds: far beyond the settlement delay, so a vote
+ * is still valid when its batch is settled (a short grant was a way to veto a settlement).
+ */
+export const MIN_GRANT_LIFETIME_S = 24 * 3600;
+/** How much shorter than MIN_GRANT_LIFETIME_S a grant may be, for the signer's clock. */
+export const GRANT_CLOCK_SLACK_S = 300;
+/** Longest grant the session route accepts, in seconds. */
+export const MAX_GRANT_LIFETIME_S = 30 * 24 * 3600;
+
+/** A regex-checked string typed as viem's Hex (the cast changes only the static type). */
+const hexString = (pattern: RegExp, message: string) =>
+  z.string().regex(pattern, message) as unknown as z.ZodType<Hex>;
+export const AddressSchema = hexString(/^0x[0-9a-fA-F]{40}$/, 'expected a 20-byte hex address');
+export const Hex32Schema = hexString(/^0x[0-9a-f]{64}$/, 'expected 0x-prefixed lowercase 32-byte hex');
+export const SignatureSchema = hexString(/^0x[0-9a-fA-F]{130}$/, 'expected a 65-byte hex signature');
+const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'expected base64');
+
+export const ErrorBodySchema = z.object({ error: z.string() }).meta({ id: 'Error' });
+
+export const SessionGrantSchema = z
+  .object({ worker: AddressSchema, sessionKey: AddressSchema, expiresAt: z.number().int().positive() })
+  .meta({ id: 'SessionGrant' });
+export const SessionRequestSchema = z
+  .object({ grant: SessionGrantSchema, grantSig: SignatureSchema })
+  .meta({ id: 'SessionRequest' });
+export const SessionResponseSchema = z
+  .object({ token: z.string(), expiresAt: z.number().int() })
+  .meta({ id: 'Session' });
+
+export const LeaseSchema = z
+  .object({
+    leaseId: z.string(),
+    taskId: Hex32Schema,
+    spec: TaskSpecSchema,
+    /** Epoch milliseconds. */
+    deadline: z.number().int(),
+  })
+  .meta({ id: 'Lease' });
+export type Lease = z.infer<typeof LeaseSchema>;
+
+/** What the lease route answers instead of a lease when an audit or the referee wants a worker's state. */
+export const StateRequestSchema = z
+  .object({
+    kind: z.literal('state'),
+    taskId: Hex32Schema,
+    step: z.number().int().min(0),
+    stateHash: Hex32Schema,
+  })
+  .meta({ id: 'StateRequest' });
+export type StateRequest = z.infer<typeof StateRequestSchema>;
+
+export const StateUploadSchema = z
+  .object({
+    taskId: Hex32Schema,
+    step: z.number().int().min(0),
+    params: Base64.describe('all parameters, little-endian i32, canonical order, base64'),
+    momentum: Base64.describe('all momentum values, little-endian i32, base64'),
+  })
+  .meta({ id: 'StateUpload' });
+export type StateUpload = z.infer<typeof StateUploadSchema>;
+
+export const HeartbeatSchema = z
+  .object({ step: z.number().int().min(0).optional(), loss: z.number().optional() })
+  .meta({ id: 'Heartbeat' });
+export const HeartbeatResponseSchema = z
+  .object({ deadline: z.number().int() })
+  .meta({ id: 'HeartbeatAnswer' });
+
+export const ResultSubmissionSchema = z
+  .object({ leaseId: z.string().uuid(), result: TaskResultSchema, voteSig: SignatureSchema })
+  .meta({ id: 'ResultSubmission' });
+export type ResultSubmission = z.infer<typeof ResultSubmissionSchema>;
+
+/** Task states as the coordinator has them. */
+export const TaskStateSchema = z.enum([
+  'open',
+  'auditing',
+  'refereeing',
+  'agreed',
+  'settling',
+  'settled',
+  'failed',
+]);
+export type TaskState = z.infer<typeof TaskStateSchema>;
+
+export const ResultAcceptedSchema = z
+  .object({ accepted: z.literal(true), taskState: TaskStateSchema })
+  .meta({ id: 'ResultAccepted' });
+
+export const DatasetInfoSchema = z.object({
+  name: z.string(),
+  sha256: Hex32Schema,
+  description: z.string(),
+  url: z.string(),
+});
+
+export const InfoSchema = z
+  .object({
+    chainId: z.number().int(),
+    settlement: AddressSchema,
+    rpcUrl: z.string().nullable(),
+    domain: z.object({
+      name: z.literal('Cambrian'),
+      version: z.literal('1'),
+      chainId: z.number().int(),
+      verifyingContract: AddressSchema,
+    }),
+    quorum: z.number().int(),
+    leaseMs: z.number().int(),
+    maxLeaseMs: z.number().int(),
+    maxLiveLeases: z.number().int(),
+    minGrantSeconds: z.number().int(),
+    datasets: z.array(DatasetInfoSchema),
+  })
+  .meta({ id: 'Info' });
+export type Info = z.infer<typeof InfoSchema>;
+
+/**
+ * A task as anyone may see it. Before it is settled nothing tells who holds it, how many replicas
+ * it wants or what anyone voted: only its state and how many votes it has.
+ */
+export const TaskViewSchema = z
+  .object({
+    taskId: Hex32Schema,
+    spec: TaskSpecSchema,
+    state: TaskStateSchema,
+    votes: z.array(
+      z.object({
+        worker: AddressSchema.optional(),
+        receivedAt: z.number().optional(),
+        digest: Hex32Schema.optional(),
+        verdict: z.string().optional(),
+      }),
+    ),
+    digest: Hex32Schema.nullable(),
+    result: z.record(z.string(), z.unknown()).nullable(),
+    referee: z.unknown().nullable(),
+    audit: z.unknown().nullable(),
+    decidedBy: z.enum(['votes', 'referee']).nullable(),
+    txHash: z.string().nullable(),
+    settledAt: z.number().nullable(),
+    createdAt: z.number(),
+    error: z.string().nullable(),
+  })
+  .meta({ id: 'Task' });
+export type TaskView = z.infer<typeof TaskViewSchema>;
