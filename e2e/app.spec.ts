@@ -6,6 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import AxeBuilder from '@axe-core/playwright';
 import { expect, type Page, test } from '@playwright/test';
 import { type Address, createPublicClient, http } from 'viem';
 import { anvilAccount } from '../src/chain/accounts.ts';
@@ -213,3 +214,48 @@ test('contribute from a tab, settle on chain, claim, and try the model', async (
 
   expect(errors).toEqual([]);
 });
+
+const PAGES = [
+  { route: 'contribute', ready: 'earnings' },
+  { route: 'rewards', ready: 'history-settled' },
+  { route: 'leaderboard', ready: 'board-row' },
+  { route: 'search', ready: 'search-stats' },
+] as const;
+
+test('every page at desktop and phone width: screenshots, no horizontal scroll, no serious accessibility violations', async ({
+  page,
+}, testInfo) => {
+  await openApp(page, 'contribute');
+  await connectWallet(page);
+  const violations: string[] = [];
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: width > 500 ? 900 : 844 });
+    for (const { route, ready } of PAGES) {
+      await page.goto(`${stack.app}/#/${route}`);
+      await expect(page.getByTestId(ready).first()).toBeVisible({ timeout: 30_000 });
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, `${route} at ${width} px scrolls sideways`).toBeLessThanOrEqual(1);
+      await page.screenshot({ path: testInfo.outputPath(`${route}-${width}.png`), fullPage: true });
+      // WCAG 2.2 A/AA rules (target size included); only serious and critical findings fail the test.
+      const axe = await new AxeBuilder({ page })
+        .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'])
+        .analyze();
+      for (const v of axe.violations.filter((x) => x.impact === 'serious' || x.impact === 'critical'))
+        violations.push(
+          `${route}@${width}: ${v.id} (${v.impact}) ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
+        );
+    }
+  }
+  expect(violations).toEqual([]);
+});
+
+/** Connects the EIP-6963 test wallet and moves it to the stack's chain. */
+async function connectWallet(page: Page): Promise<void> {
+  await page.getByRole('button', { name: 'Connect wallet' }).click();
+  await page.getByRole('menuitem', { name: 'Anvil Dev Wallet' }).click();
+  await expect(page.getByTestId('account')).toHaveAttribute('title', new RegExp(account, 'i'));
+  // The test wallet always starts on Ethereum mainnet.
+  await expect(page.getByTestId('wrong-chain')).toBeVisible();
+  await page.getByRole('button', { name: `Switch to chain ${stack.chainId}` }).click();
+  await expect(page.getByTestId('wrong-chain')).toBeHidden();
+}

@@ -8,12 +8,22 @@ import { useEffect, useRef, useState } from 'react';
 import { engineWorker } from '../../worker/engine-client.ts';
 import { greyFromRgba, PEN_RADIUS, preprocessDigit, PAD_SIZE as SIZE } from '../lib/digit-preprocess.ts';
 
-export function DigitPad({ onnx, inputs, classes }: { onnx: Uint8Array; inputs: number; classes: number }) {
+export function DigitPad({
+  model,
+  inputs,
+  classes,
+}: {
+  /** The model's ONNX; may take a while the first time (the leaderboard re-trains it). */
+  model: () => Promise<Uint8Array>;
+  inputs: number;
+  classes: number;
+}) {
   const canvas = useRef<HTMLCanvasElement>(null);
   /** The last pen position while the pen is down. */
   const last = useRef<{ x: number; y: number } | undefined>(undefined);
   const [scores, setScores] = useState<number[]>();
   const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
   const side = Math.round(Math.sqrt(inputs));
   const square = side * side === inputs;
 
@@ -56,10 +66,14 @@ export function DigitPad({ onnx, inputs, classes }: { onnx: Uint8Array; inputs: 
     setError(undefined);
     try {
       const pixels = downsample(c, side);
+      setBusy(true);
+      const onnx = await model();
       const logits = await engineWorker().classify(onnx.slice(), pixels);
       setScores(softmax(logits));
     } catch (err) {
       setError(err instanceof Error ? err.message : String(err));
+    } finally {
+      setBusy(false);
     }
   }
 
@@ -78,6 +92,7 @@ export function DigitPad({ onnx, inputs, classes }: { onnx: Uint8Array; inputs: 
         height={SIZE}
         className="pad"
         aria-label="Drawing area: draw a digit with the mouse, a finger or a pen"
+        aria-describedby="try-hint"
         data-testid="digit-canvas"
         onPointerDown={(e) => {
           e.currentTarget.setPointerCapture(e.pointerId);
@@ -99,6 +114,11 @@ export function DigitPad({ onnx, inputs, classes }: { onnx: Uint8Array; inputs: 
             Clear
           </button>
         </div>
+        {busy && !scores && (
+          <p className="muted small" role="status">
+            Reading your drawing…
+          </p>
+        )}
         {error && (
           <p className="warn" role="alert">
             {error}

@@ -4,7 +4,7 @@
  * and a canvas to try it on.
  */
 import { useQuery } from '@tanstack/react-query';
-import { useMemo, useState } from 'react';
+import { useMemo, useRef, useState } from 'react';
 import type { Address, Hex } from 'viem';
 import { usePublicClient } from 'wagmi';
 import { engineWorker, progressProxy } from '../../worker/engine-client.ts';
@@ -125,12 +125,13 @@ function sortModels(models: RankedModel[], key: SortKey, desc: boolean): RankedM
   });
 }
 
-const COLUMNS: { key: SortKey; label: string }[] = [
-  { key: 'label', label: 'Architecture' },
+/** Accuracy first, so it stays in view on a phone; `wide` columns are hidden on narrow screens. */
+const COLUMNS: { key: SortKey; label: string; wide?: boolean }[] = [
   { key: 'accuracy', label: 'Accuracy' },
-  { key: 'loss', label: 'Val. loss' },
+  { key: 'label', label: 'Architecture' },
+  { key: 'loss', label: 'Val. loss', wide: true },
   { key: 'params', label: 'Parameters' },
-  { key: 'flops', label: 'FLOPs' },
+  { key: 'flops', label: 'FLOPs', wide: true },
 ];
 
 function BoardTable({
@@ -159,6 +160,7 @@ function BoardTable({
               <th
                 key={c.key}
                 scope="col"
+                className={c.wide ? 'wide-only' : undefined}
                 aria-sort={sort.key === c.key ? (sort.desc ? 'descending' : 'ascending') : 'none'}
               >
                 <button
@@ -188,19 +190,19 @@ function BoardTable({
                 className={m.entry.taskId === selected ? 'selected' : ''}
               >
                 <td>{i + 1}</td>
-                <td>
+                <td>{percent(m.accuracy)}</td>
+                <td className="arch-cell">
                   <button type="button" className="link" onClick={() => onSelect(m.entry.taskId)}>
                     {m.label}
                   </button>
                 </td>
-                <td>{percent(m.accuracy)}</td>
-                <td>
+                <td className="wide-only">
                   {m.entry.valLoss === undefined
                     ? '—'
                     : (Number(m.entry.valLoss) / 65536 / Math.max(1, m.entry.valCount)).toFixed(4)}
                 </td>
                 <td>{compactNumber(m.params)}</td>
-                <td>{compactNumber(m.flops)}</td>
+                <td className="wide-only">{compactNumber(m.flops)}</td>
                 <td>
                   {ev ? (
                     <span className="ok">✓ block {ev.blockNumber.toString()}</span>
@@ -305,10 +307,12 @@ function ExportAndTry({ model, chainDigest }: { model: RankedModel; chainDigest?
   const check = useDeviceCheck();
   const spec = model.spec;
   const [state, setState] = useState<ExportState>({ status: 'idle' });
+  // One re-training per model, whether the button or the first drawing asks for it.
+  const pending = useRef<Promise<Uint8Array>>(undefined);
   if (!spec) return null;
 
-  async function build() {
-    if (!spec) return;
+  async function train(): Promise<Uint8Array> {
+    if (!spec) throw new Error('no spec');
     setState({ status: 'training', step: 0, steps: spec.training.steps });
     try {
       const backend = votingBackend(check) ?? 'cpu';
@@ -322,13 +326,31 @@ function ExportAndTry({ model, chainDigest }: { model: RankedModel; chainDigest?
       );
       const url = URL.createObjectURL(new Blob([onnx.slice()], { type: 'application/octet-stream' }));
       setState({ status: 'done', onnx, url, digest: result.digest as Hex });
+      return onnx;
     } catch (err) {
+      pending.current = undefined;
       setState({ status: 'failed', error: err instanceof Error ? err.message : String(err) });
+      throw err;
     }
+  }
+
+  /** The model's ONNX, re-trained in this tab on first use (training is bit-exact). */
+  function ensureModel(): Promise<Uint8Array> {
+    pending.current ??= train();
+    return pending.current;
   }
 
   return (
     <div className="export">
+      <h3>Try it</h3>
+      <p className="muted small" id="try-hint">
+        {spec.model.inputs === 784
+          ? 'Draw a digit (0–9) in the black box with your mouse, finger or pen; the model guesses it.'
+          : 'Draw in the black box; the model classifies your drawing.'}
+        {state.status !== 'done' &&
+          ' The first guess takes a moment: this tab rebuilds the model by re-training it.'}
+      </p>
+      <DigitPad model={ensureModel} inputs={spec.model.inputs} classes={spec.model.classes} />
       <h3>Model</h3>
       {state.status === 'idle' && (
         <>
@@ -336,8 +358,8 @@ function ExportAndTry({ model, chainDigest }: { model: RankedModel; chainDigest?
             Training is bit-exact, so this tab can re-train the task, check that it reproduces the digest on
             chain, and export the weights as ONNX.
           </p>
-          <button type="button" onClick={() => void build()} data-testid="build-onnx">
-            Re-train and export ONNX
+          <button type="button" onClick={() => void ensureModel().catch(() => {})} data-testid="build-onnx">
+            Re-train, verify and export ONNX
           </button>
         </>
       )}
@@ -358,7 +380,7 @@ function ExportAndTry({ model, chainDigest }: { model: RankedModel; chainDigest?
       )}
       {state.status === 'failed' && (
         <p className="warn" role="alert">
-          Export failed: {state.error}
+          Re-training failed: {state.error}
         </p>
       )}
       {state.status === 'done' && (
@@ -382,8 +404,6 @@ function ExportAndTry({ model, chainDigest }: { model: RankedModel; chainDigest?
           >
             Download ONNX ({compactNumber(state.onnx.byteLength)} bytes)
           </a>
-          <h3>Try it</h3>
-          <DigitPad onnx={state.onnx} inputs={spec.model.inputs} classes={spec.model.classes} />
         </>
       )}
     </div>
