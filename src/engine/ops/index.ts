@@ -23,15 +23,30 @@
  */
 import { ACTIVATIONS, type Activation } from '../../protocol/spec.ts';
 import { type BackwardParams, backward } from './backward.ts';
+import { type Col2imParams, col2im } from './col2im.ts';
 import { type ForwardParams, forward } from './forward.ts';
-import { type GatherParams, gather } from './gather.ts';
+import { type GapParams, gap } from './gap.ts';
+import { type GapBackwardParams, gapBackward } from './gap-backward.ts';
+import { type GatherParams, gather, INPUT_SHIFT } from './gather.ts';
+import { type Im2colParams, im2col } from './im2col.ts';
+import {
+  type ConvGeometry,
+  elementCount,
+  type ImageLayout,
+  type ImageShape,
+  layoutCode,
+  patchShape,
+} from './image.ts';
 import { type MatmulParams, matmul } from './matmul.ts';
 import { type MaxabsParams, maxabs } from './maxabs.ts';
+import { type MaxpoolParams, maxpool, pooledShape } from './maxpool.ts';
+import { type MaxpoolBackwardParams, maxpoolBackward } from './maxpool-backward.ts';
 import { type BindingDef, grid1d, NONE, type OpDef, type OpParams, packedWords, slotsLength } from './op.ts';
 import { type QuantizeParams, quantize } from './quantize.ts';
 import { type SgdParams, sgd } from './sgd.ts';
 import { type SoftmaxXentParams, softmaxXentRows } from './softmax-xent.ts';
 import { type StepParams, step } from './step.ts';
+import { type TransposeParams, transpose } from './transpose.ts';
 
 export * from './op.ts';
 
@@ -65,6 +80,28 @@ const readWrite = <P>(slot: string, type: BindingDef<P>['type']): BindingDef<P> 
 });
 const i8Both = <P>(slot: string): BindingDef<P> => ({ slot, type: 'i8', access: 'write', layout: 'both' });
 const between = (draw: (n: number) => number, lo: number, hi: number) => lo + draw(hi - lo + 1);
+
+// ---- samplers for the conv ops' parity cases (small odd shapes, both layouts)
+const sampleLayout = (draw: (n: number) => number): ImageLayout => (draw(2) ? 'hwc' : 'chw');
+const sampleImage = (draw: (n: number) => number, minSide = 1): ImageShape => ({
+  batch: between(draw, 1, 3),
+  channels: between(draw, 1, 5),
+  height: between(draw, minSide, 11),
+  width: between(draw, minSide, 11),
+});
+const sampleConv = (draw: (n: number) => number): ConvGeometry => ({
+  ...sampleImage(draw),
+  kernel: [1, 3, 5][draw(3)],
+  stride: 1 + draw(2),
+});
+const sampleAct = (draw: (n: number) => number) =>
+  draw(5) === 0 ? null : ACTIVATIONS[draw(ACTIVATIONS.length)];
+const pooledCount = (s: ImageShape) => elementCount(pooledShape(s));
+const imageUniform = (s: ImageShape) => [s.batch, s.channels, s.height, s.width];
+const convUniform = (g: ConvGeometry) => {
+  const { outH, outW } = patchShape(g);
+  return [...imageUniform(g), g.kernel, g.stride, outH, outW];
+};
 
 export const OPS = {
   maxabs: defineOp<MaxabsParams, Parameters<typeof maxabs>[1]>({
@@ -337,6 +374,163 @@ export const OPS = {
       const clearCount = draw(5);
       return { layers, clearFrom, clearCount, advance: draw(2) === 1, slots: clearFrom + clearCount + 1 };
     },
+  }),
+  // ---- conv ops (docs/ARITHMETIC.md, "Convolutional layers"); tensors in `layout` (chw or hwc)
+
+  im2col: defineOp<Im2colParams, Parameters<typeof im2col>[1]>({
+    name: 'im2col',
+    libs: ['fixed'],
+    bindings: [read('x', 'i32'), read('maxes', 'u32'), i8Both('patches')],
+    shapes: (p) => {
+      const { rows, cols } = patchShape(p);
+      return { x: [elementCount(p)], maxes: [slotsLength(p.xSlot)], patches: [rows, cols] };
+    },
+    uniform: (p) => [...convUniform(p), p.xSlot, INPUT_SHIFT],
+    constants: (p) => ({ CHANNELS_LAST: layoutCode(p.layout) }),
+    grid: (p) => {
+      const { rows, cols } = patchShape(p);
+      return grid1d(packedWords(rows, cols));
+    },
+    twin: im2col,
+    sample: (draw) => ({
+      ...sampleConv(draw),
+      layout: sampleLayout(draw),
+      xSlot: draw(3) === 0 ? NONE : draw(2),
+    }),
+  }),
+
+  col2im: defineOp<Col2imParams, Parameters<typeof col2im>[1]>({
+    name: 'col2im',
+    libs: [],
+    bindings: [read('dP', 'i32'), write('dX', 'i32')],
+    shapes: (p) => {
+      const { rows, cols } = patchShape(p);
+      return { dP: [rows * cols], dX: [elementCount(p)] };
+    },
+    uniform: convUniform,
+    constants: (p) => ({ CHANNELS_LAST: layoutCode(p.layout) }),
+    grid: (p) => grid1d(elementCount(p)),
+    twin: col2im,
+    sample: (draw) => ({ ...sampleConv(draw), layout: sampleLayout(draw) }),
+  }),
+
+  maxpool: defineOp<MaxpoolParams, Parameters<typeof maxpool>[1]>({
+    name: 'maxpool',
+    libs: ['fixed'],
+    bindings: [read('x', 'i32'), readWrite('maxes', 'u32'), write('y', 'i32'), write('arg', 'u32')],
+    shapes: (p) => ({
+      x: [elementCount(p)],
+      maxes: [slotsLength(p.outSlot)],
+      y: [pooledCount(p)],
+      arg: [pooledCount(p)],
+    }),
+    uniform: (p) => [...imageUniform(p), p.outSlot],
+    constants: (p) => ({ CHANNELS_LAST: layoutCode(p.layout) }),
+    grid: (p) => grid1d(pooledCount(p)),
+    twin: maxpool,
+    sample: (draw) => ({
+      ...sampleImage(draw, 2),
+      layout: sampleLayout(draw),
+      outSlot: draw(3) === 0 ? NONE : 1,
+    }),
+  }),
+
+  'maxpool-backward': defineOp<MaxpoolBackwardParams, Parameters<typeof maxpoolBackward>[1]>({
+    name: 'maxpool-backward',
+    libs: ['fixed', 'activation'],
+    bindings: [
+      read('dy', 'i32'),
+      read('arg', 'u32'),
+      read('z', 'i32'),
+      readWrite('maxes', 'u32'),
+      write('gh', 'i32'),
+      write('gz', 'i32'),
+    ],
+    shapes: (p) => ({
+      dy: [pooledCount(p)],
+      arg: [pooledCount(p)],
+      z: [elementCount(p)],
+      maxes: [slotsLength(p.gzSlot)],
+      gh: [elementCount(p)],
+      gz: [elementCount(p)],
+    }),
+    uniform: (p) => [...imageUniform(p), p.gzSlot],
+    constants: (p) => ({ CHANNELS_LAST: layoutCode(p.layout), ACT: actCode(p.act) }),
+    grid: (p) => grid1d(elementCount(p)),
+    twin: maxpoolBackward,
+    sample: (draw) => ({
+      ...sampleImage(draw, 2),
+      layout: sampleLayout(draw),
+      act: sampleAct(draw),
+      gzSlot: draw(3) === 0 ? NONE : 1,
+    }),
+    sampleInputs: (p, draw) => ({ arg: Array.from({ length: pooledCount(p) }, () => draw(4)) }),
+  }),
+
+  gap: defineOp<GapParams, Parameters<typeof gap>[1]>({
+    name: 'gap',
+    libs: ['fixed', 'pool-div'],
+    bindings: [read('x', 'i32'), readWrite('maxes', 'u32'), write('y', 'i32')],
+    shapes: (p) => ({ x: [elementCount(p)], maxes: [slotsLength(p.outSlot)], y: [p.batch * p.channels] }),
+    uniform: (p) => [...imageUniform(p), p.outSlot],
+    constants: (p) => ({ CHANNELS_LAST: layoutCode(p.layout) }),
+    grid: (p) => grid1d(p.batch * p.channels, 64),
+    twin: gap,
+    sample: (draw) => ({
+      ...sampleImage(draw),
+      layout: sampleLayout(draw),
+      outSlot: draw(3) === 0 ? NONE : 1,
+    }),
+  }),
+
+  'gap-backward': defineOp<GapBackwardParams, Parameters<typeof gapBackward>[1]>({
+    name: 'gap-backward',
+    libs: ['fixed', 'activation', 'pool-div'],
+    bindings: [
+      read('dy', 'i32'),
+      read('z', 'i32'),
+      readWrite('maxes', 'u32'),
+      write('gh', 'i32'),
+      write('gz', 'i32'),
+    ],
+    shapes: (p) => ({
+      dy: [p.batch * p.channels],
+      z: [elementCount(p)],
+      maxes: [slotsLength(p.gzSlot)],
+      gh: [elementCount(p)],
+      gz: [elementCount(p)],
+    }),
+    uniform: (p) => [...imageUniform(p), p.gzSlot],
+    constants: (p) => ({ CHANNELS_LAST: layoutCode(p.layout), ACT: actCode(p.act) }),
+    grid: (p) => grid1d(elementCount(p)),
+    twin: gapBackward,
+    sample: (draw) => ({
+      ...sampleImage(draw),
+      layout: sampleLayout(draw),
+      act: sampleAct(draw),
+      gzSlot: draw(3) === 0 ? NONE : 1,
+    }),
+  }),
+
+  transpose: defineOp<TransposeParams, Parameters<typeof transpose>[1]>({
+    name: 'transpose',
+    libs: [],
+    bindings: [read('x', 'i32'), write('y', 'i32')],
+    shapes: (p) => ({ x: [p.batch * p.rows * p.cols], y: [p.batch * p.rows * p.cols] }),
+    uniform: (p) => [p.batch, p.rows, p.cols],
+    constants: (p) => ({ TILED: p.tiled ? 1 : 0 }),
+    grid: (p) => {
+      const y = Math.ceil(p.rows / 16) * p.batch;
+      if (y > 65535) throw new Error(`transpose: ${y} row tiles exceed one dispatch dimension`);
+      return [Math.ceil(p.cols / 16), y];
+    },
+    twin: transpose,
+    sample: (draw) => ({
+      batch: between(draw, 1, 3),
+      rows: between(draw, 1, 40),
+      cols: between(draw, 1, 40),
+      tiled: draw(2) === 1,
+    }),
   }),
 } as const;
 

@@ -35,7 +35,12 @@ export function kernelCode(name: KernelName): string {
   return KERNELS[name].join('\n');
 }
 
-const LIBS: Record<string, string> = { fixed: wgsl.fixed, rng: wgsl.rng, activation: wgsl.activation };
+const LIBS: Record<string, string> = {
+  fixed: wgsl.fixed,
+  rng: wgsl.rng,
+  activation: wgsl.activation,
+  'pool-div': wgsl.poolDiv,
+};
 
 /** `softmax-xent` → `softmaxXent`, the generated constant of ops/softmax-xent.wgsl. */
 const constantName = (file: string) => file.replace(/[-_](\w)/g, (_, c: string) => c.toUpperCase());
