@@ -338,9 +338,9 @@ describe('conv layers: the integer gradient against float64 central differences'
     const fd = centralDifferences(net, params, pixels, labels, B);
     const cosine = dot(grad, fd) / (norm(grad) * norm(fd));
     const ratio = norm(grad) / norm(fd);
-    console.log(
-      `${_}: cosine ${cosine.toFixed(4)}, norm ratio ${ratio.toFixed(3)}, ${grad.length} parameters`,
-    );
+    // Measured (one draw of the stochastic rounding): cosine 0.9957 / 0.9942 / 0.9984, norm ratio
+    // 0.958 / 0.989 / 0.988. Flatten without its transpose gives cosine 0.78; a col2im scale off by
+    // one bit 0.94.
     expect(cosine).toBeGreaterThan(0.99);
     expect(Math.abs(ratio - 1)).toBeLessThan(0.1);
   });
