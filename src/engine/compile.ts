@@ -237,6 +237,7 @@ class Compiler {
     const ws = (l: number) => (val ? this.valSlot.w(l) : this.slot.w(l));
     const K0 = layers[0].K;
     const widen = layers[0].residual;
+    const V = this.plan.validation.length;
     const ops: Invocation[] = [
       {
         op: OPS.gather,
@@ -248,7 +249,7 @@ class Compiler {
           perStep,
           widen,
           count: dataset.count,
-          steps: this.stepsPerUpload,
+          steps: val ? Math.floor(V / B) : this.stepsPerUpload,
         },
         bind: {
           pixels: 'pixels',
@@ -289,7 +290,6 @@ class Compiler {
       });
     }
     const C = layers[L - 1].N;
-    const V = this.plan.validation.length;
     ops.push({
       op: OPS['softmax-xent'],
       label: 'softmax-xent',

@@ -308,7 +308,7 @@ export const OPS = {
       eSlot: 0,
       wSlot: 1,
       gzSlot: 2,
-      act: ACTIVATIONS[draw(ACTIVATIONS.length)],
+      act: draw(5) === 0 ? null : ACTIVATIONS[draw(ACTIVATIONS.length)],
       residual: draw(2) === 1,
     }),
   }),
