@@ -10,12 +10,13 @@ import { rescaleAll } from './matmul.ts';
 import { maxAbs, quantShift } from './quantize.ts';
 
 export interface BackwardParams {
-  [key: string]: number | boolean | string;
+  [key: string]: number | boolean | string | null;
   count: number;
   eSlot: number;
   wSlot: number;
   gzSlot: number;
-  act: Activation;
+  /** null: identity (the input's producer has no activation: a pool, or a flatten of one). */
+  act: Activation | null;
   residual: boolean;
 }
 
@@ -34,7 +35,8 @@ export function backward(
   const shift = quantShift(b.maxes[p.eSlot]) + quantShift(b.maxes[p.wSlot]) - 24;
   rescaleAll(b.acc, shift, b.ghOut, count);
   if (p.residual) for (let i = 0; i < count; i++) b.ghOut[i] = (b.ghOut[i] + b.ghRes[i]) | 0;
-  activationBackward(p.act, b.z, b.ghOut, b.gz, count);
+  if (p.act) activationBackward(p.act, b.z, b.ghOut, b.gz, count);
+  else b.gz.set(b.ghOut.subarray(0, count));
   const m = maxAbs(b.gz, count);
   if (m > b.maxes[p.gzSlot]) b.maxes[p.gzSlot] = m;
 }

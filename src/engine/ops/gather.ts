@@ -17,6 +17,8 @@ export interface GatherParams {
   widen: boolean;
   /** Examples in the dataset (sizes pixels and labels; not sent to the kernel). */
   count: number;
+  /** perStep: batches of `rows` the order buffer holds after `base` (sizes it; not sent). */
+  steps: number;
 }
 
 export function gather(

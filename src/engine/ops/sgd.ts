@@ -25,6 +25,13 @@ export function sgdStep(
   }
 }
 
+/** The weight gradient, reused between calls (the twin runs every step). */
+let gradScratch = new Int32Array(0);
+function scratch(n: number): Int32Array {
+  if (gradScratch.length < n) gradScratch = new Int32Array(n);
+  return gradScratch;
+}
+
 export interface SgdParams {
   [key: string]: number;
   k: number;
@@ -56,7 +63,7 @@ export function sgd(
   },
 ): void {
   const { k, n, learningRateQ16: lr, momentumQ16: mom, weightDecayQ24: wd } = p;
-  const g = new Int32Array(k * n);
+  const g = scratch(k * n);
   rescaleAll(b.acc, operandShift(b.maxes, p.xSlot) + operandShift(b.maxes, p.eSlot) - 16, g, k * n);
   sgdStep(b.w, b.vw, g, k * n, lr, mom, wd);
   const gb = new Int32Array(n);

@@ -4,9 +4,10 @@
  * at setup so a whole step records into one compute pass with no per-op work on the CPU.
  */
 
+import type { Program } from '../compile.ts';
 import type { I8Layout } from '../ops/index.ts';
-import type { BufferDecl, Invocation } from '../program.ts';
-import { elementsOf } from '../program.ts';
+import { type BufferDecl, elementsOf, type Invocation } from '../program.ts';
+import type { Dataset } from '../types.ts';
 import { bindGroup, storageBuffer, uniformBuffer } from './buffers.ts';
 import type { GpuContext } from './context.ts';
 import { opCode } from './kernels.ts';
@@ -113,4 +114,33 @@ export function encodeOps(pass: GPUComputePassEncoder, ops: readonly RecordedOp[
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(grid[0], grid[1]);
   }
+}
+
+/** What a program's `init` fields refer to. */
+export interface ProgramInputs {
+  dataset: Dataset;
+  validation: Uint32Array;
+  params: Int32Array;
+  momentum: Int32Array;
+}
+
+/** Every buffer of a program on the GPU, filled from its `init`. */
+export function createProgramTensors(
+  device: GPUDevice,
+  program: Program,
+  inputs: ProgramInputs,
+): Map<string, GpuTensor> {
+  const tensors = new Map<string, GpuTensor>();
+  for (const decl of program.buffers.values()) {
+    const init = decl.init;
+    let data: ArrayLike<number> | undefined;
+    if (init?.from === 'params' || init?.from === 'momentum') {
+      const vector = init.from === 'params' ? inputs.params : inputs.momentum;
+      data = vector.subarray(init.offset, init.offset + elementsOf(decl.shape));
+    } else if (init?.from === 'pixels') data = inputs.dataset.pixels;
+    else if (init?.from === 'labels') data = inputs.dataset.labels;
+    else if (init?.from === 'validation') data = inputs.validation;
+    tensors.set(decl.name, createGpuTensor(device, decl, data));
+  }
+  return tensors;
 }
