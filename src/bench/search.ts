@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { loadDataset } from '../data/node.ts';
 import type { Dataset } from '../engine/types.ts';
 import { formatTable, specOf } from '../nas/search.ts';
+import { describeAny } from '../nas/spaces.ts';
 import {
   ashaRungs,
   createStrategy,
@@ -32,12 +33,13 @@ import { taskIdOf } from '../protocol/spec.ts';
 
 export const help = `usage: cambrian bench search [--seeds N] [--budget N] [--track ${FAST_TRACK}|mnist]
                             [--steps N] [--max-params N] [--population P] [--sample S]
-                            [--asha-cap N] [--out FILE]
+                            [--asha-cap N | --no-asha] [--out FILE]
 
 Compares regularized evolution with random search (mean best validation accuracy over N seeds at
 equal budget) and measures the CPU-seconds ASHA needs to match full-budget random search.
 Defaults: 10 seeds, budget 100, track ${FAST_TRACK} with its steps and parameter budget, population 20,
-sample 5, ASHA capped at 4× budget trainings. Writes JSON to bench-results/search.json (or --out).`;
+sample 5, ASHA capped at 4× budget trainings (--no-asha skips the ASHA part). Writes JSON to
+bench-results/search.json (or --out). --track mnist-cnn runs the conv space (v2 specs).`;
 
 interface Evaluated {
   outcome: Outcome;
@@ -49,6 +51,7 @@ class Evaluator {
   private readonly cache = new Map<string, Evaluated>();
   trainings = 0;
   hits = 0;
+  private top?: { architecture: string; valCorrect: number; valCount: number; steps: number; taskId: string };
 
   constructor(
     private readonly track: Track,
@@ -73,7 +76,21 @@ class Evaluator {
     };
     this.trainings++;
     this.cache.set(id, evaluated);
+    const t = this.top;
+    if (!t || result.valCorrect * t.valCount > t.valCorrect * result.valCount)
+      this.top = {
+        architecture: describeAny(arch),
+        valCorrect: result.valCorrect,
+        valCount: result.valCount,
+        steps,
+        taskId: id,
+      };
     return evaluated;
+  }
+
+  /** The most accurate training so far (any strategy, any fidelity). */
+  best() {
+    return this.top;
   }
 }
 
@@ -126,6 +143,7 @@ export async function run(argv: string[]): Promise<number> {
       population: { type: 'string', default: '20' },
       sample: { type: 'string', default: '5' },
       'asha-cap': { type: 'string' },
+      'no-asha': { type: 'boolean', default: false },
       steps: { type: 'string' },
       'max-params': { type: 'string' },
       out: { type: 'string', default: 'bench-results/search.json' },
@@ -136,6 +154,7 @@ export async function run(argv: string[]): Promise<number> {
   const population = Number(values.population);
   const sample = Number(values.sample);
   const ashaCap = values['asha-cap'] ? Number(values['asha-cap']) : 4 * budget;
+  const noAsha = values['no-asha'];
   const track = trackByName(values.track);
   const steps = values.steps ? Number(values.steps) : track.steps;
   const space = spaceOf(track, values['max-params'] ? Number(values['max-params']) : track.maxParams);
@@ -148,7 +167,7 @@ export async function run(argv: string[]): Promise<number> {
   );
   const started = performance.now();
   console.error(
-    `bench search: ${track.name}, ${steps} steps, ${space.maxParams} max params, ${seeds} seeds, budget ${budget}, evolution P=${population} S=${sample}`,
+    `bench search: ${track.id}, ${steps} steps, ${space.maxParams} max params, ${seeds} seeds, budget ${budget}, evolution P=${population} S=${sample}`,
   );
 
   const perSeed: {
@@ -174,7 +193,9 @@ export async function run(argv: string[]): Promise<number> {
       minSteps,
       maxSteps: steps,
     });
-    const asha = await drive(ashaStrategy, evaluator, steps, (best) => best >= target);
+    const asha = noAsha
+      ? { bestAfter: [], cpuAfter: [] }
+      : await drive(ashaStrategy, evaluator, steps, (best) => best >= target);
     const matched = asha.bestAfter[asha.bestAfter.length - 1] >= target;
     const randomCpuToBest = random.cpuAfter[random.bestAfter.indexOf(target)];
     perSeed.push({
@@ -190,9 +211,11 @@ export async function run(argv: string[]): Promise<number> {
       randomCpuToBest,
     });
     console.error(
-      `seed ${seed}: random ${pct(target)}, evolution ${pct(evolution.bestAfter[budget - 1])}, ` +
-        `ASHA ${matched ? 'matched' : 'did not match'} after ${asha.cpuAfter.length} trainings ` +
-        `(${asha.cpuAfter[asha.cpuAfter.length - 1].toFixed(1)} CPU-s vs random ${random.cpuAfter[budget - 1].toFixed(1)} CPU-s)`,
+      `seed ${seed}: random ${pct(target)}, evolution ${pct(evolution.bestAfter[budget - 1])}` +
+        (noAsha
+          ? ` (${random.cpuAfter[budget - 1].toFixed(1)} + ${evolution.cpuAfter[budget - 1].toFixed(1)} CPU-s)`
+          : `, ASHA ${matched ? 'matched' : 'did not match'} after ${asha.cpuAfter.length} trainings ` +
+            `(${asha.cpuAfter[asha.cpuAfter.length - 1].toFixed(1)} CPU-s vs random ${random.cpuAfter[budget - 1].toFixed(1)} CPU-s)`),
     );
   }
 
@@ -215,7 +238,7 @@ export async function run(argv: string[]): Promise<number> {
   const matchedSeeds = perSeed.filter((s) => s.asha.matched).length;
 
   console.log(
-    `\nRegularized evolution vs random search: ${track.name}, ${steps} steps per evaluation, ${seeds} seeds`,
+    `\nRegularized evolution vs random search: ${track.id}, ${steps} steps per evaluation, ${seeds} seeds`,
   );
   console.log('(mean best validation accuracy ± standard error over seeds)\n');
   console.log(
@@ -228,47 +251,56 @@ export async function run(argv: string[]): Promise<number> {
   console.log(
     `\nevolution − random, paired by seed: ${pm(diffs)}; evolution better on ${evoWins} of ${seeds} seeds, equal on ${ties}`,
   );
-  console.log(
-    `\nASHA (rungs of ${ashaRungs(minSteps, steps, 3).join('/')} steps, η = 3) to match full-budget random search\n`,
-  );
-  console.log(
-    formatTable(
-      ['', 'CPU-seconds (mean ± s.e.)', 'trainings (mean)'],
-      [
-        ['random search, whole budget', pm(randomCpu, (x) => x.toFixed(1)), budget],
+  if (!noAsha) printAsha();
+  function printAsha() {
+    console.log(
+      `\nASHA (rungs of ${ashaRungs(minSteps, steps, 3).join('/')} steps, η = 3) to match full-budget random search\n`,
+    );
+    console.log(
+      formatTable(
+        ['', 'CPU-seconds (mean ± s.e.)', 'trainings (mean)'],
         [
-          'random search, until its best',
-          pm(
-            perSeed.map((s) => s.randomCpuToBest),
-            (x) => x.toFixed(1),
-          ),
-          '—',
+          ['random search, whole budget', pm(randomCpu, (x) => x.toFixed(1)), budget],
+          [
+            'random search, until its best',
+            pm(
+              perSeed.map((s) => s.randomCpuToBest),
+              (x) => x.toFixed(1),
+            ),
+            '—',
+          ],
+          [
+            'ASHA, until it matches',
+            pm(ashaCpu, (x) => x.toFixed(1)),
+            mean(perSeed.map((s) => s.asha.jobs)).toFixed(1),
+          ],
         ],
-        [
-          'ASHA, until it matches',
-          pm(ashaCpu, (x) => x.toFixed(1)),
-          mean(perSeed.map((s) => s.asha.jobs)).toFixed(1),
-        ],
-      ],
-    ),
-  );
-  console.log(
-    `\nASHA matched random search's best on ${matchedSeeds} of ${seeds} seeds (cap ${ashaCap} trainings);`,
-  );
-  console.log(`ratio of mean CPU-seconds ASHA / random = ${(mean(ashaCpu) / mean(randomCpu)).toFixed(3)}`);
+      ),
+    );
+    console.log(
+      `\nASHA matched random search's best on ${matchedSeeds} of ${seeds} seeds (cap ${ashaCap} trainings);`,
+    );
+    console.log(`ratio of mean CPU-seconds ASHA / random = ${(mean(ashaCpu) / mean(randomCpu)).toFixed(3)}`);
+  }
+  const top = evaluator.best();
+  if (top)
+    console.log(
+      `\nbest architecture trained: ${top.architecture} — ${top.valCorrect}/${top.valCount} (${pct(top.valCorrect / top.valCount)}), task ${top.taskId}`,
+    );
   const wall = (performance.now() - started) / 1000;
   console.log(
     `\n${evaluator.trainings} distinct trainings (${evaluator.hits} cache hits), ${wall.toFixed(0)} s wall`,
   );
 
   const report = {
-    track: track.name,
+    track: track.id,
     steps,
     maxParams: space.maxParams,
     seeds,
     budget,
     evolution: { populationSize: population, sampleSize: sample },
-    ashaCap,
+    ashaCap: noAsha ? null : ashaCap,
+    bestArchitecture: top ?? null,
     curve: curve.map((c) => ({
       evaluations: c.evaluations,
       random: { mean: mean(c.random), stderr: stderr(c.random) },
@@ -281,14 +313,16 @@ export async function run(argv: string[]): Promise<number> {
       evolutionWins: evoWins,
       ties,
     },
-    asha: {
-      matchedSeeds,
-      cpuSeconds: ashaCpu,
-      randomCpuSeconds: randomCpu,
-      randomCpuSecondsToBest: perSeed.map((s) => s.randomCpuToBest),
-      trainings: perSeed.map((s) => s.asha.jobs),
-      ratio: mean(ashaCpu) / mean(randomCpu),
-    },
+    asha: noAsha
+      ? null
+      : {
+          matchedSeeds,
+          cpuSeconds: ashaCpu,
+          randomCpuSeconds: randomCpu,
+          randomCpuSecondsToBest: perSeed.map((s) => s.randomCpuToBest),
+          trainings: perSeed.map((s) => s.asha.jobs),
+          ratio: mean(ashaCpu) / mean(randomCpu),
+        },
     trainings: evaluator.trainings,
     cacheHits: evaluator.hits,
     wallSeconds: wall,

@@ -21,6 +21,7 @@ import {
 } from './cnn-space.ts';
 import { HashRng } from './rng.ts';
 import { BATCHES, LEARNING_RATES_Q16, MOMENTA_Q16, WEIGHT_DECAYS_Q24 } from './space.ts';
+import { specCounts } from './spaces.ts';
 import { createStrategy, restoreStrategy } from './strategy.ts';
 import { spaceOf, TRACKS } from './tracks.ts';
 
@@ -122,6 +123,7 @@ describe('conv space: counts', () => {
         params += last * track.classes + track.classes;
         macs += last * track.classes;
         expect(cnnCounts(space, arch)).toMatchObject({ params, macs });
+        expect(specCounts(spec)).toEqual({ params, flops: 2 * macs });
       }),
       { numRuns: 200 },
     );

@@ -5,7 +5,7 @@
  * gives the operations of its family.
  */
 import type { Hex } from 'viem';
-import { type AnyTaskSpec, isV2 } from '../protocol/spec.ts';
+import { type AnyTaskSpec, isV2, layerShapes, type Shape } from '../protocol/spec.ts';
 import {
   CNN_MUTATIONS,
   type CnnArchitecture,
@@ -122,4 +122,37 @@ export function describeAny(arch: AnyArchitecture): string {
 /** The architecture a spec of either version trains (throws when it lies outside the spaces' grids). */
 export function anyArchitectureOf(spec: AnyTaskSpec): AnyArchitecture {
   return isV2(spec) ? cnnArchitectureOf(spec) : architectureOf(spec);
+}
+
+/**
+ * Exact parameter and FLOP (2 × forward MACs) counts of any valid spec, read from its layers (so specs
+ * off the search grids count too): v1 Σ K·N (+ N), v2 the conv formula of `cnnCounts` per layer.
+ */
+export function specCounts(spec: AnyTaskSpec): { params: number; flops: number } {
+  const widths = isV2(spec) ? undefined : [spec.model.inputs, ...spec.model.hidden.map((h) => h.units)];
+  let params = 0;
+  let macs = 0;
+  const dense = (K: number, N: number) => {
+    params += K * N + N;
+    macs += K * N;
+  };
+  if (widths) {
+    for (let i = 1; i < widths.length; i++) dense(widths[i - 1], widths[i]);
+    dense(widths[widths.length - 1], spec.model.classes);
+    return { params, flops: 2 * macs };
+  }
+  const v2 = spec as Extract<AnyTaskSpec, { v: 2 }>;
+  const shapes = layerShapes(v2.model);
+  let prev = { kind: 'image', ...v2.model.input } as Shape;
+  v2.model.layers.forEach((layer, i) => {
+    const out = shapes[i];
+    if (layer.op === 'conv' && prev.kind === 'image' && out.kind === 'image') {
+      const K = prev.channels * layer.kernel * layer.kernel;
+      params += K * layer.channels + layer.channels;
+      macs += out.height * out.width * layer.channels * K;
+    } else if (layer.op === 'dense' && prev.kind === 'flat') dense(prev.units, layer.units);
+    prev = out;
+  });
+  if (prev.kind === 'flat') dense(prev.units, v2.model.classes);
+  return { params, flops: 2 * macs };
 }
