@@ -18,7 +18,9 @@ const FIELDS = ['taskId', 'weightsHash', 'valCorrect', 'digest'];
 const TIMEOUT_MS = Number(process.env.DEVICE_CHECK_TRAIN_TIMEOUT_MS ?? 120000);
 
 const only = new RegExp(process.env.DEVICE_CHECK_ONLY ?? '');
-const expected = JSON.parse(readFileSync(join(HERE, 'expected.json'), 'utf8')).filter((e) => only.test(e.file));
+const expected = JSON.parse(readFileSync(join(HERE, 'expected.json'), 'utf8')).filter((e) =>
+  only.test(e.file),
+);
 mkdirSync(join(out, 'train'), { recursive: true });
 const rows = [];
 for (const want of expected) {
