@@ -7,7 +7,8 @@ import { train } from '../engine/train.ts';
 import type { Backend, Dataset, TrainState } from '../engine/types.ts';
 import type { TaskResult } from '../protocol/result.ts';
 import { type TaskSpec, taskIdOf } from '../protocol/spec.ts';
-import { buildMlpOnnx, type WeightMode, weightsFromParams } from './mlp.ts';
+import { buildOnnx, onnxDoc } from './build.ts';
+import type { WeightMode } from './mlp.ts';
 
 export interface ExportedModel {
   result: TaskResult;
@@ -42,8 +43,9 @@ export async function trainAndExport(
   // The captured state must be the one the result commits to.
   if (weightsHashOf(params) !== result.weightsHash)
     throw new Error('final parameters do not match the weightsHash');
-  const onnx = buildMlpOnnx(spec.model, weightsFromParams(spec.model, params, options.weights ?? 'int8'), {
-    doc: 'Cambrian MLP: input pixels float32 [N, inputs] in [0, 1], output logits float32 [N, classes]',
+  const onnx = buildOnnx(spec, params, {
+    weights: options.weights,
+    doc: onnxDoc(spec),
     metadata: {
       taskId: taskIdOf(spec),
       digest: result.digest,

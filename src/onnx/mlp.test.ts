@@ -13,7 +13,7 @@ import {
   parameterCount,
   weightsFromParams,
 } from './mlp.ts';
-import { varint } from './proto.ts';
+import { decodeModel, onnx } from './proto.ts';
 
 ort.env.wasm.numThreads = 1;
 
@@ -34,12 +34,24 @@ function randomPixels(count: number, inputs: number, seed: number): Float32Array
   return Float32Array.from({ length: count * inputs }, () => rng.int(256) / 255);
 }
 
-describe('protobuf writer', () => {
-  it('writes base-128 varints', () => {
-    expect([...varint(0)]).toEqual([0]);
-    expect([...varint(300)]).toEqual([0xac, 0x02]);
-    expect([...varint(2 ** 35)]).toEqual([0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
-    expect(() => varint(-1)).toThrow();
+describe('ModelProto through onnx-proto', () => {
+  it('decodes back to the opset, metadata, initializers and symbolic batch dimension written', () => {
+    const m: MlpModel = {
+      inputs: 3,
+      classes: 2,
+      hidden: [{ units: 4, activation: 'relu', residual: false }],
+    };
+    const layers = weightsFromParams(m, randomParams(m, 5), 'master');
+    const decoded = decodeModel(buildMlpOnnx(m, layers, { metadata: { taskId: '0xab' } }));
+    expect(decoded.opsetImport.map((o) => Number(o.version))).toEqual([13]);
+    expect(decoded.metadataProps.map((p) => [p.key, p.value])).toEqual([['taskId', '0xab']]);
+    const weight = (decoded.graph?.initializer ?? []).find((t) => t.name === 'layer0_weight');
+    expect(weight?.dims?.map(Number)).toEqual([3, 4]);
+    expect(weight?.dataType).toBe(onnx.TensorProto.DataType.FLOAT);
+    // rawData may be a view into a larger (Node Buffer) pool: copy it out first.
+    expect(new Float32Array(Uint8Array.from(weight?.rawData ?? []).buffer)).toEqual(layers[0].weight);
+    const dims = decoded.graph?.input?.[0].type?.tensorType?.shape?.dim;
+    expect(dims?.map((d) => d.dimParam || Number(d.dimValue))).toEqual(['N', 3]);
   });
 });
 

@@ -60,11 +60,21 @@ export function weightsFromParams(
   params: Int32Array,
   mode: WeightMode = 'int8',
 ): LayerWeights[] {
-  if (params.length !== parameterCount(m)) {
-    throw new Error(`expected ${parameterCount(m)} parameters for this model, got ${params.length}`);
+  return weightLayersFromParams(layerShapes(m), params, mode);
+}
+
+/** The same split for any list of [K][N] weight layers in canonical order (MLP or v2 models). */
+export function weightLayersFromParams(
+  shapes: { inputs: number; outputs: number }[],
+  params: Int32Array,
+  mode: WeightMode = 'int8',
+): LayerWeights[] {
+  const expected = shapes.reduce((n, s) => n + s.inputs * s.outputs + s.outputs, 0);
+  if (params.length !== expected) {
+    throw new Error(`expected ${expected} parameters for this model, got ${params.length}`);
   }
   let at = 0;
-  return layerShapes(m).map(({ inputs, outputs }) => {
+  return shapes.map(({ inputs, outputs }) => {
     const w = params.subarray(at, at + inputs * outputs);
     at += inputs * outputs;
     const b = params.subarray(at, at + outputs);
@@ -86,7 +96,7 @@ export function weightsFromParams(
 }
 
 /** Builds nodes with unique, readable names. */
-class GraphBuilder {
+export class GraphBuilder {
   readonly nodes: NodeDef[] = [];
   readonly initializers: GraphDef['initializers'] = [];
   private readonly constants = new Map<number, string>();
@@ -109,6 +119,11 @@ class GraphBuilder {
 
   tensor(name: string, dims: number[], data: Float32Array): string {
     this.initializers.push({ name, dims, data });
+    return name;
+  }
+
+  int64Tensor(name: string, dims: number[], int64: number[]): string {
+    this.initializers.push({ name, dims, int64 });
     return name;
   }
 

@@ -1,103 +1,29 @@
 /**
- * A minimal protobuf writer for the ONNX messages an MLP needs (onnx.proto3, IR version 7+).
- *
- * Hand-written rather than onnx-proto's protobufjs build: that package is CommonJS without named
- * ESM exports (its `onnx` namespace is undefined under Node's ESM loader), and the handful of
- * messages below are a few dozen lines. Browser-safe: no node: imports, output is a Uint8Array.
- * Field numbers are those of onnx/onnx.proto; only the fields used are modelled.
+ * ONNX protobuf messages through the `onnx-proto` package: protobufjs's static code generated from
+ * onnx/onnx.proto (ONNX 1.10.2: IR version ≤ 8, opsets ≤ 15; this export writes IR 7, opset 13).
+ * protobufjs does the wire format; this file only builds the message objects the exporters need.
+ * The package is CommonJS: its namespace is the default import's `onnx` (Node's ESM loader and
+ * Vite alike). Browser-safe: no node: imports, output is a Uint8Array.
  */
+import onnxProto, { type onnx as proto } from 'onnx-proto';
 
-const WIRE_VARINT = 0;
-const WIRE_LEN = 2;
-const WIRE_FIXED32 = 5;
+const { onnx } = onnxProto;
 
-const utf8 = new TextEncoder();
-
-/** Accumulates one message's fields; `finish()` concatenates them. */
-export class Message {
-  private readonly parts: Uint8Array[] = [];
-  private size = 0;
-
-  private push(bytes: Uint8Array): this {
-    this.parts.push(bytes);
-    this.size += bytes.length;
-    return this;
-  }
-
-  private key(field: number, wire: number): this {
-    return this.push(varint(field * 8 + wire));
-  }
-
-  /** int32/int64/enum/bool field (non-negative values only: all this writer needs). */
-  int(field: number, value: number): this {
-    return this.key(field, WIRE_VARINT).push(varint(value));
-  }
-
-  float(field: number, value: number): this {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, value, true);
-    return this.key(field, WIRE_FIXED32).push(b);
-  }
-
-  bytes(field: number, value: Uint8Array): this {
-    return this.key(field, WIRE_LEN).push(varint(value.length)).push(value);
-  }
-
-  string(field: number, value: string): this {
-    return this.bytes(field, utf8.encode(value));
-  }
-
-  message(field: number, value: Message): this {
-    return this.bytes(field, value.finish());
-  }
-
-  finish(): Uint8Array {
-    const out = new Uint8Array(this.size);
-    let at = 0;
-    for (const p of this.parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
-  }
-}
-
-/** Base-128 varint of a non-negative safe integer. */
-export function varint(value: number): Uint8Array {
-  if (!Number.isSafeInteger(value) || value < 0)
-    throw new Error(`varint needs a non-negative safe integer, got ${value}`);
-  const out: number[] = [];
-  while (value >= 0x80) {
-    out.push((value % 0x80) | 0x80);
-    value = Math.floor(value / 0x80);
-  }
-  out.push(value);
-  return Uint8Array.from(out);
-}
+export { onnx };
 
 /** TensorProto.DataType values used here. */
-export const DataType = { FLOAT: 1, INT64: 7 } as const;
-/** AttributeProto.AttributeType values used here. */
-const AttributeType = { FLOAT: 1, INT: 2 } as const;
+export const DataType = { FLOAT: onnx.TensorProto.DataType.FLOAT, INT64: onnx.TensorProto.DataType.INT64 };
 
-/** TensorProto with raw little-endian data: dims=1, data_type=2, name=8, raw_data=9. */
-export function tensor(name: string, dims: number[], data: Float32Array): Message {
-  const m = new Message();
-  for (const d of dims) m.int(1, d);
-  m.int(2, DataType.FLOAT).string(8, name);
-  const raw = new Uint8Array(data.length * 4);
-  const view = new DataView(raw.buffer);
-  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i], true);
-  return m.bytes(9, raw);
-}
+export type Attribute =
+  | { name: string; float: number }
+  | { name: string; int: number }
+  | { name: string; ints: number[] };
 
-export type Attribute = { name: string; float: number } | { name: string; int: number };
-
-/** AttributeProto: name=1, f=2, i=3, type=20. */
-function attribute(a: Attribute): Message {
-  const m = new Message().string(1, a.name);
-  if ('float' in a) return m.float(2, a.float).int(20, AttributeType.FLOAT);
-  return m.int(3, a.int).int(20, AttributeType.INT);
+function attribute(a: Attribute): proto.IAttributeProto {
+  const { AttributeType } = onnx.AttributeProto;
+  if ('float' in a) return { name: a.name, f: a.float, type: AttributeType.FLOAT };
+  if ('ints' in a) return { name: a.name, ints: a.ints, type: AttributeType.INTS };
+  return { name: a.name, i: a.int, type: AttributeType.INT };
 }
 
 export interface NodeDef {
@@ -108,48 +34,41 @@ export interface NodeDef {
   attributes?: Attribute[];
 }
 
-/** NodeProto: input=1, output=2, name=3, op_type=4, attribute=5. */
-export function node(n: NodeDef): Message {
-  const m = new Message();
-  for (const i of n.inputs) m.string(1, i);
-  for (const o of n.outputs) m.string(2, o);
-  m.string(3, n.name).string(4, n.op);
-  for (const a of n.attributes ?? []) m.message(5, attribute(a));
-  return m;
+/** A float32 tensor initializer with raw little-endian data. */
+export function tensor(name: string, dims: number[], data: Float32Array): proto.ITensorProto {
+  const raw = new Uint8Array(data.length * 4);
+  const view = new DataView(raw.buffer);
+  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i], true);
+  return { name, dims, dataType: DataType.FLOAT, rawData: raw };
 }
 
-/**
- * ValueInfoProto (name=1, type=2, doc_string=3) of a float tensor; a string dim is symbolic
- * (TensorShapeProto.Dimension dim_param=2), a number fixed (dim_value=1).
- */
-export function floatValueInfo(name: string, dims: (number | string)[], doc = ''): Message {
-  const shape = new Message();
-  for (const d of dims)
-    shape.message(1, typeof d === 'number' ? new Message().int(1, d) : new Message().string(2, d));
-  const tensorType = new Message().int(1, DataType.FLOAT).message(2, shape);
-  const m = new Message().string(1, name).message(2, new Message().message(1, tensorType));
-  return doc ? m.string(3, doc) : m;
+/** A float tensor's ValueInfoProto; a string dim is symbolic (dim_param), a number fixed (dim_value). */
+export function floatValueInfo(name: string, dims: (number | string)[], doc = ''): proto.IValueInfoProto {
+  const dim = dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d }));
+  return {
+    name,
+    type: { tensorType: { elemType: DataType.FLOAT, shape: { dim } } },
+    ...(doc ? { docString: doc } : {}),
+  };
+}
+
+/** A float32 tensor, or an int64 one (shapes, e.g. Reshape's second input). */
+export type Initializer =
+  | { name: string; dims: number[]; data: Float32Array }
+  | { name: string; dims: number[]; int64: number[] };
+
+function initializer(t: Initializer): proto.ITensorProto {
+  if ('data' in t) return tensor(t.name, t.dims, t.data);
+  return { name: t.name, dims: t.dims, dataType: DataType.INT64, int64Data: t.int64 };
 }
 
 export interface GraphDef {
   name: string;
   nodes: NodeDef[];
-  initializers: { name: string; dims: number[]; data: Float32Array }[];
-  inputs: Message[];
-  outputs: Message[];
+  initializers: Initializer[];
+  inputs: proto.IValueInfoProto[];
+  outputs: proto.IValueInfoProto[];
   doc?: string;
-}
-
-/** GraphProto: node=1, name=2, initializer=5, doc_string=10, input=11, output=12. */
-export function graph(g: GraphDef): Message {
-  const m = new Message();
-  for (const n of g.nodes) m.message(1, node(n));
-  m.string(2, g.name);
-  for (const t of g.initializers) m.message(5, tensor(t.name, t.dims, t.data));
-  if (g.doc) m.string(10, g.doc);
-  for (const i of g.inputs) m.message(11, i);
-  for (const o of g.outputs) m.message(12, o);
-  return m;
 }
 
 export interface ModelDef {
@@ -162,16 +81,35 @@ export interface ModelDef {
   metadata?: Record<string, string>;
 }
 
-/**
- * ModelProto: ir_version=1, producer_name=2, producer_version=3, doc_string=6, graph=7,
- * opset_import=8 (OperatorSetIdProto: domain=1, version=2), metadata_props=14 (key=1, value=2).
- */
+/** The ModelProto bytes. */
 export function model(def: ModelDef): Uint8Array {
-  const m = new Message().int(1, def.irVersion).string(2, def.producer).string(3, def.producerVersion);
-  if (def.doc) m.string(6, def.doc);
-  m.message(7, graph(def.graph)).message(8, new Message().string(1, '').int(2, def.opset));
-  for (const [key, value] of Object.entries(def.metadata ?? {})) {
-    m.message(14, new Message().string(1, key).string(2, value));
-  }
-  return m.finish();
+  const g = def.graph;
+  const message = onnx.ModelProto.create({
+    irVersion: def.irVersion,
+    producerName: def.producer,
+    producerVersion: def.producerVersion,
+    ...(def.doc ? { docString: def.doc } : {}),
+    opsetImport: [{ domain: '', version: def.opset }],
+    metadataProps: Object.entries(def.metadata ?? {}).map(([key, value]) => ({ key, value })),
+    graph: {
+      name: g.name,
+      node: g.nodes.map((n) => ({
+        input: n.inputs,
+        output: n.outputs,
+        name: n.name,
+        opType: n.op,
+        attribute: (n.attributes ?? []).map(attribute),
+      })),
+      initializer: g.initializers.map(initializer),
+      input: g.inputs,
+      output: g.outputs,
+      ...(g.doc ? { docString: g.doc } : {}),
+    },
+  });
+  return onnx.ModelProto.encode(message).finish();
+}
+
+/** Decodes ModelProto bytes (tests and tools read exported models back with it). */
+export function decodeModel(bytes: Uint8Array): proto.ModelProto {
+  return onnx.ModelProto.decode(bytes);
 }

@@ -8,7 +8,7 @@ import { decodeDataset } from '../data/format.ts';
 import { train } from '../engine/train.ts';
 import type { Backend, Dataset, TrainProgress, TrainState } from '../engine/types.ts';
 import { type GpuReport, GpuSession, GpuUnavailableError } from '../gpu/device.ts';
-import { buildMlpOnnx, weightsFromParams } from '../onnx/mlp.ts';
+import { buildOnnx } from '../onnx/build.ts';
 import { type CambrianDomain, createSessionKey, resultVoteTypedData } from '../protocol/eip712.ts';
 import type { TaskResult } from '../protocol/result.ts';
 import type { TaskSpec } from '../protocol/spec.ts';
@@ -141,7 +141,7 @@ const api = {
       last = state;
     });
     if (!last) throw new Error('training produced no checkpoint');
-    const onnx = buildMlpOnnx(job.spec.model, weightsFromParams(job.spec.model, last.params), {
+    const onnx = buildOnnx(job.spec, last.params, {
       metadata: { ...metadata, digest: result.digest, weightsHash: result.weightsHash },
     });
     return Comlink.transfer({ result, onnx }, [onnx.buffer as ArrayBuffer]);

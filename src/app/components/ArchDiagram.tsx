@@ -1,13 +1,73 @@
-/** A drawing of an MLP: one bar per layer, height by width (log), labelled with units and activation. */
-import type { TaskSpec } from '../../protocol/spec.ts';
+/**
+ * A drawing of a model: one bar per layer, height by its activations per example (log), labelled
+ * with its size and kind. MLP (v1): units and activation. Conv (v2): channels×height×width and the
+ * layer (conv k×k, stride, activation; pool; gap; flatten; dense).
+ */
+import {
+  type AnyTaskSpec,
+  isV2,
+  type Layer,
+  layerShapes,
+  type Shape,
+  type TaskSpecV2,
+} from '../../protocol/spec.ts';
 import { useChartWidth } from './Charts.tsx';
 
-export function ArchDiagram({ spec }: { spec: TaskSpec }) {
-  const layers = [
-    { units: spec.model.inputs, name: 'input', residual: false },
-    ...spec.model.hidden.map((l) => ({ units: l.units, name: l.activation, residual: l.residual })),
-    { units: spec.model.classes, name: 'softmax', residual: false },
-  ].map((l, i) => ({ ...l, id: `layer-${i}` }));
+interface Bar {
+  /** Activations per example (the bar's height, log scale). */
+  units: number;
+  /** The size shown under the bar. */
+  size: string;
+  name: string;
+  residual: boolean;
+}
+
+function mlpBars(spec: Exclude<AnyTaskSpec, TaskSpecV2>): Bar[] {
+  const bar = (units: number, name: string, residual = false) => ({
+    units,
+    size: String(units),
+    name,
+    residual,
+  });
+  return [
+    bar(spec.model.inputs, 'input'),
+    ...spec.model.hidden.map((l) => bar(l.units, l.activation, l.residual)),
+    bar(spec.model.classes, 'softmax'),
+  ];
+}
+
+const sizeOf = (s: Shape) => (s.kind === 'image' ? s.channels * s.height * s.width : s.units);
+const sizeText = (s: Shape) =>
+  s.kind === 'image' ? `${s.channels}×${s.height}×${s.width}` : String(s.units);
+
+function layerName(l: Layer): string {
+  switch (l.op) {
+    case 'conv':
+      return `conv${l.kernel}${l.stride === 2 ? '/2' : ''} ${l.activation}`;
+    case 'dense':
+      return l.activation;
+    default:
+      return l.op;
+  }
+}
+
+function cnnBars(spec: TaskSpecV2): Bar[] {
+  const input: Shape = { kind: 'image', ...spec.model.input };
+  const shapes = layerShapes(spec.model);
+  return [
+    { units: sizeOf(input), size: sizeText(input), name: 'input', residual: false },
+    ...spec.model.layers.map((l, i) => ({
+      units: sizeOf(shapes[i]),
+      size: sizeText(shapes[i]),
+      name: layerName(l),
+      residual: (l.op === 'conv' || l.op === 'dense') && l.residual,
+    })),
+    { units: spec.model.classes, size: String(spec.model.classes), name: 'softmax', residual: false },
+  ];
+}
+
+export function ArchDiagram({ spec }: { spec: AnyTaskSpec }) {
+  const layers = (isV2(spec) ? cnnBars(spec) : mlpBars(spec)).map((l, i) => ({ ...l, id: `layer-${i}` }));
   // Laid out in real pixels at the box's width, so labels keep their size on a phone.
   const [box, boxWidth] = useChartWidth(480);
   const width = Math.min(boxWidth, Math.max(280, layers.length * 110));
@@ -17,7 +77,7 @@ export function ArchDiagram({ spec }: { spec: TaskSpec }) {
   const x = (i: number) => 40 + i * ((width - 80) / Math.max(1, layers.length - 1));
   const mid = 70;
   const description = layers
-    .map((l) => `${l.units} ${l.name}${l.residual ? ' with residual' : ''}`)
+    .map((l) => `${l.size} ${l.name}${l.residual ? ' with residual' : ''}`)
     .join(', then ');
   return (
     <div ref={box} className="chart-box">
@@ -53,7 +113,7 @@ export function ArchDiagram({ spec }: { spec: TaskSpec }) {
               className={i === 0 ? 'layer input' : i === layers.length - 1 ? 'layer output' : 'layer'}
             />
             <text x={x(i)} y={150} textAnchor="middle" className="tick">
-              {l.units}
+              {l.size}
             </text>
             <text x={x(i)} y={164} textAnchor="middle" className="tick muted">
               {l.name}

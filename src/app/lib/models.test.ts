@@ -25,4 +25,28 @@ describe('rankModel', () => {
     expect(m.accuracy).toBe(0.75);
     expect(m.label).toBe('16relu');
   });
+
+  it('ranks a conv (v2) model: exact parameters, conv FLOPs, a layer label and the -cnn track', () => {
+    const spec = {
+      v: 2,
+      dataset: { name: 'mnist' },
+      model: {
+        input: { channels: 1, height: 8, width: 8 },
+        classes: 10,
+        layers: [
+          { op: 'conv', channels: 4, kernel: 3, stride: 1, activation: 'relu', residual: false },
+          { op: 'maxpool' },
+          { op: 'conv', channels: 8, kernel: 3, stride: 2, activation: 'relu', residual: false },
+          { op: 'gap' },
+        ],
+      },
+    };
+    const m = rankModel({ taskId: '0x02', spec, valCorrect: 1, valCount: 2 });
+    // conv 1→4 (k 3): 9·4 + 4; conv 4→8: 36·8 + 8; classifier 8→10: 80 + 10.
+    expect(m.params).toBe(40 + 296 + 90);
+    // conv1: 8·8 positions × 9 × 4; pool → 4×4; conv2 (stride 2): 2·2 × 36 × 8; classifier 8 × 10.
+    expect(m.flops).toBe(2 * (64 * 36 + 4 * 288 + 80));
+    expect(m.label).toBe('c4k3–maxpool–c8k3s2–gap');
+    expect(m.track).toBe('mnist-cnn');
+  });
 });

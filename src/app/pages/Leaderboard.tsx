@@ -7,6 +7,7 @@ import { useQuery } from '@tanstack/react-query';
 import { useMemo, useRef, useState } from 'react';
 import type { Address, Hex } from 'viem';
 import { usePublicClient } from 'wagmi';
+import { type AnyTaskSpec, isV2, type TaskSpec } from '../../protocol/spec.ts';
 import { engineWorker, progressProxy } from '../../worker/engine-client.ts';
 import { ArchDiagram } from '../components/ArchDiagram.tsx';
 import { DigitPad } from '../components/DigitPad.tsx';
@@ -43,9 +44,17 @@ export function LeaderboardPage() {
   const [sort, setSort] = useState<{ key: SortKey; desc: boolean }>({ key: 'accuracy', desc: true });
   const [axis, setAxis] = useState<'params' | 'flops'>('params');
   const [selected, setSelected] = useState<string>();
+  const [track, setTrack] = useState<string>('all');
+  const ranked = useMemo(() => (board.data ?? []).map(rankModel), [board.data]);
+  const tracks = useMemo(() => [...new Set(ranked.map((m) => m.track))].sort(), [ranked]);
   const models = useMemo(
-    () => sortModels((board.data ?? []).map(rankModel), sort.key, sort.desc),
-    [board.data, sort],
+    () =>
+      sortModels(
+        ranked.filter((m) => track === 'all' || m.track === track),
+        sort.key,
+        sort.desc,
+      ),
+    [ranked, track, sort],
   );
   const chosen = models.find((m) => m.entry.taskId === selected) ?? models[0];
 
@@ -68,6 +77,7 @@ export function LeaderboardPage() {
         )}
         {models.length > 0 && (
           <>
+            {tracks.length > 1 && <TrackFilter tracks={tracks} track={track} onChange={setTrack} />}
             <div className="chart-head">
               <h3>Accuracy against cost</h3>
               <fieldset className="segmented">
@@ -107,6 +117,29 @@ export function LeaderboardPage() {
         />
       )}
     </>
+  );
+}
+
+/** Shows one search track's models (MLP on MNIST, CNN on MNIST, …) or all of them. */
+function TrackFilter({
+  tracks,
+  track,
+  onChange,
+}: {
+  tracks: string[];
+  track: string;
+  onChange: (track: string) => void;
+}) {
+  return (
+    <fieldset className="segmented" data-testid="track-filter">
+      <legend className="sr-only">Track</legend>
+      {['all', ...tracks].map((t) => (
+        <label key={t}>
+          <input type="radio" name="track" value={t} checked={track === t} onChange={() => onChange(t)} />
+          {t === 'all' ? 'All tracks' : t}
+        </label>
+      ))}
+    </fieldset>
   );
 }
 
@@ -295,6 +328,13 @@ function Proof({ entry: m, event, loaded }: { entry: RankedModel; event?: Settle
   );
 }
 
+/** Input features per example: an MLP's `inputs`, a conv model's channels × height × width. */
+function inputFeatures(spec: AnyTaskSpec): number {
+  if (!isV2(spec)) return spec.model.inputs;
+  const { channels, height, width } = spec.model.input;
+  return channels * height * width;
+}
+
 type ExportState =
   | { status: 'idle' }
   | { status: 'training'; step: number; steps: number }
@@ -317,8 +357,11 @@ function ExportAndTry({ model, chainDigest }: { model: RankedModel; chainDigest?
     try {
       const backend = votingBackend(check) ?? 'cpu';
       const every = Math.max(1, Math.floor(spec.training.steps / 50));
+      // The worker's job type is still v1-only; the worker's export handles v1 and v2 (buildOnnx), and
+      // a v2 spec fails with the engine's own message until the engine trains v2 specs.
+      const jobSpec = spec as TaskSpec;
       const { result, onnx } = await engineWorker().exportOnnx(
-        { spec, dataset: datasetSource(info, api.base, spec), backend, progressEvery: every },
+        { spec: jobSpec, dataset: datasetSource(info, api.base, jobSpec), backend, progressEvery: every },
         { taskId: model.entry.taskId, architecture: model.label },
         progressProxy((p: { step: number; steps: number }) =>
           setState({ status: 'training', step: p.step, steps: p.steps }),
@@ -344,13 +387,13 @@ function ExportAndTry({ model, chainDigest }: { model: RankedModel; chainDigest?
     <div className="export">
       <h3>Try it</h3>
       <p className="muted small" id="try-hint">
-        {spec.model.inputs === 784
+        {inputFeatures(spec) === 784
           ? 'Draw a digit (0–9) in the black box with your mouse, finger or pen; the model guesses it.'
           : 'Draw in the black box; the model classifies your drawing.'}
         {state.status !== 'done' &&
           ' The first guess takes a moment: this tab rebuilds the model by re-training it.'}
       </p>
-      <DigitPad model={ensureModel} inputs={spec.model.inputs} classes={spec.model.classes} />
+      <DigitPad model={ensureModel} inputs={inputFeatures(spec)} classes={spec.model.classes} />
       <h3>Model</h3>
       {state.status === 'idle' && (
         <>
