@@ -20,7 +20,7 @@ import {
   useContributorState,
   useDutyCycle,
 } from '../lib/contribute-store.ts';
-import { Contributor, type ContributorSnapshot, type TaskRow } from '../lib/contributor.ts';
+import { Contributor, type ContributorSnapshot, LEASE_EXPIRED, type TaskRow } from '../lib/contributor.ts';
 import { useDeviceCheck, votingBackend } from '../lib/device.ts';
 import { type PayoutTerms, usePayoutTerms, useWalletHistory } from '../lib/earnings.ts';
 import { formatEth, percent, plural, shortHex } from '../lib/format.ts';
@@ -357,16 +357,15 @@ const TaskCard = memo(function TaskCard({ task: t }: { task: TaskRow }) {
 
 function failureText(error?: string): string {
   if (error === 'stopped') return 'Stopped before it finished; the task went back to the coordinator.';
+  if (error === LEASE_EXPIRED)
+    return 'Took too long (did the computer sleep?): the task went to another volunteer. Nothing is owed or lost.';
   return `Failed${error ? `: ${error.slice(0, 120)}` : ''}. The task goes to another volunteer.`;
 }
 
 function Phases({ phase, error }: { phase: TaskRow['phase']; error?: string }) {
   if (phase === 'failed') {
-    return (
-      <span className={`pill ${error === 'stopped' ? '' : 'pill-failed'}`}>
-        {error === 'stopped' ? 'stopped' : 'failed'}
-      </span>
-    );
+    const label = error === 'stopped' ? 'stopped' : error === LEASE_EXPIRED ? 'expired' : 'failed';
+    return <span className={`pill ${label === 'failed' ? 'pill-failed' : ''}`}>{label}</span>;
   }
   const reached = PHASES.indexOf(phase);
   return (
