@@ -3,7 +3,7 @@
  * then this session's tasks. One wallet signature (the SessionGrant) starts a session; the engine Worker
  * trains leased tasks; the session key signs each vote; every task is followed to its settlement.
  */
-import { memo, useState } from 'react';
+import { memo, useEffect, useState } from 'react';
 import type { Address } from 'viem';
 import { useConnection, useSignTypedData } from 'wagmi';
 import { engineWorker } from '../../worker/engine-client.ts';
@@ -76,7 +76,13 @@ function payoutRule(terms: PayoutTerms): string {
 function SessionEarnings() {
   const { address } = useConnection();
   const tasks = useContributorState((s) => s?.tasks);
-  const history = useWalletHistory(address as Address | undefined);
+  // Reading the events costs main-thread time, so read them when a session task settles, not on a timer.
+  const history = useWalletHistory(address as Address | undefined, false);
+  const settledCount = (tasks ?? []).filter((t) => t.phase === 'settled').length;
+  const { refetch } = history;
+  useEffect(() => {
+    if (settledCount > 0) void refetch();
+  }, [settledCount, refetch]);
   const mine = new Set((tasks ?? []).map((t) => t.taskId.toLowerCase()));
   const paid = (history.data?.settlements ?? []).filter((s) => s.won && mine.has(s.taskId.toLowerCase()));
   return (
