@@ -19,7 +19,13 @@ import {
   signSessionGrant,
 } from '../../protocol/eip712.ts';
 import { CoordinatorApi } from './api.ts';
-import { Contributor, type ContributorSnapshot, phaseOf, type Trainer } from './contributor.ts';
+import {
+  Contributor,
+  type ContributorSnapshot,
+  LEASE_EXPIRED,
+  phaseOf,
+  type Trainer,
+} from './contributor.ts';
 import { newSessionGrant, type SessionSigner } from './session.ts';
 
 const domain = cambrianDomain(31337, '0x5fbdb2315678afecb367f032d93f642f64180aa3');
@@ -180,6 +186,48 @@ describe('Contributor', () => {
     expect(s.backend).toBe('cpu');
     expect(backends.slice(0, 3)).toEqual(['webgpu', 'webgpu', 'cpu']);
   }, 60_000);
+});
+
+describe('sleep', () => {
+  it('abandons a task whose lease expired while the computer slept, and carries on with new work', async () => {
+    const db = await openDb({ url: 'memory://' });
+    const coordinator = await startCoordinator({
+      db,
+      domain,
+      search,
+      port: 0,
+      log: () => {},
+      sweepMs: 100,
+      queue: { leaseMs: 3000 },
+    });
+    running.push({ stop: () => coordinator.close() });
+    const api = new CoordinatorApi(`${coordinator.url}/api/v1`);
+    // The first task "sleeps" mid-training (no progress, no heartbeat) until the coordinator has
+    // expired its lease, then finishes as a laptop would on waking.
+    let slept = false;
+    const sleepy: Trainer = {
+      async train(spec, dataset, backend, onProgress) {
+        if (!slept) {
+          slept = true;
+          await until(c, (s) => s.tasks.length > 0);
+          const leaseId = c.state.tasks[0].leaseId;
+          while ((await leaseState(leaseId)) !== 'expired') await new Promise((r) => setTimeout(r, 100));
+        }
+        return cpuTrainer.train(spec, dataset, backend, onProgress);
+      },
+      cancel: cpuTrainer.cancel,
+    };
+    const leaseState = async (leaseId: string) =>
+      (await db.query<{ state: string }>('SELECT state FROM leases WHERE lease_id = $1', [leaseId]))[0]
+        ?.state;
+    const c = await contributor(api, sleepy);
+    running.push({ stop: () => c.dispose() });
+    c.start();
+    const s = await until(c, (x) => x.tasks.some((t) => t.phase === 'submitted'), 60_000);
+    const first = s.tasks[s.tasks.length - 1];
+    expect(first).toMatchObject({ phase: 'failed', error: LEASE_EXPIRED });
+    expect(s.status).not.toBe('idle');
+  }, 90_000);
 });
 
 describe('duty cycle', () => {

@@ -96,6 +96,9 @@ const DEFAULT_TIMING = {
   maxDeviceRetries: 2,
 };
 
+/** TaskRow.error of a task whose lease expired before its result arrived (e.g. across a sleep). */
+export const LEASE_EXPIRED = 'lease expired';
+
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Contributor {
@@ -106,6 +109,8 @@ export class Contributor {
   private readonly timing: typeof DEFAULT_TIMING;
   private loopDone: Promise<void> = Promise.resolve();
   private pollTimer?: ReturnType<typeof setInterval>;
+  /** Leases the coordinator no longer honours (expired, e.g. while the computer slept). */
+  private readonly lostLeases = new Set<string>();
 
   constructor(private readonly options: ContributorOptions) {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
@@ -277,7 +282,17 @@ export class Contributor {
       await this.authed((api) => api.submit({ leaseId: lease.leaseId, result, voteSig }));
       this.updateTask(taskId, lease.leaseId, { phase: 'submitted', accuracy, finishedAt: Date.now() });
     } catch (err) {
-      this.updateTask(taskId, lease.leaseId, { phase: 'failed', accuracy, error: errorText(err) });
+      const conflict = err instanceof ApiError && err.status === 409 ? err.message : '';
+      // A resubmission after a lost response: the coordinator already has this result.
+      if (conflict.includes('duplicate submission')) {
+        this.updateTask(taskId, lease.leaseId, { phase: 'submitted', accuracy, finishedAt: Date.now() });
+        return;
+      }
+      this.updateTask(taskId, lease.leaseId, {
+        phase: 'failed',
+        accuracy,
+        error: conflict.includes('stale lease') ? LEASE_EXPIRED : errorText(err),
+      });
     }
   }
 
@@ -292,13 +307,24 @@ export class Contributor {
       if (now - lastBeat > this.timing.heartbeatMs) {
         lastBeat = now;
         const api = this.options.api.withToken(this.token ?? '');
-        api.heartbeat(lease.leaseId, { step: p.step, steps: p.steps }).catch(() => {});
+        api.heartbeat(lease.leaseId, { step: p.step, steps: p.steps }).catch((err) => {
+          // 409: the lease expired (the laptop slept, say) and the task went to someone else; finishing
+          // it would be wasted work, so abandon it now and take new work.
+          if (err instanceof ApiError && err.status === 409) {
+            this.lostLeases.add(lease.leaseId);
+            void this.options.trainer.cancel().catch(() => {});
+          }
+        });
       }
     };
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.options.trainer.train(spec, dataset, this.snapshot.backend, onProgress);
       } catch (err) {
+        if (this.lostLeases.delete(lease.leaseId)) {
+          this.updateTask(lease.taskId, lease.leaseId, { phase: 'failed', error: LEASE_EXPIRED });
+          return undefined;
+        }
         if (!this.running) {
           this.updateTask(lease.taskId, lease.leaseId, { phase: 'failed', error: 'stopped' });
           await this.options.api

@@ -46,7 +46,7 @@ export interface WalletHistory {
 }
 
 /** This wallet's settlements (with their amounts) and claims, from TaskSettled and Claimed events. */
-export function useWalletHistory(account: Address | undefined, refetchMs = 8000) {
+export function useWalletHistory(account: Address | undefined, refetchMs: number | false = 8000) {
   const info = useInfo();
   const settlement = info.settlement as Address;
   const client = usePublicClient();

@@ -3,7 +3,7 @@
  * then this session's tasks. One wallet signature (the SessionGrant) starts a session; the engine Worker
  * trains leased tasks; the session key signs each vote; every task is followed to its settlement.
  */
-import { memo, useState } from 'react';
+import { memo, useEffect, useState } from 'react';
 import type { Address } from 'viem';
 import { useConnection, useSignTypedData } from 'wagmi';
 import { engineWorker } from '../../worker/engine-client.ts';
@@ -20,7 +20,7 @@ import {
   useContributorState,
   useDutyCycle,
 } from '../lib/contribute-store.ts';
-import { Contributor, type ContributorSnapshot, type TaskRow } from '../lib/contributor.ts';
+import { Contributor, type ContributorSnapshot, LEASE_EXPIRED, type TaskRow } from '../lib/contributor.ts';
 import { useDeviceCheck, votingBackend } from '../lib/device.ts';
 import { type PayoutTerms, usePayoutTerms, useWalletHistory } from '../lib/earnings.ts';
 import { formatEth, percent, plural, shortHex } from '../lib/format.ts';
@@ -76,7 +76,13 @@ function payoutRule(terms: PayoutTerms): string {
 function SessionEarnings() {
   const { address } = useConnection();
   const tasks = useContributorState((s) => s?.tasks);
-  const history = useWalletHistory(address as Address | undefined);
+  // Reading the events costs main-thread time, so read them when a session task settles, not on a timer.
+  const history = useWalletHistory(address as Address | undefined, false);
+  const settledCount = (tasks ?? []).filter((t) => t.phase === 'settled').length;
+  const { refetch } = history;
+  useEffect(() => {
+    if (settledCount > 0) void refetch();
+  }, [settledCount, refetch]);
   const mine = new Set((tasks ?? []).map((t) => t.taskId.toLowerCase()));
   const paid = (history.data?.settlements ?? []).filter((s) => s.won && mine.has(s.taskId.toLowerCase()));
   return (
@@ -357,16 +363,15 @@ const TaskCard = memo(function TaskCard({ task: t }: { task: TaskRow }) {
 
 function failureText(error?: string): string {
   if (error === 'stopped') return 'Stopped before it finished; the task went back to the coordinator.';
+  if (error === LEASE_EXPIRED)
+    return 'Took too long (did the computer sleep?): the task went to another volunteer. Nothing is owed or lost.';
   return `Failed${error ? `: ${error.slice(0, 120)}` : ''}. The task goes to another volunteer.`;
 }
 
 function Phases({ phase, error }: { phase: TaskRow['phase']; error?: string }) {
   if (phase === 'failed') {
-    return (
-      <span className={`pill ${error === 'stopped' ? '' : 'pill-failed'}`}>
-        {error === 'stopped' ? 'stopped' : 'failed'}
-      </span>
-    );
+    const label = error === 'stopped' ? 'stopped' : error === LEASE_EXPIRED ? 'expired' : 'failed';
+    return <span className={`pill ${label === 'failed' ? 'pill-failed' : ''}`}>{label}</span>;
   }
   const reached = PHASES.indexOf(phase);
   return (

@@ -12,6 +12,7 @@ import { engineWorker, progressProxy } from '../../worker/engine-client.ts';
 import { ArchDiagram } from '../components/ArchDiagram.tsx';
 import { DigitPad } from '../components/DigitPad.tsx';
 import { ParetoChart } from '../components/Pareto.tsx';
+import { ScrollRegion } from '../components/ScrollRegion.tsx';
 import { TxHash } from '../components/TxHash.tsx';
 import { readSettledEvents, type SettledEvent } from '../lib/chain.ts';
 import { useApp, useInfo } from '../lib/context.ts';
@@ -183,7 +184,7 @@ function BoardTable({
   events?: Map<string, SettledEvent>;
 }) {
   return (
-    <div className="table-wrap">
+    <ScrollRegion label="Settled models">
       <table className="table" data-testid="leaderboard">
         <caption>Settled models (select a row for details)</caption>
         <thead>
@@ -248,7 +249,7 @@ function BoardTable({
           })}
         </tbody>
       </table>
-    </div>
+    </ScrollRegion>
   );
 }
 

@@ -8,6 +8,7 @@ import {
   useWaitForTransactionReceipt,
   useWriteContract,
 } from 'wagmi';
+import { ScrollRegion } from '../components/ScrollRegion.tsx';
 import { TxHash } from '../components/TxHash.tsx';
 import { RequireWallet } from '../components/Wallet.tsx';
 import { settlementAbi } from '../lib/chain.ts';
@@ -185,14 +186,16 @@ const STATE_TEXT = { claimed: 'claimed', owed: 'owed to you', strike: 'strike, n
 
 function HistoryTable({ rows, loading }: { rows: HistoryRow[]; loading: boolean }) {
   return (
-    <div className="table-wrap">
+    <ScrollRegion label="Your settlements and claims">
       <table className="table history" data-testid="history">
         <caption>Your settlements and claims (from the contract's events)</caption>
         <thead>
           <tr>
             <th scope="col">Event</th>
             <th scope="col">Amount</th>
-            <th scope="col">Block</th>
+            <th scope="col" className="wide-only">
+              Block
+            </th>
             <th scope="col">Transaction</th>
           </tr>
         </thead>
@@ -210,15 +213,14 @@ function HistoryTable({ rows, loading }: { rows: HistoryRow[]; loading: boolean 
               data-testid={`history-${r.kind}`}
               data-state={r.state}
             >
-              <td>
-                {r.detail}
-                {r.state && <span className={`pill pill-${r.state}`}>{STATE_TEXT[r.state]}</span>}
+              <td className="wrap">
+                {r.detail} {r.state && <span className={`pill pill-${r.state}`}>{STATE_TEXT[r.state]}</span>}
               </td>
               <td data-testid="history-amount" data-value={r.amount.toString()}>
                 {r.kind === 'claim' ? '' : '+'}
                 {formatEth(r.amount)} ETH
               </td>
-              <td>{r.blockNumber.toString()}</td>
+              <td className="wide-only">{r.blockNumber.toString()}</td>
               <td>
                 <TxHash hash={r.txHash} />
               </td>
@@ -226,6 +228,6 @@ function HistoryTable({ rows, loading }: { rows: HistoryRow[]; loading: boolean 
           ))}
         </tbody>
       </table>
-    </div>
+    </ScrollRegion>
   );
 }
