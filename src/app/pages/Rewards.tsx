@@ -38,6 +38,14 @@ function RewardsView() {
     args: [address],
     query: { refetchInterval: 4000 },
   });
+  // Credits mature after the contract's challenge window; only the matured part can be claimed.
+  const claimable = useReadContract({
+    address: settlement,
+    abi: settlementAbi,
+    functionName: 'claimable',
+    args: [address],
+    query: { refetchInterval: 4000 },
+  });
   const strikes = useReadContract({
     address: settlement,
     abi: settlementAbi,
@@ -54,12 +62,14 @@ function RewardsView() {
   useEffect(() => {
     if (receipt.status === 'success') {
       void owed.refetch();
+      void claimable.refetch();
       void balance.refetch();
       void history.refetch();
     }
-  }, [receipt.status, owed.refetch, balance.refetch, history.refetch]);
+  }, [receipt.status, owed.refetch, claimable.refetch, balance.refetch, history.refetch]);
 
   const owedWei = (owed.data as bigint | undefined) ?? 0n;
+  const claimableWei = (claimable.data as bigint | undefined) ?? 0n;
   return (
     <>
       <div className="stats">
@@ -85,14 +95,14 @@ function RewardsView() {
         <button
           type="button"
           data-testid="claim"
-          disabled={owedWei === 0n || claim.isPending || receipt.isLoading}
+          disabled={claimableWei === 0n || claim.isPending || receipt.isLoading}
           onClick={() => claim.mutate({ address: settlement, abi: settlementAbi, functionName: 'claim' })}
         >
           {claim.isPending
             ? 'Confirm in your wallet…'
             : receipt.isLoading
               ? 'Claiming…'
-              : `Claim ${formatEth(owedWei)} ETH`}
+              : `Claim ${formatEth(claimableWei)} ETH`}
         </button>
         <p
           className="muted small"
