@@ -337,6 +337,38 @@ describe('invalid votes are skipped, not fatal (finding: one voter sinks a whole
   });
 });
 
+describe('the anvil wedge (issue 11): a node that mines only on transactions', () => {
+  it('judges expiry at the pending block, so a grant that lapsed since the last block neither passes simulation nor wedges the send', async () => {
+    const fx = await deploy();
+    const long = await sessions(fx, 2);
+    // Expires 3 s after the latest block; no block is mined while we wait past it.
+    const [lapsing] = await sessions(fx, 1, 3n, 2);
+    const m = metrics();
+    const digest = resultDigest(m);
+    const votes = [
+      ...(await Promise.all(long.map((s) => castVote(s, fx.domain, m.taskId, digest)))),
+      await castVote(lapsing, fx.domain, m.taskId, digest),
+    ];
+    // A task that only the lapsed vote gives its quorum: judged at the latest block it would pass
+    // simulation and then revert when mined (the wedge); judged at the pending block it is rejected up front.
+    const m2 = metrics();
+    const digest2 = resultDigest(m2);
+    const onlyWithLapsed = [
+      await castVote(long[0], fx.domain, m2.taskId, digest2),
+      await castVote(lapsing, fx.domain, m2.taskId, digest2),
+    ];
+    const latest = await admin.publicClient.getBlockNumber();
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    expect(await admin.publicClient.getBlockNumber()).toBe(latest);
+    const t = task(m, votes);
+    const receipt = await settleBatch(coordinator, fx.address, [t, task(m2, onlyWithLapsed)]);
+    expect(receipt.rejected.map((r) => [r.taskId, r.errorName])).toEqual([[m2.taskId, 'QuorumNotReached']]);
+    expect(receipt.settled).toEqual([m.taskId]);
+    expect(receipt.blockNumber).toBe(latest + 1n);
+    expect((await skippedVotes(fx)).map((s) => s.worker)).toEqual([lapsing.worker]);
+  });
+});
+
 describe('grants', () => {
   it('caches a verified grant: later batches send no grant; a grant for another chain is skipped', async () => {
     const fx = await deploy();

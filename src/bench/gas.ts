@@ -306,6 +306,22 @@ function table(rows: GasRow[]): string {
   return lines.join('\n');
 }
 
+/** Calldata gas per task, field by field, of the largest returning-worker batches. */
+function fieldTable(rows: GasRow[]): string {
+  const largest = Math.max(...rows.map((r) => r.batch));
+  const picked = rows.filter((r) => r.workers === 'returning' && r.batch === largest);
+  const fields = Object.keys(picked[0]?.fields ?? {});
+  const lines = [
+    `Calldata gas per task by field (returning workers, batch ${largest}; 4 gas per zero byte, 16 per other):`,
+    '',
+    `| field | ${picked.map((r) => `${r.votes} votes`).join(' | ')} |`,
+    `| --- | ${picked.map(() => '---:').join(' | ')} |`,
+  ];
+  for (const f of fields)
+    lines.push(`| ${f} | ${picked.map((r) => r.fields[f].toLocaleString('en-US')).join(' | ')} |`);
+  return lines.join('\n');
+}
+
 function parseSizes(value: string): number[] {
   const sizes = value.split(',').map((x) => Number(x.trim()));
   if (sizes.some((x) => !Number.isInteger(x) || x < 1))
@@ -375,16 +391,17 @@ export async function run(argv: string[]): Promise<number> {
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'gas.json'), `${JSON.stringify(result, null, 2)}\n`);
 
-  const text = `${table(rows)}\n\nclaim(): ${claimGas.toLocaleString('en-US')} gas (one transaction per worker, any amount owed).`;
+  const text = `${table(rows)}\n\nclaim(): ${claimGas.toLocaleString('en-US')} gas (one transaction per worker, any amount matured).\n\n${fieldTable(rows)}`;
   if (!opts['no-doc']) {
     const doc = [
       '# Settlement gas',
       '',
       `Measured by \`${command}\` on ${result.date.slice(0, 10)}, anvil hardfork \`${hardfork}\`, contract`,
-      'compiled as in src/chain/build.ts. Each row settles one batch on a fresh contract; gas is the',
-      "transaction's gasUsed (21,000 base + calldata + execution). *Returning* workers come from a pool",
-      `of ${pool} whose grants are cached (grantSig omitted) and whose account slots exist; *first-time*`,
-      'workers are all new (grant verified and cached, fresh account slot). Marginal = (gas(N) − gas(1)) / (N − 1).',
+      'v2 (plain Solidity) compiled as in src/chain/build.ts. Each row settles one batch on a fresh contract; gas',
+      "is the transaction's gasUsed (21,000 base + calldata + execution). Every task carries its canonical spec",
+      "(a realistic search's, in the batch's deflate-raw specs blob). *Returning* workers come from a pool",
+      `of ${pool} whose grants are cached (no grant sent) and whose account slots exist; *first-time*`,
+      'workers are all new (grant verified and cached, fresh slots). Marginal = (gas(N) − gas(1)) / (N − 1).',
       'See [CONTRACT.md](CONTRACT.md) for where the gas goes.',
       '',
       text,

@@ -72,3 +72,47 @@ it('rebroadcasts a stored signed settlement that never left before a crash', asy
   expect(await new Settler(db, chain.settings).tick()).toBe(0);
   expect(await readSettledEvents(conn.publicClient, chain.settings.settlement)).toHaveLength(2);
 });
+
+it('settles a task the referee decided with the referee key’s verdict attached', async () => {
+  const refChain = await startTestChain();
+  const refDb = await openDb({ url: 'memory://' });
+  const node = await startCoordinator({
+    db: refDb,
+    domain: cambrianDomain(refChain.settings.chainId, refChain.settings.settlement),
+    log: () => {},
+  });
+  try {
+    const id = (await node.store.addTask(tinySpec(710)))!;
+    await Promise.all(
+      [0, 1].map(() =>
+        runHeadlessWorker({
+          coordinator: node.url,
+          account: privateKeyToAccount(generatePrivateKey()),
+          backend: 'cpu',
+          maxTasks: 1,
+          idleMs: 50,
+        }),
+      ),
+    );
+    await refDb.query(`UPDATE tasks SET decided_by = 'referee' WHERE task_id = $1`, [id]);
+    // Without the referee key the verdict cannot be signed: the task fails visibly, nothing is sent.
+    const noReferee = { ...refChain.settings, refereeKey: undefined };
+    expect(await new Settler(refDb, noReferee).tick()).toBe(0);
+    const [failed] = await refDb.query<{ state: string; error: string }>('SELECT state, error FROM tasks');
+    expect(failed).toEqual({
+      state: 'failed',
+      error: 'decided by the referee, but no referee key is configured',
+    });
+    // The operator configures the key and puts the task back in line.
+    await refDb.query(`UPDATE tasks SET state = 'agreed', batch_id = NULL WHERE task_id = $1`, [id]);
+    expect(await new Settler(refDb, refChain.settings).tick()).toBe(1);
+    const conn = await connectChain(refChain.settings.rpcUrl);
+    const [event] = await readSettledEvents(conn.publicClient, refChain.settings.settlement);
+    expect(event).toMatchObject({ taskId: id, refereed: true });
+    expect(event.winners).toHaveLength(2);
+  } finally {
+    await node.close();
+    await refDb.close();
+    await refChain.stop();
+  }
+});

@@ -299,6 +299,11 @@ export class Settler {
         skipped.push([t.task_id, 'no usable vote for the agreed digest']);
         continue;
       }
+      if (refereed && !this.chain.refereeKey) {
+        // A configuration fault, not the task's: it fails visibly instead of blocking every later batch.
+        skipped.push([t.task_id, 'decided by the referee, but no referee key is configured']);
+        continue;
+      }
       // Dissenting votes go on chain too (they earn strikes): all of them under a verdict, else as many
       // as keep the winners a strict majority.
       const others = mine.filter((v) => v.digest !== t.agreed_digest);

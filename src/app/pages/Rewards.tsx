@@ -39,6 +39,14 @@ function RewardsView() {
     args: [address],
     query: { refetchInterval: 4000 },
   });
+  // Credits mature after the contract's challenge window; only the matured part can be claimed.
+  const claimable = useReadContract({
+    address: settlement,
+    abi: settlementAbi,
+    functionName: 'claimable',
+    args: [address],
+    query: { refetchInterval: 4000 },
+  });
   const strikes = useReadContract({
     address: settlement,
     abi: settlementAbi,
@@ -55,12 +63,14 @@ function RewardsView() {
   useEffect(() => {
     if (receipt.status === 'success') {
       void owed.refetch();
+      void claimable.refetch();
       void balance.refetch();
       void history.refetch();
     }
-  }, [receipt.status, owed.refetch, balance.refetch, history.refetch]);
+  }, [receipt.status, owed.refetch, claimable.refetch, balance.refetch, history.refetch]);
 
   const owedWei = (owed.data as bigint | undefined) ?? 0n;
+  const claimableWei = (claimable.data as bigint | undefined) ?? 0n;
   const claims = history.data?.claims ?? [];
   const claimed = total(claims);
   const claiming = claim.isPending || receipt.isLoading;
@@ -101,7 +111,7 @@ function RewardsView() {
         />
       </div>
       <div className="row">
-        {(owedWei > 0n || claiming) && (
+        {(claimableWei > 0n || claiming) && (
           <button
             type="button"
             data-testid="claim"
@@ -112,8 +122,13 @@ function RewardsView() {
               ? 'Confirm in your wallet…'
               : receipt.isLoading
                 ? 'Claiming…'
-                : `Claim ${formatEth(owedWei)} ETH`}
+                : `Claim ${formatEth(claimableWei)} ETH`}
           </button>
+        )}
+        {owedWei > claimableWei && !claiming && (
+          <p className="muted small" data-testid="maturing">
+            {formatEth(owedWei - claimableWei)} ETH becomes claimable once its challenge window has passed.
+          </p>
         )}
         <p
           className="muted small"
