@@ -471,7 +471,7 @@ async function runAttack(attack: Attack, opts: Options, index: number): Promise<
     sweepMs: 250,
     settleMs: 500,
     settleBatchSize: 32,
-    log: (m) => logs.push(m),
+    log: (m) => (process.env.CAMBRIAN_BENCH_LOG ? console.error(`[coordinator] ${m}`) : logs.push(m)),
   });
   const abort = new AbortController();
   const stats = new RunStats();

@@ -6,6 +6,7 @@
  * retry with backoff instead of dropping the session.
  */
 import { z } from 'zod';
+import { type Lease, LeaseSchema, TaskStateSchema } from '../../protocol/http.ts';
 
 const hex = z.string().regex(/^0x[0-9a-fA-F]*$/);
 const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/);
@@ -22,20 +23,17 @@ export const InfoSchema = z.object({
 });
 export type Info = z.infer<typeof InfoSchema>;
 
-export const LeaseSchema = z.object({
-  leaseId: z.string(),
-  taskId: hex,
-  spec: z.unknown(),
-  deadline: z.number().optional(),
-});
-export type Lease = z.infer<typeof LeaseSchema>;
+// The worker messages are defined once, for the coordinator and every client (src/protocol/http.ts).
+export type { Lease } from '../../protocol/http.ts';
+export { LeaseSchema };
 
 export const TASK_STATES = ['computing', 'submitted', 'agreed', 'settled', 'disputed', 'failed'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
 export const TaskSchema = z.object({
   taskId: hex,
-  state: z.string(),
+  /** The coordinator's own states (open, auditing, refereeing, agreed, settling, settled, failed). */
+  state: TaskStateSchema,
   txHash: hex.nullish(),
   digest: hex.nullish(),
   spec: z.unknown().optional(),

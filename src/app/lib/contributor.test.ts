@@ -71,7 +71,7 @@ async function contributor(
 ): Promise<Contributor> {
   const wallet = privateKeyToAccount(generatePrivateKey());
   const signer = localSigner();
-  const grant = await newSessionGrant(signer, wallet.address as Address, 3600);
+  const grant = await newSessionGrant(signer, wallet.address as Address, 2 * 24 * 3600);
   const grantSig = await signSessionGrant(wallet, domain, grant);
   const info = await api.info();
   return new Contributor({
