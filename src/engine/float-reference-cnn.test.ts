@@ -56,7 +56,7 @@ describe('float32 conv trainer', () => {
     const b = trainFloatReference(conv, blobs);
     expect(b.valCorrect).toBe(a.valCorrect);
     expect(b.losses).toHaveLength(20);
-    b.losses.forEach((l, i) => expect(l).toBeCloseTo(a.losses[i], 6));
+    for (const [i, l] of b.losses.entries()) expect(l).toBeCloseTo(a.losses[i], 6);
     expect(b.valCorrect / b.valCount).toBeGreaterThan(0.5);
   });
 
