@@ -108,6 +108,51 @@ describe('float32 conv trainer', () => {
   });
 });
 
+describe('float32 conv forward', () => {
+  it('is the direct convolution of the shared layout (W[(ic·k + ky)·k + kx][oc], zero padding, channel-major flatten)', () => {
+    const spec = v2([
+      { op: 'conv', channels: 3, kernel: 3, stride: 2, activation: 'leaky_relu' },
+      { op: 'maxpool' },
+      { op: 'flatten' },
+    ]);
+    const indices = Uint32Array.from([0, 7, 42]);
+    const n = 1 * 9 * 3 + 3 + 3 * 2 * 2 * 4 + 4;
+    const params = Float32Array.from({ length: n }, (_, i) => 0.3 * Math.sin(1.7 * i + 0.2));
+    const { loss } = floatCnnLossAndGradient(spec, blobs, params, indices);
+    let total = 0;
+    for (const ex of indices) {
+      const x = (iy: number, ix: number) =>
+        iy < 0 || iy >= 8 || ix < 0 || ix >= 8 ? 0 : (blobs.pixels[ex * 64 + iy * 8 + ix] >> 1) / 128;
+      // conv 3×3 stride 2, pad 1: 8×8 → 4×4, then leaky ReLU, then 2×2 max-pool → 2×2.
+      const conv = (oc: number, oy: number, ox: number) => {
+        let z = params[27 + oc];
+        for (let ky = 0; ky < 3; ky++)
+          for (let kx = 0; kx < 3; kx++)
+            z += x(2 * oy - 1 + ky, 2 * ox - 1 + kx) * params[(ky * 3 + kx) * 3 + oc];
+        return z >= 0 ? z : z / 8;
+      };
+      const flat: number[] = [];
+      for (let oc = 0; oc < 3; oc++)
+        for (let py = 0; py < 2; py++)
+          for (let px = 0; px < 2; px++)
+            flat.push(
+              Math.max(
+                conv(oc, 2 * py, 2 * px),
+                conv(oc, 2 * py, 2 * px + 1),
+                conv(oc, 2 * py + 1, 2 * px),
+                conv(oc, 2 * py + 1, 2 * px + 1),
+              ),
+            );
+      const logits = [0, 1, 2, 3].map(
+        (c) => params[30 + 48 + c] + flat.reduce((s, v, k) => s + v * params[30 + k * 4 + c], 0),
+      );
+      const m = Math.max(...logits);
+      total += Math.log(logits.reduce((s, v) => s + Math.exp(v - m), 0)) - (logits[blobs.labels[ex]] - m);
+    }
+    expect(loss).toBeCloseTo(total / indices.length, 5);
+  });
+});
+
 /** The weight layout of a v2 model (conv K = inChannels·k²), for initialParams. */
 function paramsLayout(spec: TaskSpecV2) {
   const layers: {
