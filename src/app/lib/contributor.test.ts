@@ -121,6 +121,8 @@ describe('Contributor', () => {
       log: () => {},
       sweepMs: 200,
       settleMs: 200,
+      // Two contributors polling 25 times faster than a tab does share one loopback address here.
+      rateLimits: false,
     });
     running.push({ stop: () => coordinator.close() });
     const api = new CoordinatorApi(`${coordinator.url}/api/v1`);
