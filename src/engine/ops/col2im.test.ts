@@ -1,6 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { ACTIVATIONS } from '../../protocol/spec.ts';
+import { backward } from './backward.ts';
 import { col2imSum } from './col2im.ts';
+import { col2imBackward } from './col2im-backward.ts';
 import { convCases, testI32 } from './conv-test-cases.ts';
 import { im2colPatches } from './im2col.ts';
 import { patchShape } from './image.ts';
@@ -61,6 +64,49 @@ describe('col2im against the definition', () => {
         expect(left).toBe(right);
       }),
       { numRuns: 100 },
+    );
+  });
+
+  it('col2im-backward is col2im then the dense backward epilogue (backward.ts)', () => {
+    fc.assert(
+      fc.property(
+        convCases(),
+        fc.constantFrom(...ACTIVATIONS),
+        fc.boolean(),
+        fc.integer(),
+        ({ layout, ...g }, act, residual, seed) => {
+          const { rows, cols } = patchShape(g);
+          const n = g.batch * g.channels * g.height * g.width;
+          const dP = testI32(rows * cols, seed, 22);
+          const z = testI32(n, seed + 1, 20);
+          const ghRes = testI32(n, seed + 2, 26);
+          const maxes = Uint32Array.from([5000, 90, 17]);
+          const fused = {
+            dP,
+            z,
+            ghRes,
+            maxes: maxes.slice(),
+            ghOut: new Int32Array(n),
+            gz: new Int32Array(n),
+          };
+          col2imBackward({ ...g, layout, eSlot: 0, wSlot: 1, gzSlot: 2, act, residual }, fused);
+          const acc = new Int32Array(n);
+          col2imSum(dP, layout, g, acc);
+          const two = {
+            acc,
+            z,
+            ghRes,
+            maxes: maxes.slice(),
+            ghOut: new Int32Array(n),
+            gz: new Int32Array(n),
+          };
+          backward({ count: n, eSlot: 0, wSlot: 1, gzSlot: 2, act, residual }, two);
+          expect(fused.ghOut).toEqual(two.ghOut);
+          expect(fused.gz).toEqual(two.gz);
+          expect(fused.maxes).toEqual(two.maxes);
+        },
+      ),
+      { numRuns: 60 },
     );
   });
 

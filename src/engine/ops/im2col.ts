@@ -76,18 +76,23 @@ export function im2colPatches(
   const sc = imageIndex(layout, g, 0, 1, 0, 0);
   const sy = imageIndex(layout, g, 0, 0, 1, 0);
   const sx = imageIndex(layout, g, 0, 0, 0, 1);
-  let o = 0;
+  const kk = k * k;
+  // One patch row per output pixel; for each kernel offset, one input pixel feeds C columns k² apart.
+  let row = 0;
   for (let b = 0; b < g.batch; b++) {
     const base = b * C * H * W;
     for (let oy = 0; oy < outH; oy++) {
-      for (let ox = 0; ox < outW; ox++) {
-        for (let c = 0; c < C; c++) {
-          for (let ky = 0; ky < k; ky++) {
-            const iy = oy * stride + ky - pad;
-            for (let kx = 0; kx < k; kx++) {
-              const ix = ox * stride + kx - pad;
-              const inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-              patches[o++] = inside ? scratch[base + c * sc + iy * sy + ix * sx] : 0;
+      for (let ox = 0; ox < outW; ox++, row += C * kk) {
+        for (let ky = 0; ky < k; ky++) {
+          const iy = oy * stride + ky - pad;
+          for (let kx = 0; kx < k; kx++) {
+            const ix = ox * stride + kx - pad;
+            const col = row + ky * k + kx;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
+              for (let c = 0; c < C; c++) patches[col + c * kk] = 0;
+            } else {
+              const pix = base + iy * sy + ix * sx;
+              for (let c = 0; c < C; c++) patches[col + c * kk] = scratch[pix + c * sc];
             }
           }
         }

@@ -43,32 +43,57 @@ fn round_even_i8(v: i32, s: u32) -> i32 {
   return clamp(q, -127, 127);
 }
 
-// The operand byte of patch element (m, k).
-fn patch_byte(m: u32, k: u32, s: u32) -> u32 {
-  let kk = p.kernel * p.kernel;
-  let c = k / kk;
-  let r = k - c * kk;
-  let ky = r / p.kernel;
-  let kx = r - ky * p.kernel;
-  let hw = p.out_h * p.out_w;
-  let b = m / hw;
-  let o = m - b * hw;
-  let oy = o / p.out_w;
-  let ox = o - oy * p.out_w;
+// The operand byte of input (b, c) at padded coordinates (py, px) (the image occupies
+// [pad, pad + size) on each axis; outside it is zero padding).
+fn operand(b: u32, c: u32, py: u32, px: u32, s: u32) -> u32 {
   let pad = p.kernel / 2u;
-  // Padded coordinates (≥ 0); the image occupies [pad, pad + size).
-  let py = oy * p.stride + ky;
-  let px = ox * p.stride + kx;
   if (py < pad || px < pad || py - pad >= p.height || px - pad >= p.width) { return 0u; }
   let y = py - pad;
-  let xx = px - pad;
+  let x_ = px - pad;
   var i: u32;
   if (CHANNELS_LAST) {
-    i = ((b * p.height + y) * p.width + xx) * p.channels + c;
+    i = ((b * p.height + y) * p.width + x_) * p.channels + c;
   } else {
-    i = ((b * p.channels + c) * p.height + y) * p.width + xx;
+    i = ((b * p.channels + c) * p.height + y) * p.width + x_;
   }
   return u32(round_even_i8(x[i], s)) & 0xffu;
+}
+
+// Patch indices as counters: a word's first (m, k) is decomposed once (divisions), its next three
+// elements step along k (by_row) or m (by_col) with carries, so the loop divides nothing.
+struct Col { c: u32, ky: u32, kx: u32 }
+struct Row { b: u32, oy: u32, ox: u32 }
+
+fn col_of(k: u32) -> Col {
+  let kk = p.kernel * p.kernel;
+  let r = k % kk;
+  return Col(k / kk, r / p.kernel, r % p.kernel);
+}
+
+fn row_of(m: u32) -> Row {
+  let hw = p.out_h * p.out_w;
+  let o = m % hw;
+  return Row(m / hw, o / p.out_w, o % p.out_w);
+}
+
+fn next_col(q: Col) -> Col {
+  var n = q;
+  n.kx += 1u;
+  if (n.kx == p.kernel) { n.kx = 0u; n.ky += 1u; }
+  if (n.ky == p.kernel) { n.ky = 0u; n.c += 1u; }
+  return n;
+}
+
+fn next_row(q: Row) -> Row {
+  var n = q;
+  n.ox += 1u;
+  if (n.ox == p.out_w) { n.ox = 0u; n.oy += 1u; }
+  if (n.oy == p.out_h) { n.oy = 0u; n.b += 1u; }
+  return n;
+}
+
+fn patch_byte(r: Row, q: Col, s: u32) -> u32 {
+  return operand(r.b, q.c, r.oy * p.stride + q.ky, r.ox * p.stride + q.kx, s);
 }
 
 @compute @workgroup_size(256)
@@ -86,16 +111,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (t < row_words) {
     let m = t / cw;
     let k0 = (t - m * cw) * 4u;
+    let r = row_of(m);
+    var q = col_of(k0);
     for (var i = 0u; i < 4u; i++) {
-      if (k0 + i < cols) { packed |= patch_byte(m, k0 + i, s) << (8u * i); }
+      if (k0 + i < cols) { packed |= patch_byte(r, q, s) << (8u * i); }
+      q = next_col(q);
     }
     by_row[t] = packed;
   } else {
     let u = t - row_words;
     let k = u / rw;
     let m0 = (u - k * rw) * 4u;
+    let q = col_of(k);
+    var r = row_of(m0);
     for (var i = 0u; i < 4u; i++) {
-      if (m0 + i < rows) { packed |= patch_byte(m0 + i, k, s) << (8u * i); }
+      if (m0 + i < rows) { packed |= patch_byte(r, q, s) << (8u * i); }
+      r = next_row(r);
     }
     by_col[u] = packed;
   }

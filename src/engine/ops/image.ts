@@ -64,3 +64,12 @@ export function checkGeometry(g: ConvGeometry): void {
 export function layoutCode(layout: ImageLayout): number {
   return layout === 'hwc' ? 1 : 0;
 }
+
+/** Element strides of (b, c, y, x) in `layout`: index = b·sb + c·sc + y·sy + x·sx. */
+export function imageStrides(layout: ImageLayout, s: ImageShape) {
+  const plane = s.height * s.width;
+  const sb = s.channels * plane;
+  return layout === 'chw'
+    ? { sb, sc: plane, sy: s.width, sx: 1 }
+    : { sb, sc: 1, sy: s.width * s.channels, sx: s.channels };
+}

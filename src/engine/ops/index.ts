@@ -24,6 +24,7 @@
 import { ACTIVATIONS, type Activation } from '../../protocol/spec.ts';
 import { type BackwardParams, backward } from './backward.ts';
 import { type Col2imParams, col2im } from './col2im.ts';
+import { type Col2imBackwardParams, col2imBackward } from './col2im-backward.ts';
 import { type ForwardParams, forward } from './forward.ts';
 import { type GapParams, gap } from './gap.ts';
 import { type GapBackwardParams, gapBackward } from './gap-backward.ts';
@@ -401,7 +402,7 @@ export const OPS = {
 
   col2im: defineOp<Col2imParams, Parameters<typeof col2im>[1]>({
     name: 'col2im',
-    libs: [],
+    libs: ['col2im-gather'],
     bindings: [read('dP', 'i32'), write('dX', 'i32')],
     shapes: (p) => {
       const { rows, cols } = patchShape(p);
@@ -412,6 +413,48 @@ export const OPS = {
     grid: (p) => grid1d(elementCount(p)),
     twin: col2im,
     sample: (draw) => ({ ...sampleConv(draw), layout: sampleLayout(draw) }),
+  }),
+
+  'col2im-backward': defineOp<Col2imBackwardParams, Parameters<typeof col2imBackward>[1]>({
+    name: 'col2im-backward',
+    libs: ['fixed', 'activation', 'col2im-gather'],
+    bindings: [
+      read('dP', 'i32'),
+      read('z', 'i32'),
+      read('ghRes', 'i32'),
+      readWrite('maxes', 'u32'),
+      write('ghOut', 'i32'),
+      write('gz', 'i32'),
+    ],
+    shapes: (p) => {
+      const { rows, cols } = patchShape(p);
+      const n = elementCount(p);
+      return {
+        dP: [rows * cols],
+        z: [n],
+        ghRes: [p.residual ? n : 1],
+        maxes: [slotsLength(p.eSlot, p.wSlot, p.gzSlot)],
+        ghOut: [n],
+        gz: [n],
+      };
+    },
+    uniform: (p) => [...convUniform(p), p.eSlot, p.wSlot, p.gzSlot],
+    constants: (p) => ({
+      CHANNELS_LAST: layoutCode(p.layout),
+      ACT: actCode(p.act),
+      RESIDUAL: p.residual ? 1 : 0,
+    }),
+    grid: (p) => grid1d(elementCount(p)),
+    twin: col2imBackward,
+    sample: (draw) => ({
+      ...sampleConv(draw),
+      layout: sampleLayout(draw),
+      eSlot: 0,
+      wSlot: 1,
+      gzSlot: draw(3) === 0 ? NONE : 2,
+      act: sampleAct(draw),
+      residual: draw(2) === 1,
+    }),
   }),
 
   maxpool: defineOp<MaxpoolParams, Parameters<typeof maxpool>[1]>({

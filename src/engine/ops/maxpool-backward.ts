@@ -8,7 +8,7 @@
  */
 import type { Activation } from '../../protocol/spec.ts';
 import { activationBackward } from './activation.ts';
-import { elementCount, type ImageLayout, type ImageShape, imageIndex } from './image.ts';
+import { elementCount, type ImageLayout, type ImageShape, imageStrides } from './image.ts';
 import { checkPoolable, pooledShape } from './maxpool.ts';
 import { maxAbs } from './quantize.ts';
 
@@ -28,6 +28,8 @@ export function maxpoolBackward(
   checkPoolable(p);
   const out = pooledShape(p);
   const n = elementCount(p);
+  const i = imageStrides(p.layout, p);
+  const o = imageStrides(p.layout, out);
   for (let e = 0; e < p.batch; e++)
     for (let c = 0; c < p.channels; c++)
       for (let y = 0; y < p.height; y++)
@@ -36,10 +38,10 @@ export function maxpoolBackward(
           const ox = x >> 1;
           let g = 0;
           if (oy < out.height && ox < out.width) {
-            const o = imageIndex(p.layout, out, e, c, oy, ox);
-            if (b.arg[o] === (y & 1) * 2 + (x & 1)) g = b.dy[o];
+            const at = e * o.sb + c * o.sc + oy * o.sy + ox * o.sx;
+            if (b.arg[at] === (y & 1) * 2 + (x & 1)) g = b.dy[at];
           }
-          b.gh[imageIndex(p.layout, p, e, c, y, x)] = g;
+          b.gh[e * i.sb + c * i.sc + y * i.sy + x * i.sx] = g;
         }
   if (p.act) activationBackward(p.act, b.z, b.gh, b.gz, n);
   else b.gz.set(b.gh.subarray(0, n));

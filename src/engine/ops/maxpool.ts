@@ -5,7 +5,7 @@
  * column is in no window. max |y| is folded into maxes[outSlot] for the next layer's quantisation
  * (outSlot = NONE: skipped). Input and output share `layout`.
  */
-import { type ImageLayout, type ImageShape, imageIndex } from './image.ts';
+import { type ImageLayout, type ImageShape, imageStrides } from './image.ts';
 import { maxAbs } from './quantize.ts';
 
 const NONE = 0xffffffff;
@@ -31,22 +31,26 @@ export function maxpool(
 ): void {
   checkPoolable(p);
   const out = pooledShape(p);
+  const i = imageStrides(p.layout, p);
+  const o = imageStrides(p.layout, out);
+  const offsets = [0, i.sx, i.sy, i.sy + i.sx]; // the window in row-major order
   for (let n = 0; n < p.batch; n++)
     for (let c = 0; c < p.channels; c++)
       for (let oy = 0; oy < out.height; oy++)
         for (let ox = 0; ox < out.width; ox++) {
-          let best = b.x[imageIndex(p.layout, p, n, c, 2 * oy, 2 * ox)];
+          const at = n * i.sb + c * i.sc + 2 * oy * i.sy + 2 * ox * i.sx;
+          let best = b.x[at];
           let arg = 0;
           for (let w = 1; w < 4; w++) {
-            const v = b.x[imageIndex(p.layout, p, n, c, 2 * oy + (w >> 1), 2 * ox + (w & 1))];
+            const v = b.x[at + offsets[w]];
             if (v > best) {
               best = v;
               arg = w;
             }
           }
-          const o = imageIndex(p.layout, out, n, c, oy, ox);
-          b.y[o] = best;
-          b.arg[o] = arg;
+          const to = n * o.sb + c * o.sc + oy * o.sy + ox * o.sx;
+          b.y[to] = best;
+          b.arg[to] = arg;
         }
   if (p.outSlot === NONE) return;
   const m = maxAbs(b.y, p.batch * p.channels * out.height * out.width);

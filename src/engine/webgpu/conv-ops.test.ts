@@ -95,7 +95,9 @@ describe('col2im.wgsl vs col2im.ts', () => {
           const n = g.batch * g.channels * g.height * g.width;
           const expected = new Int32Array(n);
           col2imSum(dP, layout, g, expected);
-          const pipeline = await ctx().pipeline(wgsl.col2im, 'main', { CHANNELS_LAST: layoutCode(layout) });
+          const pipeline = await ctx().pipeline(wgsl.col2imGather + wgsl.col2im, 'main', {
+            CHANNELS_LAST: layoutCode(layout),
+          });
           const dX = storageBuffer(ctx().device, n * 4);
           const params = [g.batch, g.channels, g.height, g.width, g.kernel, g.stride, outH, outW];
           await dispatchOnce(

@@ -40,6 +40,7 @@ const LIBS: Record<string, string> = {
   rng: wgsl.rng,
   activation: wgsl.activation,
   'pool-div': wgsl.poolDiv,
+  'col2im-gather': wgsl.col2imGather,
 };
 
 /** `softmax-xent` → `softmaxXent`, the generated constant of ops/softmax-xent.wgsl. */
