@@ -1,16 +1,16 @@
 /**
- * CPU reference throughput on one core: `npx tsx src/engine/bench-cpu.ts [spec.json] [repeats]`.
+ * CPU reference throughput on one core: `npx tsx src/engine/bench-cpu.ts [spec.json] [repeats]` (v1 or v2).
  * Times the training steps alone (dataset load and validation reported apart), by wall clock and by
  * this process's CPU time; the CPU-time figure is the one that stays honest on a busy machine.
  */
 import { readFileSync } from 'node:fs';
 import { loadDataset } from '../data/node.ts';
-import { parseTaskSpec } from '../protocol/spec.ts';
+import { parseAnyTaskSpec } from '../protocol/spec.ts';
 import { CpuTrainer } from './train-cpu.ts';
 
 const specPath = process.argv[2] ?? new URL('../../specs/reference-mlp.json', import.meta.url);
 const repeats = Number(process.argv[3] ?? 3);
-const spec = parseTaskSpec(JSON.parse(readFileSync(specPath, 'utf8')));
+const spec = parseAnyTaskSpec(JSON.parse(readFileSync(specPath, 'utf8')));
 const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
 const samples = spec.training.steps * spec.training.batch;
 

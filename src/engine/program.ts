@@ -17,6 +17,38 @@ export interface BufferDecl {
   init?: { from: 'params' | 'momentum'; offset: number } | { from: 'pixels' | 'labels' | 'validation' };
 }
 
+/** A parameter (or momentum) buffer and where it sits in the canonical vector. */
+export interface StateRange {
+  buffer: string;
+  offset: number;
+  length: number;
+}
+
+export interface Program {
+  buffers: Map<string, BufferDecl>;
+  /** max |W| of the starting weights (from then on each step's sgd folds it in). */
+  prologue: Invocation[];
+  /** One training step: quantise W, forward, loss, backward with the updates, step boundary. */
+  step: Invocation[];
+  /** Validation: weights rounded half-even, then full chunks of `batch` rows, then the tail. */
+  valWeights: Invocation[];
+  valChunk: Invocation[];
+  valTail: Invocation[];
+  /** Full validation chunks (valChunk runs this many times). */
+  valChunks: number;
+  /** Slots validate() zeroes first: [from, from + count). */
+  valSlots: { from: number; count: number };
+  params: StateRange[];
+  momentum: StateRange[];
+  /** Steps whose batch indices and stats the order/stats buffers hold (state[1] counts within). */
+  stepsPerUpload: number;
+}
+
+export interface CompileOptions {
+  /** Steps per upload of batch indices (the WebGPU backend records this many per submit). */
+  stepsPerUpload?: number;
+}
+
 export interface Invocation {
   op: AnyOpDef;
   /** For profiles and the dispatch list: e.g. 'x·W 1'. */

@@ -6,7 +6,7 @@
 import { type Hex, keccak256 } from 'viem';
 import type { Checkpoint, TaskResult } from '../protocol/result.ts';
 import { buildTaskResult } from '../protocol/result.ts';
-import { type TaskSpec, taskIdOf as taskIdOfSpec } from '../protocol/spec.ts';
+import { type AnyTaskSpec, taskIdOf as taskIdOfSpec } from '../protocol/spec.ts';
 import { checkpointSteps } from '../protocol/trace.ts';
 import { compileProgram, type Program } from './compile.ts';
 import { OPS } from './ops/index.ts';
@@ -61,7 +61,7 @@ export class CpuTrainer {
   private readonly cpu: CpuProgram;
 
   constructor(
-    readonly spec: TaskSpec,
+    readonly spec: AnyTaskSpec,
     readonly dataset: Dataset,
     from?: TrainState,
   ) {
@@ -237,7 +237,7 @@ export function resultOf(trainer: CpuTrainer, checkpoints: Checkpoint[]): TaskRe
  * result's trace holds only the checkpoints after it (the referee's use); otherwise it is the full task.
  */
 export async function trainCpuRun(
-  spec: TaskSpec,
+  spec: AnyTaskSpec,
   dataset: Dataset,
   options: TrainOptions = {},
 ): Promise<{ result: TaskResult; state: TrainState }> {
@@ -251,7 +251,7 @@ export async function trainCpuRun(
 }
 
 export async function trainCpu(
-  spec: TaskSpec,
+  spec: AnyTaskSpec,
   dataset: Dataset,
   options: TrainOptions = {},
 ): Promise<TaskResult> {
@@ -263,7 +263,7 @@ export async function trainCpu(
  * with the checkpoints passed on the way.
  */
 export async function runCpuInterval(
-  spec: TaskSpec,
+  spec: AnyTaskSpec,
   dataset: Dataset,
   from: TrainState,
   toStep: number,

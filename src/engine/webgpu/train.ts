@@ -14,7 +14,7 @@
 import { GpuSession, GpuUnavailableError } from '../../gpu/device.ts';
 import type { Checkpoint, TaskResult } from '../../protocol/result.ts';
 import { buildTaskResult } from '../../protocol/result.ts';
-import { type TaskSpec, taskIdOf } from '../../protocol/spec.ts';
+import { type AnyTaskSpec, taskIdOf } from '../../protocol/spec.ts';
 import { checkpointSteps } from '../../protocol/trace.ts';
 import { compileProgram, type Program, type StateRange } from '../compile.ts';
 import { initialParams, type TrainingPlan, trainingPlan } from '../plan.ts';
@@ -62,7 +62,7 @@ export class GpuTrainer {
   private readonly stepsPerSubmit: number;
   private constructor(
     readonly ctx: GpuContext,
-    readonly spec: TaskSpec,
+    readonly spec: AnyTaskSpec,
     readonly plan: TrainingPlan,
     readonly program: Program,
     private readonly tensors: Map<string, GpuTensor>,
@@ -82,7 +82,7 @@ export class GpuTrainer {
    */
   static async create(
     ctx: GpuContext,
-    spec: TaskSpec,
+    spec: AnyTaskSpec,
     dataset: Dataset,
     from?: TrainState,
     options: GpuTrainerOptions = {},
@@ -245,7 +245,7 @@ export class GpuTrainer {
 /** Runs a whole task (or, with resumeFrom, the rest of it) and returns the final state too. */
 export async function trainWebGPURun(
   ctx: GpuContext,
-  spec: TaskSpec,
+  spec: AnyTaskSpec,
   dataset: Dataset,
   options: TrainOptions & GpuTrainerOptions = {},
 ): Promise<{ result: TaskResult; state: TrainState; dispatchesPerStep: number }> {
@@ -336,7 +336,7 @@ export function defaultGpuSession(): Promise<GpuSession> {
 
 /** The engine's WebGPU backend: `train(spec, dataset, { backend: 'webgpu' })` lands here. */
 export async function trainWebGPU(
-  spec: TaskSpec,
+  spec: AnyTaskSpec,
   dataset: Dataset,
   options: TrainOptions = {},
 ): Promise<TaskResult> {
