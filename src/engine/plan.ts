@@ -3,14 +3,26 @@
  * parameter layout, the initial weights, the train/validation split and the per-step batches
  * (docs/ARITHMETIC.md, "Data" and "Initialisation").
  */
-import type { Activation, TaskSpec } from '../protocol/spec.ts';
+import {
+  type Activation,
+  type AnyTaskSpec,
+  isV2,
+  layerOutputShape,
+  type Shape,
+  type TaskSpec,
+} from '../protocol/spec.ts';
 import { isqrt } from './ops/fixed.ts';
 import { permutation, rand, rngKey, TENSOR } from './ops/rng.ts';
 import type { Dataset } from './types.ts';
 
-/** One weight layer: W [K][N] at wOffset, b [N] at bOffset in the flat parameter vector. */
+/**
+ * One weight layer: W [K][N] at wOffset, b [N] at bOffset in the flat parameter vector. A conv
+ * layer's W is [C_in·k·k][C_out] (row (c·k + ky)·k + kx), so it is initialised and stored as a
+ * dense layer with K = its fan-in.
+ */
 export interface LayerPlan {
   index: number;
+  kind: 'dense' | 'conv';
   K: number;
   N: number;
   /** null for the output layer (logits are z). */
@@ -26,13 +38,20 @@ export interface ModelPlan {
   paramCount: number;
 }
 
-export function modelPlan(spec: TaskSpec): ModelPlan {
+/** The weight layers of a spec in canonical order (v2: each conv, each dense, then the classifier). */
+export function modelPlan(spec: AnyTaskSpec): ModelPlan {
   const layers: LayerPlan[] = [];
-  let K = spec.model.inputs;
+  let K = isV2(spec) ? 0 : spec.model.inputs;
   let offset = 0;
-  const add = (N: number, activation: Activation | null, residual: boolean) => {
+  const add = (
+    N: number,
+    activation: Activation | null,
+    residual: boolean,
+    kind: LayerPlan['kind'] = 'dense',
+  ) => {
     layers.push({
       index: layers.length,
+      kind,
       K,
       N,
       activation,
@@ -43,7 +62,23 @@ export function modelPlan(spec: TaskSpec): ModelPlan {
     offset += K * N + N;
     K = N;
   };
-  for (const h of spec.model.hidden) add(h.units, h.activation, h.residual);
+  if (isV2(spec)) {
+    let shape: Shape = { kind: 'image', ...spec.model.input };
+    for (const layer of spec.model.layers) {
+      if (layer.op === 'conv' && shape.kind === 'image') {
+        K = shape.channels * layer.kernel * layer.kernel;
+        add(layer.channels, layer.activation, layer.residual, 'conv');
+      } else if (layer.op === 'dense' && shape.kind === 'flat') {
+        K = shape.units;
+        add(layer.units, layer.activation, layer.residual);
+      }
+      const out = layerOutputShape(layer, shape);
+      if (typeof out === 'string') throw new Error(`layer ${layer.op}: ${out}`);
+      shape = out;
+    }
+    if (shape.kind !== 'flat') throw new Error('a v2 model must end flat (gap or flatten)');
+    K = shape.units;
+  } else for (const h of spec.model.hidden) add(h.units, h.activation, h.residual);
   add(spec.model.classes, null, false);
   return { layers, paramCount: offset };
 }
@@ -52,7 +87,7 @@ export function modelPlan(spec: TaskSpec): ModelPlan {
  * Initial parameters (Q24): W uniform on [−a, a), a = √(6/K), from the hash RNG; biases 0.
  *   aQ16 = isqrt(⌊6·2^32 / K⌋);  c = (rand >> 8) − 2^23;  W = ⌊c · 2·aQ16 / 2^16⌋
  */
-export function initialParams(spec: TaskSpec, model = modelPlan(spec)): Int32Array {
+export function initialParams(spec: AnyTaskSpec, model = modelPlan(spec)): Int32Array {
   const params = new Int32Array(model.paramCount);
   for (const layer of model.layers) {
     const aQ16 = isqrt(Math.floor((6 * 2 ** 32) / layer.K));
@@ -66,15 +101,22 @@ export function initialParams(spec: TaskSpec, model = modelPlan(spec)): Int32Arr
 }
 
 /** Throws a clear error when the dataset is not the one the spec names or does not fit the model. */
-export function checkDataset(spec: TaskSpec, dataset: Dataset): void {
+/** Features per example the model reads (v2: channels · height · width). */
+export function inputFeatures(spec: AnyTaskSpec): number {
+  if (!isV2(spec)) return spec.model.inputs;
+  const { channels, height, width } = spec.model.input;
+  return channels * height * width;
+}
+
+export function checkDataset(spec: AnyTaskSpec, dataset: Dataset): void {
   const problems: string[] = [];
   if (dataset.name !== spec.dataset.name)
     problems.push(`name is '${dataset.name}', spec says '${spec.dataset.name}'`);
   if (dataset.sha256 !== spec.dataset.sha256) {
     problems.push(`sha256 is ${dataset.sha256}, spec says ${spec.dataset.sha256}`);
   }
-  if (dataset.features !== spec.model.inputs) {
-    problems.push(`${dataset.features} features, model has ${spec.model.inputs} inputs`);
+  if (dataset.features !== inputFeatures(spec)) {
+    problems.push(`${dataset.features} features, model has ${inputFeatures(spec)} inputs`);
   }
   if (dataset.classes !== spec.model.classes) {
     problems.push(`${dataset.classes} classes, model has ${spec.model.classes}`);
@@ -86,7 +128,10 @@ export function checkDataset(spec: TaskSpec, dataset: Dataset): void {
 }
 
 /** Indices sorted by (rand(key(split.seed, 0, SPLIT), i), i): validation first, then training. */
-export function splitIndices(spec: TaskSpec, count: number): { train: Uint32Array; validation: Uint32Array } {
+export function splitIndices(
+  spec: AnyTaskSpec,
+  count: number,
+): { train: Uint32Array; validation: Uint32Array } {
   const order = permutation(rngKey(spec.split.seed, 0, TENSOR.SPLIT), count);
   return {
     validation: order.subarray(0, spec.split.validation),
@@ -104,7 +149,7 @@ export interface TrainingPlan {
   batchRange(from: number, to: number): Uint32Array;
 }
 
-export function trainingPlan(spec: TaskSpec, dataset: Dataset): TrainingPlan {
+export function trainingPlan(spec: AnyTaskSpec, dataset: Dataset): TrainingPlan {
   checkDataset(spec, dataset);
   const model = modelPlan(spec);
   const { train, validation } = splitIndices(spec, dataset.count);

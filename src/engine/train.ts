@@ -1,19 +1,19 @@
 /**
- * The engine's one entry point for both backends: `train(spec, dataset, options)` resolves to the
+ * The engine's one entry point for both backends and both spec versions (v1 MLP, v2 conv): `train(spec, dataset, options)` resolves to the
  * task's result; progress, cancellation and resuming work the same on each (see ./types.ts).
  * The WebGPU backend is imported on demand so CPU-only users never load it.
  */
 import type { TaskResult } from '../protocol/result.ts';
-import { parseTaskSpec, type TaskSpec } from '../protocol/spec.ts';
+import { type AnyTaskSpec, parseAnyTaskSpec } from '../protocol/spec.ts';
 import { trainCpu } from './train-cpu.ts';
 import type { Dataset, TrainOptions } from './types.ts';
 
 export async function train(
-  spec: TaskSpec,
+  spec: AnyTaskSpec,
   dataset: Dataset,
   options: TrainOptions = {},
 ): Promise<TaskResult> {
-  const valid = parseTaskSpec(spec);
+  const valid = parseAnyTaskSpec(spec);
   const backend = options.backend ?? 'cpu';
   if (backend === 'cpu') return trainCpu(valid, dataset, options);
   if (backend === 'webgpu') {

@@ -5,7 +5,7 @@
  * `(spec, dataset, options) => Promise<TaskResult>` with exactly these options.
  */
 import type { TaskResult } from '../protocol/result.ts';
-import type { TaskSpec } from '../protocol/spec.ts';
+import type { AnyTaskSpec } from '../protocol/spec.ts';
 
 export type Backend = 'cpu' | 'webgpu';
 
@@ -59,4 +59,4 @@ export interface TrainOptions {
   device?: GPUDevice;
 }
 
-export type TrainFn = (spec: TaskSpec, dataset: Dataset, options?: TrainOptions) => Promise<TaskResult>;
+export type TrainFn = (spec: AnyTaskSpec, dataset: Dataset, options?: TrainOptions) => Promise<TaskResult>;

@@ -5,6 +5,7 @@
  * All matrices are row-major; shapes are explicit.
  */
 import { rescale, shrRound } from './fixed.ts';
+import type { I8Layout } from './op.ts';
 
 /** y[yo .. yo+n) += a · v[vo .. vo+n), unrolled by four (the hot loop of both sparse layouts). */
 function axpy(y: Int32Array, yo: number, v: Int8Array, vo: number, a: number, n: number): void {
@@ -105,4 +106,31 @@ export function columnSums(x: Int32Array, B: number, N: number, out: Int32Array)
     const o = b * N;
     for (let j = 0; j < N; j++) out[j] = (out[j] + x[o + j]) | 0;
   }
+}
+
+export interface MatmulParams {
+  [key: string]: number | string;
+  m: number;
+  n: number;
+  k: number;
+  /** A (m×k) is the tensor a[m][k] read by rows, or a[k][m] read by columns (aᵀ). */
+  a: I8Layout;
+  /** B (k×n) is the tensor b[k][n] read by columns, or b[n][k] read by rows (bᵀ). */
+  b: I8Layout;
+}
+
+/** Twin of matmul.wgsl: c[m][n] = A·B exactly, A and B picked from their tensors as the params say. */
+export function matmul(p: MatmulParams, t: { a: Int8Array; b: Int8Array; c: Int32Array }): void {
+  const { m, n, k } = p;
+  if (p.a === 'rows' && p.b === 'cols') matmulXW(t.a, t.b, m, k, n, t.c);
+  else if (p.a === 'cols' && p.b === 'cols') matmulXtE(t.a, t.b, k, m, n, t.c);
+  else if (p.a === 'rows' && p.b === 'rows') matmulEWt(t.a, t.b, m, n, k, t.c);
+  // aᵀ·bᵀ: no plan uses it; the plain loop keeps the twin total.
+  else
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let q = 0; q < k; q++) s += t.a[q * m + i] * t.b[j * k + q];
+        t.c[i * n + j] = s;
+      }
 }

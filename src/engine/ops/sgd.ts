@@ -4,6 +4,9 @@
  *   w  = w − mulShr(v, learningRateQ16, 16)        (additions wrap in i32)
  */
 import { mulShr } from './fixed.ts';
+import { operandShift } from './forward.ts';
+import { columnSums, rescaleAll } from './matmul.ts';
+import { maxAbs } from './quantize.ts';
 
 export function sgdStep(
   w: Int32Array,
@@ -20,4 +23,52 @@ export function sgdStep(
     v[i] = vi;
     w[i] = (w[i] - mulShr(vi, learningRateQ16, 16)) | 0;
   }
+}
+
+/** The weight gradient, reused between calls (the twin runs every step). */
+let gradScratch = new Int32Array(0);
+function scratch(n: number): Int32Array {
+  if (gradScratch.length < n) gradScratch = new Int32Array(n);
+  return gradScratch;
+}
+
+export interface SgdParams {
+  [key: string]: number;
+  k: number;
+  n: number;
+  rows: number;
+  xSlot: number;
+  eSlot: number;
+  learningRateQ16: number;
+  momentumQ16: number;
+  weightDecayQ24: number;
+  wNextSlot: number;
+}
+
+/**
+ * Twin of sgd.wgsl, one layer's gradient and update:
+ *   weights: g = rescale(acc, sx + se − 16) (acc = x8ᵀ·e8, Q24);  bias j: g = Σ_b gz[b][j] (wrapping)
+ * then sgdStep on W and b; max |W| of the updated weights is folded into maxes[wNextSlot].
+ */
+export function sgd(
+  p: SgdParams,
+  b: {
+    acc: Int32Array;
+    gz: Int32Array;
+    maxes: Uint32Array;
+    w: Int32Array;
+    vw: Int32Array;
+    bias: Int32Array;
+    vb: Int32Array;
+  },
+): void {
+  const { k, n, learningRateQ16: lr, momentumQ16: mom, weightDecayQ24: wd } = p;
+  const g = scratch(k * n);
+  rescaleAll(b.acc, operandShift(b.maxes, p.xSlot) + operandShift(b.maxes, p.eSlot) - 16, g, k * n);
+  sgdStep(b.w, b.vw, g, k * n, lr, mom, wd);
+  const gb = new Int32Array(n);
+  columnSums(b.gz, p.rows, n, gb);
+  sgdStep(b.bias, b.vb, gb, n, lr, mom, wd);
+  const m = maxAbs(b.w, k * n);
+  if (m > b.maxes[p.wNextSlot]) b.maxes[p.wNextSlot] = m;
 }

@@ -56,3 +56,52 @@ export function softmaxXent(
   }
   return { lossQ16, correct };
 }
+
+export interface SoftmaxXentParams {
+  [key: string]: number | boolean;
+  rows: number;
+  classes: number;
+  /** The batch size B: gz is the gradient of the batch-mean loss. */
+  gradDivisor: number;
+  base: number;
+  gzSlot: number;
+  /** Write gz and fold max |gz| into maxes[gzSlot] (training), or only the stats (validation). */
+  train: boolean;
+  /** Stats rows start at base + state[1]·rows (training), at base otherwise. */
+  perStep: boolean;
+  /** Rows the stats buffer holds (not sent to the kernel). */
+  statsRows: number;
+}
+
+/**
+ * Twin of softmax-xent.wgsl: per row b, stats[2(first + b)] = loss (Q16) and stats[2(first + b) + 1]
+ * = correct (0/1); when train, gz as softmaxXent and max |gz| folded into maxes[gzSlot].
+ */
+export function softmaxXentRows(
+  p: SoftmaxXentParams,
+  b: {
+    logits: Int32Array;
+    y: Uint32Array;
+    state: Uint32Array;
+    maxes: Uint32Array;
+    gz: Int32Array;
+    stats: Int32Array;
+  },
+): void {
+  const { rows, classes: C } = p;
+  const first = p.base + (p.perStep ? b.state[1] * rows : 0);
+  const labels = new Uint32Array(1);
+  const gzRow = p.train ? new Int32Array(C) : null;
+  let m = 0;
+  for (let r = 0; r < rows; r++) {
+    labels[0] = b.y[r];
+    const totals = softmaxXent(b.logits.subarray(r * C, (r + 1) * C), labels, 1, C, gzRow, p.gradDivisor);
+    b.stats[2 * (first + r)] = totals.lossQ16;
+    b.stats[2 * (first + r) + 1] = totals.correct;
+    if (gzRow) {
+      b.gz.set(gzRow, r * C);
+      for (const g of gzRow) m = Math.max(m, Math.abs(g));
+    }
+  }
+  if (p.train && m > b.maxes[p.gzSlot]) b.maxes[p.gzSlot] = m;
+}

@@ -5,6 +5,7 @@
  * strings so the same import works under Vite, vitest and tsx (see gen-kernels.ts). Kernels call
  * helper libraries (fixed.wgsl, rng.wgsl) that are prepended here: WGSL has no imports.
  */
+import type { AnyOpDef } from '../ops/index.ts';
 import * as wgsl from './kernels.generated.ts';
 
 export { wgsl };
@@ -14,7 +15,7 @@ export function matmulCode(packed: boolean): string {
   return (packed ? wgsl.dot4Packed : wgsl.dot4Plain) + wgsl.matmul;
 }
 
-/** Kernels and the helper libraries each one needs, in order. */
+/** Kernels and the helper libraries each one needs, in order (the op list's `libs` say the same). */
 const KERNELS = {
   maxabs: [wgsl.fixed, wgsl.maxabs],
   quantize: [wgsl.fixed, wgsl.rng, wgsl.quantize],
@@ -28,9 +29,32 @@ const KERNELS = {
 
 export type KernelName = keyof typeof KERNELS;
 
-/** The `act` codes of activation.wgsl. */
-export const ACTIVATION_CODE = { relu: 1, leaky_relu: 2, hardtanh: 3, gelu: 4 } as const;
+export { ACTIVATION_CODE } from '../ops/index.ts';
 
 export function kernelCode(name: KernelName): string {
   return KERNELS[name].join('\n');
+}
+
+const LIBS: Record<string, string> = {
+  fixed: wgsl.fixed,
+  rng: wgsl.rng,
+  activation: wgsl.activation,
+  'pool-div': wgsl.poolDiv,
+};
+
+/** `softmax-xent` → `softmaxXent`, the generated constant of ops/softmax-xent.wgsl. */
+const constantName = (file: string) => file.replace(/[-_](\w)/g, (_, c: string) => c.toUpperCase());
+
+/** The WGSL of an op-list entry: its helper libraries, then ops/<name>.wgsl. */
+export function opCode(op: AnyOpDef, packed: boolean): string {
+  const source = (wgsl as Record<string, string>)[constantName(op.name)];
+  if (source === undefined)
+    throw new Error(`no kernel ops/${op.name}.wgsl (regenerate kernels.generated.ts)`);
+  const libs = op.libs.map((lib) => {
+    if (lib === 'dot4') return packed ? wgsl.dot4Packed : wgsl.dot4Plain;
+    const code = LIBS[lib];
+    if (code === undefined) throw new Error(`op ${op.name}: unknown WGSL library '${lib}'`);
+    return code;
+  });
+  return [...libs, source].join('\n');
 }
