@@ -81,15 +81,9 @@ describe('float32 conv trainer', () => {
     ],
   ])('has the gradient of its loss: %s', (_, layers) => {
     const spec = v2(layers);
-    const indices = trainingPlan(
-      { ...spec, v: 1, model: { inputs: 64, classes: 4, hidden: [] } } as never,
-      blobs,
-    ).batchIndices(0);
+    const indices = trainingPlan(spec, blobs).batchIndices(0);
     // Start from the engine's initial weights with non-zero biases, so every bias gets a gradient.
-    const params = Float32Array.from(
-      initialParams({ training: spec.training } as never, paramsLayout(spec)),
-      (q, i) => q / 2 ** 24 + 0.01 * Math.sin(i),
-    );
+    const params = Float32Array.from(initialParams(spec), (q, i) => q / 2 ** 24 + 0.01 * Math.sin(i));
     const { grad } = floatCnnLossAndGradient(spec, blobs, params, indices);
     const eps = 1e-2;
     let checked = 0;
@@ -152,47 +146,3 @@ describe('float32 conv forward', () => {
     expect(loss).toBeCloseTo(total / indices.length, 5);
   });
 });
-
-/** The weight layout of a v2 model (conv K = inChannels·k²), for initialParams. */
-function paramsLayout(spec: TaskSpecV2) {
-  const layers: {
-    index: number;
-    K: number;
-    N: number;
-    activation: null;
-    residual: false;
-    wOffset: number;
-    bOffset: number;
-  }[] = [];
-  let offset = 0;
-  let channels = spec.model.input.channels;
-  let units = 0;
-  let side = spec.model.input.height;
-  const add = (K: number, N: number) => {
-    layers.push({
-      index: layers.length,
-      K,
-      N,
-      activation: null,
-      residual: false,
-      wOffset: offset,
-      bOffset: offset + K * N,
-    });
-    offset += K * N + N;
-  };
-  for (const l of spec.model.layers) {
-    if (l.op === 'conv') {
-      add(channels * l.kernel * l.kernel, l.channels);
-      channels = l.channels;
-      side = Math.floor((side + 2 * Math.floor(l.kernel / 2) - l.kernel) / l.stride) + 1;
-    } else if (l.op === 'maxpool') side = Math.floor(side / 2);
-    else if (l.op === 'gap') units = channels;
-    else if (l.op === 'flatten') units = channels * side * side;
-    else {
-      add(units, l.units);
-      units = l.units;
-    }
-  }
-  add(units, spec.model.classes);
-  return { layers, paramCount: offset };
-}

@@ -258,20 +258,14 @@ const sizeOf = (s: Shape) => (s.kind === 'image' ? s.channels * s.height * s.wid
  */
 function floatCnnLayers(spec: TaskSpecV2): { layers: FloatLayer[]; weights: ModelPlan } {
   const layers: FloatLayer[] = [];
-  const weights: ModelPlan = { layers: [], paramCount: 0 };
-  const addWeights = (K: number, N: number, activation: Activation | null, residual: boolean) => {
-    const wOffset = weights.paramCount;
-    weights.layers.push({
-      index: weights.layers.length,
-      K,
-      N,
-      activation,
-      residual,
-      wOffset,
-      bOffset: wOffset + K * N,
-    });
-    weights.paramCount += K * N + N;
-    return { wOffset, bOffset: wOffset + K * N };
+  // The engine's weight layers, in canonical order: this trainer consumes them in the same order.
+  const weights = modelPlan(spec);
+  let next = 0;
+  const addWeights = (K: number, N: number, _activation: Activation | null, _residual: boolean) => {
+    const plan = weights.layers[next++];
+    if (plan.K !== K || plan.N !== N)
+      throw new Error(`weight layer ${plan.index}: engine ${plan.K}×${plan.N}, float ${K}×${N}`);
+    return { wOffset: plan.wOffset, bOffset: plan.bOffset };
   };
   let shape: Shape = { kind: 'image', ...spec.model.input };
   const shapes = layerShapes(spec.model);
@@ -439,10 +433,10 @@ export function floatCnnLossAndGradient(
 /** The float conv model's buffers and passes for batches of up to `B` examples. */
 function floatCnn(spec: TaskSpecV2, dataset: Dataset, B = spec.training.batch) {
   const { layers, weights } = floatCnnLayers(spec);
-  const order = dataOrder(spec, dataset);
+  const order = trainingPlan(spec, dataset);
   const C = spec.model.classes;
   const F = dataset.features;
-  const p0 = initialParams({ training: spec.training } as TaskSpec, weights);
+  const p0 = initialParams(spec, weights);
   const w = Float32Array.from(p0, (q) => q / 2 ** 24);
   const g = new Float32Array(w.length);
 
@@ -671,17 +665,4 @@ function floatCnn(spec: TaskSpecV2, dataset: Dataset, B = spec.training.batch) {
   };
 
   return { w, g, forward, backward, xent, order, logitGrad: grads[layers.length] };
-}
-
-/**
- * The engine's split and batch order for a spec: they depend only on the dataset, `split` and the
- * training seed and batch, so the v1 plan computes them for a v2 spec through a model-free stand-in.
- */
-function dataOrder(spec: TaskSpecV2, dataset: Dataset) {
-  const standIn = {
-    ...spec,
-    v: 1,
-    model: { inputs: dataset.features, classes: spec.model.classes, hidden: [] },
-  } as TaskSpec;
-  return trainingPlan(standIn, dataset);
 }
