@@ -27,11 +27,11 @@ import { loadDataset } from '../data/node.ts';
 import { trainCpuRun } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
 import {
+  type AnyTaskSpec,
   buildTaskResult,
   createSessionKey,
   signSessionGrant,
   type TaskResult,
-  type TaskSpec,
   taskIdOf,
 } from '../protocol/index.ts';
 
@@ -106,7 +106,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 class Reference {
   private readonly runs = new Map<Hex, Promise<{ result: TaskResult; states: TrainState[] }>>();
 
-  compute(spec: TaskSpec): Promise<{ result: TaskResult; states: TrainState[] }> {
+  compute(spec: AnyTaskSpec): Promise<{ result: TaskResult; states: TrainState[] }> {
     const taskId = taskIdOf(spec);
     let run = this.runs.get(taskId);
     if (!run) {
@@ -203,7 +203,7 @@ class RunStats {
 }
 
 /** A made-up result for a task: plausible fields, a perfect score, a consistent digest. */
-function fabricated(taskId: Hex, spec: TaskSpec): TaskResult {
+function fabricated(taskId: Hex, spec: AnyTaskSpec): TaskResult {
   const every = spec.checkpointEvery;
   const steps: number[] = [];
   for (let s = every; s < spec.training.steps; s += every) steps.push(s);
@@ -236,7 +236,7 @@ interface Network {
   chain: TestChain;
   db: Db;
   reference: Reference;
-  specs: Map<Hex, TaskSpec>;
+  specs: Map<Hex, AnyTaskSpec>;
   stats: RunStats;
   opts: Options;
   stop: AbortSignal;

@@ -5,16 +5,17 @@
  * coordinator's (src/coordinator/views.ts): accuracy, then validation loss, then task sequence.
  */
 import type { Address, Hash, Hex } from 'viem';
-import { flopCount, paramCount } from '../nas/space.ts';
-import { parseTaskSpec, type TaskSpec, taskIdOf } from '../protocol/spec.ts';
+import { specCounts } from '../nas/spaces.ts';
+import { type AnyTaskSpec, type HiddenLayer, isV2, parseAnyTaskSpec, taskIdOf } from '../protocol/spec.ts';
 import { type BlockRange, type ChainPublicClient, readSettledEvents, settlementAbi } from './client.ts';
 
 export interface ChainLeaderboardEntry {
   rank: number;
   seq: bigint;
   taskId: Hex;
-  spec: TaskSpec;
-  hidden: TaskSpec['model']['hidden'];
+  spec: AnyTaskSpec;
+  /** An MLP's hidden layers (empty for a conv model: see `spec.model.layers`). */
+  hidden: HiddenLayer[];
   params: number;
   flops: number;
   steps: number;
@@ -63,21 +64,14 @@ export async function chainLeaderboard(
       unverified.push({ taskId: e.taskId, reason: spec });
       continue;
     }
-    const shape = { inputs: spec.model.inputs, classes: spec.model.classes };
-    const arch = {
-      hidden: spec.model.hidden,
-      learningRateQ16: 0,
-      momentumQ16: 0,
-      weightDecayQ24: 0,
-      batch: 1,
-    };
+    const { params, flops } = specCounts(spec);
     rows.push({
       seq: e.seq,
       taskId: e.taskId,
       spec,
-      hidden: spec.model.hidden,
-      params: paramCount(shape, arch),
-      flops: flopCount(shape, arch),
+      hidden: isV2(spec) ? [] : spec.model.hidden,
+      params,
+      flops,
       steps: spec.training.steps,
       valCorrect: e.valCorrect,
       valCount: e.valCount,
@@ -97,11 +91,11 @@ export async function chainLeaderboard(
 }
 
 /** The spec if it parses and hashes to the task id, else why not. */
-function verifiedSpec(text: string, taskId: Hex): TaskSpec | string {
+function verifiedSpec(text: string, taskId: Hex): AnyTaskSpec | string {
   if (!text) return 'no spec recorded';
-  let spec: TaskSpec;
+  let spec: AnyTaskSpec;
   try {
-    spec = parseTaskSpec(JSON.parse(text));
+    spec = parseAnyTaskSpec(JSON.parse(text));
   } catch {
     return 'recorded spec does not parse';
   }

@@ -22,7 +22,7 @@ import type { Hex } from 'viem';
 import { loadDataset } from '../data/node.ts';
 import { CpuTrainer, hashI32, runSteps, stateHashOf, trainCpu } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
-import type { TaskResult, TaskSpec } from '../protocol/index.ts';
+import type { AnyTaskSpec, TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 import type { StateExchange } from './states.ts';
 import type { Store } from './store.ts';
@@ -48,7 +48,7 @@ export interface AuditRecord {
 
 /** What an audit of `result` found, given the start state of the drawn interval and the final state. */
 export async function auditResult(
-  spec: TaskSpec,
+  spec: AnyTaskSpec,
   result: TaskResult,
   interval: number,
   start: TrainState | undefined,
@@ -89,7 +89,7 @@ export interface AuditOptions {
 
 interface AuditTask {
   task_id: Hex;
-  spec: TaskSpec;
+  spec: AnyTaskSpec;
   audit: AuditRecord | null;
   referee: { right?: Hex | null } | null;
 }

@@ -16,7 +16,7 @@ import type { Hex } from 'viem';
 import { loadDataset } from '../data/node.ts';
 import { CpuTrainer, resultOf, runSteps, stateHashOf, trainCpu } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
-import type { Checkpoint, TaskResult, TaskSpec } from '../protocol/index.ts';
+import type { AnyTaskSpec, Checkpoint, TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 import { StateExchange } from './states.ts';
 import type { Store } from './store.ts';
@@ -69,7 +69,7 @@ export function lastAgreedCheckpoint(results: readonly TaskResult[]): number {
  * agreed, verified state to start from (at or before the first divergence); without it, step 0.
  */
 export async function referee(
-  spec: TaskSpec,
+  spec: AnyTaskSpec,
   results: TaskResult[],
   from?: TrainState,
   start: Verdict['start'] = from ? 'uploaded' : 'initial',
@@ -131,7 +131,7 @@ export interface RefereeOptions {
 async function startState(
   states: StateExchange,
   taskId: Hex,
-  spec: TaskSpec,
+  spec: AnyTaskSpec,
   results: TaskResult[],
   stateWaitMs: number,
 ): Promise<{ from?: TrainState; start: Verdict['start'] } | 'wait'> {
@@ -169,7 +169,7 @@ export async function refereePending(
 ): Promise<number> {
   const states = opts.states ?? new StateExchange(db);
   const stateWaitMs = opts.stateWaitMs ?? store.opts.stateWaitMs ?? 0;
-  const tasks = await db.query<{ task_id: Hex; spec: TaskSpec; referee: { right?: Hex | null } | null }>(
+  const tasks = await db.query<{ task_id: Hex; spec: AnyTaskSpec; referee: { right?: Hex | null } | null }>(
     `SELECT task_id, spec, referee FROM tasks WHERE state = 'refereeing' ORDER BY seq`,
   );
   let decided = 0;

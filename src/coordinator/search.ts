@@ -9,7 +9,7 @@ import type { Hex } from 'viem';
 import { spaceOps } from '../nas/spaces.ts';
 import { createStrategy, restoreStrategy, type Strategy, type StrategyConfig } from '../nas/strategy.ts';
 import { spaceOf, type TrackName, trackByName } from '../nas/tracks.ts';
-import type { TaskResult, TaskSpec } from '../protocol/index.ts';
+import type { AnyTaskSpec, TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 import { LOCK_TTL_MS, tryLock } from './locks.ts';
 import type { Store } from './store.ts';
@@ -107,7 +107,7 @@ export class SearchDriver {
         const record: ProposalRecord = { trialId: p.trialId };
         // A conv track yields v2 specs; the store keeps any spec as JSON under its taskId (the lease
         // API's v1 schema is widened with the v2 trainers, issue 13).
-        const inserted = await this.store.addTask(spec as TaskSpec, record, q);
+        const inserted = await this.store.addTask(spec as AnyTaskSpec, record, q);
         // The same spec proposed twice is the same task: the copy is told as failed, not waited on.
         if (!inserted) strategy.tell(p.trialId, 'failed');
         else added++;

@@ -22,7 +22,7 @@ import {
   settlementAbi,
 } from '../chain/client.ts';
 import { cambrianDomain, signRefereeVerdict } from '../protocol/eip712.ts';
-import { canonicalSpec, type TaskResult, type TaskSpec } from '../protocol/index.ts';
+import { type AnyTaskSpec, canonicalSpec, type TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 
 export interface ChainSettings {
@@ -73,7 +73,7 @@ const EXPIRY_MARGIN_S = 60n;
 interface TaskRow {
   task_id: Hex;
   seq: number;
-  spec: TaskSpec;
+  spec: AnyTaskSpec;
   result: TaskResult;
   agreed_digest: Hex;
   decided_by: 'votes' | 'referee';

@@ -10,7 +10,7 @@ import type { Hex } from 'viem';
 import { modelPlan } from '../engine/plan.ts';
 import { stateHashOf } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
-import type { TaskSpec } from '../protocol/index.ts';
+import type { AnyTaskSpec } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 import { Refusal } from './errors.ts';
 
@@ -67,7 +67,7 @@ export class StateExchange {
    */
   async open(
     taskId: Hex,
-    spec: TaskSpec,
+    spec: AnyTaskSpec,
     step: number,
     stateHash: Hex,
     workers: string[],

@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type { Hex } from 'viem';
-import { type TaskResult, type TaskSpec, taskIdOf } from '../protocol/index.ts';
+import { type AnyTaskSpec, type TaskResult, taskIdOf } from '../protocol/index.ts';
 import type { Db, Queryable } from './db.ts';
 import { Refusal } from './errors.ts';
 import { GroupCommit } from './group-commit.ts';
@@ -78,7 +78,7 @@ export interface Session {
 export interface Lease {
   leaseId: string;
   taskId: Hex;
-  spec: TaskSpec;
+  spec: AnyTaskSpec;
   /** Epoch milliseconds. */
   deadline: number;
 }
@@ -119,7 +119,7 @@ interface Submission {
   leaseId: string;
   result: TaskResult;
   voteSig: Hex;
-  checkAgainstSpec: (spec: TaskSpec) => void;
+  checkAgainstSpec: (spec: AnyTaskSpec) => void;
 }
 
 /** A uniformly random permutation (Fisher–Yates over crypto randomness). */
@@ -138,7 +138,7 @@ export function hashToken(token: string): string {
 
 export class Store {
   private readonly sessions = new Map<string, Session>();
-  private readonly specs = new Map<Hex, TaskSpec>();
+  private readonly specs = new Map<Hex, AnyTaskSpec>();
 
   private readonly leases: GroupCommit<LeaseRequest, Lease | null>;
   private readonly submissions: GroupCommit<Submission, TaskState>;
@@ -162,7 +162,7 @@ export class Store {
   }
 
   /** Queues a task (idempotent: the same spec is the same task). Returns its id, or null if it existed. */
-  async addTask(spec: TaskSpec, proposal: unknown = null, q: Queryable = this.db): Promise<Hex | null> {
+  async addTask(spec: AnyTaskSpec, proposal: unknown = null, q: Queryable = this.db): Promise<Hex | null> {
     const taskId = taskIdOf(spec);
     const { initialReplicas: n, maxReplicas } = this.opts;
     const rows = await q.query(
@@ -182,14 +182,14 @@ export class Store {
   }
 
   /** A task's spec: immutable, so cached (jsonb output is the costliest part of a small query). */
-  async spec(taskId: Hex, q: Queryable = this.db): Promise<TaskSpec> {
+  async spec(taskId: Hex, q: Queryable = this.db): Promise<AnyTaskSpec> {
     let spec = this.specs.get(taskId);
     if (!spec) {
       const [row] = await q.query<{ spec: string }>(
         'SELECT spec::text AS spec FROM tasks WHERE task_id = $1',
         [taskId],
       );
-      spec = JSON.parse(row.spec) as TaskSpec;
+      spec = JSON.parse(row.spec) as AnyTaskSpec;
       if (this.specs.size > 100_000) this.specs.clear();
       this.specs.set(taskId, spec);
     }
@@ -443,7 +443,7 @@ export class Store {
     leaseId: string,
     result: TaskResult,
     voteSig: Hex,
-    checkAgainstSpec: (spec: TaskSpec) => void = () => {},
+    checkAgainstSpec: (spec: AnyTaskSpec) => void = () => {},
   ): Promise<TaskState> {
     return this.submissions.push({ session, leaseId, result, voteSig, checkAgainstSpec });
   }
@@ -475,7 +475,7 @@ export class Store {
       read.leases.map(([lease_id, task_id, worker, state]) => [lease_id, { task_id, worker, state }]),
     );
     const votes = read.votes.map(([task_id, worker, digest]) => ({ task_id, worker, digest }));
-    const specs = new Map<Hex, TaskSpec>();
+    const specs = new Map<Hex, AnyTaskSpec>();
     for (const t of tasks) specs.set(t.task_id, await this.spec(t.task_id, q));
     const outcomes: (TaskState | Refusal | undefined)[] = [];
     const accepted: Submission[] = [];
@@ -505,7 +505,7 @@ export class Store {
   private check(
     item: Submission,
     lease: { task_id: Hex; worker: string; state: string } | undefined,
-    specs: Map<Hex, TaskSpec>,
+    specs: Map<Hex, AnyTaskSpec>,
     votes: { task_id: Hex; worker: string }[],
   ): Refusal | undefined {
     if (!lease) return new Refusal(404, 'unknown lease');

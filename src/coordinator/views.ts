@@ -4,16 +4,17 @@
  * against the contract's TaskSettled events.
  */
 import type { Hex } from 'viem';
-import { flopCount, paramCount } from '../nas/space.ts';
+import { specCounts } from '../nas/spaces.ts';
 import type { TaskView } from '../protocol/http.ts';
-import type { TaskResult, TaskSpec } from '../protocol/index.ts';
+import { type AnyTaskSpec, type HiddenLayer, isV2, type TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 
 export interface LeaderboardEntry {
   rank: number;
   taskId: Hex;
-  spec: TaskSpec;
-  hidden: TaskSpec['model']['hidden'];
+  spec: AnyTaskSpec;
+  /** An MLP's hidden layers (empty for a conv model: see `spec.model.layers`). */
+  hidden: HiddenLayer[];
   params: number;
   flops: number;
   steps: number;
@@ -29,7 +30,7 @@ export interface LeaderboardEntry {
 
 interface TaskRow {
   task_id: Hex;
-  spec: TaskSpec;
+  spec: AnyTaskSpec;
   state: string;
   wanted: number;
   max_replicas: number;
@@ -93,21 +94,14 @@ export class Views {
     );
     return rows.map((t, i) => {
       const r = t.result!;
-      const arch = {
-        hidden: t.spec.model.hidden,
-        learningRateQ16: 0,
-        momentumQ16: 0,
-        weightDecayQ24: 0,
-        batch: 1,
-      };
-      const shape = { inputs: t.spec.model.inputs, classes: t.spec.model.classes };
+      const { params, flops } = specCounts(t.spec);
       return {
         rank: i + 1,
         taskId: t.task_id,
         spec: t.spec,
-        hidden: t.spec.model.hidden,
-        params: paramCount(shape, arch),
-        flops: flopCount(shape, arch),
+        hidden: isV2(t.spec) ? [] : t.spec.model.hidden,
+        params,
+        flops,
         steps: t.spec.training.steps,
         valCorrect: r.valCorrect,
         valCount: r.valCount,

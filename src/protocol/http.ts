@@ -6,7 +6,7 @@
 import type { Hex } from 'viem';
 import { z } from 'zod';
 import { TaskResultSchema } from './result.ts';
-import { TaskSpecSchema } from './spec.ts';
+import { AnyTaskSpecSchema } from './spec.ts';
 
 /**
  * Shortest grant the session route accepts, in seconds: far beyond the settlement delay, so a vote
@@ -42,7 +42,7 @@ export const LeaseSchema = z
   .object({
     leaseId: z.string(),
     taskId: Hex32Schema,
-    spec: TaskSpecSchema,
+    spec: AnyTaskSpecSchema,
     /** Epoch milliseconds. */
     deadline: z.number().int(),
   })
@@ -133,7 +133,7 @@ export type Info = z.infer<typeof InfoSchema>;
 export const TaskViewSchema = z
   .object({
     taskId: Hex32Schema,
-    spec: TaskSpecSchema,
+    spec: AnyTaskSpecSchema,
     state: TaskStateSchema,
     votes: z.array(
       z.object({

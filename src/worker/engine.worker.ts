@@ -11,7 +11,7 @@ import { type GpuReport, GpuSession, GpuUnavailableError } from '../gpu/device.t
 import { buildOnnx } from '../onnx/build.ts';
 import { type CambrianDomain, createSessionKey, resultVoteTypedData } from '../protocol/eip712.ts';
 import type { TaskResult } from '../protocol/result.ts';
-import type { TaskSpec } from '../protocol/spec.ts';
+import type { AnyTaskSpec } from '../protocol/spec.ts';
 import { runSelfTest, type SelfTestReport } from './selftest.ts';
 
 export type GpuProbe = { ok: true; report: GpuReport } | { ok: false; error: string };
@@ -36,7 +36,7 @@ export interface DatasetSource {
 }
 
 export interface TrainJob {
-  spec: TaskSpec;
+  spec: AnyTaskSpec;
   dataset: DatasetSource;
   backend: Backend;
   /** Report progress every this many steps (the page throttles its own repaints too). */

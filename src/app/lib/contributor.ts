@@ -9,7 +9,7 @@
  */
 import type { Hex } from 'viem';
 import type { TaskResult } from '../../protocol/result.ts';
-import type { TaskSpec } from '../../protocol/spec.ts';
+import type { AnyTaskSpec } from '../../protocol/spec.ts';
 import { ApiError, type CoordinatorApi, CoordinatorDownError, type Info, type Lease } from './api.ts';
 import { type GrantedSession, grantJson, type SessionSigner, signVote } from './session.ts';
 
@@ -31,7 +31,7 @@ export interface StepProgress {
 /** What the loop needs from the engine Worker. */
 export interface Trainer {
   train(
-    spec: TaskSpec,
+    spec: AnyTaskSpec,
     dataset: DatasetRef,
     backend: Backend,
     onProgress: (p: StepProgress) => void,
@@ -250,7 +250,7 @@ export class Contributor {
   }
 
   private async runLease(lease: Lease): Promise<void> {
-    const spec = lease.spec as TaskSpec;
+    const spec = lease.spec;
     const taskId = lease.taskId as Hex;
     const row: TaskRow = {
       taskId,
@@ -296,7 +296,7 @@ export class Contributor {
     }
   }
 
-  private async trainWithRecovery(lease: Lease, spec: TaskSpec): Promise<TaskResult | undefined> {
+  private async trainWithRecovery(lease: Lease, spec: AnyTaskSpec): Promise<TaskResult | undefined> {
     const dataset = datasetSource(this.options.info, this.options.api.base, spec);
     let lastBeat = 0;
     const onProgress = (p: StepProgress) => {
@@ -376,7 +376,7 @@ export class Contributor {
  * Where a spec's dataset is fetched: the URL the coordinator lists in /info (relative to the
  * coordinator), else the copy the web app serves from datasets/<name>.bin. The Worker checks its sha256.
  */
-export function datasetSource(info: Info, apiBase: string, spec: TaskSpec): DatasetRef {
+export function datasetSource(info: Info, apiBase: string, spec: AnyTaskSpec): DatasetRef {
   const known = info.datasets.find((d) => d.sha256.toLowerCase() === spec.dataset.sha256.toLowerCase());
   const page = globalThis.location?.href ?? apiBase;
   const url = known?.url

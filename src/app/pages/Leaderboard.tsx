@@ -7,7 +7,7 @@ import { useQuery } from '@tanstack/react-query';
 import { useMemo, useRef, useState } from 'react';
 import type { Address, Hex } from 'viem';
 import { usePublicClient } from 'wagmi';
-import { type AnyTaskSpec, isV2, type TaskSpec } from '../../protocol/spec.ts';
+import { type AnyTaskSpec, isV2 } from '../../protocol/spec.ts';
 import { engineWorker, progressProxy } from '../../worker/engine-client.ts';
 import { ArchDiagram } from '../components/ArchDiagram.tsx';
 import { DigitPad } from '../components/DigitPad.tsx';
@@ -358,11 +358,8 @@ function ExportAndTry({ model, chainDigest }: { model: RankedModel; chainDigest?
     try {
       const backend = votingBackend(check) ?? 'cpu';
       const every = Math.max(1, Math.floor(spec.training.steps / 50));
-      // The worker's job type is still v1-only; the worker's export handles v1 and v2 (buildOnnx), and
-      // a v2 spec fails with the engine's own message until the engine trains v2 specs.
-      const jobSpec = spec as TaskSpec;
       const { result, onnx } = await engineWorker().exportOnnx(
-        { spec: jobSpec, dataset: datasetSource(info, api.base, jobSpec), backend, progressEvery: every },
+        { spec, dataset: datasetSource(info, api.base, spec), backend, progressEvery: every },
         { taskId: model.entry.taskId, architecture: model.label },
         progressProxy((p: { step: number; steps: number }) =>
           setState({ status: 'training', step: p.step, steps: p.steps }),
