@@ -120,8 +120,9 @@ async function auditOne(db: Db, store: Store, task: AuditTask, opts: AuditOption
   if (known) {
     // An earlier audit or referee found the true digest: this replica only has to match it.
     await db.tx(async (q) => {
-      if (known === result.digest) await store.decide(q, task.task_id, known, 'referee');
-      else await store.rejectAll(q, task.task_id, 'the vote is not the true digest');
+      if (known !== result.digest) await store.rejectAll(q, task.task_id, 'the vote is not the true digest');
+      else if (votes.length < (store.opts.refereeQuorum ?? 1)) await store.reopenFor(q, task.task_id, known);
+      else await store.decide(q, task.task_id, known, 'referee');
     });
     return true;
   }

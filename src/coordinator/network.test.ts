@@ -77,7 +77,9 @@ describe('coordinator + headless workers + anvil', () => {
     coordinator = await startCoordinator({
       db,
       chain: { ...chain.settings, rpcUrl: proxy.url },
-      queue: { leaseMs: 1500, maxReplicas: 3 },
+      // The v1 contract settles a digest only with minQuorum votes: the referee's verdict waits for a
+      // second vote for it. Audits wait 2 s for a state upload before recomputing the task.
+      queue: { leaseMs: 1500, maxReplicas: 3, refereeQuorum: 2, stateWaitMs: 2000 },
       search: {
         track: 'blobs',
         strategy: { kind: 'random', seed: 5, budget: 4, steps: 8 },

@@ -208,6 +208,11 @@ export async function refereePending(
         ]);
       }
       if (right && votes.some((v) => v.digest === right)) {
+        const [{ n }] = await q.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM votes WHERE task_id = $1 AND digest = $2',
+          [task.task_id, right],
+        );
+        if (n < (store.opts.refereeQuorum ?? 1)) return store.reopenFor(q, task.task_id, right);
         await store.decide(q, task.task_id, right, 'referee');
         return 'decided';
       }

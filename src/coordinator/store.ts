@@ -43,6 +43,12 @@ export interface QueueOptions {
   maxLiveLeases?: number;
   /** Sessions one worker keeps; opening more evicts its oldest (absent: 4). */
   maxSessionsPerWorker?: number;
+  /**
+   * Votes for the referee's digest before it is decided (absent: 1, the Settlement v2 rule: the
+   * referee's verdict settles a single vote). With the v1 contract, set it to the quorum: the task
+   * then collects fresh replicas, which can only match the known digest or be wrong.
+   */
+  refereeQuorum?: number;
   /** Adaptive replication (src/coordinator/trust-policy.ts; absent: DEFAULT_TRUST). */
   trust?: TrustParams;
   /**
@@ -617,6 +623,23 @@ export class Store {
       `UPDATE tasks SET state = 'open', wanted = $2, open_slots = 1, error = $3 WHERE task_id = $1`,
       [taskId, n + 1, reason],
     );
+    return 'open';
+  }
+
+  /**
+   * The referee knows `right` but too few votes carry it (refereeQuorum): every other vote is wrong
+   * and the task reopens for one more replica from a worker that never held it.
+   */
+  async reopenFor(q: Queryable, taskId: Hex, right: Hex): Promise<'open'> {
+    await q.query(`UPDATE votes SET verdict = 'wrong' WHERE task_id = $1 AND digest <> $2`, [taskId, right]);
+    await this.recordTrust(q, taskId);
+    const [{ n }] = await q.query<{ n: number }>('SELECT count(*)::int AS n FROM votes WHERE task_id = $1', [
+      taskId,
+    ]);
+    await q.query(`UPDATE tasks SET state = 'open', wanted = $2, open_slots = 1 WHERE task_id = $1`, [
+      taskId,
+      n + 1,
+    ]);
     return 'open';
   }
 
