@@ -12,9 +12,9 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadDataset } from '../../data/node.ts';
-import { randomSpec } from '../../engine/random-spec.ts';
+import { randomSpec, randomSpecV2 } from '../../engine/random-spec.ts';
 import { train } from '../../engine/train.ts';
-import { parseTaskSpec, type TaskSpec } from '../../protocol/spec.ts';
+import { type AnyTaskSpec, parseTaskSpec } from '../../protocol/spec.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const FIXTURE = join(ROOT, 'scripts', 'device-check');
@@ -22,6 +22,9 @@ const FIXTURE = join(ROOT, 'scripts', 'device-check');
 /** Seeds of the random specs: small ones (blobs, tiny nets) and full-size MNIST ones. */
 const SMALL_SEEDS = [1, 2, 3, 4, 5, 6];
 const MNIST_SEEDS = [11, 12, 13, 14];
+/** Seeds of the random v2 (conv) specs: small ones on blobs read as 8×8 images, and MNIST ones. */
+const V2_SMALL_SEEDS = [1, 2, 3, 4, 5, 6];
+const V2_MNIST_SEEDS = [21, 22, 23];
 
 export interface ExpectedResult {
   file: string;
@@ -32,14 +35,16 @@ export interface ExpectedResult {
   valCount: number;
 }
 
-async function namedSpecs(): Promise<[string, TaskSpec][]> {
+async function namedSpecs(): Promise<[string, AnyTaskSpec][]> {
   const reference = parseTaskSpec(
     JSON.parse(await readFile(join(ROOT, 'specs', 'reference-mlp.json'), 'utf8')),
   );
   return [
     ['v1-reference-mlp', reference],
-    ...SMALL_SEEDS.map((s): [string, TaskSpec] => [`v1-small-${s}`, randomSpec(s, { small: true })]),
-    ...MNIST_SEEDS.map((s): [string, TaskSpec] => [`v1-mnist-${s}`, randomSpec(s)]),
+    ...SMALL_SEEDS.map((s): [string, AnyTaskSpec] => [`v1-small-${s}`, randomSpec(s, { small: true })]),
+    ...MNIST_SEEDS.map((s): [string, AnyTaskSpec] => [`v1-mnist-${s}`, randomSpec(s)]),
+    ...V2_SMALL_SEEDS.map((s): [string, AnyTaskSpec] => [`v2-small-${s}`, randomSpecV2(s, { small: true })]),
+    ...V2_MNIST_SEEDS.map((s): [string, AnyTaskSpec] => [`v2-mnist-${s}`, randomSpecV2(s)]),
   ];
 }
 
