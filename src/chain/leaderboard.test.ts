@@ -11,6 +11,7 @@ import { type Coordinator, startCoordinator } from '../coordinator/service.ts';
 import { Settler } from '../coordinator/settler.ts';
 import { startTestChain, type TestChain, tinySpec } from '../coordinator/testing.ts';
 import { Views } from '../coordinator/views.ts';
+import { randomSpecV2 } from '../engine/random-spec.ts';
 import { cambrianDomain } from '../protocol/eip712.ts';
 import { runHeadlessWorker } from '../worker/headless/worker.ts';
 import { ROOT } from './build.ts';
@@ -32,8 +33,12 @@ it('rebuilds the coordinator leaderboard from the chain alone', { timeout: 240_0
   coordinator = await startCoordinator({
     db,
     domain: cambrianDomain(chain.settings.chainId, chain.settings.settlement),
+    // The workers stop after their tasks: the audit recomputes from step 0 at once.
+    queue: { stateWaitMs: 0 },
     log: () => {},
   });
+  // A conv (v2) task beside the MLPs: its spec too must come back from calldata.
+  await coordinator.store.addTask(randomSpecV2(3, { small: true }));
   for (const [seed, units] of [
     [800, 8],
     [801, 16],
@@ -47,12 +52,13 @@ it('rebuilds the coordinator leaderboard from the chain alone', { timeout: 240_0
         coordinator: coordinator!.url,
         account: privateKeyToAccount(generatePrivateKey()),
         backend: 'cpu',
-        maxTasks: 3,
+        maxTasks: 4,
         idleMs: 50,
       }),
     ),
   );
-  expect(await new Settler(db, chain.settings).tick()).toBe(3);
+  await coordinator.tick(); // the audits
+  expect(await new Settler(db, chain.settings).tick()).toBe(4);
 
   const fromDb = await new Views(db, () => null).leaderboard();
   const conn = await connectChain(chain.settings.rpcUrl);
@@ -73,7 +79,7 @@ it('rebuilds the coordinator leaderboard from the chain alone', { timeout: 240_0
     digest: e.digest,
     txHash: e.txHash,
   });
-  expect(fromDb).toHaveLength(3);
+  expect(fromDb).toHaveLength(4);
   expect(fromChain.entries.map(comparable)).toEqual(fromDb.map(comparable));
 
   // The command prints the same board as JSON, with nothing but the RPC endpoint and the address.

@@ -79,6 +79,8 @@ it('settles a task the referee decided with the referee key’s verdict attached
   const node = await startCoordinator({
     db: refDb,
     domain: cambrianDomain(refChain.settings.chainId, refChain.settings.settlement),
+    // The workers stop after their tasks: the audit recomputes from step 0 at once.
+    queue: { stateWaitMs: 0 },
     log: () => {},
   });
   try {
@@ -94,6 +96,7 @@ it('settles a task the referee decided with the referee key’s verdict attached
         }),
       ),
     );
+    await node.tick(); // the audit
     await refDb.query(`UPDATE tasks SET decided_by = 'referee' WHERE task_id = $1`, [id]);
     // Without the referee key the verdict cannot be signed: the task fails visibly, nothing is sent.
     const noReferee = { ...refChain.settings, refereeKey: undefined };

@@ -1,6 +1,7 @@
 import { type Address, isAddress } from 'viem';
 import { connectChain } from '../../chain/client.ts';
 import { chainLeaderboard } from '../../chain/leaderboard.ts';
+import { type AnyTaskSpec, isV2 } from '../../protocol/spec.ts';
 import { type Command, intOption, parseOptions } from '../command.ts';
 
 export const command: Command = {
@@ -41,9 +42,9 @@ board from its database (/api/v1/leaderboard); this one needs nothing but an RPC
       console.log(JSON.stringify(board, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
       return 0;
     }
-    console.log('rank  val acc   val loss (Q16)  hidden layers                  digest       block');
+    console.log('rank  val acc   val loss (Q16)  layers                         digest       block');
     for (const e of top) {
-      const layers = e.hidden.map((h) => `${h.units}${h.activation[0]}${h.residual ? '+' : ''}`).join(' ');
+      const layers = layerSummary(e.spec);
       console.log(
         `${String(e.rank).padStart(4)}  ${(100 * e.accuracy).toFixed(2).padStart(6)}%  ${e.valLoss.padStart(14)}  ${layers.padEnd(29)}  ${e.digest.slice(0, 10)}… ${e.blockNumber}`,
       );
@@ -52,3 +53,17 @@ board from its database (/api/v1/leaderboard); this one needs nothing but an RPC
     return 0;
   },
 };
+
+/** A compact layer list: `128r 64g+` for an MLP, `c8k3r mp c16k3r flat 64r` for a conv model. */
+function layerSummary(spec: AnyTaskSpec): string {
+  if (!isV2(spec))
+    return spec.model.hidden.map((h) => `${h.units}${h.activation[0]}${h.residual ? '+' : ''}`).join(' ');
+  return spec.model.layers
+    .map((l) => {
+      if (l.op === 'conv')
+        return `c${l.channels}k${l.kernel}${l.stride === 2 ? 's2' : ''}${l.activation[0]}${l.residual ? '+' : ''}`;
+      if (l.op === 'dense') return `${l.units}${l.activation[0]}${l.residual ? '+' : ''}`;
+      return l.op === 'maxpool' ? 'mp' : l.op === 'flatten' ? 'flat' : 'gap';
+    })
+    .join(' ');
+}
