@@ -17,6 +17,13 @@ import { usePayoutTerms, useWalletHistory } from '../lib/earnings.ts';
 import { formatEth, plural } from '../lib/format.ts';
 import { type HistoryRow, historyRows, total } from '../lib/payout.ts';
 
+/**
+ * Gas limit sent with claim() (it uses about 40,000). A wallet's estimate is taken at the latest block, and
+ * a claim mined after an epoch boundary matures more credit and writes more storage than estimated: with
+ * 2-second epochs on the embedded chain an estimated limit ran out of gas under load. Unused gas is refunded.
+ */
+const CLAIM_GAS = 150_000n;
+
 export function RewardsPage() {
   return (
     <section className="card" aria-labelledby="rewards-title">
@@ -116,7 +123,9 @@ function RewardsView() {
             type="button"
             data-testid="claim"
             disabled={claiming}
-            onClick={() => claim.mutate({ address: settlement, abi: settlementAbi, functionName: 'claim' })}
+            onClick={() =>
+              claim.mutate({ address: settlement, abi: settlementAbi, functionName: 'claim', gas: CLAIM_GAS })
+            }
           >
             {claim.isPending
               ? 'Confirm in your wallet…'
