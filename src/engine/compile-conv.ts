@@ -19,7 +19,7 @@ import type { ImageLayout } from './ops/image.ts';
 import { NONE, OPS } from './ops/index.ts';
 import { TENSOR } from './ops/rng.ts';
 import type { LayerPlan, TrainingPlan } from './plan.ts';
-import { checkInvocations, type Invocation, type Program, type StateRange } from './program.ts';
+import type { Invocation, Program, StateRange } from './program.ts';
 import type { Dataset } from './types.ts';
 
 /** An activation tensor of the forward pass (per example: `shape`; buffers hold `batch` examples). */
@@ -248,29 +248,13 @@ export class CompilerV2 extends Compiler {
       this.maxabs(`maxabs W${l} (val)`, `W${l}`, K * N, this.valSlot.w(l)),
       this.quantize(`quantize W${l} (val)`, `W${l}`, [K, N], this.valSlot.w(l), null, `w8_${l}`),
     ]);
-    const tail = V % B;
-    const valChunk = [
-      ...this.forwardV2(B, true, true, 0),
-      this.stepBoundary('next chunk', 0, 4 * L, L, true),
-    ];
-    const valTail =
-      tail > 0
-        ? [this.stepBoundary('clear', 0, 4 * L, L, false), ...this.forwardV2(tail, true, false, V - tail)]
-        : [];
-    checkInvocations(this.buffers, [prologue, step, valWeights, valChunk, valTail]);
-    return {
-      buffers: this.buffers,
-      prologue,
-      step,
-      valWeights,
-      valChunk,
-      valTail,
-      valChunks: Math.floor(V / B),
-      valSlots: { from: 4 * L, count: 2 * L },
-      params,
-      momentum,
-      stepsPerUpload,
-    };
+    return this.assembleProgram(
+      this.forwardV2.bind(this),
+      { prologue, step, valWeights, params, momentum, stepsPerUpload },
+      V,
+      B,
+      L,
+    );
   }
 
   private imageParams(t: Tensor, batch: number) {

@@ -131,26 +131,13 @@ export class Compiler {
       this.maxabs(`maxabs W${l} (val)`, `W${l}`, K * N, this.valSlot.w(l)),
       this.quantize(`quantize W${l} (val)`, `W${l}`, [K, N], this.valSlot.w(l), null, `w8_${l}`),
     ]);
-    const tail = V % B;
-    const valChunk = [...this.forward(B, true, true, 0), this.stepBoundary('next chunk', 0, 4 * L, L, true)];
-    const valTail =
-      tail > 0
-        ? [this.stepBoundary('clear', 0, 4 * L, L, false), ...this.forward(tail, true, false, V - tail)]
-        : [];
-    checkInvocations(this.buffers, [prologue, step, valWeights, valChunk, valTail]);
-    return {
-      buffers: this.buffers,
-      prologue,
-      step,
-      valWeights,
-      valChunk,
-      valTail,
-      valChunks: Math.floor(V / B),
-      valSlots: { from: 4 * L, count: 2 * L },
-      params,
-      momentum,
-      stepsPerUpload,
-    };
+    return this.assembleProgram(
+      this.forward.bind(this),
+      { prologue, step, valWeights, params, momentum, stepsPerUpload },
+      V,
+      B,
+      L,
+    );
   }
 
   maxabs(label: string, x: string, n: number, slot: number): Invocation {
@@ -207,6 +194,31 @@ export class Compiler {
   }
 
   /** The forward pass over `rows` examples; `val` picks the validation slots and stats. */
+  /** Validation in chunks of B rows plus a tail of V mod B, around `forward`; checked and assembled. */
+  protected assembleProgram(
+    forward: (rows: number, val: boolean, perStep: boolean, base: number) => Invocation[],
+    parts: Pick<Program, 'prologue' | 'step' | 'valWeights' | 'params' | 'momentum' | 'stepsPerUpload'>,
+    V: number,
+    B: number,
+    L: number,
+  ): Program {
+    const tail = V % B;
+    const valChunk = [...forward(B, true, true, 0), this.stepBoundary('next chunk', 0, 4 * L, L, true)];
+    const valTail =
+      tail > 0
+        ? [this.stepBoundary('clear', 0, 4 * L, L, false), ...forward(tail, true, false, V - tail)]
+        : [];
+    checkInvocations(this.buffers, [parts.prologue, parts.step, parts.valWeights, valChunk, valTail]);
+    return {
+      ...parts,
+      buffers: this.buffers,
+      valChunk,
+      valTail,
+      valChunks: Math.floor(V / B),
+      valSlots: { from: 4 * L, count: 2 * L },
+    };
+  }
+
   forward(rows: number, val: boolean, perStep: boolean, base: number): Invocation[] {
     const { layers, L, B, dataset } = this;
     const xs = (l: number) => (l === 0 ? NONE : val ? this.valSlot.x(l) : this.slot.x(l));
