@@ -341,7 +341,7 @@ describe('the anvil wedge (issue 11): a node that mines only on transactions', (
   it('judges expiry at the pending block, so a grant that lapsed since the last block neither passes simulation nor wedges the send', async () => {
     const fx = await deploy();
     const long = await sessions(fx, 2);
-    // Expires 3 s after the latest block; no block is mined while we wait past it.
+    // Expires 3 s after the latest block; the node's clock then passes it with no block mined.
     const [lapsing] = await sessions(fx, 1, 3n, 2);
     const m = metrics();
     const digest = resultDigest(m);
@@ -357,9 +357,11 @@ describe('the anvil wedge (issue 11): a node that mines only on transactions', (
       await castVote(long[0], fx.domain, m2.taskId, digest2),
       await castVote(lapsing, fx.domain, m2.taskId, digest2),
     ];
-    const latest = await admin.publicClient.getBlockNumber();
-    await new Promise((resolve) => setTimeout(resolve, 5_000));
-    expect(await admin.publicClient.getBlockNumber()).toBe(latest);
+    // viem caches the block number for a polling interval: read it uncached, or a stale number passes.
+    const latest = await admin.publicClient.getBlockNumber({ cacheTime: 0 });
+    // The node's clock moves past the expiry without mining, as wall time would on an idle node; no sleep.
+    await admin.publicClient.request({ method: 'evm_increaseTime', params: [toHex(5)] } as never);
+    expect(await admin.publicClient.getBlockNumber({ cacheTime: 0 })).toBe(latest);
     const t = task(m, votes);
     const receipt = await settleBatch(coordinator, fx.address, [t, task(m2, onlyWithLapsed)]);
     expect(receipt.rejected.map((r) => [r.taskId, r.errorName])).toEqual([[m2.taskId, 'QuorumNotReached']]);

@@ -90,14 +90,12 @@ it('survives SIGKILL: no accepted result lost, no task settled twice', async () 
     });
   });
 
-  const until = async (what: string, ok: () => boolean | Promise<boolean>, ms = 60_000) => {
-    const deadline = Date.now() + ms;
-    while (!(await ok())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  // Polls the observable state; how long it takes depends on the machine's load, so only the test's
+  // timeout bounds it (on a loaded 2-core machine a restart plus six settlements can take minutes).
+  const until = async (ok: () => boolean | Promise<boolean>) => {
+    while (!(await ok())) await new Promise((r) => setTimeout(r, 50));
   };
-  await until('some accepted results', () => accepted.length >= 4);
+  await until(() => accepted.length >= 4);
   if (process.env.DEBUG_CRASH) console.error('kill at', Date.now() % 100000);
   child.kill('SIGKILL');
   await new Promise((r) => child!.once('exit', r));
@@ -110,7 +108,7 @@ it('survives SIGKILL: no accepted result lost, no task settled twice', async () 
     if (process.env.DEBUG_CRASH) console.log(JSON.stringify(body?.tasks), accepted.length);
     return (body?.tasks.settled ?? 0) >= BUDGET;
   };
-  await until('the whole search to settle after the restart', settled);
+  await until(settled);
   stop.abort();
   await Promise.all(workers);
   child.kill('SIGINT');
@@ -144,4 +142,4 @@ it('survives SIGKILL: no accepted result lost, no task settled twice', async () 
   } finally {
     await db.close();
   }
-});
+}, 600_000);

@@ -303,4 +303,34 @@ BEGIN
 END
 $fn$
 `,
+  `
+-- A lease that ended without a vote (released, expired) keeps its task from that worker only until
+-- its deadline is older than since (the cooldown): never handing it back at all deadlocked a small
+-- network whose only other workers had lost their leases too (a coordinator restart). Live and
+-- submitted leases exclude for good.
+DROP FUNCTION IF EXISTS queue_lease_candidates(int, text[]);
+CREATE OR REPLACE FUNCTION queue_lease_candidates(lim int, workers text[], since float8)
+RETURNS json LANGUAGE plpgsql AS $fn$
+DECLARE
+  picked json;
+BEGIN
+  WITH open AS (SELECT t.task_id, t.open_slots, t.wanted FROM tasks t
+                WHERE t.state = 'open' AND t.open_slots > 0
+                ORDER BY random() LIMIT lim FOR UPDATE SKIP LOCKED)
+  SELECT coalesce(json_agg(json_build_array(o.task_id, o.open_slots,
+           ARRAY(SELECT DISTINCT l.worker FROM leases l
+                 WHERE l.task_id = o.task_id AND l.worker = ANY(workers)
+                   AND (l.state IN ('active', 'submitted') OR l.deadline > since)),
+           NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = o.task_id))), '[]')
+  INTO picked FROM open o;
+  RETURN json_build_object(
+    'tasks', picked,
+    'live', (SELECT coalesce(json_agg(json_build_array(x.worker, x.n)), '[]')
+             FROM (SELECT l.worker, count(*)::int AS n FROM leases l
+                   WHERE l.worker = ANY(workers) AND l.state = 'active' GROUP BY l.worker) x),
+    'trust', (SELECT coalesce(json_agg(json_build_array(w.worker, w.audited, w.failures)), '[]')
+              FROM worker_trust w WHERE w.worker = ANY(workers)));
+END
+$fn$;
+`,
 ];

@@ -39,6 +39,13 @@ export interface QueueOptions {
    * forever to starve others.
    */
   maxLeaseMs?: number;
+  /**
+   * How long a lease that ended without a vote (released or expired) keeps its task from that worker
+   * (absent: 5 × leaseMs). Not forever: in a small network the workers who held a task and lost their
+   * lease (a coordinator restart, a laptop asleep) may be the only ones left to finish it; a vote
+   * keeps the task from its worker for good.
+   */
+  heldCooldownMs?: number;
   /** Live leases one worker may hold at once (absent: 2). */
   maxLiveLeases?: number;
   /** Sessions one worker keeps; opening more evicts its oldest (absent: 4). */
@@ -100,7 +107,7 @@ interface Decision {
 interface OpenTask {
   task_id: Hex;
   open_slots: number;
-  /** Which of the batch's workers ever held a lease on it (they never get it back). */
+  /** Which of the batch's workers hold it, voted on it or lost a lease on it within the cooldown. */
   held: string[];
   /** Nobody ever leased it: it may run as a single replica for a trusted worker. */
   fresh: boolean;
@@ -270,7 +277,8 @@ export class Store {
   // ---- leases ---------------------------------------------------------------------------------
 
   /**
-   * Leases one replica of a random open task this worker never held, or null; a worker at its cap
+   * Leases one replica of a random open task this worker does not hold, never voted on and did not
+   * lose within `heldCooldownMs`, or null; a worker at its cap
    * of live leases is refused (429). Requests that arrive while a batch is being written are served
    * together in the next transaction (group commit), matched to tasks at random, so that requesting
    * at the same instant as an accomplice, releasing and re-leasing, or holding many keys gives no
@@ -282,7 +290,7 @@ export class Store {
 
   /**
    * One lease batch in two calls: lock a random sample of open tasks (with which of the batch's
-   * workers ever held each, the workers' live leases and trust), then insert the leases and take the
+   * workers hold, voted on or recently lost each, the workers' live leases and trust), then insert the leases and take the
    * slots. The sample holds more tasks than requests, so requests of one batch rarely meet on a task.
    */
   private async leaseBatch(q: Queryable, batch: LeaseRequest[]): Promise<(Lease | null | Refusal)[]> {
@@ -295,7 +303,11 @@ export class Store {
         live: [string, number][];
         trust: [string, number, number][];
       };
-    }>('SELECT queue_lease_candidates($1, $2::text[]) AS read', [batch.length * 2 + 32, workers]);
+    }>('SELECT queue_lease_candidates($1, $2::text[], $3) AS read', [
+      batch.length * 2 + 32,
+      workers,
+      now - (this.opts.heldCooldownMs ?? 5 * this.opts.leaseMs),
+    ]);
     const open: OpenTask[] = read.tasks.map(([task_id, open_slots, held, fresh]) => ({
       task_id,
       open_slots,
