@@ -1,8 +1,7 @@
 /**
  * The browser half of `cambrian bench engine`, loaded into headless Chromium by src/bench/engine.ts
  * (through Vite's dev server) and run on the page's main thread:
- *   - Cambrian's integer trainer on WebGPU (navigator.gpu): the reference MLP, and the reference CNN
- *     once the engine trains v2 specs (until then the CNN row says why it is missing);
+ *   - Cambrian's integer trainer on WebGPU (navigator.gpu): the reference MLP and the reference CNN;
  *   - the same models (layers, batch, steps, learning rate, momentum) in float32 with TensorFlow.js's
  *     WebGL and WebGPU backends, one after the other in the same page;
  *   - int8 matmul (Cambrian's kernel) beside TensorFlow.js's f32 matMul at n×n×n (its WebGPU backend).
@@ -20,7 +19,7 @@ import { contextFromSession, type GpuContext } from '../engine/webgpu/context.ts
 import { timeMatmulI8 } from '../engine/webgpu/matmul.ts';
 import { GpuTrainer } from '../engine/webgpu/train.ts';
 import { GpuSession } from '../gpu/device.ts';
-import type { Activation, TaskSpec, TaskSpecV2 } from '../protocol/spec.ts';
+import type { Activation, AnyTaskSpec, TaskSpec, TaskSpecV2 } from '../protocol/spec.ts';
 
 /** TensorFlow.js backends compared, in the order they run. */
 export const TFJS_BACKENDS = ['webgl', 'webgpu'] as const;
@@ -46,7 +45,7 @@ export interface TimedRun {
 
 export type CambrianRun = TimedRun & { weightsHash: string; dispatchesPerStep: number };
 export type TfjsRun = TimedRun & { backend: string; finalLoss: number };
-/** A run that could not happen here, with the reason (e.g. the engine does not train v2 yet). */
+/** A run that could not happen here, with the reason (e.g. a backend this adapter cannot run). */
 export interface Missing {
   error: string;
 }
@@ -65,7 +64,7 @@ const now = () => performance.now();
 
 async function cambrianTraining(
   ctx: GpuContext,
-  spec: TaskSpec,
+  spec: AnyTaskSpec,
   dataset: Dataset,
   steps: number,
 ): Promise<CambrianRun> {
@@ -287,15 +286,6 @@ async function tfjsEachBackend(
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-/**
- * The engine's batches for the CNN: its split and data order depend only on the dataset, `split`
- * and `training`, so the MLP's v1 plan with the CNN's split and training gives them (the v1 plan
- * builder takes no v2 spec).
- */
-function cnnOrder(mlp: TaskSpec, cnn: TaskSpecV2, dataset: Dataset, steps: number): Uint32Array {
-  return trainingPlan({ ...mlp, split: cnn.split, training: cnn.training }, dataset).batchRange(0, steps);
-}
-
 /** TensorFlow.js f32 matMul at n×n×n, timed like timeMatmulI8: warm-up, then reps, one read-back. */
 async function timeTfjsMatmul(n: number, targetSeconds = 0.5) {
   const a = tf.randomUniform([n, n], -1, 1);
@@ -323,12 +313,12 @@ async function matmulComparison(ctx: GpuContext, n: number) {
   return { n, int8Gops: int8.gops, tfjsF32Gflops: f32.gflops, int8Reps: int8.reps, tfjsReps: f32.reps };
 }
 
-/** The CNN on Cambrian (when the engine trains v2 specs) and on each TensorFlow.js backend. */
-async function cnnPart(ctx: GpuContext, mlp: TaskSpec, spec: TaskSpecV2, dataset: Dataset, steps: number) {
-  const cambrian = await cambrianTraining(ctx, spec as unknown as TaskSpec, dataset, steps).catch(
-    (err): Missing => ({ error: `needs the v2 engine (GpuTrainer on a v2 spec: ${message(err)})` }),
+/** The CNN on Cambrian and on each TensorFlow.js backend, over the engine's batches in its order. */
+async function cnnPart(ctx: GpuContext, spec: TaskSpecV2, dataset: Dataset, steps: number) {
+  const cambrian = await cambrianTraining(ctx, spec, dataset, steps).catch(
+    (err): Missing => ({ error: message(err) }),
   );
-  const order = cnnOrder(mlp, spec, dataset, steps);
+  const order = trainingPlan(spec, dataset).batchRange(0, steps);
   const tfjs = await tfjsEachBackend((b) => tfjsTraining(b, spec, () => tfCnn(spec), dataset, order, steps));
   return { cambrian, tfjs };
 }
@@ -345,7 +335,7 @@ export async function runBrowserBench(config: BrowserBenchConfig): Promise<Brows
   const cambrian = await cambrianTraining(ctx, spec, dataset, steps);
   const order = trainingPlan(spec, dataset).batchRange(0, steps);
   const tfjs = await tfjsEachBackend((b) => tfjsTraining(b, spec, () => tfMlp(spec), dataset, order, steps));
-  const cnn = config.cnnSpec ? await cnnPart(ctx, spec, config.cnnSpec, dataset, config.cnnSteps) : null;
+  const cnn = config.cnnSpec ? await cnnPart(ctx, config.cnnSpec, dataset, config.cnnSteps) : null;
   await tf.setBackend('webgpu');
   const matmul = [];
   for (const n of config.matmulSizes) matmul.push(await matmulComparison(ctx, n));

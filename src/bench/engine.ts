@@ -7,7 +7,7 @@
  *   4. TensorFlow.js's WebGL and WebGPU backends training the same MLP in float32 in the same
  *      browser (same batch, steps, learning rate, momentum and batches);
  *   5. the reference CNN (specs/reference-cnn.json, else a stand-in named in the output) on TF.js's
- *      WebGL and WebGPU backends and, once the engine trains v2 specs, on Cambrian in Chromium;
+ *      WebGL and WebGPU backends and on Cambrian in Chromium;
  *   6. int8 matmul (Cambrian's kernel) GOPS beside TensorFlow.js's f32 matMul GFLOP/s, n×n×n.
  * Each trainer's first step is a warm-up (pipeline compilation) and is not timed; the timed steps
  * exclude setup and validation. Every Cambrian backend must end on the CPU's weights hash.
@@ -75,7 +75,7 @@ export const help = `usage: cambrian bench engine [--steps N] [--cnn-steps N] [-
 Trains the reference task (specs/reference-mlp.json) on the CPU reference, on WebGPU in Node (Dawn)
 and on WebGPU in headless Chromium, trains the same MLP with TensorFlow.js's WebGL and WebGPU backends
 in the same browser, trains the reference CNN (specs/reference-cnn.json, or a stand-in while it is
-missing) with both TensorFlow.js backends and, once the engine trains v2 specs, with Cambrian, and
+missing) with both TensorFlow.js backends and with Cambrian, and
 compares int8 matmul GOPS with TensorFlow.js f32 matMul GFLOP/s.
   --steps N        MLP training steps to run per backend (default: the spec's, 375)
   --cnn-steps N    CNN training steps per backend (default 10: TF.js WebGPU on SwiftShader is slow)
