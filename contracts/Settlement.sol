@@ -45,6 +45,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     uint256 private constant _SIG = 65;
     uint256 private constant _VOTE = 1 + _SIG;
     uint8 private constant _HAS_VERDICT = 1;
+    uint256 private constant _GRANT_LOADED = 1 << 255;
     bytes32 private constant _VOIDED = bytes32(uint256(1));
 
     /// @notice A session grant to verify and cache before the batch's votes are checked.
@@ -55,7 +56,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         bytes signature;
     }
 
-    /// @notice One credit of a settled batch, in settlement order (what `voidBatch` must be given back).
+    /// @notice What a settled batch credited one worker in all (`voidBatch` takes them in the order of the batch's
+    ///         workers table, leaving out workers it credited nothing).
     struct Credit {
         address worker;
         uint96 amount;
@@ -92,7 +94,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         uint64 expiresAt;
     }
 
-    /// @dev What `settle` carries from one task of a batch to the next (in memory).
+    /// @dev What `settle` carries from one task of a batch to the next (in memory), so that each storage slot is
+    ///      read and written once per batch rather than once per task or vote.
     struct Batch {
         uint256 reward;
         uint256 quorum;
@@ -100,8 +103,15 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         uint256 epochPaid;
         uint256 cap;
         uint32 epoch;
-        /// @dev keccak chain over the batch's credits (`voidBatch` checks it).
-        bytes32 credits;
+        /// @dev Per index of the workers table: what the batch credits the worker (stored once, at the end).
+        uint256[] credits;
+        /// @dev Per index of the workers table: the worker's cached grant once read (`_GRANT_LOADED` set).
+        uint256[] grants;
+        /// @dev The settled bitmap's word the batch is writing (`bitsWord`), its bits so far, and whether
+        ///      `bits` holds anything to store.
+        uint256 bitsWord;
+        uint256 bits;
+        bool bitsLoaded;
     }
 
     Terms private _terms;
@@ -289,16 +299,17 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         for (uint256 i; i < grants.length; ++i) {
             _cacheGrant(grants[i]);
         }
-        Batch memory b = _openBatch();
+        Batch memory b = _openBatch(workers.length);
         uint256 p;
         uint256 index;
         while (p < tasks.length) {
             p = _settleOne(index, workers, tasks, p, b);
             ++index;
         }
+        if (b.bitsLoaded) _settled[b.bitsWord] = b.bits;
         uint256 batchId = _batchCount;
         _batchCount = uint64(batchId + 1);
-        _batches[batchId] = keccak256(abi.encode(b.credits, b.epoch));
+        _batches[batchId] = keccak256(abi.encode(_storeCredits(workers, b), b.epoch));
         uint256 paid = _ledger.pool - b.pool;
         _ledger = Ledger(uint128(b.pool), uint96(b.epochPaid), b.epoch);
         emit BatchSettled(batchId, b.epoch, index, b.reward, paid);
@@ -436,7 +447,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         unchecked {
             if (p + _TASK_HEAD + 1 > tasks.length) revert MalformedTask(index);
             uint64 seq = uint64(bytes8(tasks[p:p + 8]));
-            _markSettled(index, seq);
+            _markSettled(index, seq, b);
             bytes32 taskId = bytes32(tasks[p + 8:p + 40]);
             bytes32 digest = resultDigest(
                 taskId,
@@ -508,13 +519,13 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
                     address worker = workers[w];
                     if ((seen >> w) & 1 != 0) revert DuplicateWorker(index, worker);
                     seen |= 1 << w;
-                    uint8 skip = _checkVote(taskId, groupDigest, worker, tasks[p + 1:p + _VOTE]);
+                    uint8 skip = _checkVote(taskId, groupDigest, worker, tasks[p + 1:p + _VOTE], b.grants, w);
                     p += _VOTE;
                     if (skip != 0) {
                         emit VoteSkipped(seq, worker, skip);
                     } else if (g == 0) {
                         ++won;
-                        if (each != 0) _credit(b, worker, each);
+                        if (each != 0) _credit(b, w, each);
                     } else {
                         ++lost;
                         Account storage a = _accounts[worker];
@@ -527,20 +538,29 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     }
 
     /// @dev 0 if the vote is valid now, else why it is skipped. A vote is signed by the worker itself or by its
-    ///      cached, unexpired session key.
-    function _checkVote(bytes32 taskId, bytes32 digest, address worker, bytes calldata sig)
-        private
-        view
-        returns (uint8)
-    {
+    ///      cached, unexpired session key. The grant is read from storage once per worker and batch (`grants`,
+    ///      by the worker's index `w`): nothing in a batch changes it after the batch's grants are cached.
+    function _checkVote(
+        bytes32 taskId,
+        bytes32 digest,
+        address worker,
+        bytes calldata sig,
+        uint256[] memory grants,
+        uint256 w
+    ) private view returns (uint8) {
         (address signer, ECDSA.RecoverError err,) =
             ECDSA.tryRecover(voteHash(taskId, digest, worker), uint8(sig[64]), bytes32(sig[0:32]), bytes32(sig[32:64]));
         if (err == ECDSA.RecoverError.InvalidSignatureS) return SKIP_MALLEABLE;
         if (err != ECDSA.RecoverError.NoError) return SKIP_BAD_SIGNATURE;
         if (signer == worker) return 0;
-        CachedGrant storage g = _grants[worker];
-        if (signer != g.sessionKey) return _revoked[worker][signer] ? SKIP_REVOKED : SKIP_BAD_SIGNATURE;
-        if (g.expiresAt <= block.timestamp) return SKIP_EXPIRED;
+        uint256 grant = grants[w];
+        if (grant & _GRANT_LOADED == 0) {
+            CachedGrant memory g = _grants[worker];
+            grant = _GRANT_LOADED | (uint256(g.expiresAt) << 160) | uint160(g.sessionKey);
+            grants[w] = grant;
+        }
+        if (signer != address(uint160(grant))) return _revoked[worker][signer] ? SKIP_REVOKED : SKIP_BAD_SIGNATURE;
+        if (uint64(grant >> 160) <= block.timestamp) return SKIP_EXPIRED;
         return 0;
     }
 
@@ -551,15 +571,27 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         if (err != ECDSA.RecoverError.NoError || !hasRole(REFEREE_ROLE, signer)) revert InvalidVerdict(index, signer);
     }
 
-    /// @dev Credits `amount` to the worker's pending credit of the batch's epoch, out of the pool, adds it to
-    ///      the epoch's payouts (checked against the cap per task) and to the batch's credits chain.
-    function _credit(Batch memory b, address worker, uint256 amount) private {
+    /// @dev Credits `amount` to the worker at index `w` out of the pool, in memory, and adds it to the epoch's
+    ///      payouts (checked against the cap per task). `_storeCredits` writes the batch's credits at its end.
+    function _credit(Batch memory b, uint256 w, uint256 amount) private pure {
         b.pool -= amount;
         b.epochPaid += amount;
-        b.credits = keccak256(abi.encode(b.credits, worker, amount));
-        Account storage a = _accounts[worker];
-        if (a.epoch != b.epoch) _rollEpoch(worker, a, b.epoch);
-        a.current += uint96(amount);
+        b.credits[w] += amount;
+    }
+
+    /// @dev Adds each worker's credit of the batch to its pending credit of the batch's epoch (one storage write
+    ///      per worker and batch) and returns the keccak chain over `(worker, amount)` in table order, skipping
+    ///      workers credited nothing: the commitment `voidBatch` checks.
+    function _storeCredits(address[] calldata workers, Batch memory b) private returns (bytes32 chain) {
+        for (uint256 w; w < workers.length; ++w) {
+            uint256 amount = b.credits[w];
+            if (amount == 0) continue;
+            address worker = workers[w];
+            chain = keccak256(abi.encode(chain, worker, amount));
+            Account storage a = _accounts[worker];
+            if (a.epoch != b.epoch) _rollEpoch(worker, a, b.epoch);
+            a.current += uint96(amount);
+        }
     }
 
     /// @dev The worker's first credit of `epoch`: last epoch's credit waits one more epoch in `_previous`,
@@ -585,12 +617,19 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         else _previous[worker] -= amount;
     }
 
-    function _markSettled(uint256 index, uint64 seq) private {
+    /// @dev Sets the seq's bit in the batch's copy of its bitmap word; a word is read once and stored when the
+    ///      batch moves to another word (and at its end), so consecutive seqs cost one slot write per 256.
+    function _markSettled(uint256 index, uint64 seq, Batch memory b) private {
         uint256 word = seq >> 8;
+        if (!b.bitsLoaded || word != b.bitsWord) {
+            if (b.bitsLoaded) _settled[b.bitsWord] = b.bits;
+            b.bitsWord = word;
+            b.bits = _settled[word];
+            b.bitsLoaded = true;
+        }
         uint256 bit = 1 << (seq & 255);
-        uint256 bits = _settled[word];
-        if (bits & bit != 0) revert AlreadySettled(index, seq);
-        _settled[word] = bits | bit;
+        if (b.bits & bit != 0) revert AlreadySettled(index, seq);
+        b.bits |= bit;
     }
 
     /// @dev Votes name workers by their index in this table; ascending order rules out one address twice.
@@ -630,7 +669,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
 
     /// @dev Loads what a batch reads once: terms in force (applying a scheduled change that is due), the pool,
     ///      this epoch's payouts and the cap.
-    function _openBatch() private returns (Batch memory b) {
+    function _openBatch(uint256 workers) private returns (Batch memory b) {
         Terms memory t = _terms;
         Terms memory due = _termsNow();
         if (due.nextFrom != t.nextFrom) _terms = due;
@@ -642,6 +681,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         b.epochPaid = l.epoch == epoch ? l.epochPaid : 0;
         b.cap = _epochCap;
         b.epoch = epoch;
+        b.credits = new uint256[](workers);
+        b.grants = new uint256[](workers);
     }
 
     function _epochNow() private view returns (uint256) {
