@@ -322,8 +322,9 @@ function calldataByField(input: Hex, batch: SettlementInput[]): Record<string, n
       calldataGas(hex(t.valCount, 4)) +
       calldataGas(hex(BigInt.asUintN(64, t.valLoss), 8));
     field['weightsHash, traceRoot'] += calldataGas(t.weightsHash) + calldataGas(t.traceRoot);
+    // flags (no verdict), other digest groups (none: every bench vote agrees), votes for the digest.
     field['flags, group and vote counts'] +=
-      calldataGas(hex(0, 1)) + calldataGas(hex(1, 1)) + calldataGas(hex(t.votes.length, 1));
+      calldataGas(hex(0, 1)) + calldataGas(hex(0, 1)) + calldataGas(hex(t.votes.length, 1));
     for (const v of t.votes) {
       field['worker indices'] += calldataGas(hex(index.get(v.worker.toLowerCase()) ?? 0, 1));
       field['vote signatures'] += calldataGas(v.voteSig);
