@@ -6,6 +6,7 @@ import {AccessControlDefaultAdminRules} from
 import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 /// @title Cambrian settlement v2: majority-voted (or refereed) microtask results, capped and challengeable
@@ -13,8 +14,9 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 /// @notice Plain Solidity, no inline assembly. See docs/CONTRACT.md for the packed `tasks` format, the rules
 ///         and the trust model (what a stolen coordinator key can and cannot do).
 contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTransient {
-    /// @notice Version of the settle ABI and rules documented in docs/CONTRACT.md.
-    uint256 public constant VERSION = 2;
+    /// @notice Version of the settle ABI and rules documented in docs/CONTRACT.md (3: task records repacked for
+    ///         reading cost, voidBatch credits one total per worker).
+    uint256 public constant VERSION = 3;
     bytes32 public constant COORDINATOR_ROLE = keccak256("COORDINATOR_ROLE");
     bytes32 public constant REFEREE_ROLE = keccak256("REFEREE_ROLE");
     bytes32 public constant WATCHER_ROLE = keccak256("WATCHER_ROLE");
@@ -39,12 +41,15 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     uint8 public constant SKIP_REVOKED = 3;
     uint8 public constant SKIP_MALLEABLE = 4;
 
-    // Fixed part of a task record in `tasks` (see docs/CONTRACT.md): seq 8, taskId 32, valCorrect 4,
-    // valCount 4, valLoss 8, weightsHash 32, traceRoot 32, flags 1.
-    uint256 private constant _TASK_HEAD = 121;
+    // Fixed part of a task record in `tasks` (see docs/CONTRACT.md): the head (seq 8, valCorrect 4, valCount 4,
+    // valLoss 8, flags 1, other groups 1, votes for the digest 1), read as one word, then taskId, weightsHash and
+    // traceRoot (32 each). A vote is a signature (r 32, s 32, v 1) and the voter's index in the workers table.
+    uint256 private constant _HEAD = 27;
+    uint256 private constant _TASK_FIXED = _HEAD + 96;
     uint256 private constant _SIG = 65;
-    uint256 private constant _VOTE = 1 + _SIG;
-    uint8 private constant _HAS_VERDICT = 1;
+    uint256 private constant _VOTE = _SIG + 1;
+    uint256 private constant _HAS_VERDICT = 1;
+    uint256 private constant _GRANT_LOADED = 1 << 255;
     bytes32 private constant _VOIDED = bytes32(uint256(1));
 
     /// @notice A session grant to verify and cache before the batch's votes are checked.
@@ -55,7 +60,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         bytes signature;
     }
 
-    /// @notice One credit of a settled batch, in settlement order (what `voidBatch` must be given back).
+    /// @notice What a settled batch credited one worker in all (`voidBatch` takes them in the order of the batch's
+    ///         workers table, leaving out workers it credited nothing).
     struct Credit {
         address worker;
         uint96 amount;
@@ -92,7 +98,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         uint64 expiresAt;
     }
 
-    /// @dev What `settle` carries from one task of a batch to the next (in memory).
+    /// @dev What `settle` carries from one task of a batch to the next (in memory), so that each storage slot is
+    ///      read and written once per batch rather than once per task or vote.
     struct Batch {
         uint256 reward;
         uint256 quorum;
@@ -100,8 +107,17 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         uint256 epochPaid;
         uint256 cap;
         uint32 epoch;
-        /// @dev keccak chain over the batch's credits (`voidBatch` checks it).
-        bytes32 credits;
+        /// @dev The EIP-712 domain separator, computed once per batch for the votes' hashes.
+        bytes32 domain;
+        /// @dev Per index of the workers table: what the batch credits the worker (stored once, at the end).
+        uint256[] credits;
+        /// @dev Per index of the workers table: the worker's cached grant once read (`_GRANT_LOADED` set).
+        uint256[] grants;
+        /// @dev The settled bitmap's word the batch is writing (`bitsWord`), its bits so far, and whether
+        ///      `bits` holds anything to store.
+        uint256 bitsWord;
+        uint256 bits;
+        bool bitsLoaded;
     }
 
     Terms private _terms;
@@ -289,16 +305,17 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         for (uint256 i; i < grants.length; ++i) {
             _cacheGrant(grants[i]);
         }
-        Batch memory b = _openBatch();
+        Batch memory b = _openBatch(workers.length);
         uint256 p;
         uint256 index;
         while (p < tasks.length) {
             p = _settleOne(index, workers, tasks, p, b);
             ++index;
         }
+        if (b.bitsLoaded) _settled[b.bitsWord] = b.bits;
         uint256 batchId = _batchCount;
         _batchCount = uint64(batchId + 1);
-        _batches[batchId] = keccak256(abi.encode(b.credits, b.epoch));
+        _batches[batchId] = keccak256(abi.encode(_storeCredits(workers, b), b.epoch));
         uint256 paid = _ledger.pool - b.pool;
         _ledger = Ledger(uint128(b.pool), uint96(b.epochPaid), b.epoch);
         emit BatchSettled(batchId, b.epoch, index, b.reward, paid);
@@ -434,28 +451,21 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     ) private returns (uint256) {
         // Offsets and counts are bounded by the calldata's length: no overflow is possible.
         unchecked {
-            if (p + _TASK_HEAD + 1 > tasks.length) revert MalformedTask(index);
-            uint64 seq = uint64(bytes8(tasks[p:p + 8]));
-            _markSettled(index, seq);
-            bytes32 taskId = bytes32(tasks[p + 8:p + 40]);
-            bytes32 digest = resultDigest(
-                taskId,
-                uint32(bytes4(tasks[p + 40:p + 44])),
-                uint32(bytes4(tasks[p + 44:p + 48])),
-                int64(uint64(bytes8(tasks[p + 48:p + 56]))),
-                bytes32(tasks[p + 56:p + 88]),
-                bytes32(tasks[p + 88:p + 120])
-            );
-            bool refereed = uint8(tasks[p + 120]) & _HAS_VERDICT != 0;
-            p += _TASK_HEAD;
+            if (p + _TASK_FIXED > tasks.length) revert MalformedTask(index);
+            (uint256 head, bytes32 taskId, bytes32 digest) = _readTask(tasks, p);
+            uint64 seq = uint64(head >> 192);
+            _markSettled(index, seq, b);
+            bool refereed = (head >> 56) & _HAS_VERDICT != 0;
+            p += _TASK_FIXED;
             if (refereed) {
-                if (p + _SIG + 1 > tasks.length) revert MalformedTask(index);
-                _checkVerdict(index, taskId, digest, tasks[p:p + _SIG]);
+                if (p + _SIG > tasks.length) revert MalformedTask(index);
+                (bytes32 r, bytes32 s) = abi.decode(tasks[p:p + 64], (bytes32, bytes32));
+                _checkVerdict(index, taskId, digest, r, s, uint8(tasks[p + 64]));
                 p += _SIG;
             }
             uint256 won;
             uint256 lost;
-            (p, won, lost) = _tally(index, seq, taskId, digest, workers, tasks, p, b);
+            (p, won, lost) = _tally(index, head, taskId, digest, workers, tasks, p, b);
             if (refereed) {
                 if (won == 0) revert NoHonestVote(index, seq);
             } else {
@@ -467,11 +477,30 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         }
     }
 
-    /// @dev Reads the task's vote groups (group 0 votes for `digest`, each later group names its digest), checks
-    ///      every vote, skips invalid ones and credits valid votes for `digest` and strikes valid votes for any other.
+    /// @dev The record's head word, task id and digest (the caller checked the fixed part is there). The head is
+    ///      read as the 32 bytes at `p`: its first 27 bytes are the head, the rest belongs to the task id.
+    function _readTask(bytes calldata tasks, uint256 p)
+        private
+        pure
+        returns (uint256 head, bytes32 taskId, bytes32 digest)
+    {
+        unchecked {
+            head = uint256(bytes32(tasks[p:p + 32]));
+            (bytes32 id, bytes32 weightsHash, bytes32 traceRoot) =
+                abi.decode(tasks[p + _HEAD:p + _TASK_FIXED], (bytes32, bytes32, bytes32));
+            taskId = id;
+            digest = resultDigest(
+                id, uint32(head >> 160), uint32(head >> 128), int64(uint64(head >> 64)), weightsHash, traceRoot
+            );
+        }
+    }
+
+    /// @dev Reads the task's vote groups (group 0, counted in the head, votes for `digest`; each later group names
+    ///      its digest and count), checks every vote, skips invalid ones and credits valid votes for `digest` and
+    ///      strikes valid votes for any other.
     function _tally(
         uint256 index,
-        uint64 seq,
+        uint256 head,
         bytes32 taskId,
         bytes32 digest,
         address[] calldata workers,
@@ -481,8 +510,8 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     ) private returns (uint256 next, uint256 won, uint256 lost) {
         // Offsets and counts are bounded by the calldata's length: no overflow is possible.
         unchecked {
-            uint256 groups = uint8(tasks[p]);
-            ++p;
+            uint256 groups = 1 + uint8(head >> 48);
+            uint256 votes = uint8(head >> 40);
             uint256 seen;
             uint256 total;
             for (uint256 g; g < groups; ++g) {
@@ -491,11 +520,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
                     if (p + 33 > tasks.length) revert MalformedTask(index);
                     groupDigest = bytes32(tasks[p:p + 32]);
                     if (groupDigest == digest) revert SameDigestGroup(index);
-                    p += 32;
+                    votes = uint8(tasks[p + 32]);
+                    p += 33;
                 }
-                if (p + 1 > tasks.length) revert MalformedTask(index);
-                uint256 votes = uint8(tasks[p]);
-                ++p;
                 total += votes;
                 if (total > MAX_VOTES) revert TooManyVotes(index, total);
                 if (p + votes * _VOTE > tasks.length) revert MalformedTask(index);
@@ -503,18 +530,24 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
                 uint256 each;
                 if (g == 0 && votes > 0) each = (b.reward < b.pool ? b.reward : b.pool) / votes;
                 for (uint256 v; v < votes; ++v) {
-                    uint256 w = uint8(tasks[p]);
+                    (bytes32 r, bytes32 s) = abi.decode(tasks[p:p + 64], (bytes32, bytes32));
+                    // v and the worker's index, one read.
+                    uint256 tail = uint16(bytes2(tasks[p + 64:p + _VOTE]));
+                    p += _VOTE;
+                    uint256 w = tail & 0xff;
                     if (w >= workers.length) revert UnknownWorker(index, w);
                     address worker = workers[w];
                     if ((seen >> w) & 1 != 0) revert DuplicateWorker(index, worker);
                     seen |= 1 << w;
-                    uint8 skip = _checkVote(taskId, groupDigest, worker, tasks[p + 1:p + _VOTE]);
-                    p += _VOTE;
+                    bytes32 hash = MessageHashUtils.toTypedDataHash(
+                        b.domain, keccak256(abi.encode(RESULT_VOTE_TYPEHASH, taskId, groupDigest, worker))
+                    );
+                    uint8 skip = _checkVote(hash, worker, uint8(tail >> 8), r, s, b.grants, w);
                     if (skip != 0) {
-                        emit VoteSkipped(seq, worker, skip);
+                        emit VoteSkipped(uint64(head >> 192), worker, skip);
                     } else if (g == 0) {
                         ++won;
-                        if (each != 0) _credit(b, worker, each);
+                        if (each != 0) _credit(b, w, each);
                     } else {
                         ++lost;
                         Account storage a = _accounts[worker];
@@ -526,40 +559,63 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         }
     }
 
-    /// @dev 0 if the vote is valid now, else why it is skipped. A vote is signed by the worker itself or by its
-    ///      cached, unexpired session key.
-    function _checkVote(bytes32 taskId, bytes32 digest, address worker, bytes calldata sig)
-        private
-        view
-        returns (uint8)
-    {
-        (address signer, ECDSA.RecoverError err,) =
-            ECDSA.tryRecover(voteHash(taskId, digest, worker), uint8(sig[64]), bytes32(sig[0:32]), bytes32(sig[32:64]));
+    /// @dev 0 if the vote (`hash` is its EIP-712 hash) is valid now, else why it is skipped. A vote is signed by
+    ///      the worker itself or by its cached, unexpired session key. The grant is read from storage once per
+    ///      worker and batch (`grants`, by the worker's index `w`): nothing in a batch changes it after the batch's
+    ///      grants are cached.
+    function _checkVote(
+        bytes32 hash,
+        address worker,
+        uint8 v,
+        bytes32 r,
+        bytes32 s,
+        uint256[] memory grants,
+        uint256 w
+    ) private view returns (uint8) {
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(hash, v, r, s);
         if (err == ECDSA.RecoverError.InvalidSignatureS) return SKIP_MALLEABLE;
         if (err != ECDSA.RecoverError.NoError) return SKIP_BAD_SIGNATURE;
         if (signer == worker) return 0;
-        CachedGrant storage g = _grants[worker];
-        if (signer != g.sessionKey) return _revoked[worker][signer] ? SKIP_REVOKED : SKIP_BAD_SIGNATURE;
-        if (g.expiresAt <= block.timestamp) return SKIP_EXPIRED;
+        uint256 grant = grants[w];
+        if (grant & _GRANT_LOADED == 0) {
+            CachedGrant memory g = _grants[worker];
+            grant = _GRANT_LOADED | (uint256(g.expiresAt) << 160) | uint160(g.sessionKey);
+            grants[w] = grant;
+        }
+        if (signer != address(uint160(grant))) return _revoked[worker][signer] ? SKIP_REVOKED : SKIP_BAD_SIGNATURE;
+        if (uint64(grant >> 160) <= block.timestamp) return SKIP_EXPIRED;
         return 0;
     }
 
-    function _checkVerdict(uint256 index, bytes32 taskId, bytes32 digest, bytes calldata sig) private view {
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(
-            verdictHash(taskId, digest), uint8(sig[64]), bytes32(sig[0:32]), bytes32(sig[32:64])
-        );
+    function _checkVerdict(uint256 index, bytes32 taskId, bytes32 digest, bytes32 r, bytes32 s, uint8 v)
+        private
+        view
+    {
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(verdictHash(taskId, digest), v, r, s);
         if (err != ECDSA.RecoverError.NoError || !hasRole(REFEREE_ROLE, signer)) revert InvalidVerdict(index, signer);
     }
 
-    /// @dev Credits `amount` to the worker's pending credit of the batch's epoch, out of the pool, adds it to
-    ///      the epoch's payouts (checked against the cap per task) and to the batch's credits chain.
-    function _credit(Batch memory b, address worker, uint256 amount) private {
+    /// @dev Credits `amount` to the worker at index `w` out of the pool, in memory, and adds it to the epoch's
+    ///      payouts (checked against the cap per task). `_storeCredits` writes the batch's credits at its end.
+    function _credit(Batch memory b, uint256 w, uint256 amount) private pure {
         b.pool -= amount;
         b.epochPaid += amount;
-        b.credits = keccak256(abi.encode(b.credits, worker, amount));
-        Account storage a = _accounts[worker];
-        if (a.epoch != b.epoch) _rollEpoch(worker, a, b.epoch);
-        a.current += uint96(amount);
+        b.credits[w] += amount;
+    }
+
+    /// @dev Adds each worker's credit of the batch to its pending credit of the batch's epoch (one storage write
+    ///      per worker and batch) and returns the keccak chain over `(worker, amount)` in table order, skipping
+    ///      workers credited nothing: the commitment `voidBatch` checks.
+    function _storeCredits(address[] calldata workers, Batch memory b) private returns (bytes32 chain) {
+        for (uint256 w; w < workers.length; ++w) {
+            uint256 amount = b.credits[w];
+            if (amount == 0) continue;
+            address worker = workers[w];
+            chain = keccak256(abi.encode(chain, worker, amount));
+            Account storage a = _accounts[worker];
+            if (a.epoch != b.epoch) _rollEpoch(worker, a, b.epoch);
+            a.current += uint96(amount);
+        }
     }
 
     /// @dev The worker's first credit of `epoch`: last epoch's credit waits one more epoch in `_previous`,
@@ -585,12 +641,19 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         else _previous[worker] -= amount;
     }
 
-    function _markSettled(uint256 index, uint64 seq) private {
+    /// @dev Sets the seq's bit in the batch's copy of its bitmap word; a word is read once and stored when the
+    ///      batch moves to another word (and at its end), so consecutive seqs cost one slot write per 256.
+    function _markSettled(uint256 index, uint64 seq, Batch memory b) private {
         uint256 word = seq >> 8;
+        if (!b.bitsLoaded || word != b.bitsWord) {
+            if (b.bitsLoaded) _settled[b.bitsWord] = b.bits;
+            b.bitsWord = word;
+            b.bits = _settled[word];
+            b.bitsLoaded = true;
+        }
         uint256 bit = 1 << (seq & 255);
-        uint256 bits = _settled[word];
-        if (bits & bit != 0) revert AlreadySettled(index, seq);
-        _settled[word] = bits | bit;
+        if (b.bits & bit != 0) revert AlreadySettled(index, seq);
+        b.bits |= bit;
     }
 
     /// @dev Votes name workers by their index in this table; ascending order rules out one address twice.
@@ -630,7 +693,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
 
     /// @dev Loads what a batch reads once: terms in force (applying a scheduled change that is due), the pool,
     ///      this epoch's payouts and the cap.
-    function _openBatch() private returns (Batch memory b) {
+    function _openBatch(uint256 workers) private returns (Batch memory b) {
         Terms memory t = _terms;
         Terms memory due = _termsNow();
         if (due.nextFrom != t.nextFrom) _terms = due;
@@ -642,6 +705,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         b.epochPaid = l.epoch == epoch ? l.epochPaid : 0;
         b.cap = _epochCap;
         b.epoch = epoch;
+        b.domain = _domainSeparatorV4();
+        b.credits = new uint256[](workers);
+        b.grants = new uint256[](workers);
     }
 
     function _epochNow() private view returns (uint256) {

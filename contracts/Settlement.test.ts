@@ -30,6 +30,7 @@ import {
   settlementAbi,
   settlementInput,
   strikes,
+  voidCredits,
 } from '../src/chain/client.ts';
 import {
   type CambrianDomain,
@@ -541,9 +542,12 @@ describe('a stolen coordinator key (finding: the coordinator key alone can empty
       /NothingToClaim/,
     );
 
-    const credits = (await readSettledEvents(admin.publicClient, fx.address)).flatMap((e) =>
+    const perVote = (await readSettledEvents(admin.publicClient, fx.address)).flatMap((e) =>
       e.winners.map((worker) => ({ worker, amount: REWARD / 2n })),
     );
+    // The batch commits one total per worker (table order), not one entry per vote.
+    const credits = voidCredits(perVote);
+    expect(credits).toHaveLength(2);
     const epoch = Number(
       await admin.publicClient.readContract({
         address: fx.address,
@@ -593,6 +597,17 @@ describe('a stolen coordinator key (finding: the coordinator key alone can empty
         }),
       ),
     ).toBe('WithdrawTooLarge');
+    expect(
+      await denied(
+        admin.publicClient.simulateContract({
+          address: fx.address,
+          abi: settlementAbi,
+          functionName: 'voidBatch',
+          args: [0n, epoch, perVote],
+          account: admin.wallet.account,
+        }),
+      ),
+    ).toBe('UnknownCommitment');
     await admin.wallet.writeContract({
       address: fx.address,
       abi: settlementAbi,
@@ -616,7 +631,7 @@ describe('a stolen coordinator key (finding: the coordinator key alone can empty
       }),
     );
     await advance(2 * EPOCH);
-    const credits = ss.map((s) => ({ worker: s.worker, amount: REWARD / 2n }));
+    const credits = voidCredits(ss.map((s) => ({ worker: s.worker, amount: REWARD / 2n })));
     const late = await admin.publicClient
       .simulateContract({
         address: fx.address,

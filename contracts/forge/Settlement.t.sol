@@ -42,16 +42,21 @@ abstract contract Kit {
         digest = s.resultDigest(taskId, 900, 1000, -5, keccak256(abi.encode("w", seq)), keccak256(abi.encode("t", seq)));
     }
 
-    function _head(uint64 seq, bytes32 taskId, bytes memory verdict) internal pure returns (bytes memory) {
+    /// @dev Byte of the record holding the count of votes for the task's digest (the head's last byte).
+    uint256 internal constant VOTES_BYTE = 26;
+
+    function _head(uint64 seq, bytes32 taskId, bytes memory verdict, uint256 otherGroups, uint256 votes)
+        internal
+        pure
+        returns (bytes memory)
+    {
         return abi.encodePacked(
-            seq,
+            abi.encodePacked(
+                seq, uint32(900), uint32(1000), int64(-5), uint8(verdict.length > 0 ? 1 : 0), uint8(otherGroups), uint8(votes)
+            ),
             taskId,
-            uint32(900),
-            uint32(1000),
-            int64(-5),
             keccak256(abi.encode("w", seq)),
             keccak256(abi.encode("t", seq)),
-            uint8(verdict.length > 0 ? 1 : 0),
             verdict
         );
     }
@@ -65,24 +70,24 @@ abstract contract Kit {
         workers = _table();
         (bytes32 taskId, bytes32 digest) = _digest(s, seq);
         bytes memory verdict = refereed ? _sig(REFEREE_KEY, s.verdictHash(taskId, digest)) : bytes("");
-        tasks = abi.encodePacked(_head(seq, taskId, verdict), uint8(dissent.length > 0 ? 2 : 1));
-        tasks = abi.encodePacked(tasks, _group(s, workers, taskId, digest, agree));
+        tasks = abi.encodePacked(_head(seq, taskId, verdict, dissent.length > 0 ? 1 : 0, agree.length));
+        tasks = abi.encodePacked(tasks, _votes(s, workers, taskId, digest, agree));
         if (dissent.length > 0) {
             bytes32 wrong = keccak256(abi.encode("wrong", seq));
-            tasks = abi.encodePacked(tasks, wrong, _group(s, workers, taskId, wrong, dissent));
+            tasks = abi.encodePacked(tasks, wrong, uint8(dissent.length), _votes(s, workers, taskId, wrong, dissent));
         }
     }
 
-    function _group(Settlement s, address[] memory workers, bytes32 taskId, bytes32 digest, uint256[] memory ids)
+    /// @dev Each vote: its signature, then the voter's index in the workers table.
+    function _votes(Settlement s, address[] memory workers, bytes32 taskId, bytes32 digest, uint256[] memory ids)
         internal
         view
         returns (bytes memory out)
     {
-        out = abi.encodePacked(uint8(ids.length));
         for (uint256 i; i < ids.length; ++i) {
             uint256 key = _workerKey(ids[i]);
             uint8 index = _indexOf(workers, vm.addr(key));
-            out = abi.encodePacked(out, index, _sig(key, s.voteHash(taskId, digest, vm.addr(key))));
+            out = abi.encodePacked(out, _sig(key, s.voteHash(taskId, digest, vm.addr(key))), index);
         }
     }
 
@@ -267,8 +272,8 @@ contract SettlementFuzz is Kit {
         bytes memory honest = _sig(_workerKey(2), s.voteHash(taskId, digest, victim));
         bytes memory forged = abi.encodePacked(r, sigS, v);
         vm.assume(keccak256(forged) != keccak256(honest));
-        tasks[121 + 1] = bytes1(uint8(3));
-        tasks = abi.encodePacked(tasks, _indexOf(workers, victim), forged);
+        tasks[VOTES_BYTE] = bytes1(uint8(3));
+        tasks = abi.encodePacked(tasks, forged, _indexOf(workers, victim));
         _settle(workers, new Settlement.Grant[](0), tasks);
         require(s.owed(victim) == 0, "a forged vote was paid");
         require(s.owed(vm.addr(_workerKey(0))) == REWARD / 3, "honest share");
@@ -287,8 +292,8 @@ contract SettlementFuzz is Kit {
         uint64 seq = 7;
         (address[] memory workers, bytes memory tasks) = _task(s, seq, _ids(1, 2), new uint256[](0), false);
         (bytes32 taskId, bytes32 digest) = _digest(s, seq);
-        tasks[121 + 1] = bytes1(uint8(3));
-        tasks = abi.encodePacked(tasks, _indexOf(workers, worker), _sig(sessionKey, s.voteHash(taskId, digest, worker)));
+        tasks[VOTES_BYTE] = bytes1(uint8(3));
+        tasks = abi.encodePacked(tasks, _sig(sessionKey, s.voteHash(taskId, digest, worker)), _indexOf(workers, worker));
         _settle(workers, grants, tasks);
         bool live = block.timestamp < expiresAt;
         require((s.owed(worker) > 0) == live, "expiry rule broken");

@@ -42,11 +42,14 @@ import {
 import { type ResultMetrics, resultDigest } from '../protocol/result.ts';
 import { canonicalSpec, type TaskSpec, TaskSpecSchema, taskIdOf } from '../protocol/spec.ts';
 
-export const help = `usage: cambrian bench gas [--sizes 1,10,50] [--pool N] [--out DIR] [--no-doc] [--json]
+export const help = `usage: cambrian bench gas [--sizes 1,10,50] [--votes 2,3] [--workers first-time,returning]
+                         [--pool N] [--out DIR] [--no-doc] [--json]
 
 Measures Settlement.settle gas per task on a fresh embedded anvil chain: batches of each size,
 2 and 3 agreeing votes, first-time vs returning workers (grant cached, grantSig omitted).
   --sizes LIST   batch sizes (default 1,10,50)
+  --votes LIST   agreeing votes per task (default 2,3)
+  --workers LIST first-time, returning or both (default both)
   --pool N       returning workers drawn round-robin from a pool of N (default 16)
   --out DIR      where the JSON goes (default bench-results)
   --no-doc       do not rewrite docs/GAS.md
@@ -66,6 +69,8 @@ export interface GasRow {
   calldataPerTask: number;
   /** Calldata gas per task, field by field (see `calldataByField`). */
   fields: Record<string, number>;
+  /** The whole transaction's gas by kind of work (see `profileOf`). */
+  profile: GasProfile;
 }
 
 const REWARD = 10n ** 15n;
@@ -159,7 +164,7 @@ interface Scenario {
 async function measure(
   conn: SigningConnection,
   s: Scenario,
-): Promise<{ gasUsed: number; calldata: number; fields: Record<string, number> }> {
+): Promise<{ gasUsed: number; calldata: number; fields: Record<string, number>; profile: GasProfile }> {
   const address = await deploy(conn);
   const domain = cambrianDomain(conn.chain.id, address);
   const expiresAt = (await conn.publicClient.getBlock()).timestamp + 86_400n;
@@ -195,7 +200,85 @@ async function measure(
   const receipt = await settleBatch(conn, address, batch, { skipRejected: false });
   const tx = await conn.publicClient.getTransaction({ hash: receipt.txHash! });
   const fields = calldataByField(tx.input, batch);
-  return { gasUsed: Number(receipt.gasUsed), calldata: calldataGas(tx.input), fields };
+  const calldata = calldataGas(tx.input);
+  const gasUsed = Number(receipt.gasUsed);
+  const profile = await profileOf(conn, receipt.txHash!, gasUsed, calldata);
+  return { gasUsed, calldata, fields, profile };
+}
+
+/** Where a transaction's gas went, by kind of work (see `profileOf`). */
+export type GasProfile = Record<ProfileItem, number>;
+
+const PROFILE_ITEMS = [
+  'signature checks (ecrecover)',
+  'storage (SLOAD, SSTORE)',
+  'hashing (KECCAK256)',
+  'events (LOG)',
+  'calldata (transaction data)',
+  'calldata reads (CALLDATALOAD, CALLDATACOPY)',
+  'account checks (EXTCODESIZE)',
+  'rest (decoding, memory, arithmetic, jumps)',
+  'base (21,000)',
+] as const;
+type ProfileItem = (typeof PROFILE_ITEMS)[number];
+
+interface StructLog {
+  op: string;
+  gas: number;
+  depth: number;
+}
+
+/**
+ * Measures where a transaction's gas went from anvil's opcode trace: each step costs the gas left before
+ * it minus the gas left at the next step of the same call depth (so a call's cost includes its callee).
+ * A STATICCALL with no steps of its own is a precompile: here always ecrecover (OpenZeppelin's ECDSA).
+ * Refunds are taken off `rest`, so the items add up to gasUsed.
+ */
+async function profileOf(conn: SigningConnection, hash: Hex, gasUsed: number, calldata: number) {
+  // Plain fetch: the trace of a large batch passes viem's 10 MB response limit.
+  const response = await fetch(conn.rpcUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'debug_traceTransaction',
+      params: [hash, { disableStack: true, disableMemory: true, disableStorage: true }],
+    }),
+  });
+  const { result: trace, error } = (await response.json()) as {
+    result?: { structLogs: StructLog[] };
+    error?: { message: string };
+  };
+  if (!trace) throw new Error(`debug_traceTransaction: ${error?.message ?? 'no result'}`);
+  const profile = Object.fromEntries(PROFILE_ITEMS.map((k) => [k, 0])) as GasProfile;
+  const logs = trace.structLogs;
+  let counted = 0;
+  for (let i = 0; i < logs.length; i++) {
+    const step = logs[i];
+    if (step.depth !== 1) continue;
+    let next = i + 1;
+    while (next < logs.length && logs[next].depth > step.depth) next++;
+    const cost = next < logs.length ? step.gas - logs[next].gas : 0;
+    const precompile = step.op === 'STATICCALL' && next === i + 1;
+    profile[itemOf(step.op, precompile)] += cost;
+    counted += cost;
+  }
+  profile['calldata (transaction data)'] = calldata;
+  profile['base (21,000)'] = 21_000;
+  // What the trace does not show: the last step's own cost and the refund; put it with the rest.
+  profile['rest (decoding, memory, arithmetic, jumps)'] += gasUsed - 21_000 - calldata - counted;
+  return profile;
+}
+
+function itemOf(op: string, precompile: boolean): ProfileItem {
+  if (precompile) return 'signature checks (ecrecover)';
+  if (op === 'SLOAD' || op === 'SSTORE') return 'storage (SLOAD, SSTORE)';
+  if (op === 'KECCAK256') return 'hashing (KECCAK256)';
+  if (op.startsWith('LOG')) return 'events (LOG)';
+  if (op === 'CALLDATALOAD' || op === 'CALLDATACOPY') return 'calldata reads (CALLDATALOAD, CALLDATACOPY)';
+  if (op === 'EXTCODESIZE') return 'account checks (EXTCODESIZE)';
+  return 'rest (decoding, memory, arithmetic, jumps)';
 }
 
 /** The coordinator is dev account 0 (it deploys and settles); the admin is dev account 1. */
@@ -239,8 +322,9 @@ function calldataByField(input: Hex, batch: SettlementInput[]): Record<string, n
       calldataGas(hex(t.valCount, 4)) +
       calldataGas(hex(BigInt.asUintN(64, t.valLoss), 8));
     field['weightsHash, traceRoot'] += calldataGas(t.weightsHash) + calldataGas(t.traceRoot);
+    // flags (no verdict), other digest groups (none: every bench vote agrees), votes for the digest.
     field['flags, group and vote counts'] +=
-      calldataGas(hex(0, 1)) + calldataGas(hex(1, 1)) + calldataGas(hex(t.votes.length, 1));
+      calldataGas(hex(0, 1)) + calldataGas(hex(0, 1)) + calldataGas(hex(t.votes.length, 1));
     for (const v of t.votes) {
       field['worker indices'] += calldataGas(hex(index.get(v.worker.toLowerCase()) ?? 0, 1));
       field['vote signatures'] += calldataGas(v.voteSig);
@@ -322,6 +406,38 @@ function fieldTable(rows: GasRow[]): string {
   return lines.join('\n');
 }
 
+/**
+ * Marginal gas per task by kind of work, for each vote count: (item at the largest batch − item at
+ * batch 1) / (largest − 1), returning and first-time workers.
+ */
+function profileTable(rows: GasRow[]): string {
+  const largest = Math.max(...rows.map((r) => r.batch));
+  const pairs = rows
+    .filter((r) => r.batch === largest && largest > 1)
+    .map((r) => ({
+      r,
+      one: rows.find((o) => o.batch === 1 && o.votes === r.votes && o.workers === r.workers),
+    }))
+    .filter((p): p is { r: GasRow; one: GasRow } => p.one !== undefined);
+  if (pairs.length === 0) return '';
+  const marginal = (p: { r: GasRow; one: GasRow }, k: ProfileItem) =>
+    (p.r.profile[k] - p.one.profile[k]) / (largest - 1);
+  const n = (x: number) => Math.round(x).toLocaleString('en-US');
+  const lines = [
+    `Where the marginal gas per task goes (batch ${largest} − batch 1, from anvil's opcode trace of each`,
+    "settle: each opcode's gas, a call's including its callee; a STATICCALL with no steps of its own is",
+    'the ecrecover precompile; refunds and what the trace does not show are in the last row):',
+    '',
+    `| item | ${pairs.map((p) => `${p.r.votes} votes, ${p.r.workers}`).join(' | ')} |`,
+    `| --- | ${pairs.map(() => '---:').join(' | ')} |`,
+  ];
+  for (const k of PROFILE_ITEMS) lines.push(`| ${k} | ${pairs.map((p) => n(marginal(p, k))).join(' | ')} |`);
+  lines.push(
+    `| **total (marginal gas / task)** | ${pairs.map((p) => `**${n((p.r.gasUsed - p.one.gasUsed) / (largest - 1))}**`).join(' | ')} |`,
+  );
+  return lines.join('\n');
+}
+
 function parseSizes(value: string): number[] {
   const sizes = value.split(',').map((x) => Number(x.trim()));
   if (sizes.some((x) => !Number.isInteger(x) || x < 1))
@@ -329,19 +445,31 @@ function parseSizes(value: string): number[] {
   return [...new Set(sizes)].sort((a, b) => a - b);
 }
 
+function parseList<T extends string>(value: string, allowed: readonly T[], flag: string): T[] {
+  const picked = value.split(',').map((x) => x.trim());
+  const bad = picked.find((x) => !allowed.includes(x as T));
+  if (bad !== undefined) throw new Error(`${flag} takes ${allowed.join(', ')}; got ${bad}`);
+  return allowed.filter((x) => picked.includes(x));
+}
+
 export async function run(argv: string[]): Promise<number> {
   const opts = parseOptions(argv, {
     sizes: { type: 'string', default: '1,10,50' },
     pool: { type: 'string', default: '16' },
     out: { type: 'string', default: 'bench-results' },
+    votes: { type: 'string', default: '2,3' },
+    workers: { type: 'string', default: 'first-time,returning' },
     'no-doc': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   });
   const sizes = parseSizes(opts.sizes);
+  const voteCounts = parseList(opts.votes, ['2', '3'], '--votes').map(Number);
+  const workerKinds = parseList(opts.workers, ['first-time', 'returning'] as const, '--workers');
   const pool = Number(opts.pool);
   if (!Number.isInteger(pool) || pool < 3) throw new Error('--pool must be an integer ≥ 3');
 
-  const node = await startAnvil();
+  // Steps tracing: debug_traceTransaction then returns the opcode trace the profile reads.
+  const node = await startAnvil({ args: ['--steps-tracing'] });
   const rows: GasRow[] = [];
   let hardfork = 'unknown';
   let claimGas = 0;
@@ -351,11 +479,11 @@ export async function run(argv: string[]): Promise<number> {
       hardFork?: string;
     };
     hardfork = info.hardFork ?? hardfork;
-    for (const votes of [2, 3]) {
-      for (const workers of ['first-time', 'returning'] as const) {
+    for (const votes of voteCounts) {
+      for (const workers of workerKinds) {
         let single: number | undefined;
         for (const batch of sizes) {
-          const { gasUsed, calldata, fields } = await measure(conn, { votes, workers, batch, pool });
+          const { gasUsed, calldata, fields, profile } = await measure(conn, { votes, workers, batch, pool });
           if (batch === 1) single = gasUsed;
           const marginal = batch > 1 && single !== undefined ? (gasUsed - single) / (batch - 1) : undefined;
           rows.push({
@@ -367,6 +495,7 @@ export async function run(argv: string[]): Promise<number> {
             marginal,
             calldataPerTask: calldata / batch,
             fields,
+            profile,
           });
           if (!opts.json)
             console.error(`measured ${votes} votes, ${workers}, batch ${batch}: ${gasUsed} gas`);
@@ -391,7 +520,7 @@ export async function run(argv: string[]): Promise<number> {
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'gas.json'), `${JSON.stringify(result, null, 2)}\n`);
 
-  const text = `${table(rows)}\n\nclaim(): ${claimGas.toLocaleString('en-US')} gas (one transaction per worker, any amount matured).\n\n${fieldTable(rows)}`;
+  const text = `${table(rows)}\n\nclaim(): ${claimGas.toLocaleString('en-US')} gas (one transaction per worker, any amount matured).\n\n${profileTable(rows)}\n\n${fieldTable(rows)}`;
   if (!opts['no-doc']) {
     const doc = [
       '# Settlement gas',

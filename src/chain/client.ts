@@ -537,6 +537,28 @@ export async function readSettledEvents(
   );
 }
 
+export interface Credit {
+  worker: Address;
+  amount: bigint;
+}
+
+/**
+ * The `credits` argument of `voidBatch` for a batch's credits (any order, a worker any number of times): one
+ * total per worker, in the order of the batch's workers table (ascending addresses), as the contract commits.
+ */
+export function voidCredits(credits: readonly Credit[]): Credit[] {
+  const totals = new Map<string, Credit>();
+  for (const c of credits) {
+    const key = c.worker.toLowerCase();
+    const seen = totals.get(key);
+    totals.set(key, { worker: getAddress(c.worker), amount: (seen?.amount ?? 0n) + c.amount });
+  }
+  return [...totals.entries()]
+    .filter(([, c]) => c.amount > 0n)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([, c]) => c);
+}
+
 export interface ClaimedEvent {
   worker: Address;
   amount: bigint;

@@ -1,5 +1,5 @@
 /**
- * The v2 `settle` calldata (docs/CONTRACT.md, "settle v2"): a sorted workers table, the grants the chain
+ * The `settle` calldata, ABI 3 (docs/CONTRACT.md, "ABI (3)"): a sorted workers table, the grants the chain
  * has not cached, the packed task records and the batch's compressed specs. Encoding for the coordinator
  * and the gas bench, decoding for the leaderboard and watchers. Browser-safe: viem and Web Streams only.
  */
@@ -95,25 +95,26 @@ function encodeTask(task: SettlementInput, index: Map<string, number>): Hex {
   const groups = groupVotes(task.votes, digest);
   if (task.verdictSig && size(task.verdictSig) !== SIG_BYTES)
     throw new Error('verdict signature must be 65 bytes');
+  // The head (27 bytes, one word for the contract), then the three hashes.
   const parts: Hex[] = [
     numberToHex(task.seq, { size: 8 }),
-    task.taskId,
     numberToHex(task.valCorrect, { size: 4 }),
     numberToHex(task.valCount, { size: 4 }),
     numberToHex(BigInt.asUintN(64, task.valLoss), { size: 8 }),
+    numberToHex(task.verdictSig ? HAS_VERDICT : 0, { size: 1 }),
+    numberToHex(groups.length - 1, { size: 1 }),
+    numberToHex(groups[0].votes.length, { size: 1 }),
+    task.taskId,
     task.weightsHash,
     task.traceRoot,
-    numberToHex(task.verdictSig ? HAS_VERDICT : 0, { size: 1 }),
   ];
   if (task.verdictSig) parts.push(task.verdictSig);
-  parts.push(numberToHex(groups.length, { size: 1 }));
   groups.forEach((group, g) => {
-    if (g > 0) parts.push(group.digest);
-    parts.push(numberToHex(group.votes.length, { size: 1 }));
+    if (g > 0) parts.push(group.digest, numberToHex(group.votes.length, { size: 1 }));
     for (const vote of group.votes) {
       if (size(vote.voteSig) !== SIG_BYTES)
         throw new Error(`vote of ${vote.worker} must be signed with 65 bytes`);
-      parts.push(numberToHex(index.get(vote.worker.toLowerCase())!, { size: 1 }), vote.voteSig);
+      parts.push(vote.voteSig, numberToHex(index.get(vote.worker.toLowerCase())!, { size: 1 }));
     }
   });
   return concatHex(parts);
@@ -191,26 +192,31 @@ export function decodeTasks(workers: readonly Address[], tasks: Hex): DecodedTas
   const num = (n: number) => BigInt(take(n));
   while (p < bytes.length) {
     const seq = num(8);
+    const valCorrect = Number(num(4));
+    const valCount = Number(num(4));
+    const valLoss = BigInt.asIntN(64, num(8));
+    const flags = Number(num(1));
+    const groups = 1 + Number(num(1));
+    const votes0 = Number(num(1));
     const metrics: ResultMetrics = {
       taskId: take(32),
-      valCorrect: Number(num(4)),
-      valCount: Number(num(4)),
-      valLoss: BigInt.asIntN(64, num(8)),
+      valCorrect,
+      valCount,
+      valLoss,
       weightsHash: take(32),
       traceRoot: take(32),
     };
     const digest = resultDigest(metrics);
-    const flags = Number(num(1));
     const verdictSig = flags & HAS_VERDICT ? take(SIG_BYTES) : undefined;
     const votes: DecodedVote[] = [];
-    const groups = Number(num(1));
     for (let g = 0; g < groups; g++) {
       const groupDigest = g === 0 ? digest : take(32);
-      const count = Number(num(1));
+      const count = g === 0 ? votes0 : Number(num(1));
       for (let v = 0; v < count; v++) {
+        const voteSig = take(SIG_BYTES);
         const worker = workers[Number(num(1))];
         if (!worker) throw new Error('vote names a worker outside the table');
-        votes.push({ worker, digest: groupDigest, voteSig: take(SIG_BYTES) });
+        votes.push({ worker, digest: groupDigest, voteSig });
       }
     }
     out.push({ ...metrics, seq, digest, verdictSig, votes });
