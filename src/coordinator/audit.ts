@@ -9,8 +9,8 @@
  * trace's stateHash at that step (./states.ts). The audit recomputes the interval and compares the
  * state hash at checkpoint i, then runs validation from the final state and compares valCorrect,
  * valCount, valLoss and weightsHash. A voter that does not upload within `stateWaitMs` makes the
- * audit recompute the whole task from step 0 instead (the browser tab that keeps no states, a
- * restarted worker, a liar who has no state that hashes to its trace).
+ * audit recompute the whole task from step 0 instead (a restarted worker or reloaded tab,
+ * an evicted state, a liar who has no state that hashes to its trace).
  *
  * Pass: the task is agreed (decided by 'votes' with ≥ quorum identical votes, else 'referee').
  * Fail: the true result is computed from step 0, every vote is marked wrong (trust lost) and the

@@ -9,8 +9,8 @@
  * The interval starts from the state at the last checkpoint every side agrees on, which a worker that
  * voted on the task uploads on request (./states.ts) and the coordinator checks against the agreed
  * stateHash. Divergence at the first checkpoint starts from the initial weights, which every party
- * shares by construction. When no valid state arrives within `stateWaitMs` (browser contributors do
- * not keep states; a worker may have restarted), the referee falls back to recomputing from step 0.
+ * shares by construction. When no valid state arrives within `stateWaitMs` (a worker or tab that
+ * restarted keeps no states), the referee falls back to recomputing from step 0.
  */
 import type { Hex } from 'viem';
 import { loadDataset } from '../data/node.ts';

@@ -333,4 +333,27 @@ BEGIN
 END
 $fn$;
 `,
+  `
+-- A vote whose grant expired or was revoked before settlement is 'vetoed' (src/coordinator/veto.ts):
+-- it counts in no agreement, so a reopened task is agreed among its other votes and fresh replicas.
+CREATE OR REPLACE FUNCTION queue_read_submissions(lease_ids text[])
+RETURNS json LANGUAGE plpgsql AS $fn$
+DECLARE
+  locked json;
+  task_ids text[];
+BEGIN
+  SELECT coalesce(json_agg(json_build_array(x.task_id, x.state, x.wanted, x.max_replicas)), '[]'), array_agg(x.task_id)
+  INTO locked, task_ids
+  FROM (SELECT t.task_id, t.state, t.wanted, t.max_replicas FROM tasks t
+        WHERE t.task_id IN (SELECT l.task_id FROM leases l WHERE l.lease_id = ANY(lease_ids))
+        ORDER BY t.task_id FOR UPDATE) x;
+  RETURN json_build_object(
+    'tasks', locked,
+    'leases', (SELECT coalesce(json_agg(json_build_array(l.lease_id, l.task_id, l.worker, l.state)), '[]')
+               FROM leases l WHERE l.lease_id = ANY(lease_ids)),
+    'votes', (SELECT coalesce(json_agg(json_build_array(v.task_id, v.worker, v.digest)), '[]')
+              FROM votes v WHERE v.task_id = ANY(task_ids) AND v.verdict <> 'vetoed'));
+END
+$fn$
+`,
 ];

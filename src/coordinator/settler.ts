@@ -24,6 +24,8 @@ import {
 import { cambrianDomain, signRefereeVerdict } from '../protocol/eip712.ts';
 import { type AnyTaskSpec, canonicalSpec, type TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
+import { afterDroppedVotes, replicasAfterVeto } from './trust-policy.ts';
+import { applyVeto, type Veto } from './veto.ts';
 
 export interface ChainSettings {
   rpcUrl: string;
@@ -69,6 +71,8 @@ const DROPPED_AFTER_MS = 60_000;
  * it, and a winner counted on would leave the task without its majority. Well below MIN_GRANT_LIFETIME_S.
  */
 const EXPIRY_MARGIN_S = 60n;
+/** Rejections that a vote skipped on chain causes (a revocation that landed after the votes were checked). */
+const VOTE_COUNT_ERRORS = new Set(['QuorumNotReached', 'NoMajority', 'NoHonestVote']);
 
 interface TaskRow {
   task_id: Hex;
@@ -84,6 +88,8 @@ export class Settler {
   private readonly wallet: ChainWalletClient;
   private readonly batchSize: number;
   private readonly log: (msg: string) => void;
+  /** Tasks already sent back once after a vote-count rejection (a second one fails them). */
+  private readonly rechecked = new Set<Hex>();
 
   constructor(
     private readonly db: Db,
@@ -208,8 +214,9 @@ export class Settler {
 
   /** Steps 2–3: simulate against the pending block, sign, store the hash, broadcast, wait for the receipt. */
   private async send(batch: BatchRow, taskIds: Hex[]): Promise<number> {
-    const { settlements, skipped } = await this.buildSettlements(taskIds);
+    const { settlements, skipped, vetoes } = await this.buildSettlements(taskIds);
     for (const [taskId, reason] of skipped) await this.fail(taskId, reason);
+    for (const veto of vetoes) await this.veto(veto);
     const account = this.wallet.account;
     let prepared: Awaited<ReturnType<typeof prepareSettle>>;
     try {
@@ -228,7 +235,13 @@ export class Settler {
       );
       throw err;
     }
-    for (const r of prepared.rejected) await this.fail(r.taskId, `settle rejected it: ${r.errorName}`);
+    for (const r of prepared.rejected) {
+      if (VOTE_COUNT_ERRORS.has(r.errorName) && !this.rechecked.has(r.taskId)) {
+        // A vote was revoked after usableVotes looked: the next pass drops it and settles or reopens.
+        this.rechecked.add(r.taskId);
+        await this.release([r.taskId]);
+      } else await this.fail(r.taskId, `settle rejected it: ${r.errorName}`);
+    }
     if (prepared.deferred.length > 0) {
       this.log(`${prepared.deferred.length} task(s) wait for the next epoch (payout cap reached)`);
       await this.release(prepared.deferred.map((t) => t.taskId));
@@ -290,11 +303,18 @@ export class Settler {
     );
     const usable = await this.usableVotes(votes);
     const skipped: [Hex, string][] = [];
+    const vetoes: Veto[] = [];
     const settlements: SettlementInput[] = [];
     for (const t of tasks) {
       const mine = usable.filter((v) => v.task_id === t.task_id);
       const winners = mine.filter((v) => v.digest === t.agreed_digest);
-      const refereed = t.decided_by === 'referee';
+      let refereed = t.decided_by === 'referee';
+      const veto = await this.vetoOf(t, votes, mine, winners.length);
+      if (veto) {
+        vetoes.push(veto);
+        if (veto.after === 'reopen') continue;
+        if (veto.after === 'verdict') refereed = true;
+      }
       if (winners.length === 0) {
         skipped.push([t.task_id, 'no usable vote for the agreed digest']);
         continue;
@@ -328,7 +348,49 @@ export class Settler {
         })),
       });
     }
-    return { settlements, skipped };
+    return { settlements, skipped, vetoes };
+  }
+
+  /** What dropping this task's unusable votes does to it (undefined: none was dropped). */
+  private async vetoOf(
+    t: TaskRow,
+    all: VoteRow[],
+    usable: VoteRow[],
+    winners: number,
+  ): Promise<Veto | undefined> {
+    const dropped = all.filter((v) => v.task_id === t.task_id && !usable.includes(v)).map((v) => v.worker);
+    if (dropped.length === 0) return undefined;
+    const quorum = await this.minQuorum();
+    const after = afterDroppedVotes(
+      winners,
+      usable.length - winners,
+      quorum,
+      t.decided_by === 'referee',
+      this.chain.refereeKey !== undefined,
+    );
+    return { taskId: t.task_id, dropped, after, fresh: replicasAfterVeto(winners, quorum) };
+  }
+
+  private async minQuorum(): Promise<number> {
+    const q = await this.publicClient.readContract({
+      address: this.chain.settlement,
+      abi: settlementAbi,
+      functionName: 'minQuorum',
+    });
+    return Number(q);
+  }
+
+  /** Records a veto (./veto.ts); a reopened task leaves this batch and goes back to leasing. */
+  private async veto(veto: Veto): Promise<void> {
+    await this.db.tx((q) => applyVeto(q, veto));
+    this.log(
+      `task ${veto.taskId}: ${veto.dropped.length} vote(s) vetoed; ` +
+        {
+          settle: 'enough valid votes remain',
+          verdict: "settles under the referee's verdict",
+          reopen: 'reopened',
+        }[veto.after],
+    );
   }
 
   private async verdict(t: TaskRow): Promise<Hex> {

@@ -609,7 +609,8 @@ export class Store {
       [taskId, digest, Date.now(), decidedBy],
     );
     await q.query(
-      `UPDATE votes SET verdict = CASE WHEN digest = $2 THEN 'majority' ELSE 'wrong' END WHERE task_id = $1`,
+      `UPDATE votes SET verdict = CASE WHEN digest = $2 THEN 'majority' ELSE 'wrong' END
+       WHERE task_id = $1 AND verdict <> 'vetoed'`,
       [taskId, digest],
     );
     await q.query(`UPDATE leases SET state = 'cancelled' WHERE task_id = $1 AND state = 'active'`, [taskId]);
@@ -622,11 +623,9 @@ export class Store {
    * has collected `maxReplicas` votes already (then it fails).
    */
   async rejectAll(q: Queryable, taskId: Hex, reason: string): Promise<'open' | 'failed'> {
-    await q.query(`UPDATE votes SET verdict = 'wrong' WHERE task_id = $1`, [taskId]);
+    await q.query(`UPDATE votes SET verdict = 'wrong' WHERE task_id = $1 AND verdict <> 'vetoed'`, [taskId]);
     await this.recordTrust(q, taskId);
-    const [{ n }] = await q.query<{ n: number }>('SELECT count(*)::int AS n FROM votes WHERE task_id = $1', [
-      taskId,
-    ]);
+    const n = await this.countedVotes(q, taskId);
     if (n >= this.opts.maxReplicas) {
       await q.query(`UPDATE tasks SET state = 'failed', error = $2 WHERE task_id = $1`, [taskId, reason]);
       return 'failed';
@@ -643,16 +642,26 @@ export class Store {
    * and the task reopens for one more replica from a worker that never held it.
    */
   async reopenFor(q: Queryable, taskId: Hex, right: Hex): Promise<'open'> {
-    await q.query(`UPDATE votes SET verdict = 'wrong' WHERE task_id = $1 AND digest <> $2`, [taskId, right]);
+    await q.query(
+      `UPDATE votes SET verdict = 'wrong' WHERE task_id = $1 AND digest <> $2 AND verdict <> 'vetoed'`,
+      [taskId, right],
+    );
     await this.recordTrust(q, taskId);
-    const [{ n }] = await q.query<{ n: number }>('SELECT count(*)::int AS n FROM votes WHERE task_id = $1', [
-      taskId,
-    ]);
+    const n = await this.countedVotes(q, taskId);
     await q.query(`UPDATE tasks SET state = 'open', wanted = $2, open_slots = 1 WHERE task_id = $1`, [
       taskId,
       n + 1,
     ]);
     return 'open';
+  }
+
+  /** A task's votes that count in its agreement: all but the vetoed ones (./veto.ts). */
+  private async countedVotes(q: Queryable, taskId: Hex): Promise<number> {
+    const [{ n }] = await q.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM votes WHERE task_id = $1 AND verdict <> 'vetoed'`,
+      [taskId],
+    );
+    return n;
   }
 
   /** Applies a decided task's verdicts to its voters' trust records (each vote counted once). */

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  afterDroppedVotes,
   afterFailure,
   afterPass,
   agreement,
@@ -8,6 +9,7 @@ import {
   decidedBy,
   isTrusted,
   NEW_WORKER,
+  replicasAfterVeto,
   replicasFor,
 } from './trust-policy.ts';
 
@@ -65,5 +67,39 @@ describe('trust', () => {
     const draws = Array.from({ length: 10_000 }, (_, i) => (i + 0.5) / 10_000);
     const full = draws.filter((d) => replicasFor(trusted, 2, d) === 2).length / draws.length;
     expect(full).toBeCloseTo(DEFAULT_TRUST.fullReplicationShare, 2);
+  });
+});
+
+describe('votes dropped before settlement (a veto)', () => {
+  it('settles what a valid majority still carries, turns too few winners into a verdict, reopens none', () => {
+    // winners, losers, quorum, refereed, canSignVerdict
+    expect(afterDroppedVotes(2, 0, 2, false, true)).toBe('settle');
+    expect(afterDroppedVotes(1, 0, 2, false, true)).toBe('verdict');
+    expect(afterDroppedVotes(1, 0, 2, false, false)).toBe('reopen');
+    expect(afterDroppedVotes(0, 0, 2, false, true)).toBe('reopen');
+    // A refereed task settles on one valid winner, never on none.
+    expect(afterDroppedVotes(1, 2, 2, true, true)).toBe('settle');
+    expect(afterDroppedVotes(0, 1, 2, true, true)).toBe('reopen');
+    expect(replicasAfterVeto(0, 2)).toBe(2);
+    expect(replicasAfterVeto(1, 2)).toBe(1);
+    expect(replicasAfterVeto(3, 2)).toBe(1);
+  });
+
+  it('never settles without a valid winner, nor by votes alone without a strict valid majority (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 5 }),
+        fc.integer({ min: 0, max: 5 }),
+        fc.integer({ min: 2, max: 4 }),
+        fc.boolean(),
+        fc.boolean(),
+        (won, lost, quorum, refereed, key) => {
+          const after = afterDroppedVotes(won, lost, quorum, refereed, key);
+          if (won === 0) expect(after).toBe('reopen');
+          if (after === 'settle' && !refereed) expect(won >= quorum && 2 * won > won + lost).toBe(true);
+          if (after === 'verdict') expect(key).toBe(true);
+        },
+      ),
+    );
   });
 });

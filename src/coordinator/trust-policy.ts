@@ -88,3 +88,31 @@ export function decidedBy(
 ): 'votes' | 'referee' {
   return !refereed && otherVotes === 0 && votesForDigest >= quorum ? 'votes' : 'referee';
 }
+
+/**
+ * What the settler does with an agreed task once it has dropped the votes the contract would skip
+ * (a grant that expired or was revoked: a veto). `winners` and `losers` count the valid votes left
+ * for and against the agreed digest. 'settle': as decided. 'verdict': too few valid winners for a
+ * vote-decided settlement, but the referee's verdict carries any number (the digest passed the audit,
+ * as a trusted worker's single replica does). 'reopen': no valid winner is left (or no verdict can be
+ * signed): the task goes back to leasing with the dropped voters excluded and the valid votes kept.
+ */
+export type AfterDrops = 'settle' | 'verdict' | 'reopen';
+
+export function afterDroppedVotes(
+  winners: number,
+  losers: number,
+  quorum: number,
+  refereed: boolean,
+  canSignVerdict: boolean,
+): AfterDrops {
+  if (winners === 0) return 'reopen';
+  if (refereed) return 'settle';
+  if (winners >= quorum && 2 * winners > winners + losers) return 'settle';
+  return canSignVerdict ? 'verdict' : 'reopen';
+}
+
+/** Fresh replicas a reopened task wants: enough that its valid winners plus them reach the quorum. */
+export function replicasAfterVeto(winners: number, quorum: number): number {
+  return Math.max(1, quorum - winners);
+}

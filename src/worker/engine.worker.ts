@@ -10,9 +10,11 @@ import type { Backend, Dataset, TrainProgress, TrainState } from '../engine/type
 import { type GpuReport, GpuSession, GpuUnavailableError } from '../gpu/device.ts';
 import { buildOnnx } from '../onnx/build.ts';
 import { type CambrianDomain, createSessionKey, resultVoteTypedData } from '../protocol/eip712.ts';
+import type { StateUpload } from '../protocol/http.ts';
 import type { TaskResult } from '../protocol/result.ts';
 import type { AnyTaskSpec } from '../protocol/spec.ts';
 import { runSelfTest, type SelfTestReport } from './selftest.ts';
+import { keepingStates, StateMemory } from './state-memory.ts';
 
 export type GpuProbe = { ok: true; report: GpuReport } | { ok: false; error: string };
 
@@ -27,6 +29,11 @@ let sessionKey: LocalAccount | undefined;
 const datasets = new Map<string, Promise<Dataset>>();
 /** The training job in flight, so the page can cancel it. */
 let inFlight: AbortController | undefined;
+/**
+ * Checkpoint states of the tab's last few tasks, for the audit's and the referee's state requests
+ * (the same memory as the headless worker's, smaller: a tab shares the machine with its user).
+ */
+const kept = new StateMemory(4, 64 * 1024 * 1024);
 
 /** Where to fetch a dataset's canonical binary, and the name and content hash it must have. */
 export interface DatasetSource {
@@ -41,6 +48,8 @@ export interface TrainJob {
   backend: Backend;
   /** Report progress every this many steps (the page throttles its own repaints too). */
   progressEvery?: number;
+  /** Keep the checkpoint states under this task id, to answer state requests (`stateUpload`). */
+  taskId?: Hex;
 }
 
 function loadDataset(source: DatasetSource): Promise<Dataset> {
@@ -107,8 +116,14 @@ const api = {
    * Trains one task spec and resolves to its signed-ready result. `onProgress` is a comlink proxy
    * from the page; a device lost mid-task rejects, and the next call re-acquires a device.
    */
-  train(job: TrainJob, onProgress?: (p: TrainProgress) => void): Promise<TaskResult> {
-    return runJob(job, onProgress);
+  async train(job: TrainJob, onProgress?: (p: TrainProgress) => void): Promise<TaskResult> {
+    if (!job.taskId) return runJob(job, onProgress);
+    return keepingStates(kept, job.taskId, (onCheckpoint) => runJob(job, onProgress, onCheckpoint));
+  },
+
+  /** The `POST /states` body for a kept checkpoint state (encoded here, off the page's thread). */
+  stateUpload(taskId: Hex, step: number): StateUpload | undefined {
+    return kept.upload(taskId, step);
   },
 
   /**

@@ -6,7 +6,14 @@
  * retry with backoff instead of dropping the session.
  */
 import { z } from 'zod';
-import { type Lease, LeaseSchema, TaskStateSchema } from '../../protocol/http.ts';
+import {
+  type Lease,
+  LeaseSchema,
+  type StateRequest,
+  StateRequestSchema,
+  type StateUpload,
+  TaskStateSchema,
+} from '../../protocol/http.ts';
 
 const hex = z.string().regex(/^0x[0-9a-fA-F]*$/);
 const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/);
@@ -24,7 +31,7 @@ export const InfoSchema = z.object({
 export type Info = z.infer<typeof InfoSchema>;
 
 // The worker messages are defined once, for the coordinator and every client (src/protocol/http.ts).
-export type { Lease } from '../../protocol/http.ts';
+export type { Lease, StateRequest, StateUpload } from '../../protocol/http.ts';
 export { LeaseSchema };
 
 export const TASK_STATES = ['computing', 'submitted', 'agreed', 'settled', 'disputed', 'failed'] as const;
@@ -141,6 +148,23 @@ export class CoordinatorApi {
   async lease(): Promise<Lease | null> {
     const body = await this.request('POST', '/leases', {});
     return body === null ? null : LeaseSchema.parse(body);
+  }
+
+  /**
+   * A task to compute, or a request for a checkpoint state this tab voted on (an audit or the referee
+   * wants it, src/protocol/http.ts StateRequestSchema), or null when there is no work right now.
+   */
+  async leaseOrStateRequest(): Promise<Lease | StateRequest | null> {
+    const body = await this.request('POST', '/leases?states=1', {});
+    if (body === null) return null;
+    return body && typeof body === 'object' && 'kind' in body
+      ? StateRequestSchema.parse(body)
+      : LeaseSchema.parse(body);
+  }
+
+  /** Uploads a kept checkpoint state; the coordinator checks it against the agreed stateHash. */
+  async uploadState(upload: StateUpload): Promise<void> {
+    await this.request('POST', '/states', upload);
   }
 
   async heartbeat(leaseId: string, progress: { step: number; steps: number }): Promise<void> {

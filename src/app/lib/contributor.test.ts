@@ -9,7 +9,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDb } from '../../coordinator/db.ts';
 import { type Coordinator, startCoordinator } from '../../coordinator/service.ts';
-import { freePort } from '../../coordinator/testing.ts';
+import { freePort, tinySpec } from '../../coordinator/testing.ts';
 import { decodeDataset } from '../../data/format.ts';
 import { train } from '../../engine/train.ts';
 import {
@@ -18,6 +18,8 @@ import {
   resultVoteTypedData,
   signSessionGrant,
 } from '../../protocol/eip712.ts';
+import { taskIdOf } from '../../protocol/spec.ts';
+import { keepingStates, StateMemory } from '../../worker/state-memory.ts';
 import { CoordinatorApi } from './api.ts';
 import {
   Contributor,
@@ -47,6 +49,30 @@ const cpuTrainer: Trainer = {
   },
   async cancel() {},
 };
+
+/**
+ * The real CPU engine keeping its checkpoint states as the tab's engine Worker does (keepingStates
+ * into a StateMemory under the task id, stateUpload from it); only the comlink hop is left out.
+ */
+function keepingTrainer(): Trainer {
+  const memory = new StateMemory(4, 64 * 1024 * 1024);
+  return {
+    async train(spec, dataset, _backend, onProgress) {
+      const bytes = new Uint8Array(await (await fetch(dataset.url)).arrayBuffer());
+      return keepingStates(memory, taskIdOf(spec), (onCheckpoint) =>
+        train(spec, decodeDataset(dataset.name, bytes, dataset.sha256), {
+          backend: 'cpu',
+          onProgress: (p) => onProgress({ step: p.step, steps: p.steps, loss: p.loss }),
+          onCheckpoint,
+        }),
+      );
+    },
+    async cancel() {},
+    async stateUpload(taskId, step) {
+      return memory.upload(taskId, step);
+    },
+  };
+}
 
 /** What the engine Worker does with the session key, with a local key. */
 function localSigner(): SessionSigner {
@@ -137,6 +163,37 @@ describe('Contributor', () => {
     expect(row?.losses.length).toBeGreaterThan(0);
     const task = await api.task(row!.taskId);
     expect(task.state).toBe('agreed');
+  }, 90_000);
+
+  it('serves its checkpoint states to the audit, which then recomputes one interval, not the task', async () => {
+    const db = await openDb({ url: 'memory://' });
+    const coordinator = await startCoordinator({
+      db,
+      domain,
+      port: 0,
+      log: () => {},
+      sweepMs: 200,
+      settleMs: 200,
+      rateLimits: false,
+      // Far longer than this test may run: only uploaded states can let the audit finish in time.
+      queue: { stateWaitMs: 600_000 },
+    });
+    running.push({ stop: () => coordinator.close() });
+    const taskId = (await coordinator.store.addTask(tinySpec(4242, { steps: 8 })))!;
+    const api = new CoordinatorApi(`${coordinator.url}/api/v1`);
+    const a = await contributor(api, keepingTrainer());
+    const b = await contributor(api, keepingTrainer());
+    running.push({ stop: () => a.dispose() }, { stop: () => b.dispose() });
+    a.start();
+    b.start();
+    await until(a, (s) => s.tasks.some((t) => t.taskId === taskId && t.phase === 'agreed'), 60_000);
+    const [{ audit }] = await db.query<{
+      audit: { passed: boolean; start: string; stepsRecomputed: number };
+    }>('SELECT audit FROM tasks WHERE task_id = $1', [taskId]);
+    expect(audit.passed).toBe(true);
+    expect(['uploaded', 'initial']).toContain(audit.start);
+    expect(audit.stepsRecomputed).toBeLessThanOrEqual(2); // one interval of checkpointEvery = 2 steps
+    expect(a.state.statesServed + b.state.statesServed).toBeGreaterThan(0);
   }, 90_000);
 
   it('survives the coordinator going away and coming back on the same database', async () => {

@@ -10,7 +10,15 @@
 import type { Hex } from 'viem';
 import type { TaskResult } from '../../protocol/result.ts';
 import type { AnyTaskSpec } from '../../protocol/spec.ts';
-import { ApiError, type CoordinatorApi, CoordinatorDownError, type Info, type Lease } from './api.ts';
+import {
+  ApiError,
+  type CoordinatorApi,
+  CoordinatorDownError,
+  type Info,
+  type Lease,
+  type StateRequest,
+  type StateUpload,
+} from './api.ts';
 import { type GrantedSession, grantJson, type SessionSigner, signVote } from './session.ts';
 
 export type Backend = 'webgpu' | 'cpu';
@@ -37,6 +45,11 @@ export interface Trainer {
     onProgress: (p: StepProgress) => void,
   ): Promise<TaskResult>;
   cancel(): Promise<void>;
+  /**
+   * The upload body of a checkpoint state kept from a recent task, for an audit's or the referee's
+   * state request. A trainer without it keeps no states (the coordinator then recomputes from step 0).
+   */
+  stateUpload?(taskId: Hex, step: number): Promise<StateUpload | undefined>;
   /** Device-loss reasons seen since the last call (the WebGPU session re-acquires on its own). */
   takeDeviceLosses?(): Promise<string[]>;
 }
@@ -72,6 +85,8 @@ export interface ContributorSnapshot {
   message?: string;
   tasks: TaskRow[];
   deviceLosses: number;
+  /** State requests answered with an upload the coordinator accepted. */
+  statesServed: number;
 }
 
 export interface ContributorOptions {
@@ -114,7 +129,7 @@ export class Contributor {
 
   constructor(private readonly options: ContributorOptions) {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
-    this.snapshot = { status: 'idle', backend: options.backend, tasks: [], deviceLosses: 0 };
+    this.snapshot = { status: 'idle', backend: options.backend, tasks: [], deviceLosses: 0, statesServed: 0 };
   }
 
   get state(): ContributorSnapshot {
@@ -168,8 +183,12 @@ export class Contributor {
       try {
         await this.ensureSession();
         this.update({ status: 'waiting', message: 'Asking the coordinator for work…' });
-        const lease = await this.authed((api) => api.lease());
+        const lease = await this.leaseOrStateRequest();
         if (!this.running) break;
+        if (lease && 'kind' in lease) {
+          await this.serveState(lease);
+          continue;
+        }
         if (!lease) {
           this.update({ message: 'No work right now; checking again shortly.' });
           await wait(this.timing.idlePollMs);
@@ -183,6 +202,28 @@ export class Contributor {
         this.update({ status: 'reconnecting', message: errorText(err) });
         await wait(this.timing.idlePollMs);
       }
+    }
+  }
+
+  /** A lease, or a state request when the trainer keeps states (the headless worker's `states=1`). */
+  private leaseOrStateRequest(): Promise<Lease | StateRequest | null> {
+    return this.options.trainer.stateUpload
+      ? this.authed((api) => api.leaseOrStateRequest())
+      : this.authed((api) => api.lease());
+  }
+
+  /**
+   * Answers a state request from the states the trainer kept. A state it no longer holds (evicted, or
+   * the page reloaded) or an upload the coordinator refuses is skipped: the audit then recomputes.
+   */
+  private async serveState(request: StateRequest): Promise<void> {
+    const upload = await this.options.trainer.stateUpload?.(request.taskId, request.step);
+    if (!upload) return;
+    try {
+      await this.authed((api) => api.uploadState(upload));
+      this.update({ statesServed: this.snapshot.statesServed + 1 });
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
     }
   }
 

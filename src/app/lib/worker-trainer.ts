@@ -1,6 +1,6 @@
 /** The contribute loop's Trainer, backed by the engine Worker: the page thread only relays progress. */
 import type { TaskResult } from '../../protocol/result.ts';
-import type { TaskSpec } from '../../protocol/spec.ts';
+import { type AnyTaskSpec, taskIdOf } from '../../protocol/spec.ts';
 import { engineWorker, progressProxy } from '../../worker/engine-client.ts';
 import type { Backend, DatasetRef, StepProgress, Trainer } from './contributor.ts';
 
@@ -11,7 +11,7 @@ export function workerTrainer(): Trainer {
   const worker = engineWorker();
   return {
     train(
-      spec: TaskSpec,
+      spec: AnyTaskSpec,
       dataset: DatasetRef,
       backend: Backend,
       onProgress: (p: StepProgress) => void,
@@ -25,8 +25,10 @@ export function workerTrainer(): Trainer {
       });
       // Ask for ~200 progress points per task: enough for the loss curve, few enough messages.
       const progressEvery = Math.max(1, Math.floor(spec.training.steps / 200));
-      return worker.train({ spec, dataset, backend, progressEvery }, relay);
+      // Keeps the checkpoint states under the task id, for the audit's state requests.
+      return worker.train({ spec, dataset, backend, progressEvery, taskId: taskIdOf(spec) }, relay);
     },
+    stateUpload: (taskId, step) => worker.stateUpload(taskId, step),
     cancel: () => worker.cancel(),
     takeDeviceLosses: () => worker.takeDeviceLosses(),
   };

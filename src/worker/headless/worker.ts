@@ -2,7 +2,7 @@
  * The headless worker (Node): its own key (generated and saved on first use), a session grant signed
  * with it for a fresh session key, the conformance self-test, then the shared lease loop
  * (src/coordinator/client.ts) training each lease with the engine on WebGPU (Dawn) or the CPU.
- * It keeps the checkpoint states of its last few tasks in memory (./state-memory.ts) and uploads the
+ * It keeps the checkpoint states of its last few tasks in memory (../state-memory.ts) and uploads the
  * one the referee asks for, so a dispute is recomputed over one checkpoint interval only.
  */
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -12,10 +12,10 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { CoordinatorClient, type Lease, runWorkerLoop, type WorkerEvent } from '../../coordinator/client.ts';
 import { loadDataset } from '../../data/node.ts';
 import { train } from '../../engine/train.ts';
-import type { Backend, TrainState } from '../../engine/types.ts';
+import type { Backend } from '../../engine/types.ts';
 import { createSessionKey, signSessionGrant } from '../../protocol/eip712.ts';
 import { resultDigest, type TaskResult } from '../../protocol/index.ts';
-import { StateMemory } from './state-memory.ts';
+import { keepingStates, StateMemory } from '../state-memory.ts';
 
 /** Reads the worker's private key from `path`, creating it (mode 0600) if the file does not exist. */
 export async function loadOrCreateKey(path: string): Promise<{ account: LocalAccount; created: boolean }> {
@@ -84,15 +84,15 @@ export async function runHeadlessWorker(opts: HeadlessWorkerOptions): Promise<nu
     ctx: { signal: AbortSignal; onProgress: (p: { step: number; steps: number; loss: number }) => void },
   ) => {
     const dataset = await loadDataset(lease.spec.dataset.name, lease.spec.dataset.sha256);
-    const states: TrainState[] = [];
-    const result = await train(lease.spec, dataset, {
-      backend: opts.backend,
-      signal: ctx.signal,
-      progressEvery: Math.max(1, Math.floor(lease.spec.training.steps / 20)),
-      onProgress: (p) => ctx.onProgress({ step: p.step, steps: p.steps, loss: p.loss }),
-      onCheckpoint: (state) => states.push(state),
-    });
-    memory.keep(lease.taskId, states);
+    const result = await keepingStates(memory, lease.taskId, (onCheckpoint) =>
+      train(lease.spec, dataset, {
+        backend: opts.backend,
+        signal: ctx.signal,
+        progressEvery: Math.max(1, Math.floor(lease.spec.training.steps / 20)),
+        onProgress: (p) => ctx.onProgress({ step: p.step, steps: p.steps, loss: p.loss }),
+        onCheckpoint,
+      }),
+    );
     return opts.dishonest ? tamper(result) : result;
   };
   return runWorkerLoop({

@@ -1,7 +1,8 @@
 /**
  * The states (params + momentum) a worker took at the trace checkpoints of its recently submitted
- * tasks, kept in memory so it can answer the referee's state requests (DESIGN §2: the referee
- * recomputes only the diverging checkpoint interval, from the agreed state a voter uploads).
+ * tasks, kept in memory so it can answer the audit's and the referee's state requests (DESIGN §2: they
+ * recompute one checkpoint interval, from the agreed state a voter uploads). Shared by the headless
+ * worker (Node) and the browser tab's engine Worker (src/worker/engine.worker.ts). Browser-safe.
  *
  * Bounded two ways: at most `maxTasks` tasks, and at most `maxBytes` in all (8 bytes per parameter
  * per checkpoint); the oldest task goes first. A task larger than `maxBytes` on its own is not kept.
@@ -9,9 +10,26 @@
  * each (128 MB). Nothing is written to disk: after a restart the referee falls back to step 0.
  */
 import type { Hex } from 'viem';
-import type { TrainState } from '../../engine/types.ts';
+import { i32ToBase64 } from '../coordinator/client.ts';
+import type { TrainState } from '../engine/types.ts';
+import type { StateUpload } from '../protocol/http.ts';
 
 const bytesOf = (s: TrainState) => s.params.byteLength + s.momentum.byteLength;
+
+/**
+ * Runs a training with an `onCheckpoint` that collects its states, then keeps them under `taskId`:
+ * how the headless worker and the tab's engine Worker both fill their memory.
+ */
+export async function keepingStates<T>(
+  memory: StateMemory,
+  taskId: Hex,
+  run: (onCheckpoint: (state: TrainState) => void) => Promise<T>,
+): Promise<T> {
+  const states: TrainState[] = [];
+  const out = await run((state) => states.push(state));
+  memory.keep(taskId, states);
+  return out;
+}
 
 export class StateMemory {
   private readonly tasks = new Map<Hex, Map<number, TrainState>>();
@@ -36,6 +54,13 @@ export class StateMemory {
 
   get(taskId: Hex, step: number): TrainState | undefined {
     return this.tasks.get(taskId)?.get(step);
+  }
+
+  /** The `POST /states` body for a kept state (src/protocol/http.ts StateUploadSchema), or undefined. */
+  upload(taskId: Hex, step: number): StateUpload | undefined {
+    const state = this.get(taskId, step);
+    if (!state) return undefined;
+    return { taskId, step, params: i32ToBase64(state.params), momentum: i32ToBase64(state.momentum) };
   }
 
   get size(): { tasks: number; bytes: number } {

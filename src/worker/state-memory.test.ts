@@ -1,6 +1,6 @@
 import type { Hex } from 'viem';
 import { describe, expect, it } from 'vitest';
-import type { TrainState } from '../../engine/types.ts';
+import type { TrainState } from '../engine/types.ts';
 import { StateMemory } from './state-memory.ts';
 
 const task = (i: number): Hex => `0x${i.toString(16).padStart(64, '0')}` as Hex;
