@@ -23,8 +23,8 @@ export function SearchPage() {
         <Stat label="Best accuracy" value={s?.bestAccuracy == null ? '—' : percent(s.bestAccuracy)} />
         <Stat label="Tasks per minute" value={figures ? figures.perMinute.toFixed(1) : '—'} />
         <Stat
-          label="Volunteers active (last 5 min)"
-          value={s ? String(s.activeWorkers) : '—'}
+          label="Volunteers online now"
+          value={s ? String(s.onlineWorkers) : '—'}
           testId="workers-online"
         />
         <Stat label="Settled on chain" value={figures ? String(figures.settled) : '—'} />
