@@ -8,11 +8,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import AxeBuilder from '@axe-core/playwright';
 import { expect, type Page, test } from '@playwright/test';
-import { type Address, createPublicClient, http } from 'viem';
 import { anvilAccount } from '../src/chain/accounts.ts';
-import { readSettledEvents } from '../src/chain/client.ts';
-import { type Stack, startStack } from './stack.ts';
-import { installTestWallet } from './wallet.ts';
+import { type Stack, startStack, waitForSettlement } from './stack.ts';
+import { connectTestWallet, installTestWallet } from './wallet.ts';
 
 /** File name of the main-thread report in test-results/, read by `cambrian bench mainthread`. */
 const MAIN_THREAD_REPORT = 'main-thread.json';
@@ -30,22 +28,6 @@ test.beforeAll(async () => {
 test.afterAll(async () => {
   await stack?.stop();
 });
-
-/**
- * The first TaskSettled event that credits `worker`, read from the chain, once `count` of them exist
- * (the benchmark `cambrian bench mainthread --tasks N` asks for more than one, for a longer window).
- */
-async function waitForSettlement(worker: string, timeoutMs: number, count = 1): Promise<string> {
-  const client = createPublicClient({ transport: http(stack.rpcUrl) });
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const events = await readSettledEvents(client, stack.settlement as Address);
-    const ours = events.filter((e) => e.winners.some((w) => w.toLowerCase() === worker.toLowerCase()));
-    if (ours.length >= count) return ours[0].taskId;
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
-  throw new Error(`fewer than ${count} tasks credited to ${worker} settled within ${timeoutMs} ms`);
-}
 
 /** Tasks to contribute before the main-thread report is written (1 in CI; more for the benchmark). */
 const REPORT_TASKS = Number(process.env.CAMBRIAN_MAIN_THREAD_TASKS ?? 1);
@@ -139,7 +121,7 @@ test('contribute from a tab, settle on chain, claim, and try the model', async (
   await page.getByTestId('start').click();
   // Wait on the chain from Node, not by polling the page: the test's own in-page work would otherwise
   // run on the main thread inside the window it measures.
-  const settledTask = await waitForSettlement(account, 180_000 * REPORT_TASKS, REPORT_TASKS);
+  const settledTask = await waitForSettlement(stack, account, 180_000 * REPORT_TASKS, REPORT_TASKS);
   const settledRow = page.locator(`[data-testid="task-row"][data-phase="settled"]`).filter({
     has: page.locator(`code[title="${settledTask}"]`),
   });
@@ -226,7 +208,7 @@ test('every page at desktop and phone width: screenshots, no horizontal scroll, 
   page,
 }, testInfo) => {
   await openApp(page, 'contribute');
-  await connectWallet(page);
+  await connectTestWallet(page, account, stack.chainId);
   const violations: string[] = [];
   for (const width of [1280, 390]) {
     await page.setViewportSize({ width, height: width > 500 ? 900 : 844 });
@@ -248,14 +230,3 @@ test('every page at desktop and phone width: screenshots, no horizontal scroll, 
   }
   expect(violations).toEqual([]);
 });
-
-/** Connects the EIP-6963 test wallet and moves it to the stack's chain. */
-async function connectWallet(page: Page): Promise<void> {
-  await page.getByRole('button', { name: 'Connect wallet' }).click();
-  await page.getByRole('menuitem', { name: 'Anvil Dev Wallet' }).click();
-  await expect(page.getByTestId('account')).toHaveAttribute('title', new RegExp(account, 'i'));
-  // The test wallet always starts on Ethereum mainnet.
-  await expect(page.getByTestId('wrong-chain')).toBeVisible();
-  await page.getByRole('button', { name: `Switch to chain ${stack.chainId}` }).click();
-  await expect(page.getByTestId('wrong-chain')).toBeHidden();
-}

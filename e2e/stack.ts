@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { type Address, createPublicClient, http } from 'viem';
+import { readSettledEvents } from '../src/chain/client.ts';
 import { freePort } from '../src/coordinator/testing.ts';
 
 export interface Stack {
@@ -96,4 +98,25 @@ function killGroup(child: ChildProcess): void {
   } catch {
     child.kill('SIGTERM');
   }
+}
+
+/**
+ * The first TaskSettled event that credits `worker`, read from the chain, once `count` of them exist
+ * (waiting from Node keeps the test's own work off the page's main thread).
+ */
+export async function waitForSettlement(
+  stack: Pick<Stack, 'rpcUrl' | 'settlement'>,
+  worker: string,
+  timeoutMs: number,
+  count = 1,
+): Promise<string> {
+  const client = createPublicClient({ transport: http(stack.rpcUrl) });
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const events = await readSettledEvents(client, stack.settlement as Address);
+    const ours = events.filter((e) => e.winners.some((w) => w.toLowerCase() === worker.toLowerCase()));
+    if (ours.length >= count) return ours[0].taskId;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  throw new Error(`fewer than ${count} tasks credited to ${worker} settled within ${timeoutMs} ms`);
 }

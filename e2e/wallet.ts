@@ -3,12 +3,27 @@
  * request to anvil for one of its unlocked dev accounts (anvil signs eth_signTypedData_v4 and sends
  * eth_sendTransaction itself). Installed with page.addInitScript before the app loads.
  */
+import { expect, type Page } from '@playwright/test';
+
 export interface TestWalletOptions {
   rpcUrl: string;
   account: string;
   name?: string;
   /** The chain the wallet starts on (hex); anvil's own when absent. Switching emits chainChanged. */
   startChainId?: string;
+  /**
+   * Hold each eth_signTypedData_v4 request until the test calls `window.__testWallet.approve()`, as a
+   * person who approves in their wallet a moment later (the page sees 'Sign in your wallet…' meanwhile).
+   */
+  holdSignatures?: boolean;
+}
+
+/** What a wallet installed with `holdSignatures` exposes to the test on `window.__testWallet`. */
+export interface HeldSignatures {
+  /** Signature requests waiting for approval. */
+  pending: number;
+  /** Lets every waiting signature request through. */
+  approve(): void;
 }
 
 /** Runs in the page (serialised by Playwright): no imports, no closures over test code. */
@@ -17,6 +32,7 @@ export function installTestWallet({
   account,
   name = 'Anvil Dev Wallet',
   startChainId,
+  holdSignatures = false,
 }: TestWalletOptions): void {
   type Listener = (...args: unknown[]) => void;
   const listeners = new Map<string, Set<Listener>>();
@@ -24,6 +40,16 @@ export function installTestWallet({
   // Like a real wallet: no accounts are exposed until the page asks (eth_requestAccounts).
   let authorised = false;
   let chainId = startChainId;
+  const waiting: (() => void)[] = [];
+  const held: HeldSignatures = {
+    get pending() {
+      return waiting.length;
+    },
+    approve() {
+      for (const release of waiting.splice(0)) release();
+    },
+  };
+  (window as unknown as { __testWallet: HeldSignatures }).__testWallet = held;
   const emit = (event: string, value: unknown) => {
     for (const l of listeners.get(event) ?? []) l(value);
   };
@@ -62,6 +88,9 @@ export function installTestWallet({
           emit('chainChanged', wanted.chainId);
           return null;
         }
+        case 'eth_signTypedData_v4':
+          if (holdSignatures) await new Promise<void>((resolve) => waiting.push(resolve));
+          return rpc(method, params ?? []);
         case 'wallet_addEthereumChain':
           return null;
         case 'wallet_requestPermissions':
@@ -92,4 +121,14 @@ export function installTestWallet({
   const announce = () => window.dispatchEvent(new CustomEvent('eip6963:announceProvider', { detail }));
   window.addEventListener('eip6963:requestProvider', announce);
   announce();
+}
+
+/** Connects the EIP-6963 test wallet (which starts on Ethereum mainnet) and moves it to the stack's chain. */
+export async function connectTestWallet(page: Page, account: string, chainId: number): Promise<void> {
+  await page.getByRole('button', { name: 'Connect wallet' }).click();
+  await page.getByRole('menuitem', { name: 'Anvil Dev Wallet' }).click();
+  await expect(page.getByTestId('account')).toHaveAttribute('title', new RegExp(account, 'i'));
+  await expect(page.getByTestId('wrong-chain')).toBeVisible();
+  await page.getByRole('button', { name: `Switch to chain ${chainId}` }).click();
+  await expect(page.getByTestId('wrong-chain')).toBeHidden();
 }

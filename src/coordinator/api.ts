@@ -23,6 +23,7 @@ import {
   MIN_GRANT_LIFETIME_S,
   ResultAcceptedSchema,
   ResultSubmissionSchema,
+  SearchStatusSchema,
   SessionRequestSchema,
   SessionResponseSchema,
   StateRequestSchema,
@@ -190,7 +191,7 @@ const routes = {
     method: 'get',
     path: '/search',
     summary: 'Search progress: task counts by state, best accuracy over time, strategy summary',
-    responses: { 200: json(Anything, 'search progress') },
+    responses: { 200: json(SearchStatusSchema, 'search progress and workers online') },
   }),
   worker: createRoute({
     method: 'get',

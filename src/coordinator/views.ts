@@ -5,7 +5,7 @@
  */
 import type { Hex } from 'viem';
 import { specCounts } from '../nas/spaces.ts';
-import type { TaskView } from '../protocol/http.ts';
+import { ONLINE_WINDOW_MS, type SearchStatus, type TaskView } from '../protocol/http.ts';
 import { type AnyTaskSpec, type HiddenLayer, isV2, type TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 
@@ -115,7 +115,8 @@ export class Views {
     });
   }
 
-  async search() {
+  /** `now` moves the clock the online count is judged by (tests). */
+  async search(now = Date.now()): Promise<SearchStatus> {
     const counts = await this.db.query<{ state: string; n: number }>(
       'SELECT state, count(*)::int AS n FROM tasks GROUP BY state',
     );
@@ -130,11 +131,20 @@ export class Views {
     });
     const [workers] = await this.db.query<{ n: number }>(
       `SELECT count(DISTINCT worker)::int AS n FROM leases WHERE issued_at > $1`,
-      [Date.now() - 5 * 60_000],
+      [now - 5 * 60_000],
+    );
+    const [online] = await this.db.query<{ n: number }>(
+      `SELECT count(DISTINCT worker)::int AS n FROM (
+         SELECT worker FROM leases
+          WHERE state = 'active' AND GREATEST(issued_at, COALESCE(heartbeat_at, 0)) > $1
+         UNION ALL
+         SELECT worker FROM votes WHERE received_at > $1) live`,
+      [now - ONLINE_WINDOW_MS],
     );
     return {
       tasks: Object.fromEntries(counts.map((r) => [r.state, r.n])),
       activeWorkers: workers.n,
+      onlineWorkers: online.n,
       bestAccuracy: settled.length ? best : null,
       progress,
       strategy: this.searchSummary(),

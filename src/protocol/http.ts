@@ -126,6 +126,33 @@ export const InfoSchema = z
   .meta({ id: 'Info' });
 export type Info = z.infer<typeof InfoSchema>;
 
+/** How recently a worker must have shown life (a lease taken or heartbeated, a result) to count as online. */
+export const ONLINE_WINDOW_MS = 30_000;
+
+/** GET /search: the search's progress and who is working on it. */
+export const SearchStatusSchema = z
+  .object({
+    /** Task counts by state (open, agreed, refereeing, settling, settled, failed). */
+    tasks: z.record(z.string(), z.number().int()),
+    /** Workers that took a lease in the last 5 minutes (a stopped tab stays counted until it ages out). */
+    activeWorkers: z.number().int(),
+    /**
+     * Workers online now: holding a live lease taken or heartbeated in the last ONLINE_WINDOW_MS, or
+     * whose result arrived in that window. A stopped tab (its lease released) drops out at once, a
+     * closed one ONLINE_WINDOW_MS after its last heartbeat.
+     */
+    onlineWorkers: z.number().int(),
+    bestAccuracy: z.number().nullable(),
+    /** One point per settled task, in settlement order. */
+    progress: z.array(
+      z.object({ settled: z.number(), at: z.number(), accuracy: z.number(), best: z.number() }),
+    ),
+    /** The search strategy's own summary (budget, trials), or null. */
+    strategy: z.unknown(),
+  })
+  .meta({ id: 'SearchStatus' });
+export type SearchStatus = z.infer<typeof SearchStatusSchema>;
+
 /**
  * A task as anyone may see it. Before it is settled nothing tells who holds it, how many replicas
  * it wants or what anyone voted: only its state and how many votes it has.

@@ -32,6 +32,8 @@ export interface LineChartProps {
   formatX?: (x: number) => string;
   xLabel: string;
   yLabel: string;
+  /** Bounds the y axis never passes (accuracy: [0, 1], so a flat 100% is not drawn up to 105%). */
+  yRange?: [number, number];
   testId?: string;
 }
 
@@ -44,6 +46,7 @@ export function LineChart({
   formatX,
   xLabel,
   yLabel,
+  yRange = [Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY],
   testId,
 }: LineChartProps) {
   const [box, width] = useChartWidth(640);
@@ -60,7 +63,7 @@ export function LineChart({
   const [lo, hi] = extent(values);
   // A flat series still gets a visible band, and its two labels do not overlap.
   const pad1 = hi === lo ? Math.max(Math.abs(hi) * 0.05, 0.01) : 0;
-  const [yMin, yMax] = [lo - pad1, hi + pad1];
+  const [yMin, yMax] = [Math.max(yRange[0], lo - pad1), Math.min(yRange[1], hi + pad1)];
   const sx = (v: number) => pad.l + ((v - xMin) / (xMax - xMin || 1)) * (width - pad.l - pad.r);
   const sy = (v: number) => height - pad.b - ((v - yMin) / (yMax - yMin || 1)) * (height - pad.t - pad.b);
   const path = values

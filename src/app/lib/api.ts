@@ -9,6 +9,7 @@ import { z } from 'zod';
 import {
   type Lease,
   LeaseSchema,
+  SearchStatusSchema,
   type StateRequest,
   StateRequestSchema,
   type StateUpload,
@@ -67,17 +68,8 @@ const LeaderboardSchema = z.union([
   z.object({ entries: z.array(LeaderboardEntrySchema) }).transform((o) => o.entries),
 ]);
 
-export const SearchStatsSchema = z.object({
-  /** Task counts by coordinator state (open, agreed, refereeing, settling, settled, failed). */
-  tasks: z.record(z.string(), z.number()).default({}),
-  activeWorkers: z.number().default(0),
-  bestAccuracy: z.number().nullish(),
-  /** One point per settled task, in settlement order. */
-  progress: z
-    .array(z.object({ settled: z.number(), at: z.number(), accuracy: z.number(), best: z.number() }))
-    .default([]),
-  strategy: z.unknown().optional(),
-});
+/** The coordinator's GET /search answer (the shared protocol schema). */
+export const SearchStatsSchema = SearchStatusSchema;
 export type SearchStats = z.infer<typeof SearchStatsSchema>;
 
 export class CoordinatorDownError extends Error {

@@ -312,6 +312,7 @@ export class Contributor {
 
     const result = await this.trainWithRecovery(lease, spec);
     if (!result) return;
+    performance.mark('cambrian:task-computed', { detail: taskId });
     const accuracy = result.valCount > 0 ? result.valCorrect / result.valCount : undefined;
     const voteSig = await signVote(
       this.options.signer,

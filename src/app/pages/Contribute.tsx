@@ -270,7 +270,9 @@ function StatusLine() {
       data-status={status}
     >
       <span className={`pill pill-${status}`}>{STATUS_TEXT[status]}</span>
-      <span className="muted">on {backend === 'webgpu' ? 'the graphics chip' : 'the processor'}</span>
+      {status !== 'idle' && (
+        <span className="muted">on {backend === 'webgpu' ? 'the graphics chip' : 'the processor'}</span>
+      )}
       {deviceLosses > 0 && (
         <span className="warn"> · graphics chip reset {plural(deviceLosses, 'time')}, recovered</span>
       )}

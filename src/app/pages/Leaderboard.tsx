@@ -18,7 +18,7 @@ import { readSettledEvents, type SettledEvent } from '../lib/chain.ts';
 import { useApp, useInfo } from '../lib/context.ts';
 import { datasetSource } from '../lib/contributor.ts';
 import { useDeviceCheck, votingBackend } from '../lib/device.ts';
-import { compactNumber, percent, shortHex } from '../lib/format.ts';
+import { compactNumber, percent, plural, shortHex } from '../lib/format.ts';
 import { type RankedModel, rankModel } from '../lib/models.ts';
 
 type SortKey = 'accuracy' | 'params' | 'flops' | 'label' | 'loss';
@@ -321,8 +321,8 @@ function Proof({ entry: m, event, loaded }: { entry: RankedModel; event?: Settle
         </dd>
         <dt>Majority</dt>
         <dd>
-          {event.winners.length} worker(s)
-          {event.dissenters.length > 0 ? `, ${event.dissenters.length} dissent` : ''}
+          {plural(event.winners.length, 'worker')}
+          {event.dissenters.length > 0 ? `, ${plural(event.dissenters.length, 'dissent')}` : ''}
         </dd>
       </dl>
     </div>

@@ -220,7 +220,9 @@ function HistoryTable({ rows, loading }: { rows: HistoryRow[]; loading: boolean 
             <th scope="col" className="wide-only">
               Block
             </th>
-            <th scope="col">Transaction</th>
+            <th scope="col" className="wide-only">
+              Transaction
+            </th>
           </tr>
         </thead>
         <tbody>
@@ -239,13 +241,17 @@ function HistoryTable({ rows, loading }: { rows: HistoryRow[]; loading: boolean 
             >
               <td className="wrap">
                 {r.detail} {r.state && <span className={`pill pill-${r.state}`}>{STATE_TEXT[r.state]}</span>}
+                {/* On a phone the transaction goes under the event, so the table fits without scrolling. */}
+                <div className="narrow-only muted small">
+                  Transaction <TxHash hash={r.txHash} />
+                </div>
               </td>
               <td data-testid="history-amount" data-value={r.amount.toString()}>
                 {r.kind === 'claim' ? '' : '+'}
                 {formatEth(r.amount)} ETH
               </td>
               <td className="wide-only">{r.blockNumber.toString()}</td>
-              <td>
+              <td className="wide-only">
                 <TxHash hash={r.txHash} />
               </td>
             </tr>

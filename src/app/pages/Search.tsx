@@ -23,8 +23,8 @@ export function SearchPage() {
         <Stat label="Best accuracy" value={s?.bestAccuracy == null ? '—' : percent(s.bestAccuracy)} />
         <Stat label="Tasks per minute" value={figures ? figures.perMinute.toFixed(1) : '—'} />
         <Stat
-          label="Volunteers active (last 5 min)"
-          value={s ? String(s.activeWorkers) : '—'}
+          label="Volunteers working now"
+          value={s ? String(s.onlineWorkers) : '—'}
           testId="workers-online"
         />
         <Stat label="Settled on chain" value={figures ? String(figures.settled) : '—'} />
@@ -45,9 +45,10 @@ export function SearchPage() {
         xs={(s?.progress ?? []).map((p) => p.at)}
         label="Best accuracy over time"
         format={(v) => percent(v)}
-        formatX={(t) => new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
+        formatX={clockTime(s?.progress ?? [])}
         xLabel="time of settlement"
         yLabel="best accuracy so far"
+        yRange={[0, 1]}
         testId="best-chart"
       />
       <Legend items={[{ mark: 'line', text: 'best validation accuracy among the tasks settled so far' }]} />
@@ -59,6 +60,16 @@ export function SearchPage() {
       )}
     </section>
   );
+}
+
+/** Clock times for the chart's axis, with seconds when the settlements span less than two minutes. */
+export function clockTime(progress: { at: number }[]): (t: number) => string {
+  const span = progress.length > 1 ? progress[progress.length - 1].at - progress[0].at : 0;
+  const parts: Intl.DateTimeFormatOptions =
+    span < 120_000
+      ? { hour: '2-digit', minute: '2-digit', second: '2-digit' }
+      : { hour: '2-digit', minute: '2-digit' };
+  return (t) => new Date(t).toLocaleTimeString([], parts);
 }
 
 /** Trials proposed against the search's budget, from the coordinator's strategy summary. */
