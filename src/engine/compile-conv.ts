@@ -463,19 +463,23 @@ export class CompilerV2 extends Compiler {
           ghRes = 'acc3';
         }
       }
-      const t = this.actTarget(src);
+      // Through a transposed flatten the unflattened gradient is that of the flatten's input: route
+      // it (and act′) to that tensor's producer, not to the flatten's own (never read) buffer.
+      const below = flatten?.transposed ? this.source(flatten.input) : src;
+      if (below.producer === null) throw new Error('a transposed flatten never reads the pixels');
+      const t = this.actTarget(below);
       ops.push({
         op: OPS.backward,
         label: `backward ${l}`,
         params: {
-          count: B * size(src.shape),
+          count: B * size(below.shape),
           eSlot: this.slot.e(l),
           wSlot: this.slot.w(l),
           gzSlot: t.gzSlot,
           act: t.act,
           residual,
         },
-        bind: { acc: gradient, z: t.z, ghRes, maxes: 'maxes', ghOut: `g${src.producer.index}`, gz: t.gz },
+        bind: { acc: gradient, z: t.z, ghRes, maxes: 'maxes', ghOut: `g${below.producer.index}`, gz: t.gz },
       });
     }
     return ops;
