@@ -241,7 +241,8 @@ function BoardTable({
                   {ev ? (
                     <span className="ok">✓ block {ev.blockNumber.toString()}</span>
                   ) : (
-                    <span className="muted">pending</span>
+                    // Listed models are settled: without an event the chain is still being read.
+                    <span className="muted">{events ? 'no event yet' : 'checking…'}</span>
                   )}
                 </td>
               </tr>
