@@ -526,7 +526,7 @@ export async function run(argv: string[]): Promise<number> {
       '# Settlement gas',
       '',
       `Measured by \`${command}\` on ${result.date.slice(0, 10)}, anvil hardfork \`${hardfork}\`, contract`,
-      'v2 (plain Solidity) compiled as in src/chain/build.ts. Each row settles one batch on a fresh contract; gas',
+      'v2, ABI 3 (plain Solidity) compiled as in src/chain/build.ts. Each row settles one batch on a fresh contract; gas',
       "is the transaction's gasUsed (21,000 base + calldata + execution). Every task carries its canonical spec",
       "(a realistic search's, in the batch's deflate-raw specs blob). *Returning* workers come from a pool",
       `of ${pool} whose grants are cached (no grant sent) and whose account slots exist; *first-time*`,
