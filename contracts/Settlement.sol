@@ -598,9 +598,13 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     /// @dev Credits `amount` to the worker at index `w` out of the pool, in memory, and adds it to the epoch's
     ///      payouts (checked against the cap per task). `_storeCredits` writes the batch's credits at its end.
     function _credit(Batch memory b, uint256 w, uint256 amount) private pure {
-        b.pool -= amount;
-        b.epochPaid += amount;
-        b.credits[w] += amount;
+        // A task's shares are min(reward, pool) / votes each, so they never take more than the pool holds, and
+        // every sum here is at most the pool (a uint128): nothing can wrap.
+        unchecked {
+            b.pool -= amount;
+            b.epochPaid += amount;
+            b.credits[w] += amount;
+        }
     }
 
     /// @dev Adds each worker's credit of the batch to its pending credit of the batch's epoch (one storage write

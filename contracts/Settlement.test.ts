@@ -220,6 +220,32 @@ describe('majority settlement', () => {
     expect(err.index).toBe(1);
   });
 
+  it('keeps the settled bitmap exact when a batch moves between its words (read and stored once per word)', async () => {
+    const fx = await deploy();
+    const ss = await sessions(fx, 2);
+    const at = async (seq: bigint) => {
+      const m = metrics();
+      return settlementInput(seq, m, await votesFor(fx, m, ss, 2));
+    };
+    // 255 and 256 sit in two words; going back to the first word in the same batch still sees 255.
+    const back = await prepareSettle(
+      coordinator,
+      fx.address,
+      coordinator.wallet.account,
+      [await at(255n), await at(256n), await at(255n)],
+      { skipRejected: false },
+    ).catch((e) => e);
+    expect(back).toBeInstanceOf(SettlementRejectedError);
+    expect([back.index, back.rejection.errorName]).toEqual([2, 'AlreadySettled']);
+    const seqs = [255n, 256n, 511n, 512n, 100_000n];
+    const receipt = await settleBatch(coordinator, fx.address, await Promise.all(seqs.map(at)));
+    expect(receipt.settled).toHaveLength(seqs.length);
+    for (const seq of [...seqs, 254n, 257n, 510n, 513n, 99_999n])
+      expect(await isSettled(admin.publicClient, fx.address, seq)).toBe(seqs.includes(seq));
+    // Every word was stored: each seq is refused in a later batch.
+    for (const seq of seqs) expect(await verdictOn(fx, [await at(seq)])).toBe('AlreadySettled');
+  });
+
   it('counts no worker twice under any key (finding: no worker counted twice)', async () => {
     const fx = await deploy();
     const [s] = await sessions(fx, 1);

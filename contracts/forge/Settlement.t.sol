@@ -120,8 +120,8 @@ abstract contract Kit {
     }
 }
 
-/// @dev Random fund / settle (honest, minority, refereed, replayed, duplicated, invented) / claim / warp actions
-///      for the invariant run, with a model of what must happen.
+/// @dev Random fund / settle (honest, minority, refereed, replayed, duplicated, invented; one task or several in a
+///      batch) / claim / warp actions for the invariant run, with a model of what must happen.
 contract Handler is Kit {
     Settlement public s;
     uint64 public nextSeq = 1;
@@ -165,6 +165,39 @@ contract Handler is Kit {
             nextSeq = seq + 1;
         } catch {
             if (allowed && !overCap) violation = "refused a valid settlement";
+        }
+    }
+
+    /// @dev Two to four honest tasks in one batch from overlapping workers: the contract adds each worker's shares
+    ///      up in memory and stores them once per batch, the model adds them one by one.
+    function settleMany(uint8 countSeed, uint8 from) external {
+        uint256 count = bound(countSeed, 2, 4);
+        address[] memory workers = _table();
+        bytes memory tasks;
+        uint256[][] memory yes = new uint256[][](count);
+        uint256[] memory each = new uint256[](count);
+        uint256 pool = s.pool();
+        uint256 paid;
+        for (uint256 t; t < count; ++t) {
+            yes[t] = _ids(uint256(from) + t, 2);
+            (, bytes memory one) = _task(s, nextSeq + uint64(t), yes[t], new uint256[](0), false);
+            tasks = abi.encodePacked(tasks, one);
+            each[t] = (REWARD < pool ? REWARD : pool) / 2;
+            pool -= 2 * each[t];
+            paid += 2 * each[t];
+        }
+        bool overCap = s.epochPaid() + paid > s.epochCap();
+        vm.prank(vm.addr(COORDINATOR_KEY));
+        try s.settle(workers, new Settlement.Grant[](0), tasks, "") {
+            if (overCap) violation = "paid past the epoch cap";
+            for (uint256 t; t < count; ++t) {
+                for (uint256 i; i < 2; ++i) {
+                    modelOwed[vm.addr(_workerKey(yes[t][i]))] += each[t];
+                }
+            }
+            nextSeq += uint64(count);
+        } catch {
+            if (!overCap) violation = "refused a valid batch";
         }
     }
 

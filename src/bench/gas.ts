@@ -55,7 +55,7 @@ Measures Settlement.settle gas per task on a fresh embedded anvil chain: batches
   --no-doc       do not rewrite docs/GAS.md
   --json         print the JSON instead of the table`;
 
-type WorkerKind = 'first-time' | 'returning';
+export type WorkerKind = 'first-time' | 'returning';
 
 export interface GasRow {
   votes: number;
@@ -153,7 +153,7 @@ async function settlementOf(
 
 let nextSeq = 1;
 
-interface Scenario {
+export interface Scenario {
   votes: number;
   workers: WorkerKind;
   batch: number;
@@ -161,7 +161,7 @@ interface Scenario {
 }
 
 /** One measurement on a fresh contract, so scenarios do not warm each other's storage. */
-async function measure(
+export async function measure(
   conn: SigningConnection,
   s: Scenario,
 ): Promise<{ gasUsed: number; calldata: number; fields: Record<string, number>; profile: GasProfile }> {
@@ -526,7 +526,7 @@ export async function run(argv: string[]): Promise<number> {
       '# Settlement gas',
       '',
       `Measured by \`${command}\` on ${result.date.slice(0, 10)}, anvil hardfork \`${hardfork}\`, contract`,
-      'v2 (plain Solidity) compiled as in src/chain/build.ts. Each row settles one batch on a fresh contract; gas',
+      'v2, ABI 3 (plain Solidity) compiled as in src/chain/build.ts. Each row settles one batch on a fresh contract; gas',
       "is the transaction's gasUsed (21,000 base + calldata + execution). Every task carries its canonical spec",
       "(a realistic search's, in the batch's deflate-raw specs blob). *Returning* workers come from a pool",
       `of ${pool} whose grants are cached (no grant sent) and whose account slots exist; *first-time*`,
