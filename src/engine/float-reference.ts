@@ -379,7 +379,11 @@ function col2imAdd(
  * with momentum and L2 decay (v = μ·v + g + λ·w; w −= η·v). Max-pool routes the gradient to the first
  * maximum of each window; average pooling divides by H·W.
  */
-export function trainFloatCnn(spec: TaskSpecV2, dataset: Dataset): FloatReport {
+export function trainFloatCnn(
+  spec: TaskSpecV2,
+  dataset: Dataset,
+  options: { validate?: boolean } = {},
+): FloatReport {
   const net = floatCnn(spec, dataset);
   const { w, g, forward, backward, xent, order } = net;
   const B = spec.training.batch;
@@ -401,14 +405,20 @@ export function trainFloatCnn(spec: TaskSpecV2, dataset: Dataset): FloatReport {
   }
   let valCorrect = 0;
   let valLoss = 0;
-  const { validation } = order;
+  // validate: false skips validation (valCount 0) for callers that only want the losses.
+  const validation = options.validate === false ? order.validation.subarray(0, 0) : order.validation;
   for (let start = 0; start < validation.length; start += B) {
     const rows = Math.min(B, validation.length - start);
     const r = xent(forward(validation.subarray(start, start + rows), rows), rows, null);
     valCorrect += r.correct;
     valLoss += r.loss;
   }
-  return { valCorrect, valCount: validation.length, valLoss: valLoss / validation.length, losses };
+  return {
+    valCorrect,
+    valCount: validation.length,
+    valLoss: validation.length > 0 ? valLoss / validation.length : 0,
+    losses,
+  };
 }
 
 /**
