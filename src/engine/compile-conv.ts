@@ -3,7 +3,7 @@
  * helpers: each layer becomes a few op invocations (docs/ARITHMETIC.md, "Convolutional layers").
  *
  *   conv     im2col (x's RNE quantisation fused) · quantised W → forward epilogue   (hwc out)
- *            backward: quantize gz, Pᵀ·e, sgd | e·Wᵀ, col2im, backward epilogue
+ *            backward: quantize gz, Pᵀ·e, sgd | e·Wᵀ, col2im-backward (col2im + backward epilogue fused)
  *   maxpool  maxpool (value + argmax)          backward: maxpool-backward (act′ of its input's layer fused)
  *   gap      gap                               backward: gap-backward (likewise)
  *   flatten  transpose hwc → chw (none when the input is chw or has one channel); in the backward the
@@ -229,8 +229,8 @@ export class CompilerV2 extends Compiler {
       this.declare(`gz${s.index}`, 'i32', [rows * N]);
     }
     this.declare('acc', 'i32', [scratch]);
-    // col2im's output, a transposed input gradient and residual gradient, a discarded gz
-    for (const name of ['dx', 'acc2', 'acc3', 'gscratch']) this.declare(name, 'i32', [largest]);
+    // a transposed input gradient and residual gradient, a discarded gz
+    for (const name of ['acc2', 'acc3', 'gscratch']) this.declare(name, 'i32', [largest]);
 
     const weights = this.layers;
     const prologue = weights.map(({ index: l, K, N }) =>
@@ -362,6 +362,39 @@ export class CompilerV2 extends Compiler {
   }
 
   /** Where the backward of the stage reading `t` fuses act′: the weight stage that produced it, if any. */
+  /**
+   * A conv layer's input gradient in one dispatch: col2im of e·Wᵀ fused with the dense backward
+   * epilogue (rescale, residual, act′ of the layer below, max |gz|); the same bits as col2im then
+   * backward, one dispatch and one [B][H][W][C] buffer fewer.
+   */
+  private col2imBackward(s: WeightStage, below: Stage): Invocation {
+    const g = this.v2.model.layers[s.index] as { kernel: number; stride: number };
+    const { index: l, residual } = s.w;
+    const t = this.actTarget(this.source(s.input));
+    return {
+      op: OPS['col2im-backward'],
+      label: `col2im-backward ${s.index}`,
+      params: {
+        ...this.imageParams(s.input, this.B),
+        kernel: g.kernel,
+        stride: g.stride,
+        eSlot: this.slot.e(l),
+        wSlot: this.slot.w(l),
+        gzSlot: t.gzSlot,
+        act: t.act,
+        residual,
+      },
+      bind: {
+        dP: 'acc',
+        z: t.z,
+        ghRes: residual ? `g${s.index}` : 'unused',
+        maxes: 'maxes',
+        ghOut: `g${below.index}`,
+        gz: t.gz,
+      },
+    };
+  }
+
   private actTarget(t: Tensor) {
     const p = t.producer;
     if (isWeight(p)) {
@@ -439,17 +472,11 @@ export class CompilerV2 extends Compiler {
       });
       if (src.producer === null) continue;
       ops.push(this.matmul(`e·Wᵀ ${l}`, rows, K, N, [`e8_${l}`, 'rows'], [`w8_${l}`, 'rows']));
-      let gradient = 'acc';
       if (s.kind === 'conv') {
-        const g = this.v2.model.layers[s.index] as { kernel: number; stride: number };
-        ops.push({
-          op: OPS.col2im,
-          label: `col2im ${s.index}`,
-          params: { ...this.imageParams(s.input, B), kernel: g.kernel, stride: g.stride },
-          bind: { dP: 'acc', dX: 'dx' },
-        });
-        gradient = 'dx';
+        ops.push(this.col2imBackward(s, src.producer));
+        continue;
       }
+      let gradient = 'acc';
       let ghRes = residual ? `g${s.index}` : 'unused';
       const flatten = s.input.producer?.kind === 'flatten' ? s.input.producer : null;
       if (flatten?.transposed) {
