@@ -204,7 +204,8 @@ async function auditOne(db: Db, store: Store, task: AuditTask, opts: AuditOption
   });
   await opts.states.close(task.task_id);
   opts.log?.(
-    `audited ${task.task_id} interval ${record.interval} (${start}): ${outcome.passed ? 'passed' : `failed, ${outcome.reason}`}`,
+    `audited ${task.task_id} interval ${record.interval} (${start}, ${done.ms} ms, ${Date.now() - record.drawnAt} ms after the draw): ` +
+      (outcome.passed ? 'passed' : `failed, ${outcome.reason}`),
   );
   return true;
 }
