@@ -48,12 +48,15 @@ export const ATTACKS = [
 export type Attack = (typeof ATTACKS)[number];
 
 export const help = `usage: cambrian bench adversary [--tasks 200] [--workers 12] [--colluders 33] [--steps 8]
-                               [--think-ms 100] [--max-seconds 120] [--attacks a,b,…] [--out DIR] [--json]
+                               [--think-ms 100] [--max-seconds 120] [--attacks a,b,…] [--trusted]
+                               [--out DIR] [--json]
 
 A simulated network on loopback: a real coordinator (PGlite in memory) and a fresh Settlement
 contract on a real anvil per attack, --workers workers of which --colluders percent (rounded up)
 are one colluding party with fresh keys. Blobs track, --steps training steps per task. Each attack
-runs until --tasks tasks are settled on chain or --max-seconds pass.
+runs until --tasks tasks are settled on chain or --max-seconds pass. --trusted: every worker
+(colluders too) starts with earned trust (earnAfter audited results), so adaptive replication
+runs a trusted worker's fresh task as one replica plus the audit from the first lease.
 
 Attacks (default: all, 'none' first as the baseline):
   none              every worker honest
@@ -72,7 +75,10 @@ Attacks (default: all, 'none' first as the baseline):
 
 Per line: settled tasks, wrong digests settled on chain (against the CPU reference), honest
 workers' share of leases and of rewards, strikes on honest / dishonest workers, failed tasks,
-compute per accepted result (training + referee/audit work in task-equivalents), settled/s.
+compute per accepted result (training + referee/audit work in task-equivalents on the tasks
+settled or failed, ÷ settled), settled/s. DIR/adversary.json also has the same compute figure
+over every task including those still in flight at the end (computeInFlightPerResult) and the
+audits by how they started (uploaded states, initial weights, fallback from step 0).
 Writes DIR/adversary.json.`;
 
 interface Options {
@@ -83,6 +89,8 @@ interface Options {
   thinkMs: number;
   maxSeconds: number;
   attacks: Attack[];
+  /** Every worker (colluders too) starts with earned trust, as after a long honest history. */
+  trusted: boolean;
 }
 
 export interface AttackLine {
@@ -94,8 +102,15 @@ export interface AttackLine {
   honestRewardShare: number;
   strikesHonest: number;
   strikesDishonest: number;
-  /** (results actually trained + referee/audit steps ÷ task steps) ÷ tasks settled on chain. */
+  /**
+   * (results trained + referee/audit work, in task-equivalents) on tasks settled or failed, ÷ tasks
+   * settled on chain.
+   */
   computePerResult: number;
+  /** The same over every task, including those still in flight at the end of the run. */
+  computeInFlightPerResult: number;
+  /** Audits by how they started (uploaded states, initial weights, fallback from step 0). */
+  audits: Record<string, number>;
   settledPerSecond: number;
   seconds: number;
   /** Requests the coordinator refused, by status (what the defences did). */
@@ -196,7 +211,11 @@ function retryAfterMs(err: unknown): number | undefined {
 }
 
 class RunStats {
-  trainings = 0;
+  /** Results trained (honest or colluding) per task. */
+  readonly trainings = new Map<Hex, number>();
+  trained(taskId: Hex) {
+    this.trainings.set(taskId, (this.trainings.get(taskId) ?? 0) + 1);
+  }
   readonly refusals: Record<string, number> = {};
   refused(err: unknown) {
     const key = err instanceof CoordinatorError ? String(err.status) : 'network';
@@ -260,7 +279,7 @@ async function honestLoop(net: Network, peer: Peer) {
     const { result } = await net.reference.compute(got.spec);
     await sleep(net.opts.thinkMs * (0.5 + Math.random()));
     if (net.stop.aborted) break; // work cut short by the end of the run is not counted
-    net.stats.trainings++;
+    net.stats.trained(got.taskId);
     await peer.submit(got.leaseId, result);
   }
 }
@@ -354,7 +373,7 @@ async function vetoLoop(net: Network, peer: Peer, how: 'expire' | 'revoke') {
       continue;
     }
     const { result } = await net.reference.compute(got.spec);
-    net.stats.trainings++;
+    net.stats.trained(got.taskId);
     if (how === 'expire') {
       // Vote as late as the grant allows, so it lapses before the batch is simulated.
       await sleep(Math.max(0, peer.sessionExpiresAt * 1000 - Date.now() - 700));
@@ -392,7 +411,7 @@ function colluderLoops(net: Network, attack: Attack, cabal: Peer[]): Promise<unk
         burstLoop(net, cabal, async (l) => {
           // The one task the cabal trains; every later one gets its trace relabelled.
           if (!base) {
-            net.stats.trainings++;
+            net.stats.trained(l.taskId);
             base = net.reference.compute(l.spec).then((r) => r.result);
             return base;
           }
@@ -433,20 +452,47 @@ async function settledCount(db: Db): Promise<number> {
 }
 
 /**
- * Referee and audit recomputation in task-equivalents: training steps ÷ the task's steps, plus
- * validation examples at a third of a training example's cost (a forward pass against forward,
- * backward and update).
+ * Referee and audit recomputation per task in task-equivalents: training steps ÷ the task's steps,
+ * plus validation examples at a third of a training example's cost (a forward pass against forward,
+ * backward and update); and whether the task is final (settled or failed).
  */
-async function auditWork(db: Db): Promise<number> {
-  const [row] = await db.query<{ w: number }>(
-    `SELECT coalesce(sum(
+async function auditWork(db: Db): Promise<{ taskId: Hex; work: number; final: boolean }[]> {
+  const rows = await db.query<{ task_id: Hex; w: number; final: boolean }>(
+    `SELECT task_id, state IN ('settled', 'failed') AS final,
        (coalesce((referee->>'stepsRecomputed')::float8, 0) + coalesce((audit->>'stepsRecomputed')::float8, 0))
          / (spec->'training'->>'steps')::float8
        + coalesce((audit->>'validated')::float8, 0)
-         / (3 * (spec->'training'->>'steps')::float8 * (spec->'training'->>'batch')::float8)), 0) AS w
-     FROM tasks WHERE referee IS NOT NULL OR audit IS NOT NULL`,
+         / (3 * (spec->'training'->>'steps')::float8 * (spec->'training'->>'batch')::float8) AS w
+     FROM tasks`,
   );
-  return row.w;
+  return rows.map((r) => ({ taskId: r.task_id, work: r.w, final: r.final }));
+}
+
+/**
+ * Training and audit work per accepted result: on the tasks that reached a final state (settled or
+ * failed, so work wasted on failures counts) and, beside it, on every task, including those still in
+ * flight when the run stopped (work a longer run would have turned into results).
+ */
+async function computePerResult(net: Network, settled: number): Promise<{ final: number; all: number }> {
+  let final = 0;
+  let all = 0;
+  for (const t of await auditWork(net.db)) {
+    const work = t.work + (net.stats.trainings.get(t.taskId) ?? 0);
+    all += work;
+    if (t.final) final += work;
+  }
+  return settled === 0
+    ? { final: Number.NaN, all: Number.NaN }
+    : { final: final / settled, all: all / settled };
+}
+
+/** How the audits started: from uploaded states, from the initial weights, or recomputing from step 0. */
+async function auditStarts(db: Db): Promise<Record<string, number>> {
+  const rows = await db.query<{ start: string; n: number }>(
+    `SELECT coalesce(audit->>'start', 'drawn') AS start, count(*)::int AS n FROM tasks
+     WHERE audit IS NOT NULL GROUP BY 1`,
+  );
+  return Object.fromEntries(rows.map((r) => [r.start, r.n]));
 }
 
 /** Waits (at most 20 s) until every agreed task is settled, so the chain holds what was decided. */
@@ -464,10 +510,11 @@ async function runAttack(attack: Attack, opts: Options, index: number): Promise<
   const chain = await startTestChain();
   const db = await openDb({ url: 'memory://' });
   const logs: string[] = [];
+  const born = Date.now();
   const coordinator = await startCoordinator({
     db,
     chain: chain.settings,
-    queue: { leaseMs: 3000, maxLeaseMs: 10_000, stateWaitMs: 2000 },
+    queue: { leaseMs: 3000, maxLeaseMs: 10_000, stateWaitMs: 10_000 },
     // Every simulated worker shares loopback: the per-address limit would throttle the whole network.
     rateLimits: { ...DEFAULT_RATE_LIMITS, perAddress: null, sessionsPerAddress: null },
     // With the minimum grant lifetime (24 h) the coordinator refuses the 3 s grants of veto-expiry; lowered
@@ -476,7 +523,10 @@ async function runAttack(attack: Attack, opts: Options, index: number): Promise<
     sweepMs: 250,
     settleMs: 500,
     settleBatchSize: 32,
-    log: (m) => (process.env.CAMBRIAN_BENCH_LOG ? console.error(`[coordinator] ${m}`) : logs.push(m)),
+    log: (m) =>
+      process.env.CAMBRIAN_BENCH_LOG
+        ? console.error(`[coordinator ${((Date.now() - born) / 1000).toFixed(3)}] ${m}`)
+        : logs.push(m),
   });
   const abort = new AbortController();
   const stats = new RunStats();
@@ -497,6 +547,7 @@ async function runAttack(attack: Attack, opts: Options, index: number): Promise<
     (_, i) => new Peer(coordinator.url, i >= colluders, stats),
   );
   await Promise.all(peers.map((p) => p.openSession()));
+  if (opts.trusted) await grantTrust(db, peers, coordinator.store.trustParams.earnAfter);
   const cabal = peers.filter((p) => !p.honest);
   const started = Date.now();
   const loops = [
@@ -515,6 +566,16 @@ async function runAttack(attack: Attack, opts: Options, index: number): Promise<
   await db.close();
   await chain.stop();
   return line;
+}
+
+/** Records `audited` passed audits for every peer: they start trusted (trust-policy.ts). */
+async function grantTrust(db: Db, peers: Peer[], audited: number) {
+  const rows = peers.map((p) => ({ worker: p.account.address, audited, failures: 0 }));
+  await db.query(
+    `INSERT INTO worker_trust (worker, audited, failures, updated_at)
+     SELECT x.worker, x.audited, x.failures, $2 FROM jsonb_to_recordset($1::jsonb) AS x(worker text, audited int, failures int)`,
+    [JSON.stringify(rows), Date.now()],
+  );
 }
 
 async function measure(net: Network, attack: Attack, peers: Peer[], seconds: number): Promise<AttackLine> {
@@ -551,7 +612,7 @@ async function measure(net: Network, attack: Attack, peers: Peer[], seconds: num
   const [failed] = await net.db.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM tasks WHERE state = 'failed'`,
   );
-  const work = net.stats.trainings + (await auditWork(net.db));
+  const compute = await computePerResult(net, events.length);
   return {
     attack,
     settled: events.length,
@@ -561,7 +622,9 @@ async function measure(net: Network, attack: Attack, peers: Peer[], seconds: num
     honestRewardShare: owedAll === 0n ? 1 : Number((owedHonest * 10_000n) / owedAll) / 10_000,
     strikesHonest,
     strikesDishonest,
-    computePerResult: events.length === 0 ? Number.NaN : work / events.length,
+    computePerResult: compute.final,
+    computeInFlightPerResult: compute.all,
+    audits: await auditStarts(net.db),
     settledPerSecond: events.length / seconds,
     seconds,
     refusals: net.stats.refusals,
@@ -596,6 +659,7 @@ export async function run(argv: string[]): Promise<number> {
     attacks: { type: 'string' },
     out: { type: 'string' },
     json: { type: 'boolean' },
+    trusted: { type: 'boolean' },
   });
   const attacks = (values.attacks?.split(',') ?? [...ATTACKS]) as Attack[];
   const unknown = attacks.filter((a) => !ATTACKS.includes(a));
@@ -613,6 +677,7 @@ export async function run(argv: string[]): Promise<number> {
     thinkMs: intOption(values['think-ms'], '--think-ms', 100, 0),
     maxSeconds: intOption(values['max-seconds'], '--max-seconds', 120, 1),
     attacks,
+    trusted: values.trusted ?? false,
   };
   if (!values.json) console.log(HEADER);
   const lines: AttackLine[] = [];

@@ -17,10 +17,13 @@ import { bytesToHex, type Hex, hexToBytes, type LocalAccount, stringToBytes } fr
 import { generatePrivateKey, privateKeyToAccount, toAccount } from 'viem/accounts';
 import { ROOT } from '../chain/build.ts';
 import { intOption, parseOptions } from '../cli/command.ts';
-import { CoordinatorClient, type Lease } from '../coordinator/client.ts';
-import { openDb } from '../coordinator/db.ts';
+import { CoordinatorClient, type Lease, type StateRequest } from '../coordinator/client.ts';
+import { type Db, openDb } from '../coordinator/db.ts';
 import { startCoordinator } from '../coordinator/service.ts';
 import { tinySpec } from '../coordinator/testing.ts';
+import { loadDataset } from '../data/node.ts';
+import { trainCpuRun } from '../engine/train-cpu.ts';
+import type { TrainState } from '../engine/types.ts';
 import {
   type CambrianDomain,
   cambrianDomain,
@@ -29,6 +32,7 @@ import {
   signSessionGrant,
 } from '../protocol/eip712.ts';
 import {
+  type AnyTaskSpec,
   checkpointSteps,
   enableWasmKeccak,
   keccakBytes,
@@ -38,7 +42,7 @@ import {
 } from '../protocol/index.ts';
 
 export const help = `usage: cambrian bench coordinator [--workers 1000] [--rounds 4] [--load-think-ms 2000] [--load-rounds 5]
-                                 [--think-ms N] [--database-url URL] [--out DIR] [--json]
+                                 [--think-ms N] [--audits] [--database-url URL] [--out DIR] [--json]
 
 Starts a coordinator (PGlite in memory unless --database-url) and a second process simulating
 --workers workers that each open a session, then lease, sign and submit results; every vote's
@@ -52,7 +56,15 @@ signature is verified and each task gets two agreeing votes. Two phases, each on
 
 Results/s counts the steady state (after the last worker joined, before the first finished).
 --think-ms N runs one phase with that think time instead. Targets on a 2-core machine: ≥ 1,000
-results/s and p99 lease latency < 50 ms at 1,000 workers. Writes DIR/coordinator.json.`;
+results/s and p99 lease latency < 50 ms at 1,000 workers. Writes DIR/coordinator.json.
+
+--audits: the workers submit the CPU reference's true results (each task trained once by the
+load generator, both replicas share it) and answer the audits' state requests (leasing with
+states=1, as the headless worker and the tab do), so every task is audited as in production
+(a random checkpoint interval recomputed from uploaded states, and the validation). After the
+rounds the workers keep answering state requests until no task is left auditing; the
+coordinator's CPU is counted until then, and reported per accepted result and as a share of one
+task's training CPU (the CPU reference training one task of the benchmark's shape).`;
 
 const DOMAIN = cambrianDomain(31337, '0x5FbDB2315678afecb367f032d93F642f64180aa3');
 
@@ -94,6 +106,52 @@ function fakeResult(lease: Lease): TaskResult {
   return { ...metrics, valLoss: '123456', checkpoints, digest: resultDigest(metrics) };
 }
 
+/** The CPU reference's result and checkpoint states per task (load generator side, computed once). */
+class TrueResults {
+  private readonly runs = new Map<Hex, Promise<{ result: TaskResult; states: TrainState[] }>>();
+
+  get(taskId: Hex, spec: AnyTaskSpec) {
+    let run = this.runs.get(taskId);
+    if (!run) {
+      run = (async () => {
+        const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
+        const states: TrainState[] = [];
+        const { result } = await trainCpuRun(spec, dataset, { onCheckpoint: (s) => states.push(s) });
+        return { result, states };
+      })();
+      this.runs.set(taskId, run);
+    }
+    return run;
+  }
+
+  async state(taskId: Hex, step: number): Promise<TrainState | undefined> {
+    return (await this.runs.get(taskId))?.states.find((s) => s.step === step);
+  }
+}
+
+/** Uploads the state an audit asked for (from the true results); false when it is not held. */
+async function answer(
+  client: CoordinatorClient,
+  truth: TrueResults,
+  request: StateRequest,
+): Promise<boolean> {
+  const state = await truth.state(request.taskId, request.step);
+  if (!state) return false;
+  await client.uploadState(request.taskId, state).catch(() => {});
+  return true;
+}
+
+/** CPU milliseconds the CPU reference takes to train one task of the benchmark's shape (mean of 5). */
+async function trainCpuMsPerTask(seedBase: number): Promise<number> {
+  const spec = tinySpec(seedBase);
+  const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
+  await trainCpuRun(spec, dataset); // warm up
+  const cpu0 = process.cpuUsage();
+  for (let i = 1; i <= 5; i++) await trainCpuRun(tinySpec(seedBase + i), dataset);
+  const cpu = process.cpuUsage(cpu0);
+  return (cpu.user + cpu.system) / 1000 / 5;
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted.length
     ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
@@ -117,6 +175,8 @@ interface LoadReport {
   /** The last worker's first lease and the first worker's last result (ms after the start). */
   allJoinedMs: number;
   firstDoneMs: number;
+  /** With --audits: keeps answering state requests until stdin closes (not serialized). */
+  serveStates?: () => Promise<void>;
 }
 
 /**
@@ -171,8 +231,10 @@ async function loadGenerator(
   workers: number,
   rounds: number,
   thinkMs: number,
+  audits: boolean,
 ): Promise<LoadReport> {
   await enableWasmKeccak();
+  const truth = new TrueResults();
   const fetchImpl = pooledFetch(256);
   const t0 = performance.now();
   const clients = await Promise.all(
@@ -214,13 +276,19 @@ async function loadGenerator(
       report.allJoinedMs = Math.max(report.allJoinedMs, performance.now() - start);
       for (let r = 0; r < rounds; r++) {
         const l0 = performance.now();
-        const lease = await client.lease();
+        const lease = audits ? await client.leaseOrStateRequest() : await client.lease();
         report.leaseMs.push(performance.now() - l0);
+        if (lease && 'kind' in lease) {
+          // An audit wants a state this worker voted on: answer, then lease again (same round).
+          await answer(client, truth, lease);
+          r--;
+          continue;
+        }
         if (!lease) {
           report.noWork++;
           continue;
         }
-        const result = fakeResult(lease);
+        const result = audits ? (await truth.get(lease.taskId, lease.spec)).result : fakeResult(lease);
         // Simulated training time, jittered so workers do not move in lockstep.
         if (thinkMs > 0) await new Promise((r) => setTimeout(r, thinkMs * (0.5 + Math.random())));
         const s0 = performance.now();
@@ -240,7 +308,29 @@ async function loadGenerator(
   report.runMs = performance.now() - start;
   const cpu = process.cpuUsage(cpu0);
   report.cpuMs = (cpu.user + cpu.system) / 1000;
-  return report;
+  return { ...report, serveStates: audits ? () => serveStates(clients, truth) : undefined };
+}
+
+/**
+ * After the rounds: every worker keeps answering state requests (polling every 1–2 s) until stdin
+ * closes, so the audits of the last rounds' tasks get their states.
+ */
+async function serveStates(clients: CoordinatorClient[], truth: TrueResults): Promise<void> {
+  let open = true;
+  process.stdin.on('close', () => (open = false)).on('end', () => (open = false));
+  process.stdin.resume();
+  await Promise.all(
+    clients.map(async (client) => {
+      while (open) {
+        const got = await client.leaseOrStateRequest().catch(() => null);
+        if (got && 'kind' in got) await answer(client, truth, got);
+        else {
+          if (got) await client.release(got.leaseId).catch(() => {});
+          await new Promise((r) => setTimeout(r, 1000 + 1000 * Math.random()));
+        }
+      }
+    }),
+  );
 }
 
 interface PhaseSummary {
@@ -262,6 +352,10 @@ interface PhaseSummary {
   runSeconds: number;
   coordinatorCpuMsPerResult: number | null;
   loadGeneratorCpuMsPerResult: number;
+  /** With --audits: audits by how they started, CPU of training one task, and the coordinator's share. */
+  audits?: Record<string, number>;
+  trainCpuMsPerTask?: number;
+  coordinatorCpuShareOfTraining?: number | null;
 }
 
 /** One measurement: a fresh coordinator with enough tasks, a load generator process, a summary. */
@@ -272,15 +366,18 @@ async function runPhase(opts: {
   databaseUrl?: string;
   /** Keeps the phases' tasks apart when they share a PostgreSQL database. */
   seedBase: number;
+  audits: boolean;
 }): Promise<PhaseSummary> {
   const { workers, rounds, thinkMs } = opts;
+  const trainMs = opts.audits ? await trainCpuMsPerTask(opts.seedBase + 900_000) : undefined;
   const db = await openDb({ url: opts.databaseUrl ?? 'memory://' });
   // Leases outlive the run: this measures throughput, not expiry (the tests cover that).
   const coordinator = await startCoordinator({
     db,
     domain: DOMAIN,
     log: () => {},
-    queue: { leaseMs: 600_000, maxLiveLeases: 1_000_000 },
+    // With audits, a state request waits up to 60 s (the workers poll for it every 1–2 s at the end).
+    queue: { leaseMs: 600_000, maxLiveLeases: 1_000_000, stateWaitMs: 60_000 },
     // A thousand simulated workers share one loopback address and open their sessions at once.
     rateLimits: false,
   });
@@ -312,20 +409,28 @@ async function runPhase(opts: {
       String(rounds),
       '--think-ms',
       String(thinkMs),
+      ...(opts.audits ? ['--audits'] : []),
     ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+    { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
   );
   let out = '';
   let coordinatorCpu0: NodeJS.CpuUsage | undefined;
   let coordinatorCpu: NodeJS.CpuUsage | undefined;
+  let reported: () => void = () => {};
+  const report = new Promise<void>((resolve) => (reported = resolve));
   child.stdout.on('data', (d) => {
     out += d;
     if (!coordinatorCpu0 && out.includes('"phase":"run"')) coordinatorCpu0 = process.cpuUsage();
-    // The report is the last line: stop the clock when it starts arriving.
-    if (coordinatorCpu0 && !coordinatorCpu && out.includes('"workers"'))
-      coordinatorCpu = process.cpuUsage(coordinatorCpu0);
+    // The report is the last line: stop the clock when it starts arriving (with audits: once none is left).
+    if (coordinatorCpu0 && out.includes('"workers"') && out.endsWith('\n')) reported();
   });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  await Promise.race([report, exited]);
+  if (opts.audits) await auditsDone(db, 120_000);
+  if (coordinatorCpu0) coordinatorCpu = process.cpuUsage(coordinatorCpu0);
+  child.stdin.end();
+  const code = await exited;
+  const audits = opts.audits ? await auditStarts(db) : undefined;
   await coordinator.close();
   const [{ agreed }] = await db.query<{ agreed: number }>(
     `SELECT count(*)::int AS agreed FROM tasks WHERE state = 'agreed' AND task_id = ANY($1::text[])`,
@@ -359,7 +464,36 @@ async function runPhase(opts: {
       ? +((coordinatorCpu.user + coordinatorCpu.system) / 1000 / r.accepted).toFixed(3)
       : null,
     loadGeneratorCpuMsPerResult: +(r.cpuMs / r.accepted).toFixed(3),
+    ...(opts.audits && {
+      audits,
+      trainCpuMsPerTask: trainMs === undefined ? undefined : +trainMs.toFixed(3),
+      coordinatorCpuShareOfTraining:
+        coordinatorCpu && trainMs
+          ? +((coordinatorCpu.user + coordinatorCpu.system) / 1000 / r.accepted / trainMs).toFixed(3)
+          : null,
+    }),
   };
+}
+
+/** Waits (at most `timeoutMs`) until no task is waiting for its audit. */
+async function auditsDone(db: Db, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const [{ n }] = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM tasks WHERE state = 'auditing'`,
+    );
+    if (n === 0) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Audits by how they started: uploaded states, initial weights, or a recomputation from step 0. */
+async function auditStarts(db: Db): Promise<Record<string, number>> {
+  const rows = await db.query<{ start: string; n: number }>(
+    `SELECT coalesce(audit->>'start', 'waiting') AS start, count(*)::int AS n FROM tasks
+     WHERE audit IS NOT NULL GROUP BY 1`,
+  );
+  return Object.fromEntries(rows.map((r) => [r.start, r.n]));
 }
 
 function printPhase(p: PhaseSummary): void {
@@ -376,6 +510,11 @@ function printPhase(p: PhaseSummary): void {
   console.log(
     `  accepted ${p.accepted}, refused ${p.refused}, no work ${p.noWork}, tasks agreed ${p.tasksAgreed}`,
   );
+  if (p.audits)
+    console.log(
+      `  audits ${JSON.stringify(p.audits)}; training one task ${p.trainCpuMsPerTask} ms CPU; ` +
+        `coordinator CPU per result = ${p.coordinatorCpuShareOfTraining} × one task's training`,
+    );
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -389,13 +528,21 @@ export async function run(argv: string[]): Promise<number> {
     out: { type: 'string', default: 'bench-results' },
     json: { type: 'boolean', default: false },
     'load-generator': { type: 'string' },
+    audits: { type: 'boolean', default: false },
   });
   const workers = intOption(o.workers, '--workers', 1000, 1);
   const rounds = intOption(o.rounds, '--rounds', 4, 1);
   if (o['load-generator']) {
     const thinkMs = intOption(o['think-ms'], '--think-ms', 0);
-    const report = await loadGenerator(o['load-generator'], workers, rounds, thinkMs);
+    const { serveStates, ...report } = await loadGenerator(
+      o['load-generator'],
+      workers,
+      rounds,
+      thinkMs,
+      o.audits ?? false,
+    );
     process.stdout.write(`${JSON.stringify(report)}\n`);
+    await serveStates?.();
     return 0;
   }
   // Two phases unless one think time is asked for: capacity (a closed loop with no think time,
@@ -417,6 +564,7 @@ export async function run(argv: string[]): Promise<number> {
       ...phase,
       databaseUrl: o['database-url'],
       seedBase: 10_000 + i * 1_000_000,
+      audits: o.audits ?? false,
     });
     summaries.push(summary);
     if (!o.json) printPhase(summary);

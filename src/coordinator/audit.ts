@@ -22,7 +22,7 @@ import type { Hex } from 'viem';
 import { loadDataset } from '../data/node.ts';
 import { CpuTrainer, hashI32, runSteps, stateHashOf, trainCpu } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
-import type { AnyTaskSpec, TaskResult } from '../protocol/index.ts';
+import { type AnyTaskSpec, checkpointSteps, type TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 import type { StateExchange } from './states.ts';
 import type { Store } from './store.ts';
@@ -99,9 +99,37 @@ export async function auditPending(db: Db, store: Store, opts: AuditOptions): Pr
   const tasks = await db.query<AuditTask>(
     `SELECT task_id, spec, audit, referee FROM tasks WHERE state = 'auditing' ORDER BY agreed_at NULLS FIRST, seq`,
   );
+  // One query for every upload in, instead of a round of queries per waiting task on every pass.
+  const uploaded = new Set(
+    (
+      await db.query<{ task_id: Hex; step: number }>(
+        'SELECT task_id, step FROM state_requests WHERE params IS NOT NULL',
+      )
+    ).map((r) => `${r.task_id}:${r.step}`),
+  );
   let decided = 0;
-  for (const task of tasks) if (await auditOne(db, store, task, opts)) decided++;
+  for (const task of tasks) {
+    if (stillWaiting(task, uploaded, opts.stateWaitMs)) continue;
+    if (await auditOne(db, store, task, opts)) decided++;
+  }
   return decided;
+}
+
+/**
+ * A task whose interval was drawn, whose wanted states are not all uploaded yet and whose wait is
+ * not over: nothing to do this pass. The wanted steps follow from the spec (the checkpoints every
+ * valid trace has), so this needs no query.
+ */
+function stillWaiting(task: AuditTask, uploaded: Set<string>, stateWaitMs: number): boolean {
+  const record = task.audit;
+  if (!record || record.passed !== undefined || task.referee?.right) return false;
+  if (Date.now() - record.drawnAt >= stateWaitMs) return false;
+  const steps = checkpointSteps(task.spec.training.steps, task.spec.checkpointEvery);
+  const wanted = [
+    ...(record.interval > 0 ? [steps[record.interval - 1]] : []),
+    ...(record.interval < steps.length - 1 ? [steps[steps.length - 1]] : []),
+  ];
+  return wanted.some((step) => !uploaded.has(`${task.task_id}:${step}`));
 }
 
 async function auditOne(db: Db, store: Store, task: AuditTask, opts: AuditOptions): Promise<boolean> {
@@ -204,7 +232,8 @@ async function auditOne(db: Db, store: Store, task: AuditTask, opts: AuditOption
   });
   await opts.states.close(task.task_id);
   opts.log?.(
-    `audited ${task.task_id} interval ${record.interval} (${start}): ${outcome.passed ? 'passed' : `failed, ${outcome.reason}`}`,
+    `audited ${task.task_id} interval ${record.interval} (${start}, ${done.ms} ms, ${Date.now() - record.drawnAt} ms after the draw): ` +
+      (outcome.passed ? 'passed' : `failed, ${outcome.reason}`),
   );
   return true;
 }

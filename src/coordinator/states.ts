@@ -52,10 +52,10 @@ export function encodeI32(a: Int32Array): string {
 }
 
 export class StateExchange {
-  private pending: PendingRow[] = [];
+  private anyOpen = false;
   private fetchedAt = Number.NEGATIVE_INFINITY;
 
-  /** `refreshMs`: how stale the in-memory list of open requests may be (the lease route reads it). */
+  /** `refreshMs`: how stale the in-memory "is any request open" flag may be (the lease route reads it). */
   constructor(
     readonly db: Db,
     readonly refreshMs = 250,
@@ -77,7 +77,7 @@ export class StateExchange {
        VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (task_id, step) DO NOTHING`,
       [taskId, step, stateHash, modelPlan(spec).paramCount, JSON.stringify(workers), Date.now()],
     );
-    this.fetchedAt = Number.NEGATIVE_INFINITY;
+    this.anyOpen = true;
     const [row] = await this.db.query<{
       requested_at: number;
       params: string | null;
@@ -101,37 +101,45 @@ export class StateExchange {
     this.fetchedAt = Number.NEGATIVE_INFINITY;
   }
 
-  private async openRequests(): Promise<PendingRow[]> {
+  /** Whether any request is open (cached for `refreshMs`; opening one sets it at once). */
+  private async anyOpenRequest(): Promise<boolean> {
     if (Date.now() - this.fetchedAt > this.refreshMs) {
-      this.pending = await this.db.query<PendingRow>(
-        'SELECT task_id, step, state_hash, param_count, workers, asked FROM state_requests WHERE params IS NULL',
+      const [row] = await this.db.query<{ open: boolean }>(
+        'SELECT EXISTS (SELECT 1 FROM state_requests WHERE params IS NULL) AS open',
       );
+      this.anyOpen = row.open;
       this.fetchedAt = Date.now();
     }
-    return this.pending;
+    return this.anyOpen;
   }
 
-  /** An open request this worker voted on and has not been asked yet (each voter is asked once). */
+  /**
+   * The oldest open request this worker voted on and has not been asked yet (each voter is asked
+   * once), claimed in one statement. No query at all while nothing is open; with audits on every
+   * task there always is, and the database finds this worker's request instead of every lease
+   * reading the whole list.
+   */
   async requestFor(worker: string): Promise<StateRequest | null> {
-    for (const r of await this.openRequests()) {
-      if (!r.workers.includes(worker) || r.asked.includes(worker)) continue;
-      const claimed = await this.db.query(
-        `UPDATE state_requests SET asked = asked || jsonb_build_array($3::text)
-         WHERE task_id = $1 AND step = $2 AND params IS NULL AND NOT asked @> jsonb_build_array($3::text)
-         RETURNING 1`,
-        [r.task_id, r.step, worker],
-      );
-      r.asked.push(worker);
-      if (claimed.length > 0)
-        return { kind: 'state', taskId: r.task_id, step: r.step, stateHash: r.state_hash };
-    }
-    return null;
+    if (!(await this.anyOpenRequest())) return null;
+    const [row] = await this.db.query<Pick<PendingRow, 'task_id' | 'step' | 'state_hash'>>(
+      `UPDATE state_requests r SET asked = r.asked || jsonb_build_array($1::text)
+       FROM (SELECT task_id, step FROM state_requests
+             WHERE params IS NULL AND workers @> jsonb_build_array($1::text)
+               AND NOT asked @> jsonb_build_array($1::text)
+             ORDER BY requested_at LIMIT 1 FOR UPDATE SKIP LOCKED) x
+       WHERE r.task_id = x.task_id AND r.step = x.step
+       RETURNING r.task_id, r.step, r.state_hash`,
+      [worker],
+    );
+    return row ? { kind: 'state', taskId: row.task_id, step: row.step, stateHash: row.state_hash } : null;
   }
 
   /** Largest state upload body any open request allows (0 when none is open). */
   async maxBodyBytes(): Promise<number> {
-    const open = await this.openRequests();
-    return open.length === 0 ? 0 : stateBodyBytes(Math.max(...open.map((r) => r.param_count)));
+    const [row] = await this.db.query<{ n: number | null }>(
+      'SELECT max(param_count)::int AS n FROM state_requests WHERE params IS NULL',
+    );
+    return row.n === null ? 0 : stateBodyBytes(row.n);
   }
 
   /** Checks and keeps a worker's upload; refuses (4xx) anything that is not the agreed state. */
