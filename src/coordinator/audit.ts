@@ -12,7 +12,11 @@
  * audit recompute the whole task from step 0 instead (a restarted worker or reloaded tab,
  * an evicted state, a liar who has no state that hashes to its trace).
  *
- * Pass: the task is agreed (decided by 'votes' with ≥ quorum identical votes, else 'referee').
+ * The side the referee supported against other votes (./referee.ts) is audited the same way: the
+ * referee checked it only up to the first divergence.
+ *
+ * Pass: the task is agreed (decided by 'votes' with ≥ quorum identical votes and no other vote, else
+ * 'referee').
  * Fail: the true result is computed from step 0, every vote is marked wrong (trust lost) and the
  * task reopens for one fresh replica from a worker that never held it; a later vote for the true
  * digest settles it by the referee's verdict (./referee.ts).
@@ -91,7 +95,7 @@ interface AuditTask {
   task_id: Hex;
   spec: AnyTaskSpec;
   audit: AuditRecord | null;
-  referee: { right?: Hex | null } | null;
+  referee: { right?: Hex | null; winner?: Hex } | null;
 }
 
 /** Audits every task waiting for it whose states are in (or given up on); returns how many were decided. */
@@ -219,7 +223,8 @@ async function auditOne(db: Db, store: Store, task: AuditTask, opts: AuditOption
         q,
         task.task_id,
         result.digest as Hex,
-        decidedBy(votes.length, 0, store.opts.quorum, false),
+        // A side the referee supported against other votes needs the referee's verdict on chain.
+        decidedBy(votes.length, 0, store.opts.quorum, task.referee?.winner !== undefined),
       );
     } else {
       // The referee's verdict is the true digest; a later vote for it settles the task.

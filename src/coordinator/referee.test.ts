@@ -1,6 +1,7 @@
 /**
  * The referee recomputes only the diverging checkpoint interval, from the agreed state a voter
- * uploads (checked against the agreed stateHash), and falls back to step 0 when none arrives.
+ * uploads (checked against the agreed stateHash), and falls back to step 0 when none arrives; the side
+ * it supports then goes to the audit.
  * Real coordinator (HTTP API, PGlite), real headless worker (CPU engine), real CPU referee.
  */
 import type { Hex, LocalAccount } from 'viem';
@@ -140,11 +141,12 @@ describe('referee over one checkpoint interval', () => {
     expect(uploaded).toMatchObject({ type: 'state', taskId: honest.taskId, step: 6, uploaded: true });
     expect(await refereePending(db, refereeStore())).toBe(1);
 
+    // The supported side goes on to the audit (store.test.ts has the rest of its way).
     const after = await task(honest.taskId as Hex);
-    expect(after.state).toBe('agreed');
-    expect(after.agreed_digest).toBe(honest.digest);
+    expect(after.state).toBe('auditing');
     expect(after.referee).toMatchObject({
-      right: honest.digest,
+      winner: honest.digest,
+      right: null,
       wrong: [wrong.digest],
       start: 'uploaded',
       startStep: 6,
@@ -193,8 +195,8 @@ describe('referee over one checkpoint interval', () => {
     await new Promise((r) => setTimeout(r, STATE_WAIT_MS));
     expect(await refereePending(db, refereeStore())).toBe(1);
     const after = await task(taskId);
-    expect(after.agreed_digest).toBe(honest.digest);
     expect(after.referee).toMatchObject({
+      winner: honest.digest,
       wrong: [wrong.digest],
       start: 'fallback',
       startStep: 0,
@@ -230,7 +232,7 @@ describe('referee over one checkpoint interval', () => {
     await submitAs(b, divergentResult(early, 0));
     expect(await refereePending(db, refereeStore())).toBe(1); // decided at once, from the initial weights
     expect((await task(early.taskId as Hex)).referee).toMatchObject({
-      right: early.digest,
+      winner: early.digest,
       start: 'initial',
       startStep: 0,
       stepsRecomputed: 2,

@@ -17,7 +17,7 @@ import { loadDataset } from '../data/node.ts';
 import { CpuTrainer, resultOf, runSteps, stateHashOf, trainCpu } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
 import type { AnyTaskSpec, Checkpoint, TaskResult } from '../protocol/index.ts';
-import type { Db } from './db.ts';
+import type { Db, Queryable } from './db.ts';
 import { StateExchange } from './states.ts';
 import type { Store } from './store.ts';
 
@@ -152,14 +152,23 @@ async function startState(
   return Date.now() - request.requestedAt < stateWaitMs ? 'wait' : { start: 'fallback' };
 }
 
+async function countVotes(q: Queryable, taskId: Hex, digest: Hex): Promise<number> {
+  const [{ n }] = await q.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM votes WHERE task_id = $1 AND digest = $2 AND verdict <> 'vetoed'`,
+    [taskId, digest],
+  );
+  return n;
+}
+
 /**
  * Referees every task waiting for it whose start state is settled (uploaded, not needed, or given up
  * on); returns how many were decided. A task whose state request is still open is left for a later call.
  *
- * Any disagreement comes here (no 2-of-3 shortcut). The side the recomputation supports wins even
- * when it is a single vote (decided_by 'referee': the settler attaches the referee's verdict); every
- * other vote is wrong. When no side is right, the true result is computed from step 0, every vote is
- * marked wrong and the task reopens for a fresh replica, which then only has to match that digest.
+ * Any disagreement comes here (no 2-of-3 shortcut). Every side the recomputation refutes is wrong;
+ * the side it supports goes on to the audit (./audit.ts), and wins when that passes, even as a single
+ * vote (decided_by 'referee': the settler attaches the referee's verdict). When no side is right,
+ * the true result is computed from step 0, every vote is marked wrong and the task reopens for a
+ * fresh replica, which then only has to match that digest.
  */
 export async function refereePending(
   db: Db,
@@ -200,19 +209,24 @@ export async function refereePending(
         [task.task_id],
       );
       if (row.state !== 'refereeing') return 'raced'; // another coordinator got there first
+      const winnerVotes =
+        right && votes.some((v) => v.digest === right) ? await countVotes(q, task.task_id, right) : 0;
+      // A side the recomputation supports was only checked up to the first divergence: it may be wrong
+      // later (a cabal holding both replicas can split on purpose). Unless the truth was known before,
+      // that side goes to the audit like identical votes do, and only a passed audit decides it.
+      const auditWinner = Boolean(verdict?.right) && winnerVotes >= (store.opts.refereeQuorum ?? 1);
       if (verdict) {
-        const stored = { ...verdict, right: verdict.right ?? verdict.trueDigest ?? null };
+        const stored = auditWinner
+          ? { ...verdict, right: null, winner: verdict.right }
+          : { ...verdict, right: verdict.right ?? verdict.trueDigest ?? null };
         await q.query('UPDATE tasks SET referee = $2::jsonb WHERE task_id = $1', [
           task.task_id,
           JSON.stringify(stored),
         ]);
       }
-      if (right && votes.some((v) => v.digest === right)) {
-        const [{ n }] = await q.query<{ n: number }>(
-          'SELECT count(*)::int AS n FROM votes WHERE task_id = $1 AND digest = $2',
-          [task.task_id, right],
-        );
-        if (n < (store.opts.refereeQuorum ?? 1)) return store.reopenFor(q, task.task_id, right);
+      if (right && winnerVotes > 0) {
+        if (auditWinner) return store.auditWinner(q, task.task_id, right);
+        if (winnerVotes < (store.opts.refereeQuorum ?? 1)) return store.reopenFor(q, task.task_id, right);
         await store.decide(q, task.task_id, right, 'referee');
         return 'decided';
       }

@@ -119,6 +119,10 @@ for (const { name, open } of DATABASES) {
       expect(await store.submit(s[0], l0.leaseId, honest, '0x')).toBe('refereeing');
       expect(await store.lease(s[2])).toBeNull(); // no third replica for a colluder to grab
       await refereePending(db.db, store);
+      // The refuted side is wrong at once; the supported side is audited before it wins.
+      expect(await taskRow(honest.taskId)).toMatchObject({ state: 'auditing' });
+      expect(await verdicts(honest.taskId)).toEqual(['pending', 'wrong']);
+      expect(await audit()).toBe(1);
       expect(await taskRow(honest.taskId)).toMatchObject({
         state: 'agreed',
         agreed_digest: honest.digest,
@@ -126,6 +130,35 @@ for (const { name, open } of DATABASES) {
       });
       expect(await verdicts(honest.taskId)).toEqual(['majority', 'wrong']);
       expect(await store.trustOf(worker(4))).toEqual({ audited: 0, failures: 1 });
+    });
+
+    it("audits the referee's winner: a side wrong only after the first divergence does not settle", async () => {
+      const honest = await honestResult(105);
+      // A cabal holding both replicas splits on purpose: one side wrong from the first checkpoint,
+      // the other (the one the referee will support) wrong only at the last.
+      const early = divergentResult(honest, 0);
+      const late = divergentResult(honest, honest.checkpoints.length - 1);
+      await store.addTask(tinySpec(105));
+      const s = await Promise.all([12, 13, 14].map((i) => sessionFor(store, i)));
+      const l0 = (await store.lease(s[0]))!;
+      const l1 = (await store.lease(s[1]))!;
+      await store.submit(s[0], l0.leaseId, early, '0x');
+      expect(await store.submit(s[1], l1.leaseId, late, '0x')).toBe('refereeing');
+      await refereePending(db.db, store);
+      expect(await taskRow(honest.taskId)).toMatchObject({ state: 'auditing' });
+      // No states uploaded (stateWaitMs 0): the audit recomputes from step 0 and refutes the late side.
+      expect(await audit()).toBe(1);
+      expect(await taskRow(honest.taskId)).toMatchObject({ state: 'open' });
+      expect(await verdicts(honest.taskId)).toEqual(['wrong', 'wrong']);
+      const fresh = (await store.lease(s[2]))!;
+      expect(fresh.taskId).toBe(honest.taskId);
+      expect(await store.submit(s[2], fresh.leaseId, honest, '0x')).toBe('refereeing');
+      await refereePending(db.db, store);
+      expect(await taskRow(honest.taskId)).toMatchObject({
+        state: 'agreed',
+        agreed_digest: honest.digest,
+        decided_by: 'referee',
+      });
     });
 
     it('reissues an expired lease and refuses the late result as stale', async () => {

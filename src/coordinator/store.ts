@@ -655,6 +655,20 @@ export class Store {
     return 'open';
   }
 
+  /**
+   * The referee refuted every side but `winner`'s: those votes are wrong (trust lost now), and the
+   * winner's go to the audit (state 'auditing', a fresh draw), which decides the task if it passes.
+   */
+  async auditWinner(q: Queryable, taskId: Hex, winner: Hex): Promise<'auditing'> {
+    await q.query(
+      `UPDATE votes SET verdict = 'wrong' WHERE task_id = $1 AND digest <> $2 AND verdict = 'pending'`,
+      [taskId, winner],
+    );
+    await this.recordTrust(q, taskId);
+    await q.query(`UPDATE tasks SET state = 'auditing', audit = NULL WHERE task_id = $1`, [taskId]);
+    return 'auditing';
+  }
+
   /** A task's votes that count in its agreement: all but the vetoed ones (./veto.ts). */
   private async countedVotes(q: Queryable, taskId: Hex): Promise<number> {
     const [{ n }] = await q.query<{ n: number }>(
