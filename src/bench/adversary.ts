@@ -44,6 +44,7 @@ export const ATTACKS = [
   'fabricate',
   'veto-expiry',
   'veto-revoke',
+  'split',
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
@@ -72,6 +73,9 @@ Attacks (default: all, 'none' first as the baseline):
                     (run with the minimum grant lifetime lowered to 1 s: the default
                     24 h refuses those grants outright)
   veto-revoke       colluders vote the honest digest, then revoke their session key on chain
+  split             colluders pair up as in burst-release and split on purpose: one side wrong
+                    from the first checkpoint, the other trained honestly and wrong only at the
+                    last (so the referee, checking the first divergence, supports it)
 
 Per line: settled tasks, wrong digests settled on chain (against the CPU reference), honest
 workers' share of leases and of rewards, strikes on honest / dishonest workers, failed tasks,
@@ -288,7 +292,12 @@ async function honestLoop(net: Network, peer: Peer) {
  * Colluders lease together at one instant, keep the tasks whose every wanted replica they hold
  * (`answer` gives their common result) and release the rest at once.
  */
-async function burstLoop(net: Network, cabal: Peer[], answer: (lease: Lease) => Promise<TaskResult>) {
+async function burstLoop(
+  net: Network,
+  cabal: Peer[],
+  answer: (lease: Lease) => Promise<TaskResult>,
+  firstAnswer?: (lease: Lease) => TaskResult,
+) {
   while (!net.stop.aborted) {
     const got = await Promise.all(cabal.map((p) => p.lease()));
     const byTask = new Map<Hex, { peer: Peer; lease: Lease }[]>();
@@ -300,7 +309,10 @@ async function burstLoop(net: Network, cabal: Peer[], answer: (lease: Lease) => 
       [...byTask.values()].map(async (held) => {
         if (held.length >= net.quorum) {
           const result = await answer(held[0].lease);
-          await Promise.all(held.map(({ peer, lease }) => peer.submit(lease.leaseId, result)));
+          const first = firstAnswer?.(held[0].lease) ?? result;
+          await Promise.all(
+            held.map(({ peer, lease }, i) => peer.submit(lease.leaseId, i === 0 ? first : result)),
+          );
         } else {
           await Promise.all(held.map(({ peer, lease }) => peer.release(lease.leaseId)));
         }
@@ -308,6 +320,40 @@ async function burstLoop(net: Network, cabal: Peer[], answer: (lease: Lease) => 
     );
     if (byTask.size === 0) await sleep(25);
   }
+}
+
+/** The honest result with only its last checkpoint changed (digest recomputed): wrong late. */
+function wrongAtLast(honest: TaskResult): TaskResult {
+  const checkpoints = honest.checkpoints.map((c, i) =>
+    i < honest.checkpoints.length - 1
+      ? c
+      : { step: c.step, stateHash: keccak256(stringToHex(`late:${c.stateHash}`)) },
+  );
+  return buildTaskResult({
+    taskId: honest.taskId as Hex,
+    valCorrect: honest.valCorrect,
+    valCount: honest.valCount,
+    valLoss: BigInt(honest.valLoss),
+    weightsHash: honest.weightsHash as Hex,
+    checkpoints,
+  });
+}
+
+/**
+ * A deliberate split on the tasks the cabal holds entirely: the first holder submits a result wrong
+ * from the first checkpoint, the others one trained honestly and wrong only at the last, which the
+ * referee (checking the first divergence) supports unless its winner is audited.
+ */
+async function splitLoop(net: Network, cabal: Peer[]) {
+  await burstLoop(
+    net,
+    cabal,
+    async (l) => {
+      net.stats.trained(l.taskId);
+      return wrongAtLast((await net.reference.compute(l.spec)).result);
+    },
+    (l) => fabricated(l.taskId, l.spec),
+  );
 }
 
 /** Colluders lie on every task they get and poll hard, to take the extra replica a split opens. */
@@ -429,6 +475,8 @@ function colluderLoops(net: Network, attack: Attack, cabal: Peer[]): Promise<unk
       return cabal.map((p) => vetoLoop(net, p, 'expire'));
     case 'veto-revoke':
       return cabal.map((p) => vetoLoop(net, p, 'revoke'));
+    case 'split':
+      return [splitLoop(net, cabal)];
   }
 }
 
