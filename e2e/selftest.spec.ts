@@ -19,6 +19,9 @@ test('the engine Worker reports a WebGPU adapter and passes the bit-exact self-t
   await expect(selfTest).toBeVisible({ timeout: 120_000 });
   await expect(selfTest).toHaveAttribute('data-passed', 'true');
   await expect(page.getByTestId('selftest-verdict')).toContainText('passed on webgpu');
+  // The pinned conv (spec v2) vectors ran in the Worker too, bit for bit.
+  for (const name of ['conv-pool-flatten', 'conv-stride-residual-gap'])
+    await expect(selfTest.getByText(`training vector ${name}`)).toBeVisible();
 
   await page.screenshot({ path: testInfo.outputPath('contribute-selftest.png'), fullPage: true });
   expect(errors).toEqual([]);

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DATASETS } from '../data/catalog.ts';
 import { loadDataset } from '../data/node.ts';
-import { parseTaskSpec, type TaskSpec } from '../protocol/spec.ts';
+import { parseAnyTaskSpec, parseTaskSpec, type TaskSpec, type TaskSpecV2 } from '../protocol/spec.ts';
 import { trainCpu } from './train-cpu.ts';
 
 const blobs = { name: 'blobs', sha256: DATASETS.blobs.sha256 };
@@ -34,7 +34,7 @@ const base = (
     checkpointEvery: every,
   });
 
-const cases: { name: string; spec: TaskSpec }[] = [
+const cases: { name: string; spec: TaskSpec | TaskSpecV2 }[] = [
   { name: 'relu-16', spec: base([{ units: 16, activation: 'relu', residual: false }], {}) },
   {
     name: 'gelu-32-residual',
@@ -63,6 +63,52 @@ const cases: { name: string; spec: TaskSpec }[] = [
     spec: base([{ units: 64, activation: 'relu', residual: true }], { seed: 4, steps: 9 }, 9),
   },
 ];
+
+/** Conv (spec v2) vectors: blobs read as 1×8×8 images, so the self-test needs no download. */
+const conv = (layers: TaskSpecV2['model']['layers'], seed: number, every = 4) =>
+  parseAnyTaskSpec({
+    v: 2,
+    dataset: blobs,
+    split: { seed: 7, validation: 128 },
+    model: { input: { channels: 1, height: 8, width: 8 }, classes: 4, layers },
+    training: {
+      optimizer: 'sgd',
+      batch: 16,
+      steps: 12,
+      seed,
+      learningRateQ16: 4915,
+      momentumQ16: 58982,
+      weightDecayQ24: 0,
+    },
+    checkpointEvery: every,
+  });
+
+cases.push(
+  {
+    name: 'conv-pool-flatten',
+    spec: conv(
+      [
+        { op: 'conv', channels: 4, kernel: 3, stride: 1, activation: 'relu', residual: false },
+        { op: 'maxpool' },
+        { op: 'conv', channels: 6, kernel: 3, stride: 1, activation: 'leaky_relu', residual: false },
+        { op: 'flatten' },
+      ],
+      5,
+    ),
+  },
+  {
+    name: 'conv-stride-residual-gap',
+    spec: conv(
+      [
+        { op: 'conv', channels: 4, kernel: 5, stride: 2, activation: 'gelu', residual: false },
+        { op: 'conv', channels: 4, kernel: 3, stride: 1, activation: 'hardtanh', residual: true },
+        { op: 'gap' },
+      ],
+      6,
+      3,
+    ),
+  },
+);
 
 const dataset = await loadDataset('blobs');
 const vectors = [];
