@@ -23,9 +23,6 @@ import { type Db, openDb } from '../coordinator/db.ts';
 import { DEFAULT_RATE_LIMITS } from '../coordinator/rate-limits.ts';
 import { type Coordinator, startCoordinator } from '../coordinator/service.ts';
 import { startTestChain, type TestChain, tinySpec } from '../coordinator/testing.ts';
-import { loadDataset } from '../data/node.ts';
-import { trainCpuRun } from '../engine/train-cpu.ts';
-import type { TrainState } from '../engine/types.ts';
 import {
   type AnyTaskSpec,
   buildTaskResult,
@@ -34,6 +31,7 @@ import {
   type TaskResult,
   taskIdOf,
 } from '../protocol/index.ts';
+import { ReferenceRuns } from './reference-runs.ts';
 
 export const ATTACKS = [
   'none',
@@ -122,31 +120,6 @@ export interface AttackLine {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The CPU reference's result and checkpoint states per task, computed once (honest workers agree bit for bit). */
-class Reference {
-  private readonly runs = new Map<Hex, Promise<{ result: TaskResult; states: TrainState[] }>>();
-
-  compute(spec: AnyTaskSpec): Promise<{ result: TaskResult; states: TrainState[] }> {
-    const taskId = taskIdOf(spec);
-    let run = this.runs.get(taskId);
-    if (!run) {
-      run = (async () => {
-        const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
-        const states: TrainState[] = [];
-        const { result } = await trainCpuRun(spec, dataset, { onCheckpoint: (s) => states.push(s) });
-        return { result, states };
-      })();
-      this.runs.set(taskId, run);
-    }
-    return run;
-  }
-
-  async state(taskId: Hex, step: number): Promise<TrainState | undefined> {
-    const run = await this.runs.get(taskId);
-    return run?.states.find((s) => s.step === step);
-  }
-}
 
 /** One worker identity speaking HTTP to the coordinator (the shipped browser-safe client). */
 class Peer {
@@ -260,7 +233,7 @@ interface Network {
   coordinator: Coordinator;
   chain: TestChain;
   db: Db;
-  reference: Reference;
+  reference: ReferenceRuns;
   specs: Map<Hex, AnyTaskSpec>;
   stats: RunStats;
   opts: Options;
@@ -582,7 +555,7 @@ async function runAttack(attack: Attack, opts: Options, index: number): Promise<
     coordinator,
     chain,
     db,
-    reference: new Reference(),
+    reference: new ReferenceRuns(),
     specs: new Map(),
     stats,
     opts,

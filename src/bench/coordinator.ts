@@ -23,7 +23,6 @@ import { startCoordinator } from '../coordinator/service.ts';
 import { tinySpec } from '../coordinator/testing.ts';
 import { loadDataset } from '../data/node.ts';
 import { trainCpuRun } from '../engine/train-cpu.ts';
-import type { TrainState } from '../engine/types.ts';
 import {
   type CambrianDomain,
   cambrianDomain,
@@ -32,7 +31,6 @@ import {
   signSessionGrant,
 } from '../protocol/eip712.ts';
 import {
-  type AnyTaskSpec,
   checkpointSteps,
   enableWasmKeccak,
   keccakBytes,
@@ -40,6 +38,7 @@ import {
   type TaskResult,
   traceRoot,
 } from '../protocol/index.ts';
+import { ReferenceRuns } from './reference-runs.ts';
 
 export const help = `usage: cambrian bench coordinator [--workers 1000] [--rounds 4] [--load-think-ms 2000] [--load-rounds 5]
                                  [--think-ms N] [--audits] [--database-url URL] [--out DIR] [--json]
@@ -106,33 +105,10 @@ function fakeResult(lease: Lease): TaskResult {
   return { ...metrics, valLoss: '123456', checkpoints, digest: resultDigest(metrics) };
 }
 
-/** The CPU reference's result and checkpoint states per task (load generator side, computed once). */
-class TrueResults {
-  private readonly runs = new Map<Hex, Promise<{ result: TaskResult; states: TrainState[] }>>();
-
-  get(taskId: Hex, spec: AnyTaskSpec) {
-    let run = this.runs.get(taskId);
-    if (!run) {
-      run = (async () => {
-        const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
-        const states: TrainState[] = [];
-        const { result } = await trainCpuRun(spec, dataset, { onCheckpoint: (s) => states.push(s) });
-        return { result, states };
-      })();
-      this.runs.set(taskId, run);
-    }
-    return run;
-  }
-
-  async state(taskId: Hex, step: number): Promise<TrainState | undefined> {
-    return (await this.runs.get(taskId))?.states.find((s) => s.step === step);
-  }
-}
-
 /** Uploads the state an audit asked for (from the true results); false when it is not held. */
 async function answer(
   client: CoordinatorClient,
-  truth: TrueResults,
+  truth: ReferenceRuns,
   request: StateRequest,
 ): Promise<boolean> {
   const state = await truth.state(request.taskId, request.step);
@@ -234,7 +210,7 @@ async function loadGenerator(
   audits: boolean,
 ): Promise<LoadReport> {
   await enableWasmKeccak();
-  const truth = new TrueResults();
+  const truth = new ReferenceRuns();
   const fetchImpl = pooledFetch(256);
   const t0 = performance.now();
   const clients = await Promise.all(
@@ -288,7 +264,7 @@ async function loadGenerator(
           report.noWork++;
           continue;
         }
-        const result = audits ? (await truth.get(lease.taskId, lease.spec)).result : fakeResult(lease);
+        const result = audits ? (await truth.compute(lease.spec)).result : fakeResult(lease);
         // Simulated training time, jittered so workers do not move in lockstep.
         if (thinkMs > 0) await new Promise((r) => setTimeout(r, thinkMs * (0.5 + Math.random())));
         const s0 = performance.now();
@@ -315,7 +291,7 @@ async function loadGenerator(
  * After the rounds: every worker keeps answering state requests (polling every 1–2 s) until stdin
  * closes, so the audits of the last rounds' tasks get their states.
  */
-async function serveStates(clients: CoordinatorClient[], truth: TrueResults): Promise<void> {
+async function serveStates(clients: CoordinatorClient[], truth: ReferenceRuns): Promise<void> {
   let open = true;
   process.stdin.on('close', () => (open = false)).on('end', () => (open = false));
   process.stdin.resume();

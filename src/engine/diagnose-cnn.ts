@@ -18,6 +18,7 @@ import { isV2, parseAnyTaskSpec, type TaskSpecV2 } from '../protocol/spec.ts';
 import { floatCnnLossAndGradient, trainFloatCnn } from './float-reference.ts';
 import { maxAbs, quantShift } from './ops/quantize.ts';
 import type { CpuProgram } from './program-cpu.ts';
+import { cosine, norm } from './similarity.ts';
 import { CpuTrainer } from './train-cpu.ts';
 
 const { values, positionals } = parseArgs({
@@ -64,19 +65,6 @@ const trainer = new CpuTrainer(spec, dataset);
 // The program's buffers, to read the step's tensors (z, gz, max-abs slots) after computeGradients.
 const cpu = (trainer as unknown as { cpu: CpuProgram }).cpu;
 const { layers } = trainer.plan.model;
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb || 1);
-}
-const norm = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0));
 
 /** The stage index of each weight layer (the buffers z<i>, gz<i> are named by stage). */
 function weightStageIndices(s: TaskSpecV2): number[] {

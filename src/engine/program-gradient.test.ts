@@ -10,6 +10,7 @@ import { DATASETS } from '../data/catalog.ts';
 import { loadDataset } from '../data/node.ts';
 import { type Layer, TaskSpecV2Schema } from '../protocol/spec.ts';
 import { floatCnnLossAndGradient } from './float-reference.ts';
+import { cosine, norm } from './similarity.ts';
 import { CpuTrainer } from './train-cpu.ts';
 
 const mnist = await loadDataset('mnist');
@@ -59,19 +60,6 @@ const NETS: [string, Layer[]][] = [
     ],
   ],
 ];
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
-}
-const norm = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0));
 
 describe('compiled v2 program: gradient vs float32 at the same weights', () => {
   for (const [name, layers] of NETS) {

@@ -3,6 +3,7 @@ import { loadDataset } from '../data/node.ts';
 import { type Activation, parseTaskSpec, type TaskSpec } from '../protocol/spec.ts';
 import { floatBatchLoss } from './float-reference.ts';
 import { randomSpec } from './random-spec.ts';
+import { cosine } from './similarity.ts';
 import { CpuTrainer, runCpuInterval, trainCpu, trainCpuRun } from './train-cpu.ts';
 import type { TrainState } from './types.ts';
 
@@ -27,18 +28,6 @@ function blobSpec(
     },
     checkpointEvery: 7,
   });
-}
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i] * b[i];
-    aa += a[i] * a[i];
-    bb += b[i] * b[i];
-  }
-  return ab / Math.sqrt(aa * bb);
 }
 
 describe('integer backward against float64 finite differences', () => {
