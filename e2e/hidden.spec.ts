@@ -74,7 +74,9 @@ async function launchChromium(
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
     }
-    rmSync(profile, { recursive: true, force: true });
+    // Chromium's helper processes may still be writing to the profile just after the browser exits
+    // (ENOTEMPTY on a loaded machine): retry the removal instead of failing the test on its clean-up.
+    rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   };
   try {
     const endpoint = await devToolsEndpoint(child);
