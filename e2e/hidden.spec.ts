@@ -67,15 +67,18 @@ async function launchChromium(
       '--window-size=1280,900',
       'about:blank',
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    // Its own process group, so that stop() can end Chromium's helper processes too.
+    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   );
   const stop = async () => {
     if (child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      signalGroup(child, 'SIGTERM');
+      await exited;
     }
-    // Chromium's helper processes may still be writing to the profile just after the browser exits
-    // (ENOTEMPTY on a loaded machine): retry the removal instead of failing the test on its clean-up.
+    // Helper processes outlive the browser process for a moment and keep writing to the profile
+    // (ENOTEMPTY on its removal in a fresh-clone CI run): end the whole group, then remove it.
+    signalGroup(child, 'SIGKILL');
     rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   };
   try {
@@ -84,6 +87,15 @@ async function launchChromium(
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/** Signals every process of the child's group; none left is fine. */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, signal);
+  } catch {
+    // ESRCH: the group is gone already
   }
 }
 
