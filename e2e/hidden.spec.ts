@@ -46,8 +46,11 @@ test.beforeAll(async () => {
 
 test.afterAll(async () => {
   await browser?.close().catch(() => {});
-  await stopChromium?.();
-  await stack?.stop();
+  try {
+    await stopChromium?.();
+  } finally {
+    await stack?.stop(); // the chain and coordinator go even when Chromium's clean-up fails
+  }
 });
 
 /** Debian's Chromium with a DevTools port, attached without Playwright's per-page overrides. */
