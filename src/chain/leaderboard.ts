@@ -9,9 +9,9 @@ import { specCounts } from '../nas/spaces.ts';
 import { type AnyTaskSpec, type HiddenLayer, isV2, parseAnyTaskSpec, taskIdOf } from '../protocol/spec.ts';
 import { type BlockRange, type ChainPublicClient, readSettledEvents, settlementAbi } from './client.ts';
 
-export interface ChainLeaderboardEntry {
+/** A ranked model: what the coordinator's leaderboard and the one rebuilt from the chain share. */
+export interface RankedModel {
   rank: number;
-  seq: bigint;
   taskId: Hex;
   spec: AnyTaskSpec;
   /** An MLP's hidden layers (empty for a conv model: see `spec.model.layers`). */
@@ -25,6 +25,10 @@ export interface ChainLeaderboardEntry {
   valLoss: string;
   weightsHash: Hex;
   digest: Hex;
+}
+
+export interface ChainLeaderboardEntry extends RankedModel {
+  seq: bigint;
   txHash: Hash;
   blockNumber: bigint;
 }

@@ -4,26 +4,13 @@
  * against the contract's TaskSettled events.
  */
 import type { Hex } from 'viem';
+import type { RankedModel } from '../chain/leaderboard.ts';
 import { specCounts } from '../nas/spaces.ts';
 import { ONLINE_WINDOW_MS, type SearchStatus, type TaskView } from '../protocol/http.ts';
-import { type AnyTaskSpec, type HiddenLayer, isV2, type TaskResult } from '../protocol/index.ts';
+import { type AnyTaskSpec, isV2, type TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 
-export interface LeaderboardEntry {
-  rank: number;
-  taskId: Hex;
-  spec: AnyTaskSpec;
-  /** An MLP's hidden layers (empty for a conv model: see `spec.model.layers`). */
-  hidden: HiddenLayer[];
-  params: number;
-  flops: number;
-  steps: number;
-  valCorrect: number;
-  valCount: number;
-  accuracy: number;
-  valLoss: string;
-  weightsHash: Hex;
-  digest: Hex;
+export interface LeaderboardEntry extends RankedModel {
   txHash: Hex | null;
   settledAt: number | null;
 }
