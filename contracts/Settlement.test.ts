@@ -121,6 +121,13 @@ async function sessions(fx: Fixture, count: number, lifetime = 3600n, from = 0):
   );
 }
 
+/** Sends a transaction and waits until it is mined: anvil answers `eth_sendRawTransaction` before the block lands,
+ * so a read right after an unawaited write may still see the old state (it did, once, in CI). */
+async function mined(conn: SigningConnection, request: Parameters<SigningConnection['wallet']['writeContract']>[0]) {
+  const hash = await conn.wallet.writeContract(request);
+  return conn.publicClient.waitForTransactionReceipt({ hash });
+}
+
 const wrongDigest = (n: number): Hex => keccak256(toHex(`wrong ${n}`));
 
 /** The first `agree` sessions vote for the true digest, the rest for one wrong digest. */
@@ -465,7 +472,7 @@ describe('grants', () => {
       args: [fx.address],
     });
     const wallet = (await admin.publicClient.waitForTransactionReceipt({ hash: deployTx })).contractAddress!;
-    await admin.wallet.writeContract({
+    await mined(admin, {
       address: wallet,
       abi: attacker.abi,
       functionName: 'setBurnGas',
@@ -634,7 +641,7 @@ describe('a stolen coordinator key (finding: the coordinator key alone can empty
         }),
       ),
     ).toBe('UnknownCommitment');
-    await admin.wallet.writeContract({
+    await mined(admin, {
       address: fx.address,
       abi: settlementAbi,
       functionName: 'voidBatch',
@@ -730,7 +737,7 @@ describe('terms and funds (info findings)', () => {
       })
       .catch((e) => e);
     expect(contractErrorOf(tooMuch)?.errorName).toBe('WithdrawTooLarge');
-    await sponsor.wallet.writeContract({
+    await mined(sponsor, {
       address: fx.address,
       abi: settlementAbi,
       functionName: 'withdraw',
