@@ -123,7 +123,10 @@ async function sessions(fx: Fixture, count: number, lifetime = 3600n, from = 0):
 
 /** Sends a transaction and waits until it is mined: anvil answers `eth_sendRawTransaction` before the block lands,
  * so a read right after an unawaited write may still see the old state (it did, once, in CI). */
-async function mined(conn: SigningConnection, request: Parameters<SigningConnection['wallet']['writeContract']>[0]) {
+async function mined(
+  conn: SigningConnection,
+  request: Parameters<SigningConnection['wallet']['writeContract']>[0],
+) {
   const hash = await conn.wallet.writeContract(request);
   return conn.publicClient.waitForTransactionReceipt({ hash });
 }
