@@ -41,7 +41,8 @@ import {
 import { ReferenceRuns } from './reference-runs.ts';
 
 export const help = `usage: cambrian bench coordinator [--workers 1000] [--rounds 4] [--load-think-ms 2000] [--load-rounds 5]
-                                 [--think-ms N] [--audits] [--database-url URL] [--out DIR] [--json]
+                                 [--think-ms N] [--audits] [--recompute-threads N] [--database-url URL]
+                                 [--out DIR] [--json]
 
 Starts a coordinator (PGlite in memory unless --database-url) and a second process simulating
 --workers workers that each open a session, then lease, sign and submit results; every vote's
@@ -63,7 +64,9 @@ states=1, as the headless worker and the tab do), so every task is audited as in
 (a random checkpoint interval recomputed from uploaded states, and the validation). After the
 rounds the workers keep answering state requests until no task is left auditing; the
 coordinator's CPU is counted until then, and reported per accepted result and as a share of one
-task's training CPU (the CPU reference training one task of the benchmark's shape).`;
+task's training CPU (the CPU reference training one task of the benchmark's shape).
+--recompute-threads N: threads for the audits and the referee (default: cores − 1, at most 2; 0 runs
+them on the event loop, as before they had threads: run both to compare).`;
 
 const DOMAIN = cambrianDomain(31337, '0x5FbDB2315678afecb367f032d93F642f64180aa3');
 
@@ -343,6 +346,7 @@ async function runPhase(opts: {
   /** Keeps the phases' tasks apart when they share a PostgreSQL database. */
   seedBase: number;
   audits: boolean;
+  recomputeThreads?: number;
 }): Promise<PhaseSummary> {
   const { workers, rounds, thinkMs } = opts;
   const trainMs = opts.audits ? await trainCpuMsPerTask(opts.seedBase + 900_000) : undefined;
@@ -356,6 +360,7 @@ async function runPhase(opts: {
     queue: { leaseMs: 600_000, maxLiveLeases: 1_000_000, stateWaitMs: 60_000 },
     // A thousand simulated workers share one loopback address and open their sessions at once.
     rateLimits: false,
+    recomputeThreads: opts.recomputeThreads,
   });
   const tasks = Math.ceil((workers * rounds) / 2);
   const t0 = performance.now();
@@ -505,6 +510,7 @@ export async function run(argv: string[]): Promise<number> {
     json: { type: 'boolean', default: false },
     'load-generator': { type: 'string' },
     audits: { type: 'boolean', default: false },
+    'recompute-threads': { type: 'string' },
   });
   const workers = intOption(o.workers, '--workers', 1000, 1);
   const rounds = intOption(o.rounds, '--rounds', 4, 1);
@@ -541,6 +547,10 @@ export async function run(argv: string[]): Promise<number> {
       databaseUrl: o['database-url'],
       seedBase: 10_000 + i * 1_000_000,
       audits: o.audits ?? false,
+      recomputeThreads:
+        o['recompute-threads'] === undefined
+          ? undefined
+          : intOption(o['recompute-threads'], '--recompute-threads', 1, 0),
     });
     summaries.push(summary);
     if (!o.json) printPhase(summary);

@@ -24,10 +24,12 @@
 import { randomInt } from 'node:crypto';
 import type { Hex } from 'viem';
 import { loadDataset } from '../data/node.ts';
-import { CpuTrainer, hashI32, runSteps, stateHashOf, trainCpu } from '../engine/train-cpu.ts';
+import { CpuTrainer, hashI32, runSteps, stateHashOf } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
 import { type AnyTaskSpec, checkpointSteps, type TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
+import type { Recompute } from './recompute-pool.ts';
+import { recomputeTask } from './referee.ts';
 import type { StateExchange } from './states.ts';
 import type { Store } from './store.ts';
 import { decidedBy } from './trust-policy.ts';
@@ -89,6 +91,10 @@ export interface AuditOptions {
   /** How long to wait for a voter's uploads before recomputing from step 0. */
   stateWaitMs: number;
   log?: (msg: string) => void;
+  /** Where the recomputations run (the coordinator's threads, ./recompute-pool.ts); default here. */
+  recompute?: Pick<Recompute, 'audit' | 'truth'>;
+  /** Audits in flight at once within a pass (default 1). */
+  parallel?: number;
 }
 
 interface AuditTask {
@@ -111,11 +117,14 @@ export async function auditPending(db: Db, store: Store, opts: AuditOptions): Pr
       )
     ).map((r) => `${r.task_id}:${r.step}`),
   );
+  const ready = tasks.filter((task) => !stillWaiting(task, uploaded, opts.stateWaitMs));
   let decided = 0;
-  for (const task of tasks) {
-    if (stillWaiting(task, uploaded, opts.stateWaitMs)) continue;
-    if (await auditOne(db, store, task, opts)) decided++;
-  }
+  // Several audits in flight overlap one's queries with another's recomputation (on a thread).
+  let next = 0;
+  const lane = async () => {
+    while (next < ready.length) if (await auditOne(db, store, ready[next++], opts)) decided++;
+  };
+  await Promise.all(Array.from({ length: Math.min(opts.parallel ?? 1, ready.length) }, lane));
   return decided;
 }
 
@@ -137,6 +146,7 @@ function stillWaiting(task: AuditTask, uploaded: Set<string>, stateWaitMs: numbe
 }
 
 async function auditOne(db: Db, store: Store, task: AuditTask, opts: AuditOptions): Promise<boolean> {
+  const recompute = opts.recompute ?? { audit: auditResult, truth: recomputeTask };
   const votes = await db.query<{ worker: string; digest: Hex; result: TaskResult }>(
     `SELECT worker, digest, result FROM votes WHERE task_id = $1 AND verdict = 'pending' ORDER BY received_at`,
     [task.task_id],
@@ -180,23 +190,21 @@ async function auditOne(db: Db, store: Store, task: AuditTask, opts: AuditOption
     if (Date.now() - record.drawnAt < opts.stateWaitMs) return false;
     // No states: recompute the task from step 0 and compare digests.
     start = 'fallback';
-    const dataset = await loadDataset(task.spec.dataset.name, task.spec.dataset.sha256);
-    const truth = await trainCpu(task.spec, dataset);
+    const truth = await recompute.truth(task.spec);
     outcome = {
       passed: truth.digest === result.digest,
       reason: truth.digest === result.digest ? undefined : 'the task recomputed from step 0 differs',
       stepsRecomputed: task.spec.training.steps,
       validated: truth.valCount,
     };
-    if (!outcome.passed) record.trueDigest = truth.digest as Hex;
+    if (!outcome.passed) record.trueDigest = truth.digest;
   } else {
     start = record.interval === 0 ? 'initial' : 'uploaded';
-    outcome = await auditResult(task.spec, result, record.interval, states.start, states.final);
+    outcome = await recompute.audit(task.spec, result, record.interval, states.start, states.final);
   }
   if (!outcome.passed && !record.trueDigest) {
-    const dataset = await loadDataset(task.spec.dataset.name, task.spec.dataset.sha256);
-    const truth = await trainCpu(task.spec, dataset);
-    record.trueDigest = truth.digest as Hex;
+    const truth = await recompute.truth(task.spec);
+    record.trueDigest = truth.digest;
     outcome.stepsRecomputed += task.spec.training.steps;
     outcome.validated += truth.valCount;
   }

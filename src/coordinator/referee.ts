@@ -18,6 +18,7 @@ import { CpuTrainer, resultOf, runSteps, stateHashOf, trainCpu } from '../engine
 import type { TrainState } from '../engine/types.ts';
 import type { AnyTaskSpec, Checkpoint, TaskResult } from '../protocol/index.ts';
 import type { Db, Queryable } from './db.ts';
+import type { Recompute } from './recompute-pool.ts';
 import { StateExchange } from './states.ts';
 import type { Store } from './store.ts';
 
@@ -117,10 +118,19 @@ export async function referee(
   };
 }
 
+/** The true result of a task, recomputed from step 0 (every side was wrong, or no state arrived). */
+export async function recomputeTask(spec: AnyTaskSpec): Promise<{ digest: Hex; valCount: number }> {
+  const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
+  const result = await trainCpu(spec, dataset);
+  return { digest: result.digest as Hex, valCount: result.valCount };
+}
+
 export interface RefereeOptions {
   /** How long to wait for a worker to upload the agreed state before recomputing from step 0. */
   stateWaitMs?: number;
   states?: StateExchange;
+  /** Where the recomputations run (the coordinator's threads, ./recompute-pool.ts); default here. */
+  recompute?: Pick<Recompute, 'referee' | 'truth'>;
 }
 
 /**
@@ -178,6 +188,7 @@ export async function refereePending(
 ): Promise<number> {
   const states = opts.states ?? new StateExchange(db);
   const stateWaitMs = opts.stateWaitMs ?? store.opts.stateWaitMs ?? 0;
+  const recompute = opts.recompute ?? { referee, truth: recomputeTask };
   const tasks = await db.query<{ task_id: Hex; spec: AnyTaskSpec; referee: { right?: Hex | null } | null }>(
     `SELECT task_id, spec, referee FROM tasks WHERE state = 'refereeing' ORDER BY seq`,
   );
@@ -194,11 +205,10 @@ export async function refereePending(
       const results = votes.map((v) => v.result);
       const begin = await startState(states, task.task_id, task.spec, results, stateWaitMs);
       if (begin === 'wait') continue;
-      verdict = await referee(task.spec, results, begin.from, begin.start);
+      verdict = await recompute.referee(task.spec, results, begin.from, begin.start);
       if (!verdict.right) {
         // Every side was wrong: the truth, from step 0, for the fresh replica to match.
-        const dataset = await loadDataset(task.spec.dataset.name, task.spec.dataset.sha256);
-        verdict.trueDigest = (await trainCpu(task.spec, dataset)).digest as Hex;
+        verdict.trueDigest = (await recompute.truth(task.spec)).digest;
         verdict.stepsRecomputed += task.spec.training.steps;
       }
     }

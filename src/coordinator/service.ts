@@ -23,6 +23,7 @@ import { auditPending } from './audit.ts';
 import type { Db } from './db.ts';
 import { LOCK_TTL_MS, tryLock } from './locks.ts';
 import type { RateLimits } from './rate-limits.ts';
+import { RecomputePool } from './recompute-pool.ts';
 import { RecoveryPool } from './recovery-pool.ts';
 import { refereePending } from './referee.ts';
 import { type SearchConfig, SearchDriver } from './search.ts';
@@ -55,6 +56,8 @@ export interface CoordinatorOptions {
   minGrantSeconds?: number;
   /** Threads that recover signatures (default: cores − 1, at most 4; 0 = on the event loop). */
   recoveryThreads?: number;
+  /** Threads that run audits and the referee (default: cores − 1, at most 2; 0 = on the event loop). */
+  recomputeThreads?: number;
   log?: (msg: string) => void;
 }
 
@@ -151,6 +154,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const views = new Views(opts.db, () => search?.summary() ?? null);
   const states = new StateExchange(opts.db);
   const recovery = new RecoveryPool(opts.recoveryThreads);
+  const recompute = new RecomputePool(opts.recomputeThreads, log);
   const api = createApi({
     recover: (hash, sig) => recovery.recover(hash, sig),
     store,
@@ -193,11 +197,23 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       log,
     ),
     loop(opts.searchMs ?? 1000, 'search', async () => search?.tick(), log),
-    loop(opts.settleMs ?? 2000, 'referee', () => refereePending(opts.db, store, log, { states }), log),
+    loop(
+      opts.settleMs ?? 2000,
+      'referee',
+      () => refereePending(opts.db, store, log, { states, recompute }),
+      log,
+    ),
     loop(
       opts.settleMs ?? 2000,
       'audit',
-      () => auditPending(opts.db, store, { states, stateWaitMs: queue.stateWaitMs ?? 0, log }),
+      () =>
+        auditPending(opts.db, store, {
+          states,
+          stateWaitMs: queue.stateWaitMs ?? 0,
+          log,
+          recompute,
+          parallel: 8,
+        }),
       log,
     ),
     loop(
@@ -228,6 +244,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await recovery.close();
+      await recompute.close();
     },
   };
 }
