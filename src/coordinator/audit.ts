@@ -119,10 +119,18 @@ export async function auditPending(db: Db, store: Store, opts: AuditOptions): Pr
   );
   const ready = tasks.filter((task) => !stillWaiting(task, uploaded, opts.stateWaitMs));
   let decided = 0;
-  // Several audits in flight overlap one's queries with another's recomputation (on a thread).
+  // Several audits in flight overlap one's queries with another's recomputation (on a thread). A task
+  // whose audit throws is logged and retried next pass; it does not hold up the tasks behind it.
   let next = 0;
   const lane = async () => {
-    while (next < ready.length) if (await auditOne(db, store, ready[next++], opts)) decided++;
+    while (next < ready.length) {
+      const task = ready[next++];
+      try {
+        if (await auditOne(db, store, task, opts)) decided++;
+      } catch (err) {
+        opts.log?.(`audit of ${task.task_id}: ${err instanceof Error ? err.message : err} (will retry)`);
+      }
+    }
   };
   await Promise.all(Array.from({ length: Math.min(opts.parallel ?? 1, ready.length) }, lane));
   return decided;

@@ -2,12 +2,12 @@ import type { Hex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDataset } from '../data/node.ts';
 import { train } from '../engine/train.ts';
-import type { TaskResult } from '../protocol/index.ts';
+import type { AnyTaskSpec, TaskResult } from '../protocol/index.ts';
 import { taskIdOf } from '../protocol/index.ts';
-import { auditPending } from './audit.ts';
+import { auditPending, auditResult } from './audit.ts';
 import { openDb } from './db.ts';
 import type { Refusal } from './errors.ts';
-import { bisectDivergence, refereePending } from './referee.ts';
+import { bisectDivergence, recomputeTask, refereePending } from './referee.ts';
 import { StateExchange } from './states.ts';
 import { type Session, Store } from './store.ts';
 import {
@@ -249,6 +249,45 @@ for (const { name, open } of DATABASES) {
     });
   });
 }
+
+it('an audit pass keeps auditing the tasks behind one whose audit throws', async () => {
+  const db = await openDb({ url: 'memory://' });
+  try {
+    const store = new Store(db, { leaseMs: 60_000, quorum: 2, initialReplicas: 2, maxReplicas: 2 });
+    const [poison, fine] = [tinySpec(141), tinySpec(142)];
+    for (const spec of [poison, fine]) {
+      const taskId = (await store.addTask(spec))!;
+      const result = await honestResult(spec === poison ? 141 : 142);
+      for (const i of [0, 1]) {
+        const s = await sessionFor(store, spec === poison ? i : i + 2);
+        const lease = (await store.lease(s))!;
+        expect(lease.taskId).toBe(taskId);
+        await store.submit(s, lease.leaseId, result, '0x');
+      }
+    }
+    const logged: string[] = [];
+    const states = new StateExchange(db);
+    const opts = { states, stateWaitMs: 0, log: (m: string) => logged.push(m) };
+    const broken = {
+      audit: auditResult,
+      truth: (spec: AnyTaskSpec) =>
+        spec.training.seed === poison.training.seed
+          ? Promise.reject(new Error('the thread ran out of memory'))
+          : recomputeTask(spec),
+    };
+    // One lane: the poisoned task comes first (lower seq), the other is still audited after it.
+    expect(await auditPending(db, store, { ...opts, recompute: broken })).toBe(1);
+    expect(logged.some((m) => /the thread ran out of memory \(will retry\)/.test(m))).toBe(true);
+    const state = async (spec: AnyTaskSpec) =>
+      (await db.query<{ state: string }>('SELECT state FROM tasks WHERE task_id = $1', [taskIdOf(spec)]))[0]
+        .state;
+    expect([await state(poison), await state(fine)]).toEqual(['auditing', 'agreed']);
+    expect(await auditPending(db, store, opts)).toBe(1); // retried on the next pass
+    expect(await state(poison)).toBe('agreed');
+  } finally {
+    await db.close();
+  }
+});
 
 describe.skipIf(!TEST_DATABASE_URL)('two coordinators on one PostgreSQL', () => {
   it('never lease one replica twice under concurrent load', async () => {
