@@ -289,6 +289,58 @@ it('an audit pass keeps auditing the tasks behind one whose audit throws', async
   }
 });
 
+it('keeps reissuing a task whose true digest is known past maxReplicas, up to maxVotesWithTruth', async () => {
+  const db = await openDb({ url: 'memory://' });
+  try {
+    const store = new Store(db, {
+      leaseMs: 60_000,
+      quorum: 2,
+      initialReplicas: 2,
+      maxReplicas: 2,
+      maxVotesWithTruth: 4,
+    });
+    // The audit (identical votes) or the referee (a vote checked against the known digest) decides.
+    const judge = async () =>
+      (await auditPending(db, store, { states: new StateExchange(db), stateWaitMs: 0 })) +
+      (await refereePending(db, store));
+    const state = async (taskId: string) =>
+      (await db.query<{ state: string }>('SELECT state FROM tasks WHERE task_id = $1', [taskId]))[0].state;
+    const vote = async (spec: AnyTaskSpec, i: number, result: TaskResult) => {
+      const s = await sessionFor(store, i);
+      const lease = (await store.lease(s))!;
+      expect(lease.taskId).toBe(taskIdOf(spec));
+      return store.submit(s, lease.leaseId, result, '0x');
+    };
+    // Task A: both replicas lie alike (maxReplicas votes), the audit finds the truth; a third liar
+    // still does not fail it, and a fresh honest vote settles it.
+    const a = tinySpec(151);
+    const honestA = await honestResult(151);
+    await store.addTask(a);
+    for (const i of [0, 1]) await vote(a, i, divergentResult(honestA, 2));
+    expect(await judge()).toBe(1);
+    expect(await state(honestA.taskId)).toBe('open'); // at maxReplicas, but the truth is known
+    await vote(a, 2, divergentResult(honestA, 1));
+    expect(await judge()).toBe(1); // a vote against the known digest is wrong at once
+    expect(await state(honestA.taskId)).toBe('open');
+    await vote(a, 3, honestA);
+    expect(await judge()).toBe(1);
+    expect(await state(honestA.taskId)).toBe('agreed');
+    // Task B: liars fill maxVotesWithTruth votes: then it fails.
+    const b = tinySpec(152);
+    const honestB = await honestResult(152);
+    await store.addTask(b);
+    for (const i of [10, 11]) await vote(b, i, divergentResult(honestB, 2));
+    await judge();
+    for (const i of [12, 13]) {
+      await vote(b, i, divergentResult(honestB, 1));
+      await judge();
+    }
+    expect(await state(honestB.taskId)).toBe('failed');
+  } finally {
+    await db.close();
+  }
+});
+
 describe.skipIf(!TEST_DATABASE_URL)('two coordinators on one PostgreSQL', () => {
   it('never lease one replica twice under concurrent load', async () => {
     const fresh = await freshPostgres();

@@ -35,6 +35,13 @@ export interface QueueOptions {
   /** Most votes a task may collect (a failed audit reopens it for a fresh replica) before it fails. */
   maxReplicas: number;
   /**
+   * Most votes once the task's true digest is known (absent: 3 × maxReplicas). A wrong vote can then
+   * win nothing and only costs its voter trust, so the task keeps reopening for a replica that can
+   * match the truth instead of failing at `maxReplicas`: a cabal that grabs every reissued replica
+   * would otherwise fail the task (lost work for the search).
+   */
+  maxVotesWithTruth?: number;
+  /**
    * Longest a lease lives, whatever its heartbeats (absent: 30 × leaseMs): a lease cannot be held
    * forever to starve others.
    */
@@ -620,13 +627,19 @@ export class Store {
   /**
    * Every vote of the task is wrong (a failed audit, or no side matched the referee): they are
    * marked so and the task reopens for one fresh replica from a worker that never held it, unless it
-   * has collected `maxReplicas` votes already (then it fails).
+   * has collected `maxReplicas` votes already (`maxVotesWithTruth` once the true digest is known;
+   * then it fails).
    */
   async rejectAll(q: Queryable, taskId: Hex, reason: string): Promise<'open' | 'failed'> {
     await q.query(`UPDATE votes SET verdict = 'wrong' WHERE task_id = $1 AND verdict <> 'vetoed'`, [taskId]);
     await this.recordTrust(q, taskId);
     const n = await this.countedVotes(q, taskId);
-    if (n >= this.opts.maxReplicas) {
+    const [{ known }] = await q.query<{ known: boolean }>(
+      `SELECT referee->>'right' IS NOT NULL AS known FROM tasks WHERE task_id = $1`,
+      [taskId],
+    );
+    const limit = known ? (this.opts.maxVotesWithTruth ?? 3 * this.opts.maxReplicas) : this.opts.maxReplicas;
+    if (n >= limit) {
       await q.query(`UPDATE tasks SET state = 'failed', error = $2 WHERE task_id = $1`, [taskId, reason]);
       return 'failed';
     }
