@@ -53,7 +53,12 @@ class PgliteDb implements Db {
 
 class PostgresDb implements Db {
   readonly kind = 'postgres' as const;
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly pool: pg.Pool) {
+    // An idle connection the server ends (a restart, an administrator, a dropped database) is an
+    // 'error' on the pool; unhandled, it would crash the process. The pool drops that connection and
+    // opens another on the next query.
+    pool.on('error', (err) => console.error(`postgres: idle connection lost: ${err.message}`));
+  }
   async query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
     return (await this.pool.query(sql, params)).rows as T[];
   }
@@ -76,8 +81,17 @@ class PostgresDb implements Db {
       }
     });
   }
-  close(): Promise<void> {
-    return this.pool.end();
+  /** Resolves once every connection is closed: `pool.end()` alone resolves while they are still closing. */
+  async close(): Promise<void> {
+    let open = this.pool.totalCount;
+    const closed = new Promise<void>((resolve) => {
+      if (open === 0) resolve();
+      this.pool.on('remove', () => {
+        if (--open <= 0) resolve();
+      });
+    });
+    await this.pool.end();
+    await closed;
   }
 }
 
