@@ -18,11 +18,12 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { ROOT } from '../chain/build.ts';
 import { connectChain, owed, readSettledEvents, revokeSession, strikes } from '../chain/client.ts';
 import { intOption, parseOptions } from '../cli/command.ts';
+import { auditsByStart } from '../coordinator/audit.ts';
 import { CoordinatorClient, CoordinatorError, type Lease, type StateRequest } from '../coordinator/client.ts';
 import { type Db, openDb } from '../coordinator/db.ts';
 import { DEFAULT_RATE_LIMITS } from '../coordinator/rate-limits.ts';
 import { type Coordinator, startCoordinator } from '../coordinator/service.ts';
-import { startTestChain, type TestChain, tinySpec } from '../coordinator/testing.ts';
+import { divergentResult, startTestChain, type TestChain, tinySpec } from '../coordinator/testing.ts';
 import {
   type AnyTaskSpec,
   buildTaskResult,
@@ -295,23 +296,6 @@ async function burstLoop(
   }
 }
 
-/** The honest result with only its last checkpoint changed (digest recomputed): wrong late. */
-function wrongAtLast(honest: TaskResult): TaskResult {
-  const checkpoints = honest.checkpoints.map((c, i) =>
-    i < honest.checkpoints.length - 1
-      ? c
-      : { step: c.step, stateHash: keccak256(stringToHex(`late:${c.stateHash}`)) },
-  );
-  return buildTaskResult({
-    taskId: honest.taskId as Hex,
-    valCorrect: honest.valCorrect,
-    valCount: honest.valCount,
-    valLoss: BigInt(honest.valLoss),
-    weightsHash: honest.weightsHash as Hex,
-    checkpoints,
-  });
-}
-
 /**
  * A deliberate split on the tasks the cabal holds entirely: the first holder submits a result wrong
  * from the first checkpoint, the others one trained honestly and wrong only at the last, which the
@@ -323,7 +307,8 @@ async function splitLoop(net: Network, cabal: Peer[]) {
     cabal,
     async (l) => {
       net.stats.trained(l.taskId);
-      return wrongAtLast((await net.reference.compute(l.spec)).result);
+      const honest = (await net.reference.compute(l.spec)).result;
+      return divergentResult(honest, honest.checkpoints.length - 1); // wrong only at the last checkpoint
     },
     (l) => fabricated(l.taskId, l.spec),
   );
@@ -507,15 +492,6 @@ async function computePerResult(net: Network, settled: number): Promise<{ final:
     : { final: final / settled, all: all / settled };
 }
 
-/** How the audits started: from uploaded states, from the initial weights, or recomputing from step 0. */
-async function auditStarts(db: Db): Promise<Record<string, number>> {
-  const rows = await db.query<{ start: string; n: number }>(
-    `SELECT coalesce(audit->>'start', 'drawn') AS start, count(*)::int AS n FROM tasks
-     WHERE audit IS NOT NULL GROUP BY 1`,
-  );
-  return Object.fromEntries(rows.map((r) => [r.start, r.n]));
-}
-
 /** Waits (at most 20 s) until every agreed task is settled, so the chain holds what was decided. */
 async function drain(db: Db) {
   for (let i = 0; i < 100; i++) {
@@ -568,7 +544,7 @@ async function runAttack(attack: Attack, opts: Options, index: number): Promise<
     (_, i) => new Peer(coordinator.url, i >= colluders, stats),
   );
   await Promise.all(peers.map((p) => p.openSession()));
-  if (opts.trusted) await grantTrust(db, peers, coordinator.store.trustParams.earnAfter);
+  if (opts.trusted) await grantTrust(net, peers, coordinator.store.trustParams.earnAfter);
   const cabal = peers.filter((p) => !p.honest);
   const started = Date.now();
   const loops = [
@@ -590,13 +566,9 @@ async function runAttack(attack: Attack, opts: Options, index: number): Promise<
 }
 
 /** Records `audited` passed audits for every peer: they start trusted (trust-policy.ts). */
-async function grantTrust(db: Db, peers: Peer[], audited: number) {
-  const rows = peers.map((p) => ({ worker: p.account.address, audited, failures: 0 }));
-  await db.query(
-    `INSERT INTO worker_trust (worker, audited, failures, updated_at)
-     SELECT x.worker, x.audited, x.failures, $2 FROM jsonb_to_recordset($1::jsonb) AS x(worker text, audited int, failures int)`,
-    [JSON.stringify(rows), Date.now()],
-  );
+async function grantTrust(net: Network, peers: Peer[], audited: number) {
+  const records = peers.map((p) => ({ worker: p.account.address, audited, failures: 0 }));
+  await net.coordinator.store.writeTrust(net.db, records);
 }
 
 async function measure(net: Network, attack: Attack, peers: Peer[], seconds: number): Promise<AttackLine> {
@@ -645,7 +617,7 @@ async function measure(net: Network, attack: Attack, peers: Peer[], seconds: num
     strikesDishonest,
     computePerResult: compute.final,
     computeInFlightPerResult: compute.all,
-    audits: await auditStarts(net.db),
+    audits: await auditsByStart(net.db),
     settledPerSecond: events.length / seconds,
     seconds,
     refusals: net.stats.refusals,

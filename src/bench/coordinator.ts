@@ -17,6 +17,7 @@ import { bytesToHex, type Hex, hexToBytes, type LocalAccount, stringToBytes } fr
 import { generatePrivateKey, privateKeyToAccount, toAccount } from 'viem/accounts';
 import { ROOT } from '../chain/build.ts';
 import { intOption, parseOptions } from '../cli/command.ts';
+import { auditsByStart } from '../coordinator/audit.ts';
 import { CoordinatorClient, type Lease, type StateRequest } from '../coordinator/client.ts';
 import { type Db, openDb } from '../coordinator/db.ts';
 import { startCoordinator } from '../coordinator/service.ts';
@@ -411,7 +412,7 @@ async function runPhase(opts: {
   if (coordinatorCpu0) coordinatorCpu = process.cpuUsage(coordinatorCpu0);
   child.stdin.end();
   const code = await exited;
-  const audits = opts.audits ? await auditStarts(db) : undefined;
+  const audits = opts.audits ? await auditsByStart(db) : undefined;
   await coordinator.close();
   const [{ agreed }] = await db.query<{ agreed: number }>(
     `SELECT count(*)::int AS agreed FROM tasks WHERE state = 'agreed' AND task_id = ANY($1::text[])`,
@@ -466,15 +467,6 @@ async function auditsDone(db: Db, timeoutMs: number): Promise<void> {
     if (n === 0) return;
     await new Promise((r) => setTimeout(r, 250));
   }
-}
-
-/** Audits by how they started: uploaded states, initial weights, or a recomputation from step 0. */
-async function auditStarts(db: Db): Promise<Record<string, number>> {
-  const rows = await db.query<{ start: string; n: number }>(
-    `SELECT coalesce(audit->>'start', 'waiting') AS start, count(*)::int AS n FROM tasks
-     WHERE audit IS NOT NULL GROUP BY 1`,
-  );
-  return Object.fromEntries(rows.map((r) => [r.start, r.n]));
 }
 
 function printPhase(p: PhaseSummary): void {

@@ -137,6 +137,18 @@ export async function auditPending(db: Db, store: Store, opts: AuditOptions): Pr
 }
 
 /**
+ * Audits by how they started: 'uploaded' states, the 'initial' weights, a 'fallback' recomputation
+ * from step 0, or 'drawn' (the interval is drawn, the audit not run yet). For the benchmarks.
+ */
+export async function auditsByStart(db: Db): Promise<Record<string, number>> {
+  const rows = await db.query<{ start: string; n: number }>(
+    `SELECT coalesce(audit->>'start', 'drawn') AS start, count(*)::int AS n FROM tasks
+     WHERE audit IS NOT NULL GROUP BY 1`,
+  );
+  return Object.fromEntries(rows.map((r) => [r.start, r.n]));
+}
+
+/**
  * A task whose interval was drawn, whose wanted states are not all uploaded yet and whose wait is
  * not over: nothing to do this pass. The wanted steps follow from the spec (the checkpoints every
  * valid trace has), so this needs no query.

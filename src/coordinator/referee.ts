@@ -17,7 +17,7 @@ import { loadDataset } from '../data/node.ts';
 import { CpuTrainer, resultOf, runSteps, stateHashOf, trainCpu } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
 import type { AnyTaskSpec, Checkpoint, TaskResult } from '../protocol/index.ts';
-import type { Db, Queryable } from './db.ts';
+import type { Db } from './db.ts';
 import type { Recompute } from './recompute-pool.ts';
 import { StateExchange } from './states.ts';
 import type { Store } from './store.ts';
@@ -162,14 +162,6 @@ async function startState(
   return Date.now() - request.requestedAt < stateWaitMs ? 'wait' : { start: 'fallback' };
 }
 
-async function countVotes(q: Queryable, taskId: Hex, digest: Hex): Promise<number> {
-  const [{ n }] = await q.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM votes WHERE task_id = $1 AND digest = $2 AND verdict <> 'vetoed'`,
-    [taskId, digest],
-  );
-  return n;
-}
-
 /**
  * Referees every task waiting for it whose start state is settled (uploaded, not needed, or given up
  * on); returns how many were decided. A task whose state request is still open is left for a later call.
@@ -220,7 +212,7 @@ export async function refereePending(
       );
       if (row.state !== 'refereeing') return 'raced'; // another coordinator got there first
       const winnerVotes =
-        right && votes.some((v) => v.digest === right) ? await countVotes(q, task.task_id, right) : 0;
+        right && votes.some((v) => v.digest === right) ? await store.countedVotes(q, task.task_id, right) : 0;
       // A side the recomputation supports was only checked up to the first divergence: it may be wrong
       // later (a cabal holding both replicas can split on purpose). Unless the truth was known before,
       // that side goes to the audit like identical votes do, and only a passed audit decides it.

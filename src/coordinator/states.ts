@@ -24,13 +24,11 @@ export interface StateRequest {
   stateHash: Hex;
 }
 
-interface PendingRow {
+/** An open state request as `requestFor` claims it. */
+interface ClaimedRow {
   task_id: Hex;
   step: number;
   state_hash: Hex;
-  param_count: number;
-  workers: string[];
-  asked: string[];
 }
 
 /** Base64 of 2 × paramCount little-endian i32 plus the JSON around it. */
@@ -121,7 +119,7 @@ export class StateExchange {
    */
   async requestFor(worker: string): Promise<StateRequest | null> {
     if (!(await this.anyOpenRequest())) return null;
-    const [row] = await this.db.query<Pick<PendingRow, 'task_id' | 'step' | 'state_hash'>>(
+    const [row] = await this.db.query<ClaimedRow>(
       `UPDATE state_requests r SET asked = r.asked || jsonb_build_array($1::text)
        FROM (SELECT task_id, step FROM state_requests
              WHERE params IS NULL AND workers @> jsonb_build_array($1::text)

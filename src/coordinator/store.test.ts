@@ -83,6 +83,18 @@ for (const { name, open } of DATABASES) {
         )
       ).map((v) => v.verdict);
     const audit = () => auditPending(db.db, store, { states: new StateExchange(db.db), stateWaitMs: 0 });
+    /** A worker that never held the reopened task gets it, votes the truth, and the referee decides it. */
+    const freshHonestVoteSettles = async (fresh: Session, honest: TaskResult) => {
+      const lease = (await store.lease(fresh))!;
+      expect(lease.taskId).toBe(honest.taskId);
+      expect(await store.submit(fresh, lease.leaseId, honest, '0x')).toBe('refereeing');
+      await refereePending(db.db, store);
+      expect(await taskRow(honest.taskId)).toMatchObject({
+        state: 'agreed',
+        agreed_digest: honest.digest,
+        decided_by: 'referee',
+      });
+    };
 
     it('issues each replica once, never two to one worker, and settles identical votes only after an audit', async () => {
       const result = await honestResult(101);
@@ -150,15 +162,7 @@ for (const { name, open } of DATABASES) {
       expect(await audit()).toBe(1);
       expect(await taskRow(honest.taskId)).toMatchObject({ state: 'open' });
       expect(await verdicts(honest.taskId)).toEqual(['wrong', 'wrong']);
-      const fresh = (await store.lease(s[2]))!;
-      expect(fresh.taskId).toBe(honest.taskId);
-      expect(await store.submit(s[2], fresh.leaseId, honest, '0x')).toBe('refereeing');
-      await refereePending(db.db, store);
-      expect(await taskRow(honest.taskId)).toMatchObject({
-        state: 'agreed',
-        agreed_digest: honest.digest,
-        decided_by: 'referee',
-      });
+      await freshHonestVoteSettles(s[2], honest);
     });
 
     it('reissues an expired lease and refuses the late result as stale', async () => {
@@ -199,15 +203,7 @@ for (const { name, open } of DATABASES) {
       expect(await taskRow(honest.taskId)).toMatchObject({ state: 'open' });
       expect(await verdicts(honest.taskId)).toEqual(['wrong', 'wrong']);
       expect(await store.lease(s[0])).toBeNull(); // the liars never get it back
-      const fresh = (await store.lease(s[2]))!;
-      expect(fresh.taskId).toBe(honest.taskId);
-      expect(await store.submit(s[2], fresh.leaseId, honest, '0x')).toBe('refereeing');
-      await refereePending(db.db, store);
-      expect(await taskRow(honest.taskId)).toMatchObject({
-        state: 'agreed',
-        agreed_digest: honest.digest,
-        decided_by: 'referee',
-      });
+      await freshHonestVoteSettles(s[2], honest);
       expect(await verdicts(honest.taskId)).toEqual(['wrong', 'wrong', 'majority']);
     });
 

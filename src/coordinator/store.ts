@@ -682,11 +682,12 @@ export class Store {
     return 'auditing';
   }
 
-  /** A task's votes that count in its agreement: all but the vetoed ones (./veto.ts). */
-  private async countedVotes(q: Queryable, taskId: Hex): Promise<number> {
+  /** A task's votes (for `digest`, if given) that count in its agreement: all but the vetoed ones (./veto.ts). */
+  async countedVotes(q: Queryable, taskId: Hex, digest?: Hex): Promise<number> {
     const [{ n }] = await q.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM votes WHERE task_id = $1 AND verdict <> 'vetoed'`,
-      [taskId],
+      `SELECT count(*)::int AS n FROM votes
+       WHERE task_id = $1 AND verdict <> 'vetoed' AND ($2::text IS NULL OR digest = $2)`,
+      [taskId, digest ?? null],
     );
     return n;
   }
@@ -708,15 +709,20 @@ export class Store {
       const record: TrustRecord = { audited: r.audited ?? 0, failures: r.failures ?? 0 };
       return { worker: r.worker, ...(r.verdict === 'majority' ? afterPass(record) : afterFailure(record)) };
     });
+    await this.writeTrust(q, next);
+    await q.query(
+      `UPDATE votes SET trust_counted = true WHERE task_id = $1 AND verdict IN ('majority', 'wrong')`,
+      [taskId],
+    );
+  }
+
+  /** Writes these workers' trust records (replacing what they had). */
+  async writeTrust(q: Queryable, records: (TrustRecord & { worker: string })[]): Promise<void> {
     await q.query(
       `INSERT INTO worker_trust (worker, audited, failures, updated_at)
        SELECT x.worker, x.audited, x.failures, $2 FROM jsonb_to_recordset($1::jsonb) AS x(worker text, audited int, failures int)
        ON CONFLICT (worker) DO UPDATE SET audited = excluded.audited, failures = excluded.failures, updated_at = excluded.updated_at`,
-      [JSON.stringify(next), Date.now()],
-    );
-    await q.query(
-      `UPDATE votes SET trust_counted = true WHERE task_id = $1 AND verdict IN ('majority', 'wrong')`,
-      [taskId],
+      [JSON.stringify(records), Date.now()],
     );
   }
 

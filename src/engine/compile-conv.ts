@@ -361,7 +361,6 @@ export class CompilerV2 extends Compiler {
     return { op: OPS.transpose, label, params: { batch, rows, cols, tiled: true }, bind: { x, y } };
   }
 
-  /** Where the backward of the stage reading `t` fuses act′: the weight stage that produced it, if any. */
   /**
    * A conv layer's input gradient in one dispatch: col2im of e·Wᵀ fused with the dense backward
    * epilogue (rescale, residual, act′ of the layer below, max |gz|); the same bits as col2im then
@@ -395,6 +394,7 @@ export class CompilerV2 extends Compiler {
     };
   }
 
+  /** Where the backward of the stage reading `t` fuses act′: the weight stage that produced it, if any. */
   private actTarget(t: Tensor) {
     const p = t.producer;
     if (isWeight(p)) {
