@@ -168,7 +168,7 @@ function stillWaiting(task: AuditTask, uploaded: Set<string>, stateWaitMs: numbe
 async function auditOne(db: Db, store: Store, task: AuditTask, opts: AuditOptions): Promise<boolean> {
   const recompute = opts.recompute ?? { audit: auditResult, truth: recomputeTask };
   const votes = await db.query<{ worker: string; digest: Hex; result: TaskResult }>(
-    `SELECT worker, digest, result FROM votes WHERE task_id = $1 AND verdict = 'pending' ORDER BY received_at`,
+    `SELECT worker, digest, result FROM votes WHERE task_id = $1 AND verdict = 'pending' ORDER BY received_at, worker`,
     [task.task_id],
   );
   if (votes.length === 0 || new Set(votes.map((v) => v.digest)).size !== 1) {

@@ -356,4 +356,7 @@ BEGIN
 END
 $fn$
 `,
+  // Sessions opened in one millisecond tied on created_at, so "keep a worker's newest few" could
+  // evict a newer one: an identity column orders them as they were inserted, on every coordinator.
+  `ALTER TABLE sessions ADD COLUMN IF NOT EXISTS seq bigint GENERATED ALWAYS AS IDENTITY`,
 ];

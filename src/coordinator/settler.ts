@@ -298,7 +298,7 @@ export class Settler {
     );
     const votes = await this.db.query<VoteRow>(
       `SELECT * FROM votes WHERE task_id = ANY($1::text[]) AND verdict IN ('majority', 'dissent', 'wrong')
-       ORDER BY received_at`,
+       ORDER BY received_at, worker`,
       [taskIds],
     );
     const usable = await this.usableVotes(votes);

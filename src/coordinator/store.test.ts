@@ -1,5 +1,5 @@
 import type { Hex } from 'viem';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadDataset } from '../data/node.ts';
 import { train } from '../engine/train.ts';
 import type { AnyTaskSpec, TaskResult } from '../protocol/index.ts';
@@ -234,7 +234,13 @@ for (const { name, open } of DATABASES) {
       const sig = `0x${'11'.repeat(65)}` as Hex;
       const now = Math.floor(Date.now() / 1000);
       const tokens = [];
-      for (let i = 0; i < 6; i++) tokens.push(await store.createSession(grant(now + 3600), sig));
+      // All six in one millisecond (as a fast client gets them): the newest still win.
+      const clock = vi.spyOn(Date, 'now').mockReturnValue(now * 1000);
+      try {
+        for (let i = 0; i < 6; i++) tokens.push(await store.createSession(grant(now + 3600), sig));
+      } finally {
+        clock.mockRestore();
+      }
       // At most 4 per worker: the two oldest are gone.
       expect((await refusal(store.session(tokens[0]))).status).toBe(401);
       expect((await refusal(store.session(tokens[1]))).status).toBe(401);

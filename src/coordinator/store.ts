@@ -234,7 +234,7 @@ export class Store {
     // A worker keeps its few newest sessions: opening thousands cannot grow the table or the cache.
     const evicted = await this.db.query<{ token_hash: string }>(
       `DELETE FROM sessions WHERE token_hash IN (
-         SELECT token_hash FROM sessions WHERE worker = $1 ORDER BY created_at DESC, token_hash OFFSET $2)
+         SELECT token_hash FROM sessions WHERE worker = $1 ORDER BY seq DESC OFFSET $2)
        RETURNING token_hash`,
       [grant.worker, this.opts.maxSessionsPerWorker ?? 4],
     );

@@ -49,7 +49,7 @@ export class Views {
     if (!t) return undefined;
     const settled = t.state === 'settled';
     const votes = await this.db.query<{ worker: Hex; digest: Hex; verdict: string; received_at: number }>(
-      'SELECT worker, digest, verdict, received_at FROM votes WHERE task_id = $1 ORDER BY received_at',
+      'SELECT worker, digest, verdict, received_at FROM votes WHERE task_id = $1 ORDER BY received_at, worker',
       [taskId],
     );
     return {
