@@ -1,4 +1,4 @@
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { Refusal } from './errors.ts';
 import { GroupCommit } from './group-commit.ts';
 
@@ -27,12 +27,22 @@ it('starts batches at most once per window, so requests spread over it share one
     batches.push(batch);
     return batch;
   }, 40);
-  await gc.push(1); // the first batch starts at once
-  const later = [gc.push(2)];
-  await new Promise((r) => setTimeout(r, 10));
-  later.push(gc.push(3));
-  await Promise.all(later);
-  expect(batches).toEqual([[1], [2, 3]]);
+  // A fake clock: on a loaded machine a real 10 ms sleep can outlast the window.
+  vi.useFakeTimers({ toFake: ['setTimeout', 'setImmediate', 'performance'] });
+  try {
+    const first = gc.push(1); // the first batch starts at once
+    await vi.advanceTimersByTimeAsync(0);
+    await first;
+    const later = [gc.push(2)];
+    await vi.advanceTimersByTimeAsync(10);
+    expect(batches).toEqual([[1]]);
+    later.push(gc.push(3));
+    await vi.advanceTimersByTimeAsync(40);
+    await Promise.all(later);
+    expect(batches).toEqual([[1], [2, 3]]);
+  } finally {
+    vi.useRealTimers();
+  }
 });
 
 it('caps a batch and writes the rest in the next one', async () => {
