@@ -24,10 +24,13 @@ import {
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
+/** How long a test may wait for an event: only a hang should reach it, never a slow machine. */
+const EVENT_WAIT_MS = 240_000;
+
 async function until<T>(
   what: string,
   probe: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
+  timeoutMs = EVENT_WAIT_MS,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -38,7 +41,7 @@ async function until<T>(
   }
 }
 
-describe('coordinator + headless workers + anvil', () => {
+describe('coordinator + headless workers + anvil', { timeout: EVENT_WAIT_MS + 60_000 }, () => {
   let chain: TestChain;
   let proxy: Awaited<ReturnType<typeof startSwitchableProxy>>;
   let db: Db;
@@ -106,16 +109,12 @@ describe('coordinator + headless workers + anvil', () => {
   it('three workers run the search; tasks settle on chain, owed rises, the leaderboard matches the events', async () => {
     const workers = [1, 2, 3].map(() => privateKeyToAccount(generatePrivateKey()));
     for (const w of workers) startWorker(w);
-    const settledAll = await until(
-      'the search budget to settle',
-      async () => {
-        const rows = await db.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM tasks WHERE state = 'settled'`,
-        );
-        return rows[0].n >= 4 && rows[0].n;
-      },
-      60_000,
-    );
+    const settledAll = await until('the search budget to settle', async () => {
+      const rows = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM tasks WHERE state = 'settled'`,
+      );
+      return rows[0].n >= 4 && rows[0].n;
+    });
     expect(settledAll).toBe(4);
     const conn = await connectChain(chain.anvil.rpcUrl);
     const paid = await Promise.all(
@@ -163,7 +162,7 @@ describe('coordinator + headless workers + anvil', () => {
     startWorker(cheat, { dishonest: true, events: cheatEvents });
     const ids = [] as Hex[];
     for (let seed = 300; seed < 304; seed++) ids.push((await coordinator.store.addTask(tinySpec(seed)))!);
-    await until('the new tasks to settle', allSettled(ids), 60_000);
+    await until('the new tasks to settle', allSettled(ids));
     const conn = await connectChain(chain.anvil.rpcUrl);
     const cheated = cheatEvents.filter((e) => e.type === 'submitted').length;
     expect(cheated).toBeGreaterThan(0);
@@ -228,7 +227,7 @@ describe('coordinator + headless workers + anvil', () => {
     child.stdout.on('data', (d) => {
       out += d;
     });
-    await until('the worker process to lease the task', async () => out.includes('"type":"leased"'), 30_000);
+    await until('the worker process to lease the task', async () => out.includes('"type":"leased"'));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     for (let i = 0; i < 2; i++) startWorker(privateKeyToAccount(generatePrivateKey()));
@@ -239,7 +238,7 @@ describe('coordinator + headless workers + anvil', () => {
       [worker],
     );
     if (leased !== taskId) ids.push(leased);
-    await until('the task to settle without the killed worker', allSettled(ids), 60_000);
+    await until('the task to settle without the killed worker', allSettled(ids));
     const leases = await db.query<{ worker: Hex; state: string }>(
       'SELECT worker, state FROM leases WHERE task_id = $1',
       [leased],

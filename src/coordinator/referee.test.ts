@@ -44,7 +44,14 @@ async function clientFor(url: string, account: LocalAccount): Promise<Coordinato
   return client;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
+/** How long a test may wait for an event: only a hang should reach it, never a slow machine. */
+const EVENT_WAIT_MS = 240_000;
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  ms = EVENT_WAIT_MS,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await probe();
@@ -64,7 +71,7 @@ async function refusal(p: Promise<unknown>): Promise<CoordinatorError> {
   throw new Error('expected a refusal');
 }
 
-describe('referee over one checkpoint interval', () => {
+describe('referee over one checkpoint interval', { timeout: EVENT_WAIT_MS + 60_000 }, () => {
   let db: Db;
   let coordinator: Coordinator;
   let stop = new AbortController();

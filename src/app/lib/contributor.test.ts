@@ -112,10 +112,13 @@ async function contributor(
   });
 }
 
+/** How long a test may wait for an event: only a hang should reach it, never a slow machine. */
+const EVENT_WAIT_MS = 240_000;
+
 function until(
   c: Contributor,
   test: (s: ContributorSnapshot) => boolean,
-  timeoutMs = 30_000,
+  timeoutMs = EVENT_WAIT_MS,
 ): Promise<ContributorSnapshot> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
@@ -136,7 +139,7 @@ afterEach(async () => {
   for (const r of running.splice(0).reverse()) await r.stop();
 });
 
-describe('Contributor', () => {
+describe('Contributor', { timeout: EVENT_WAIT_MS + 60_000 }, () => {
   it('trains leased tasks, signs votes with the session key, and two contributors agree', async () => {
     const db = await openDb({ url: 'memory://' });
     const coordinator = await startCoordinator({
@@ -157,13 +160,13 @@ describe('Contributor', () => {
     running.push({ stop: () => a.dispose() }, { stop: () => b.dispose() });
     a.start();
     b.start();
-    const agreed = await until(a, (s) => s.tasks.some((t) => t.phase === 'agreed'), 60_000);
+    const agreed = await until(a, (s) => s.tasks.some((t) => t.phase === 'agreed'));
     const row = agreed.tasks.find((t) => t.phase === 'agreed');
     expect(row?.accuracy).toBeGreaterThan(0);
     expect(row?.losses.length).toBeGreaterThan(0);
     const task = await api.task(row!.taskId);
     expect(task.state).toBe('agreed');
-  }, 90_000);
+  });
 
   it('serves its checkpoint states to the audit, which then recomputes one interval, not the task', async () => {
     const db = await openDb({ url: 'memory://' });
@@ -186,7 +189,7 @@ describe('Contributor', () => {
     running.push({ stop: () => a.dispose() }, { stop: () => b.dispose() });
     a.start();
     b.start();
-    await until(a, (s) => s.tasks.some((t) => t.taskId === taskId && t.phase === 'agreed'), 60_000);
+    await until(a, (s) => s.tasks.some((t) => t.taskId === taskId && t.phase === 'agreed'));
     const [{ audit }] = await db.query<{
       audit: { passed: boolean; start: string; stepsRecomputed: number };
     }>('SELECT audit FROM tasks WHERE task_id = $1', [taskId]);
@@ -194,7 +197,7 @@ describe('Contributor', () => {
     expect(['uploaded', 'initial']).toContain(audit.start);
     expect(audit.stepsRecomputed).toBeLessThanOrEqual(2); // one interval of checkpointEvery = 2 steps
     expect(a.state.statesServed + b.state.statesServed).toBeGreaterThan(0);
-  }, 90_000);
+  });
 
   it('survives the coordinator going away and coming back on the same database', async () => {
     const db = await openDb({ url: 'memory://' });
@@ -213,13 +216,9 @@ describe('Contributor', () => {
     await until(c, (s) => s.status === 'reconnecting');
     coordinator = await start();
     const before = c.state.tasks.filter((t) => t.phase === 'submitted').length;
-    const after = await until(
-      c,
-      (s) => s.tasks.filter((t) => t.phase === 'submitted').length > before,
-      60_000,
-    );
+    const after = await until(c, (s) => s.tasks.filter((t) => t.phase === 'submitted').length > before);
     expect(after.status).not.toBe('idle');
-  }, 90_000);
+  });
 
   it('recovers from a lost GPU device by retrying the task, then falls back to the CPU', async () => {
     const db = await openDb({ url: 'memory://' });
@@ -244,10 +243,10 @@ describe('Contributor', () => {
     expect(s.deviceLosses).toBe(2);
     expect(s.backend).toBe('cpu');
     expect(backends.slice(0, 3)).toEqual(['webgpu', 'webgpu', 'cpu']);
-  }, 60_000);
+  });
 });
 
-describe('sleep', () => {
+describe('sleep', { timeout: EVENT_WAIT_MS + 60_000 }, () => {
   it('abandons a task whose lease expired while the computer slept, and carries on with new work', async () => {
     const db = await openDb({ url: 'memory://' });
     const coordinator = await startCoordinator({
@@ -282,14 +281,14 @@ describe('sleep', () => {
     const c = await contributor(api, sleepy);
     running.push({ stop: () => c.dispose() });
     c.start();
-    const s = await until(c, (x) => x.tasks.some((t) => t.phase === 'submitted'), 60_000);
+    const s = await until(c, (x) => x.tasks.some((t) => t.phase === 'submitted'));
     const first = s.tasks[s.tasks.length - 1];
     expect(first).toMatchObject({ phase: 'failed', error: LEASE_EXPIRED });
     expect(s.status).not.toBe('idle');
-  }, 90_000);
+  });
 });
 
-describe('duty cycle', () => {
+describe('duty cycle', { timeout: EVENT_WAIT_MS + 60_000 }, () => {
   it('rests between tasks for busy × (1 − d) / d', async () => {
     const db = await openDb({ url: 'memory://' });
     const coordinator = await startCoordinator({ db, domain, search, port: 0, log: () => {} });
@@ -303,7 +302,7 @@ describe('duty cycle', () => {
     expect(resting.message).toContain('duty cycle 25%');
     // busy is measured around the whole lease (fetch, train, sign, submit), so rest ≥ 3 × training time.
     expect(rest).toBeGreaterThanOrEqual(3 * busy * 0.9);
-  }, 60_000);
+  });
 });
 
 describe('phaseOf', () => {
