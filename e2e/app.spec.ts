@@ -125,7 +125,7 @@ test('contribute from a tab, settle on chain, claim, and try the model', async (
   const settledRow = page.locator(`[data-testid="task-row"][data-phase="settled"]`).filter({
     has: page.locator(`code[title="${settledTask}"]`),
   });
-  await expect(settledRow).toBeVisible({ timeout: 30_000 });
+  await expect(settledRow).toBeVisible({ timeout: 90_000 });
   await expect(settledRow.getByTestId('tx-hash').or(settledRow.getByTestId('tx-link'))).toBeVisible();
   const taskId = settledTask;
   await shot('contribute');
@@ -141,28 +141,28 @@ test('contribute from a tab, settle on chain, claim, and try the model', async (
   await page.goto(`${stack.app}/#/rewards`);
   const owed = page.getByTestId('owed');
   await expect
-    .poll(async () => BigInt((await owed.getAttribute('data-value')) ?? '0'), { timeout: 30_000 })
+    .poll(async () => BigInt((await owed.getAttribute('data-value')) ?? '0'), { timeout: 90_000 })
     .toBeGreaterThan(0n);
   const balanceBefore = BigInt((await page.getByTestId('balance').getAttribute('data-value')) ?? '0');
-  await expect(page.getByTestId('history-settled').first()).toBeVisible({ timeout: 30_000 });
+  await expect(page.getByTestId('history-settled').first()).toBeVisible({ timeout: 90_000 });
   await page.getByTestId('claim').click();
   await expect(page.getByTestId('claim-status')).toHaveAttribute('data-status', 'confirmed', {
     timeout: 60_000,
   });
   await expect
     .poll(async () => BigInt((await page.getByTestId('balance').getAttribute('data-value')) ?? '0'), {
-      timeout: 30_000,
+      timeout: 90_000,
     })
     .toBeGreaterThan(balanceBefore);
-  await expect(page.getByTestId('history-claim').first()).toBeVisible({ timeout: 30_000 });
+  await expect(page.getByTestId('history-claim').first()).toBeVisible({ timeout: 90_000 });
   await shot('rewards');
 
   // Leaderboard: the task is listed with its TaskSettled proof; re-training reproduces the chain's digest.
   await page.goto(`${stack.app}/#/leaderboard`);
   const row = page.locator(`[data-testid="board-row"][data-task-id="${taskId}"]`);
-  await expect(row).toBeVisible({ timeout: 30_000 });
+  await expect(row).toBeVisible({ timeout: 90_000 });
   await row.getByRole('button').first().click();
-  await expect(page.getByTestId('proof')).toHaveAttribute('data-verified', 'true', { timeout: 30_000 });
+  await expect(page.getByTestId('proof')).toHaveAttribute('data-verified', 'true', { timeout: 90_000 });
   await expect(page.getByTestId('pareto')).toBeVisible();
   await expect(page.getByTestId('arch')).toBeVisible();
   await page.getByTestId('build-onnx').click();
@@ -178,7 +178,7 @@ test('contribute from a tab, settle on chain, claim, and try the model', async (
   await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5, { steps: 8 });
   await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.8, { steps: 8 });
   await page.mouse.up();
-  await expect(page.getByTestId('prediction')).toHaveAttribute('data-class', /^\d+$/, { timeout: 30_000 });
+  await expect(page.getByTestId('prediction')).toHaveAttribute('data-class', /^\d+$/, { timeout: 90_000 });
   await shot('leaderboard');
 
   await page.goto(`${stack.app}/#/search`);
@@ -214,7 +214,7 @@ test('every page at desktop and phone width: screenshots, no horizontal scroll, 
     await page.setViewportSize({ width, height: width > 500 ? 900 : 844 });
     for (const { route, ready } of PAGES) {
       await page.goto(`${stack.app}/#/${route}`);
-      await expect(page.getByTestId(ready).first()).toBeVisible({ timeout: 30_000 });
+      await expect(page.getByTestId(ready).first()).toBeVisible({ timeout: 90_000 });
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow, `${route} at ${width} px scrolls sideways`).toBeLessThanOrEqual(1);
       await page.screenshot({ path: testInfo.outputPath(`${route}-${width}.png`), fullPage: true });

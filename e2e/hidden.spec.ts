@@ -239,7 +239,7 @@ test('a task is leased, computed, submitted and settled while the page is hidden
     page
       .locator('[data-testid="task-row"][data-phase="settled"]')
       .filter({ has: page.locator(`code[title="${settledTask}"]`) }),
-  ).toBeVisible({ timeout: 30_000 });
+  ).toBeVisible({ timeout: 90_000 });
   await expect
     .poll(async () => computeTimes(await timeline(page), visibleAt).length, { timeout: 180_000 })
     .toBeGreaterThanOrEqual(TASKS_PER_STATE);
