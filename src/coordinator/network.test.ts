@@ -15,31 +15,16 @@ import type { WorkerEvent } from './client.ts';
 import { type Db, openDb } from './db.ts';
 import { type Coordinator, startCoordinator } from './service.ts';
 import {
+  EVENT_WAIT_MS,
   REWARD_PER_TASK,
   startSwitchableProxy,
   startTestChain,
   type TestChain,
   tinySpec,
+  until,
 } from './testing.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-
-/** How long a test may wait for an event: only a hang should reach it, never a slow machine. */
-const EVENT_WAIT_MS = 240_000;
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = EVENT_WAIT_MS,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('coordinator + headless workers + anvil', { timeout: EVENT_WAIT_MS + 60_000 }, () => {
   let chain: TestChain;

@@ -19,7 +19,7 @@ import { refereePending, type Verdict } from './referee.ts';
 import { type Coordinator, startCoordinator } from './service.ts';
 import { StateExchange } from './states.ts';
 import { Store } from './store.ts';
-import { divergentResult, tinySpec } from './testing.ts';
+import { divergentResult, EVENT_WAIT_MS, tinySpec, until } from './testing.ts';
 
 // Longer than any test here takes, however loaded the machine: a test that wants the deadline
 // passed asks a referee whose wait is 0 (refereeStore(0)) instead of sleeping past it.
@@ -42,23 +42,6 @@ async function clientFor(url: string, account: LocalAccount): Promise<Coordinato
     signGrant: (typed) => signSessionGrant(account, typed.domain, typed.message),
   });
   return client;
-}
-
-/** How long a test may wait for an event: only a hang should reach it, never a slow machine. */
-const EVENT_WAIT_MS = 240_000;
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  ms = EVENT_WAIT_MS,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function refusal(p: Promise<unknown>): Promise<CoordinatorError> {

@@ -25,6 +25,24 @@ import type { ChainSettings } from './settler.ts';
 
 export const REWARD_PER_TASK = 10n ** 15n;
 
+/** How long a test may wait for an event: only a hang should reach it, never a slow machine. */
+export const EVENT_WAIT_MS = 240_000;
+
+/** Polls `probe` until it returns something truthy (that value), or throws after `timeoutMs`. */
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = EVENT_WAIT_MS,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export interface TestChain {
   anvil: AnvilNode;
   settings: ChainSettings;

@@ -9,7 +9,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDb } from '../../coordinator/db.ts';
 import { type Coordinator, startCoordinator } from '../../coordinator/service.ts';
-import { freePort, tinySpec } from '../../coordinator/testing.ts';
+import { EVENT_WAIT_MS, freePort, tinySpec } from '../../coordinator/testing.ts';
 import { decodeDataset } from '../../data/format.ts';
 import { train } from '../../engine/train.ts';
 import {
@@ -111,9 +111,6 @@ async function contributor(
     timing: { idlePollMs: 100, statusPollMs: 100, maxBackoffMs: 400 },
   });
 }
-
-/** How long a test may wait for an event: only a hang should reach it, never a slow machine. */
-const EVENT_WAIT_MS = 240_000;
 
 function until(
   c: Contributor,
