@@ -124,7 +124,7 @@ export class StateExchange {
        FROM (SELECT task_id, step FROM state_requests
              WHERE params IS NULL AND workers @> jsonb_build_array($1::text)
                AND NOT asked @> jsonb_build_array($1::text)
-             ORDER BY requested_at LIMIT 1 FOR UPDATE SKIP LOCKED) x
+             ORDER BY requested_at, task_id, step LIMIT 1 FOR UPDATE SKIP LOCKED) x
        WHERE r.task_id = x.task_id AND r.step = x.step
        RETURNING r.task_id, r.step, r.state_hash`,
       [worker],

@@ -109,7 +109,7 @@ export class Views {
     );
     const settled = await this.db.query<{ settled_at: number; c: number; n: number }>(
       `SELECT settled_at, (result->>'valCorrect')::int AS c, (result->>'valCount')::int AS n
-       FROM tasks WHERE state = 'settled' ORDER BY settled_at`,
+       FROM tasks WHERE state = 'settled' ORDER BY settled_at, seq`,
     );
     let best = 0;
     const progress = settled.map((r, i) => {
