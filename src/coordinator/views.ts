@@ -158,7 +158,7 @@ export class Views {
     }>(
       `SELECT v.task_id, t.state, v.verdict, v.received_at, t.tx_hash
        FROM votes v JOIN tasks t USING (task_id) WHERE lower(v.worker) = $1 AND t.state = 'settled'
-       ORDER BY v.received_at DESC LIMIT 50`,
+       ORDER BY v.received_at DESC, v.task_id LIMIT 50`,
       [worker],
     );
     const sum = (pred: (r: { verdict: string; settled: boolean }) => boolean) =>
