@@ -6,7 +6,9 @@ export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'contracts/**/*.test.ts'],
     pool: 'forks',
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
+    // Tests wait for events, bounded only against a hang (EVENT_WAIT_MS, 4 min, in
+    // src/coordinator/testing.ts): a test's own limit sits above that, never near a slow machine's time.
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
   },
 });

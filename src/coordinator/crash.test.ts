@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hex } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
-import { afterAll, expect, it, vi } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { connectChain, owed, readSettledEvents } from '../chain/client.ts';
 import { loadDataset } from '../data/node.ts';
 import { train } from '../engine/train.ts';
@@ -19,8 +19,6 @@ import { freePort, REWARD_PER_TASK, startTestChain, type TestChain } from './tes
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BUDGET = 6;
-// A restart plus every settlement takes minutes on a loaded 2-core machine: more than the default 2.
-vi.setConfig({ testTimeout: 600_000 });
 
 let chain: TestChain | undefined;
 let child: ChildProcess | undefined;

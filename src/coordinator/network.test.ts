@@ -15,7 +15,6 @@ import type { WorkerEvent } from './client.ts';
 import { type Db, openDb } from './db.ts';
 import { type Coordinator, startCoordinator } from './service.ts';
 import {
-  EVENT_WAIT_MS,
   REWARD_PER_TASK,
   startSwitchableProxy,
   startTestChain,
@@ -26,7 +25,7 @@ import {
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
-describe('coordinator + headless workers + anvil', { timeout: EVENT_WAIT_MS + 60_000 }, () => {
+describe('coordinator + headless workers + anvil', () => {
   let chain: TestChain;
   let proxy: Awaited<ReturnType<typeof startSwitchableProxy>>;
   let db: Db;

@@ -19,7 +19,7 @@ import { refereePending, type Verdict } from './referee.ts';
 import { type Coordinator, startCoordinator } from './service.ts';
 import { StateExchange } from './states.ts';
 import { Store } from './store.ts';
-import { divergentResult, EVENT_WAIT_MS, tinySpec, until } from './testing.ts';
+import { divergentResult, tinySpec, until } from './testing.ts';
 
 // Longer than any test here takes, however loaded the machine: a test that wants the deadline
 // passed asks a referee whose wait is 0 (refereeStore(0)) instead of sleeping past it.
@@ -54,7 +54,7 @@ async function refusal(p: Promise<unknown>): Promise<CoordinatorError> {
   throw new Error('expected a refusal');
 }
 
-describe('referee over one checkpoint interval', { timeout: EVENT_WAIT_MS + 60_000 }, () => {
+describe('referee over one checkpoint interval', () => {
   let db: Db;
   let coordinator: Coordinator;
   let stop = new AbortController();

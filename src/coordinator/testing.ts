@@ -25,7 +25,7 @@ import type { ChainSettings } from './settler.ts';
 
 export const REWARD_PER_TASK = 10n ** 15n;
 
-/** How long a test may wait for an event: only a hang should reach it, never a slow machine. */
+/** How long a test may wait for an event: only a hang should reach it, never a slow machine (vitest.config.ts). */
 export const EVENT_WAIT_MS = 240_000;
 
 /** Polls `probe` until it returns something truthy (that value), or throws after `timeoutMs`. */

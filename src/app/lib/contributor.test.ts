@@ -136,7 +136,7 @@ afterEach(async () => {
   for (const r of running.splice(0).reverse()) await r.stop();
 });
 
-describe('Contributor', { timeout: EVENT_WAIT_MS + 60_000 }, () => {
+describe('Contributor', () => {
   it('trains leased tasks, signs votes with the session key, and two contributors agree', async () => {
     const db = await openDb({ url: 'memory://' });
     const coordinator = await startCoordinator({
@@ -243,7 +243,7 @@ describe('Contributor', { timeout: EVENT_WAIT_MS + 60_000 }, () => {
   });
 });
 
-describe('sleep', { timeout: EVENT_WAIT_MS + 60_000 }, () => {
+describe('sleep', () => {
   it('abandons a task whose lease expired while the computer slept, and carries on with new work', async () => {
     const db = await openDb({ url: 'memory://' });
     const coordinator = await startCoordinator({
@@ -285,7 +285,7 @@ describe('sleep', { timeout: EVENT_WAIT_MS + 60_000 }, () => {
   });
 });
 
-describe('duty cycle', { timeout: EVENT_WAIT_MS + 60_000 }, () => {
+describe('duty cycle', () => {
   it('rests between tasks for busy × (1 − d) / d', async () => {
     const db = await openDb({ url: 'memory://' });
     const coordinator = await startCoordinator({ db, domain, search, port: 0, log: () => {} });
