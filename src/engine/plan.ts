@@ -7,6 +7,7 @@ import {
   type Activation,
   type AnyTaskSpec,
   isV2,
+  type Layer,
   layerOutputShape,
   type Shape,
   type TaskSpec,
@@ -38,16 +39,34 @@ export interface ModelPlan {
   paramCount: number;
 }
 
-/** The weight layers of a spec in canonical order (v2: each conv, each dense, then the classifier). */
+/** A layer of a sequential model: a spec layer, or the classifier every model ends with. */
+export type SequentialLayer = Layer | { op: 'classifier' };
+
+/**
+ * Every spec as one sequential model: an input shape and layers, the classifier last. A v1 MLP is
+ * a flat input and its hidden layers as dense layers; a v2 model is its image input and layers.
+ * The plan compiler (./compile.ts) and the parameter layout below read only this.
+ */
+export function sequentialModel(spec: AnyTaskSpec): { input: Shape; layers: SequentialLayer[] } {
+  const classifier = { op: 'classifier' } as const;
+  if (isV2(spec))
+    return { input: { kind: 'image', ...spec.model.input }, layers: [...spec.model.layers, classifier] };
+  const dense = spec.model.hidden.map(
+    (h): Layer => ({ op: 'dense', units: h.units, activation: h.activation, residual: h.residual }),
+  );
+  return { input: { kind: 'flat', units: spec.model.inputs }, layers: [...dense, classifier] };
+}
+
+/** The weight layers of a spec in canonical order (each conv, each dense, then the classifier). */
 export function modelPlan(spec: AnyTaskSpec): ModelPlan {
   const layers: LayerPlan[] = [];
-  let K = isV2(spec) ? 0 : spec.model.inputs;
   let offset = 0;
   const add = (
+    K: number,
     N: number,
     activation: Activation | null,
     residual: boolean,
-    kind: LayerPlan['kind'] = 'dense',
+    kind: LayerPlan['kind'],
   ) => {
     layers.push({
       index: layers.length,
@@ -60,26 +79,29 @@ export function modelPlan(spec: AnyTaskSpec): ModelPlan {
       bOffset: offset + K * N,
     });
     offset += K * N + N;
-    K = N;
   };
-  if (isV2(spec)) {
-    let shape: Shape = { kind: 'image', ...spec.model.input };
-    for (const layer of spec.model.layers) {
-      if (layer.op === 'conv' && shape.kind === 'image') {
-        K = shape.channels * layer.kernel * layer.kernel;
-        add(layer.channels, layer.activation, layer.residual, 'conv');
-      } else if (layer.op === 'dense' && shape.kind === 'flat') {
-        K = shape.units;
-        add(layer.units, layer.activation, layer.residual);
-      }
-      const out = layerOutputShape(layer, shape);
-      if (typeof out === 'string') throw new Error(`layer ${layer.op}: ${out}`);
-      shape = out;
+  const model = sequentialModel(spec);
+  let shape = model.input;
+  for (const layer of model.layers) {
+    if (layer.op === 'classifier') {
+      if (shape.kind !== 'flat') throw new Error('a model must end flat (gap or flatten)');
+      add(shape.units, spec.model.classes, null, false, 'dense');
+      break;
     }
-    if (shape.kind !== 'flat') throw new Error('a v2 model must end flat (gap or flatten)');
-    K = shape.units;
-  } else for (const h of spec.model.hidden) add(h.units, h.activation, h.residual);
-  add(spec.model.classes, null, false);
+    if (layer.op === 'conv' && shape.kind === 'image')
+      add(
+        shape.channels * layer.kernel * layer.kernel,
+        layer.channels,
+        layer.activation,
+        layer.residual,
+        'conv',
+      );
+    else if (layer.op === 'dense' && shape.kind === 'flat')
+      add(shape.units, layer.units, layer.activation, layer.residual, 'dense');
+    const out = layerOutputShape(layer, shape);
+    if (typeof out === 'string') throw new Error(`layer ${layer.op}: ${out}`);
+    shape = out;
+  }
   return { layers, paramCount: offset };
 }
 
