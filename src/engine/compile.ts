@@ -10,8 +10,10 @@
  * The rules per stage (docs/ARITHMETIC.md):
  *   dense    quantize x (RNE; the gathered pixels need none) · quantised W → forward epilogue
  *            backward: quantize gz, xᵀ·e, sgd | e·Wᵀ, backward epilogue (act′ of the layer below)
- *   conv     im2col (x's RNE quantisation fused) · quantised W → forward epilogue   (hwc out)
- *            backward: quantize gz, Pᵀ·e, sgd | e·Wᵀ, col2im-backward (col2im + backward epilogue fused)
+ *   conv     conv-forward: the implicit GEMM of the patches of x (gathered and RNE-quantised on the
+ *            fly, never in memory) with the quantised W, forward epilogue fused   (hwc out)
+ *            backward: quantize gz, conv-weight-grad (Pᵀ·e and Σ gz added into gw), sgd (accumulated)
+ *            | conv-input-grad (the transposed conv of e8 and w8, backward epilogue fused)
  *   maxpool  maxpool (value + argmax)          backward: maxpool-backward (act′ of its input's layer fused)
  *   gap      gap                               backward: gap-backward (likewise)
  *   flatten  transpose hwc → chw (none when the input is chw or has one channel); in the backward the
@@ -39,6 +41,7 @@ import {
   type Tensor,
   type WeightStage,
 } from './compile-stages.ts';
+import { chooseTiling } from './ops/conv-tiling.ts';
 import { NONE, OPS } from './ops/index.ts';
 import { TENSOR } from './ops/rng.ts';
 import { type LayerPlan, sequentialModel, type TrainingPlan } from './plan.ts';
@@ -60,7 +63,8 @@ export function compileProgram(
   plan: TrainingPlan,
   options: CompileOptions = {},
 ): Program {
-  return new Compiler(spec, dataset, plan, Math.max(1, options.stepsPerUpload ?? 1)).program();
+  const stepsPerUpload = Math.max(1, options.stepsPerUpload ?? 1);
+  return new Compiler(spec, dataset, plan, stepsPerUpload, options.tiled ?? false).program();
 }
 
 class Compiler {
@@ -88,6 +92,7 @@ class Compiler {
     readonly dataset: Dataset,
     readonly plan: TrainingPlan,
     readonly stepsPerUpload: number,
+    readonly tiled: boolean,
   ) {
     this.B = spec.training.batch;
     this.weights = plan.model.layers;
@@ -196,13 +201,14 @@ class Compiler {
       if (s.kind === 'maxpool') this.declare(`arg${s.index}`, 'u32', [n]);
       if (!isWeight(s)) continue;
       const { index: l, K, N, wOffset, bOffset } = s.w;
-      const rows = this.rowsOf(s, B);
-      scratch = Math.max(scratch, rows * N, K * N, rows * K);
+      if (s.kind === 'dense') scratch = Math.max(scratch, B * N, K * N, B * K);
       params.push(state('params', `W${l}`, wOffset, K * N), state('params', `b${l}`, bOffset, N));
       momentum.push(state('momentum', `VW${l}`, wOffset, K * N), state('momentum', `Vb${l}`, bOffset, N));
       this.declare(`w8_${l}`, 'i8', [K, N]);
-      if (s.kind === 'conv') this.declare(`p8_${s.index}`, 'i8', [rows, K]);
+      // A conv's weight and bias gradients are summed into gw (sgd reads and zeroes it).
+      if (s.kind === 'conv') this.declare(`gw${l}`, 'i32', [K * N + N]);
       else if (this.denseOperand(s) !== 'x8_in') this.declare(`x8_${s.index}`, 'i8', [B, K]);
+      const rows = this.rowsOf(s, B);
       this.declare(`e8_${l}`, 'i8', [rows, N]);
       this.declare(`z${s.index}`, 'i32', [rows * N]);
       this.declare(`gz${s.index}`, 'i32', [rows * N]);
@@ -289,12 +295,27 @@ class Compiler {
   }
 
   transpose(label: string, batch: number, rows: number, cols: number, x: string, y: string): Invocation {
-    return { op: OPS.transpose, label, params: { batch, rows, cols, tiled: true }, bind: { x, y } };
+    const params = { batch, rows, cols, tiled: this.tiled };
+    return { op: OPS.transpose, label, params, bind: { x, y } };
   }
 
   private imageParams(t: Tensor, batch: number) {
     const s = image(t.shape);
     return { batch, channels: s.channels, height: s.height, width: s.width, layout: t.layout };
+  }
+
+  /**
+   * A conv's geometry over `batch` examples and its kernels' tiling for a GEMM of `rows` × `cols`
+   * outputs (the weight gradient's: K × N, its spare threads splitting the sum).
+   */
+  private convParams(s: WeightStage, batch: number, rows: number, cols: number, split = false) {
+    return {
+      ...this.imageParams(s.input, batch),
+      kernel: s.kernel,
+      stride: s.stride,
+      n: s.w.N,
+      ...chooseTiling(rows, cols, this.tiled, split),
+    };
   }
 
   // ---- forward
@@ -359,41 +380,30 @@ class Compiler {
     const { index: l, K, N, activation, residual } = s.w;
     const xSlot = this.inSlot(s, val);
     const wSlot = val ? this.valSlot.w(l) : this.slot.w(l);
-    const m = this.rowsOf(s, rows);
-    const ops: Invocation[] = [];
+    const outSlot = this.outSlot(s.output, val);
+    const hIn = residual ? this.graph.source(s.input).buf : 'unused';
+    const epilogue = { bias: `b${l}`, hIn, maxes: 'maxes', z: `z${s.index}`, h: s.output.buf };
     if (s.kind === 'conv') {
-      ops.push({
-        op: OPS.im2col,
-        label: `im2col ${s.index}`,
-        params: { ...this.imageParams(s.input, rows), kernel: s.kernel, stride: s.stride, xSlot },
-        bind: { x: s.input.buf, maxes: 'maxes', patches: `p8_${s.index}` },
-      });
-      ops.push(this.matmul(`x·W ${l}`, m, N, K, [`p8_${s.index}`, 'rows'], [`w8_${l}`, 'cols']));
-    } else {
-      const x8 = this.denseOperand(s);
-      if (x8 !== 'x8_in') ops.push(this.quantize(`quantize x${l}`, s.input.buf, [rows, K], xSlot, null, x8));
-      ops.push(this.matmul(`x·W ${l}`, rows, N, K, [x8, 'rows'], [`w8_${l}`, 'cols']));
+      const m = this.rowsOf(s, rows);
+      const params = { ...this.convParams(s, rows, m, N), xSlot, wSlot, outSlot, act: activation, residual };
+      return [
+        {
+          op: OPS['conv-forward'],
+          label: `conv ${l}`,
+          params,
+          bind: { x: s.input.buf, w8: `w8_${l}`, ...epilogue },
+        },
+      ];
     }
+    const ops: Invocation[] = [];
+    const x8 = this.denseOperand(s);
+    if (x8 !== 'x8_in') ops.push(this.quantize(`quantize x${l}`, s.input.buf, [rows, K], xSlot, null, x8));
+    ops.push(this.matmul(`x·W ${l}`, rows, N, K, [x8, 'rows'], [`w8_${l}`, 'cols']));
     ops.push({
       op: OPS.forward,
       label: `forward ${l}`,
-      params: {
-        rows: m,
-        n: N,
-        xSlot,
-        wSlot,
-        outSlot: this.outSlot(s.output, val),
-        act: activation,
-        residual,
-      },
-      bind: {
-        acc: 'acc',
-        bias: `b${l}`,
-        hIn: residual ? this.graph.source(s.input).buf : 'unused',
-        maxes: 'maxes',
-        z: `z${s.index}`,
-        h: s.output.buf,
-      },
+      params: { rows, n: N, xSlot, wSlot, outSlot, act: activation, residual },
+      bind: { acc: 'acc', ...epilogue },
     });
     return ops;
   }
@@ -479,11 +489,25 @@ class Compiler {
     const { learningRateQ16, momentumQ16, weightDecayQ24 } = this.spec.training;
     const { index: l, K, N } = s.w;
     const rows = this.rowsOf(s, this.B);
-    const operand = s.kind === 'conv' ? `p8_${s.index}` : this.denseOperand(s);
     const e8 = `e8_${l}`;
+    const conv = s.kind === 'conv';
+    const gradient: Invocation = conv
+      ? {
+          op: OPS['conv-weight-grad'],
+          label: `conv weight gradient ${l}`,
+          params: {
+            ...this.convParams(s, this.B, K, N, true),
+            xSlot: this.inSlot(s, false),
+            // parts of the sum: about 256 on a GPU (enough workgroups), 32 untiled (a CPU
+            // emulator has few cores, and each part costs atomics)
+            splitWords: Math.max(16, Math.ceil(Math.ceil(rows / 4) / (this.tiled ? 256 : 32))),
+          },
+          bind: { x: s.input.buf, maxes: 'maxes', e8, gz: `gz${s.index}`, acc: `gw${l}` },
+        }
+      : this.matmul(`xᵀ·e ${l}`, K, N, rows, [this.denseOperand(s), 'cols'], [e8, 'cols']);
     return [
       this.quantize(`quantize gz${l}`, `gz${s.index}`, [rows, N], this.slot.e(l), TENSOR.srErr(l), e8),
-      this.matmul(`xᵀ·e ${l}`, K, N, rows, [operand, 'cols'], [e8, 'cols']),
+      gradient,
       {
         op: OPS.sgd,
         label: `sgd ${l}`,
@@ -497,10 +521,11 @@ class Compiler {
           momentumQ16,
           weightDecayQ24,
           wNextSlot: this.slot.wNext(l),
+          accumulated: conv,
         },
         bind: {
-          acc: 'acc',
-          gz: `gz${s.index}`,
+          acc: conv ? `gw${l}` : 'acc',
+          gz: conv ? 'unused' : `gz${s.index}`,
           maxes: 'maxes',
           w: `W${l}`,
           vw: `VW${l}`,
@@ -512,23 +537,21 @@ class Compiler {
   }
 
   /**
-   * A conv layer's input gradient: e·Wᵀ, then col2im fused with the dense backward epilogue
-   * (rescale, residual, act′ of the layer below, max |gz|) in one dispatch.
+   * A conv layer's input gradient: one conv-input-grad (the transposed conv of e8 and w8, with the
+   * rescale, residual, act′ of the layer below and max |gz| fused).
    */
   private convInputGradient(s: WeightStage): Invocation[] {
-    const { index: l, K, N, residual } = s.w;
-    const rows = this.rowsOf(s, this.B);
+    const { index: l, residual } = s.w;
     const below = this.graph.source(s.input);
     const t = this.actTarget(below);
+    const input = image(s.input.shape);
+    const pixels = this.B * input.height * input.width;
     return [
-      this.matmul(`e·Wᵀ ${l}`, rows, K, N, [`e8_${l}`, 'rows'], [`w8_${l}`, 'rows']),
       {
-        op: OPS['col2im-backward'],
-        label: `col2im-backward ${s.index}`,
+        op: OPS['conv-input-grad'],
+        label: `conv input gradient ${l}`,
         params: {
-          ...this.imageParams(s.input, this.B),
-          kernel: s.kernel,
-          stride: s.stride,
+          ...this.convParams(s, this.B, pixels, input.channels),
           eSlot: this.slot.e(l),
           wSlot: this.slot.w(l),
           gzSlot: t.gzSlot,
@@ -536,7 +559,8 @@ class Compiler {
           residual,
         },
         bind: {
-          dP: 'acc',
+          e8: `e8_${l}`,
+          w8: `w8_${l}`,
           z: t.z,
           ghRes: residual ? `g${s.index}` : 'unused',
           maxes: 'maxes',

@@ -47,6 +47,11 @@ export interface Program {
 export interface CompileOptions {
   /** Steps per upload of batch indices (the WebGPU backend records this many per submit). */
   stepsPerUpload?: number;
+  /**
+   * Stage operands in workgroup memory (conv kernels, transposes): faster on GPUs, slower on
+   * SwiftShader (a fiber switch per barrier). The same bits either way; default false.
+   */
+  tiled?: boolean;
 }
 
 export interface Invocation {

@@ -25,6 +25,10 @@ import { ACTIVATIONS, type Activation } from '../../protocol/spec.ts';
 import { type BackwardParams, backward } from './backward.ts';
 import { type Col2imParams, col2im } from './col2im.ts';
 import { type Col2imBackwardParams, col2imBackward } from './col2im-backward.ts';
+import { type ConvForwardParams, convForward } from './conv-forward.ts';
+import { type ConvInputGradParams, convInputGrad } from './conv-input-grad.ts';
+import { type ConvTiling, checkTiling, sampleTiling } from './conv-tiling.ts';
+import { type ConvWeightGradParams, convWeightGrad } from './conv-weight-grad.ts';
 import { type ForwardParams, forward } from './forward.ts';
 import { type GapParams, gap } from './gap.ts';
 import { type GapBackwardParams, gapBackward } from './gap-backward.ts';
@@ -103,6 +107,17 @@ const convUniform = (g: ConvGeometry) => {
   const { outH, outW } = patchShape(g);
   return [...imageUniform(g), g.kernel, g.stride, outH, outW];
 };
+
+/** The override constants of a conv kernel's tiling (checked: valid on every size). */
+const tilingConstants = (t: ConvTiling, contextRows: number, everyThreadARow = true) => {
+  checkTiling(t, contextRows);
+  if (everyThreadARow && t.wgM * t.wgN !== 64)
+    throw new Error(`conv tiling: wgM ${t.wgM} × wgN ${t.wgN} must be 64 threads`);
+  return { NB: t.nb, WG_N: t.wgN, WG_M: t.wgM, TILED: t.tiled ? 1 : 0, BK: t.bk };
+};
+/** Workgroups of a conv GEMM over `rows` × `cols` outputs, 4·nb·wgN columns by 4·wgM rows each. */
+const gemmGrid = (cols: number, rows: number, t: ConvTiling): [number, number] =>
+  grid1d(Math.ceil(cols / (4 * t.nb * t.wgN)) * Math.ceil(rows / (4 * t.wgM)), 1);
 
 export const OPS = {
   maxabs: defineOp<MaxabsParams, Parameters<typeof maxabs>[1]>({
@@ -318,7 +333,7 @@ export const OPS = {
     name: 'sgd',
     libs: ['fixed'],
     bindings: [
-      read('acc', 'i32'),
+      readWrite('acc', 'i32'),
       read('gz', 'i32'),
       readWrite('maxes', 'u32'),
       readWrite('w', 'i32'),
@@ -327,8 +342,8 @@ export const OPS = {
       readWrite('vb', 'i32'),
     ],
     shapes: (p) => ({
-      acc: [p.k * p.n],
-      gz: [p.rows * p.n],
+      acc: [p.k * p.n + (p.accumulated ? p.n : 0)],
+      gz: [p.accumulated ? 1 : p.rows * p.n],
       maxes: [slotsLength(p.xSlot, p.eSlot, p.wNextSlot)],
       w: [p.k * p.n],
       vw: [p.k * p.n],
@@ -346,6 +361,7 @@ export const OPS = {
       p.weightDecayQ24,
       p.wNextSlot,
     ],
+    constants: (p) => ({ ACCUMULATED: p.accumulated ? 1 : 0 }),
     grid: (p) => grid1d(p.k * p.n + p.n),
     twin: sgd,
     sample: (draw) => ({
@@ -358,6 +374,7 @@ export const OPS = {
       momentumQ16: draw(2) ? 0 : draw(65536),
       weightDecayQ24: draw(2) ? 0 : draw(2 ** 16),
       wNextSlot: 3,
+      accumulated: draw(2) === 1,
     }),
   }),
 
@@ -454,6 +471,149 @@ export const OPS = {
       gzSlot: draw(3) === 0 ? NONE : 2,
       act: sampleAct(draw),
       residual: draw(2) === 1,
+    }),
+  }),
+
+  // ---- implicit-GEMM conv ops (no patch matrix in memory; docs/KERNELS.md, "Implicit-GEMM conv")
+
+  'conv-forward': defineOp<ConvForwardParams, Parameters<typeof convForward>[1]>({
+    name: 'conv-forward',
+    libs: ['dot4', 'fixed', 'activation', 'conv-gemm', 'conv-patch'],
+    bindings: [
+      read('x', 'i32'),
+      { slot: 'w8', type: 'i8', access: 'read', layout: 'cols' },
+      read('bias', 'i32'),
+      read('hIn', 'i32'),
+      readWrite('maxes', 'u32'),
+      write('z', 'i32'),
+      write('h', 'i32'),
+    ],
+    shapes: (p) => {
+      const { rows, cols } = patchShape(p);
+      const out = rows * p.n;
+      return {
+        x: [elementCount(p)],
+        w8: [cols, p.n],
+        bias: [p.n],
+        hIn: [p.residual ? out : 1],
+        maxes: [slotsLength(p.xSlot, p.wSlot, p.outSlot)],
+        z: [out],
+        h: [out],
+      };
+    },
+    uniform: (p) => [...convUniform(p), p.n, p.xSlot, p.wSlot, p.outSlot, INPUT_SHIFT],
+    constants: (p) => ({
+      CHANNELS_LAST: layoutCode(p.layout),
+      ACT: actCode(p.act),
+      RESIDUAL: p.residual ? 1 : 0,
+      ...tilingConstants(p, 4 * p.wgM),
+    }),
+    grid: (p) => gemmGrid(p.n, patchShape(p).rows, p),
+    twin: convForward,
+    sample: (draw) => {
+      const g = sampleConv(draw);
+      const n = between(draw, 1, 12);
+      // A residual conv keeps its input's shape: stride 1, n = channels, hwc.
+      const residual = g.stride === 1 && draw(3) === 0;
+      return {
+        ...g,
+        ...sampleTiling(draw),
+        layout: residual ? 'hwc' : sampleLayout(draw),
+        n: residual ? g.channels : n,
+        xSlot: draw(3) === 0 ? NONE : 0,
+        wSlot: 1,
+        outSlot: draw(3) === 0 ? NONE : 2,
+        act: sampleAct(draw),
+        residual,
+      };
+    },
+  }),
+
+  'conv-input-grad': defineOp<ConvInputGradParams, Parameters<typeof convInputGrad>[1]>({
+    name: 'conv-input-grad',
+    libs: ['dot4', 'fixed', 'activation', 'conv-gemm'],
+    bindings: [
+      { slot: 'e8', type: 'i8', access: 'read', layout: 'rows' },
+      { slot: 'w8', type: 'i8', access: 'read', layout: 'rows' },
+      read('z', 'i32'),
+      read('ghRes', 'i32'),
+      readWrite('maxes', 'u32'),
+      write('ghOut', 'i32'),
+      write('gz', 'i32'),
+    ],
+    shapes: (p) => {
+      const { rows, cols } = patchShape(p);
+      const n = elementCount(p);
+      return {
+        e8: [rows, p.n],
+        w8: [cols, p.n],
+        z: [n],
+        ghRes: [p.residual ? n : 1],
+        maxes: [slotsLength(p.eSlot, p.wSlot, p.gzSlot)],
+        ghOut: [n],
+        gz: [n],
+      };
+    },
+    uniform: (p) => [...convUniform(p), p.n, p.eSlot, p.wSlot, p.gzSlot],
+    constants: (p) => ({
+      CHANNELS_LAST: layoutCode(p.layout),
+      ACT: actCode(p.act),
+      RESIDUAL: p.residual ? 1 : 0,
+      ...tilingConstants(p, 4 * p.wgM),
+    }),
+    grid: (p) => gemmGrid(p.channels, p.batch * p.height * p.width, p),
+    twin: convInputGrad,
+    sample: (draw) => ({
+      ...sampleConv(draw),
+      ...sampleTiling(draw),
+      layout: sampleLayout(draw),
+      n: between(draw, 1, 12),
+      eSlot: 0,
+      wSlot: 1,
+      gzSlot: draw(3) === 0 ? NONE : 2,
+      act: sampleAct(draw),
+      residual: draw(2) === 1,
+    }),
+  }),
+
+  'conv-weight-grad': defineOp<ConvWeightGradParams, Parameters<typeof convWeightGrad>[1]>({
+    name: 'conv-weight-grad',
+    libs: ['dot4', 'fixed', 'conv-gemm', 'conv-patch'],
+    bindings: [
+      read('x', 'i32'),
+      read('maxes', 'u32'),
+      { slot: 'e8', type: 'i8', access: 'read', layout: 'cols' },
+      read('gz', 'i32'),
+      readWrite('acc', 'i32'),
+    ],
+    shapes: (p) => {
+      const { rows, cols } = patchShape(p);
+      return {
+        x: [elementCount(p)],
+        maxes: [slotsLength(p.xSlot)],
+        e8: [rows, p.n],
+        gz: [rows * p.n],
+        acc: [cols * p.n + p.n],
+      };
+    },
+    uniform: (p) => [...convUniform(p), p.n, p.xSlot, INPUT_SHIFT, p.splitWords],
+    constants: (p) => ({
+      CHANNELS_LAST: layoutCode(p.layout),
+      ...tilingConstants(p, 4 * p.bk + 4 * p.wgM, false),
+    }),
+    grid: (p) => {
+      const { rows, cols } = patchShape(p);
+      const tiles = Math.ceil(cols / (4 * p.wgM)) * Math.ceil(p.n / (4 * p.nb * p.wgN)) + 1;
+      return grid1d(tiles * Math.ceil(Math.ceil(rows / 4) / p.splitWords), 1);
+    },
+    twin: convWeightGrad,
+    sample: (draw) => ({
+      ...sampleConv(draw),
+      ...sampleTiling(draw, true),
+      layout: sampleLayout(draw),
+      n: between(draw, 1, 12),
+      xSlot: draw(3) === 0 ? NONE : 0,
+      splitWords: between(draw, 1, 40),
     }),
   }),
 

@@ -33,7 +33,7 @@ function scratch(n: number): Int32Array {
 }
 
 export interface SgdParams {
-  [key: string]: number;
+  [key: string]: number | boolean;
   k: number;
   n: number;
   rows: number;
@@ -43,11 +43,18 @@ export interface SgdParams {
   momentumQ16: number;
   weightDecayQ24: number;
   wNextSlot: number;
+  /**
+   * false: acc holds x8ᵀ·e8 [K][N] and the bias gradient is the column sums of gz.
+   * true: a conv-weight-grad op added both into acc ([K][N] then [N]); they are read and zeroed
+   * (ready for the next step's sums), and gz is not read.
+   */
+  accumulated: boolean;
 }
 
 /**
  * Twin of sgd.wgsl, one layer's gradient and update:
  *   weights: g = rescale(acc, sx + se − 16) (acc = x8ᵀ·e8, Q24);  bias j: g = Σ_b gz[b][j] (wrapping)
+ *   (accumulated: bias j: g = acc[K·N + j], then acc[0 .. K·N + N) = 0)
  * then sgdStep on W and b; max |W| of the updated weights is folded into maxes[wNextSlot].
  */
 export function sgd(
@@ -67,7 +74,10 @@ export function sgd(
   rescaleAll(b.acc, operandShift(b.maxes, p.xSlot) + operandShift(b.maxes, p.eSlot) - 16, g, k * n);
   sgdStep(b.w, b.vw, g, k * n, lr, mom, wd);
   const gb = new Int32Array(n);
-  columnSums(b.gz, p.rows, n, gb);
+  if (p.accumulated) {
+    gb.set(b.acc.subarray(k * n, k * n + n));
+    b.acc.fill(0, 0, k * n + n);
+  } else columnSums(b.gz, p.rows, n, gb);
   sgdStep(b.bias, b.vb, gb, n, lr, mom, wd);
   const m = maxAbs(b.w, k * n);
   if (m > b.maxes[p.wNextSlot]) b.maxes[p.wNextSlot] = m;

@@ -9,6 +9,11 @@ export interface GpuContext {
   device: GPUDevice;
   /** The adapter has the packed_4x8_integer_dot_product WGSL language feature. */
   packedDot: boolean;
+  /**
+   * A software adapter (SwiftShader, llvmpipe): the trainer then records barrier-free kernels,
+   * since each workgroup barrier costs a fiber switch there (the same bits either way).
+   */
+  software: boolean;
   pipeline(
     code: string,
     entryPoint?: string,
@@ -22,6 +27,7 @@ export async function contextFromSession(session: GpuSession): Promise<GpuContex
   return {
     device,
     packedDot,
+    software: (await session.report()).isSoftware,
     pipeline: (code, entry, constants) => session.pipeline(code, entry, constants),
   };
 }
@@ -41,11 +47,20 @@ export function contextFromDevice(device: GPUDevice, packedDot = browserHasPacke
   return ctx;
 }
 
+/** Whether a device's adapter is a software rasterizer, from GPUDevice.adapterInfo where present. */
+function isSoftwareDevice(device: GPUDevice): boolean {
+  const info = (device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  if (!info) return false;
+  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
+  return /swiftshader|llvmpipe|lavapipe/.test(text);
+}
+
 function newDeviceContext(device: GPUDevice, packedDot: boolean): GpuContext {
   const cache = new Map<string, Promise<GPUComputePipeline>>();
   return {
     device,
     packedDot,
+    software: isSoftwareDevice(device),
     pipeline(code, entryPoint = 'main', constants) {
       const key = `${entryPoint}\u0000${JSON.stringify(constants ?? {})}\u0000${code}`;
       let pipeline = cache.get(key);

@@ -1,6 +1,7 @@
 /**
  * Times each conv op kernel on one layer of a small MNIST CNN (batch 64, 16 → 32 channels, 14×14,
- * kernel 3, stride 1), beside the matmuls of the same layer, on whatever adapter Dawn finds:
+ * kernel 3, stride 1): the implicit-GEMM kernels the plans use (both tilings), and beside them the
+ * explicit im2col/matmul/col2im path they replaced, on whatever adapter Dawn finds:
  *   npx tsx src/engine/webgpu/conv-ops-bench.ts [--batch 64] [--channels 16] [--out 32] [--side 14]
  * Each kernel is dispatched `repeats` times in one compute pass (one submit), best of three; the
  * figure is wall time per dispatch, so it includes a share of the submit overhead. Inputs are
@@ -9,6 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createNodeGpuSession } from '../../gpu/node.ts';
+import { chooseTiling } from '../ops/conv-tiling.ts';
 import { patchShape } from '../ops/image.ts';
 import { type AnyOpDef, OPS, type OpParams } from '../ops/index.ts';
 import { elementsOf } from '../program.ts';
@@ -25,7 +27,41 @@ function layerCases(batch: number, channels: number, out: number, side: number):
   const g = { batch, channels, height: side, width: side, kernel: 3, stride: 1 };
   const { rows: M, cols: K } = patchShape(g);
   const image = { batch, channels: out, height: side, width: side, layout: 'hwc' };
+  const fwd = { xSlot: 0, wSlot: 1, outSlot: 2, act: 'relu', residual: false };
+  const bwd = { eSlot: 0, wSlot: 1, gzSlot: 2, act: 'relu', residual: false };
+  // The implicit-GEMM kernels with the tiling the plan picks, barrier-free (SwiftShader) and tiled (GPUs).
+  const implicit = (tiled: boolean): Case[] => {
+    const how = tiled ? 'tiled' : 'direct';
+    const pixels = batch * side * side;
+    return [
+      {
+        label: `conv-forward (${how})`,
+        op: OPS['conv-forward'],
+        params: { ...g, layout: 'hwc', n: out, ...chooseTiling(M, out, tiled), ...fwd },
+      },
+      {
+        label: `conv-input-grad (${how})`,
+        op: OPS['conv-input-grad'],
+        params: { ...g, layout: 'hwc', n: out, ...chooseTiling(pixels, channels, tiled), ...bwd },
+      },
+      {
+        label: `conv-weight-grad (${how})`,
+        op: OPS['conv-weight-grad'],
+        params: {
+          ...g,
+          layout: 'hwc',
+          n: out,
+          ...chooseTiling(K, out, tiled, true),
+          xSlot: 0,
+          splitWords: Math.max(16, Math.ceil(Math.ceil(M / 4) / (tiled ? 256 : 32))),
+        },
+      },
+    ];
+  };
   return [
+    ...implicit(false),
+    ...implicit(true),
+    // the explicit path they replace: im2col's patch matrix and col2im's patch gradient in memory
     { label: 'im2col (+ RNE of x)', op: OPS.im2col, params: { ...g, layout: 'hwc', xSlot: 0 } },
     { label: 'x·W  (patches · w8)', op: OPS.matmul, params: { m: M, n: out, k: K, a: 'rows', b: 'cols' } },
     { label: 'Pᵀ·e (weight grad)', op: OPS.matmul, params: { m: K, n: out, k: M, a: 'cols', b: 'cols' } },
@@ -33,9 +69,8 @@ function layerCases(batch: number, channels: number, out: number, side: number):
     {
       label: 'col2im-backward',
       op: OPS['col2im-backward'],
-      params: { ...g, layout: 'hwc', eSlot: 0, wSlot: 1, gzSlot: 2, act: 'relu', residual: false },
+      params: { ...g, layout: 'hwc', ...bwd },
     },
-    { label: 'col2im (raw sum)', op: OPS.col2im, params: { ...g, layout: 'hwc' } },
     { label: 'maxpool', op: OPS.maxpool, params: { ...image, outSlot: 0 } },
     { label: 'maxpool-backward', op: OPS['maxpool-backward'], params: { ...image, act: 'relu', gzSlot: 0 } },
     { label: 'gap', op: OPS.gap, params: { ...image, outSlot: 0 } },
@@ -126,7 +161,7 @@ async function main() {
     );
     for (const c of layerCases(batch, channels, out, side)) {
       const ms = await timeCase(ctx, c, repeats);
-      console.log(`${c.label.padEnd(22)} ${ms.toFixed(3).padStart(9)} ms`);
+      console.log(`${c.label.padEnd(28)} ${ms.toFixed(3).padStart(9)} ms`);
     }
   } finally {
     session.destroy();

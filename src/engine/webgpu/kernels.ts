@@ -41,6 +41,8 @@ const LIBS: Record<string, string> = {
   activation: wgsl.activation,
   'pool-div': wgsl.poolDiv,
   'col2im-gather': wgsl.col2imGather,
+  'conv-gemm': wgsl.convGemm,
+  'conv-patch': wgsl.convPatch,
 };
 
 /** `softmax-xent` → `softmaxXent`, the generated constant of ops/softmax-xent.wgsl. */

@@ -30,6 +30,8 @@ describe('trainWebGPU on Dawn = CPU reference, spec v2', () => {
       const gpuLosses: number[] = [];
       const gpu = await trainWebGPURun(ctx(), spec, blobs, {
         stepsPerSubmit: 1 + (seed % 4),
+        // both kernel variants: workgroup-memory tiles (GPUs) and barrier-free (SwiftShader)
+        tiled: seed % 2 === 1,
         onProgress: (p: TrainProgress) => gpuLosses.push(p.batchLossQ16),
       });
       expect(gpuLosses).toEqual(cpuLosses);

@@ -44,6 +44,11 @@ export interface GpuTrainerOptions {
   stepsPerSubmit?: number;
   /** Use dot4I8Packed where available (default) or force the plain i32 path. */
   packed?: boolean;
+  /**
+   * Stage operands in workgroup memory (the conv kernels, transposes): default on a hardware
+   * adapter, off on a software one (GpuContext.software). The same bits either way.
+   */
+  tiled?: boolean;
 }
 
 interface RecordedSequences {
@@ -100,7 +105,8 @@ export class GpuTrainer {
     const params = from ? from.params : initialParams(spec, plan.model);
     const momentum = from ? from.momentum : new Int32Array(paramCount);
     const stepsPerUpload = Math.min(options.stepsPerSubmit ?? DEFAULT_STEPS_PER_SUBMIT, spec.training.steps);
-    const program = compileProgram(spec, dataset, plan, { stepsPerUpload });
+    const tiled = options.tiled ?? !ctx.software;
+    const program = compileProgram(spec, dataset, plan, { stepsPerUpload, tiled });
     const inputs = { dataset, validation: plan.validation, params, momentum };
     const tensors = createProgramTensors(ctx.device, program, inputs);
     const owned: GPUBuffer[] = [];
