@@ -359,4 +359,199 @@ $fn$
   // Sessions opened in one millisecond tied on created_at, so "keep a worker's newest few" could
   // evict a newer one: an identity column orders them as they were inserted, on every coordinator.
   `ALTER TABLE sessions ADD COLUMN IF NOT EXISTS seq bigint GENERATED ALWAYS AS IDENTITY`,
+  `
+-- Searches as first-class objects (docs/SPONSORS.md, docs/COORDINATOR.md "Searches"). A search is
+-- the chain's searchId = keccak256(abi.encode(sponsor, manifestHash)); its manifest (canonical JSON)
+-- fixes the dataset, the search space and its bounds, the strategy, the budget and the reward.
+CREATE TABLE IF NOT EXISTS searches (
+  search_id text PRIMARY KEY,
+  seq integer GENERATED ALWAYS AS IDENTITY,
+  sponsor text NOT NULL,
+  manifest jsonb NOT NULL,
+  manifest_hash text NOT NULL,
+  name text NOT NULL,
+  dataset_sha256 text NOT NULL,
+  -- funding | running | paused | finished | cancelled
+  state text NOT NULL,
+  reward_wei numeric(78, 0) NOT NULL,
+  budget_tasks integer NOT NULL,
+  max_spend_wei numeric(78, 0) NOT NULL,
+  -- the pool as last read (the chain, or the coordinator's own ledger without one) and when that
+  -- read started: a task settled after it still reserves its reward (the read did not see it paid)
+  pool_wei numeric(78, 0) NOT NULL DEFAULT 0,
+  pool_read_at float8 NOT NULL DEFAULT 0,
+  -- what the coordinator credited itself when there is no chain (tests, benchmarks, offline runs)
+  ledger_wei numeric(78, 0) NOT NULL DEFAULT 0,
+  -- the chain's view: unknown | open | closed; after lease_until no lease of it is handed out at all
+  chain_state text NOT NULL DEFAULT 'unknown',
+  lease_until float8,
+  -- the operator's own search (cambrian up, cambrian coordinator): today's unscoped routes show it
+  operator boolean NOT NULL DEFAULT false,
+  created_at float8 NOT NULL,
+  updated_at float8 NOT NULL,
+  finished_at float8,
+  error text
+);
+CREATE INDEX IF NOT EXISTS searches_state ON searches (state);
+
+-- A task belongs to one search (NULL: the coordinator's own tasks, added with Store.addTask by tests,
+-- benchmarks or an operator's script). leased_at: its first lease, from when it reserves its reward
+-- against its search's pool. work: training multiply-accumulates (steps × batch × forward MACs), so
+-- that leasing can weigh searches by what they pay per unit of work.
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS search_id text REFERENCES searches (search_id);
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS leased_at float8;
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS work float8 NOT NULL DEFAULT 0;
+UPDATE tasks t SET leased_at = l.first FROM (SELECT task_id, min(issued_at) AS first FROM leases GROUP BY task_id) l
+  WHERE t.task_id = l.task_id AND t.leased_at IS NULL;
+CREATE INDEX IF NOT EXISTS tasks_search_open ON tasks (search_id) WHERE state = 'open' AND open_slots > 0;
+CREATE INDEX IF NOT EXISTS tasks_search_leased ON tasks (search_id) WHERE leased_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_search_seq ON tasks (search_id, seq);
+
+-- Sponsors' datasets: canonical CDS1 binaries (src/data/format.ts) by sha256, in 1 MiB chunks (served
+-- as a stream; every coordinator process on one database serves them). An upload no search names
+-- is deleted after a day (expires_at; NULL once a search names it).
+CREATE TABLE IF NOT EXISTS datasets (
+  sha256 text PRIMARY KEY,
+  name text NOT NULL,
+  bytes integer NOT NULL,
+  count integer NOT NULL,
+  features integer NOT NULL,
+  classes integer NOT NULL,
+  class_counts jsonb NOT NULL,
+  source jsonb NOT NULL,
+  uploaded_at float8 NOT NULL,
+  expires_at float8
+);
+CREATE TABLE IF NOT EXISTS dataset_chunks (
+  sha256 text NOT NULL REFERENCES datasets (sha256) ON DELETE CASCADE,
+  idx integer NOT NULL,
+  data bytea NOT NULL,
+  PRIMARY KEY (sha256, idx)
+);
+
+-- Signed search actions seen (EIP-712 SearchAction): a nonce is refused a second time until its
+-- signature has expired anyway.
+CREATE TABLE IF NOT EXISTS search_nonces (
+  sponsor text NOT NULL,
+  nonce text NOT NULL,
+  expires_at float8 NOT NULL,
+  PRIMARY KEY (sponsor, nonce)
+);
+
+-- Lease candidates per search: for every search with open slots (NULL: the coordinator's own tasks) a
+-- random sample of its open tasks, lim from lims (a JSON object keyed by search id, '' for NULL) or
+-- default_lim; searches in no_fresh offer only tasks already leased once (they reserved their reward:
+-- a paused, cancelled or unfunded search still finishes what it started), searches in no_lease nothing.
+CREATE OR REPLACE FUNCTION queue_lease_candidates_by_search(lims jsonb, default_lim int, workers text[],
+  since float8, no_fresh text[], no_lease text[])
+RETURNS json LANGUAGE plpgsql AS $fn$
+DECLARE
+  g record;
+  picked jsonb := '[]'::jsonb;
+  part jsonb;
+BEGIN
+  FOR g IN SELECT DISTINCT coalesce(t.search_id, '') AS key FROM tasks t WHERE t.state = 'open' AND t.open_slots > 0
+  LOOP
+    CONTINUE WHEN g.key = ANY(no_lease);
+    WITH open AS (SELECT t.task_id, t.open_slots, t.leased_at FROM tasks t
+                  WHERE t.state = 'open' AND t.open_slots > 0
+                    AND ((g.key = '' AND t.search_id IS NULL) OR t.search_id = g.key)
+                    AND (t.leased_at IS NOT NULL OR NOT g.key = ANY(no_fresh))
+                  ORDER BY random() LIMIT coalesce((lims->>g.key)::int, default_lim) FOR UPDATE SKIP LOCKED)
+    SELECT coalesce(jsonb_agg(jsonb_build_array(o.task_id, o.open_slots,
+             ARRAY(SELECT DISTINCT l.worker FROM leases l
+                   WHERE l.task_id = o.task_id AND l.worker = ANY(workers)
+                     AND (l.state IN ('active', 'submitted') OR l.deadline > since)),
+             o.leased_at IS NULL, g.key)), '[]'::jsonb)
+    INTO part FROM open o;
+    picked := picked || part;
+  END LOOP;
+  RETURN json_build_object(
+    'tasks', picked,
+    'live', (SELECT coalesce(json_agg(json_build_array(x.worker, x.n)), '[]')
+             FROM (SELECT l.worker, count(*)::int AS n FROM leases l
+                   WHERE l.worker = ANY(workers) AND l.state = 'active' GROUP BY l.worker) x),
+    'trust', (SELECT coalesce(json_agg(json_build_array(w.worker, w.audited, w.failures)), '[]')
+              FROM worker_trust w WHERE w.worker = ANY(workers)));
+END
+$fn$;
+
+-- What a search can still pay for: fresh tasks (never leased) it may start now, from its pool less
+-- the reward of every task it reserved (leased once and not yet settled or failed, or settled after
+-- the pool was read), within its spending cap; 0 unless it is running and still leasable.
+CREATE OR REPLACE FUNCTION search_room(sid text, now float8) RETURNS numeric LANGUAGE plpgsql AS $fn$
+DECLARE
+  s record;
+  reserved numeric;
+  committed numeric;
+BEGIN
+  SELECT * INTO s FROM searches WHERE search_id = sid;
+  IF NOT FOUND OR s.state <> 'running' OR s.reward_wei <= 0 OR (s.lease_until IS NOT NULL AND now >= s.lease_until) THEN
+    RETURN 0;
+  END IF;
+  SELECT count(*) FILTER (WHERE t.state NOT IN ('settled', 'failed') OR t.settled_at >= s.pool_read_at),
+         count(*) FILTER (WHERE t.state <> 'failed')
+  INTO reserved, committed FROM tasks t WHERE t.search_id = sid AND t.leased_at IS NOT NULL;
+  RETURN greatest(0, least(floor((s.pool_wei - s.reward_wei * reserved) / s.reward_wei),
+                           floor(s.max_spend_wei / s.reward_wei) - committed));
+END
+$fn$;
+
+-- Inserts a lease batch, refusing (returning their lease ids) the leases a search cannot pay for:
+-- under its row lock (searches sorted; after the task rows: the global lock order is tasks, searches,
+-- leases) each search's fresh tasks are accepted in the batch's order up to its room, so coordinators
+-- sharing a database never start more tasks than the pool holds. A search past lease_until gets none.
+CREATE OR REPLACE FUNCTION queue_insert_leases_funded(rows jsonb, issued float8, deadline float8)
+RETURNS text[] LANGUAGE plpgsql AS $fn$
+DECLARE
+  s record;
+  room numeric;
+  refused text[] := '{}';
+BEGIN
+  FOR s IN SELECT se.search_id, se.lease_until FROM searches se
+           WHERE se.search_id IN (SELECT t.search_id FROM jsonb_to_recordset(rows) AS x(task_id text)
+                                  JOIN tasks t ON t.task_id = x.task_id)
+           ORDER BY se.search_id FOR UPDATE
+  LOOP
+    IF s.lease_until IS NOT NULL AND issued >= s.lease_until THEN
+      refused := refused || ARRAY(SELECT x.lease_id FROM jsonb_to_recordset(rows) AS x(lease_id text, task_id text)
+                                  JOIN tasks t ON t.task_id = x.task_id WHERE t.search_id = s.search_id);
+      CONTINUE;
+    END IF;
+    room := search_room(s.search_id, issued);
+    refused := refused || ARRAY(
+      WITH fresh AS (SELECT x.task_id, min(x.ord) AS first
+                     FROM jsonb_to_recordset(rows) AS x(task_id text, ord int)
+                     JOIN tasks t ON t.task_id = x.task_id
+                     WHERE t.search_id = s.search_id AND t.leased_at IS NULL GROUP BY x.task_id),
+           ranked AS (SELECT f.task_id, row_number() OVER (ORDER BY f.first) AS n FROM fresh f)
+      SELECT x.lease_id FROM jsonb_to_recordset(rows) AS x(lease_id text, task_id text)
+      JOIN ranked r ON r.task_id = x.task_id WHERE r.n > room);
+  END LOOP;
+  INSERT INTO leases (lease_id, task_id, worker, token_hash, state, issued_at, deadline)
+  SELECT x.lease_id, x.task_id, x.worker, x.token_hash, 'active', issued, deadline
+  FROM jsonb_to_recordset(rows) AS x(lease_id text, task_id text, worker text, token_hash text)
+  WHERE NOT x.lease_id = ANY(refused);
+  UPDATE tasks t SET open_slots = t.open_slots - n.n, leased_at = coalesce(t.leased_at, issued)
+  FROM (SELECT x.task_id, count(*)::int AS n FROM jsonb_to_recordset(rows) AS x(lease_id text, task_id text)
+        WHERE NOT x.lease_id = ANY(refused) GROUP BY x.task_id) n
+  WHERE t.task_id = n.task_id;
+  UPDATE tasks t SET wanted = 1, open_slots = 0
+  FROM jsonb_to_recordset(rows) AS x(lease_id text, task_id text, single boolean)
+  WHERE t.task_id = x.task_id AND x.single AND NOT x.lease_id = ANY(refused);
+  RETURN refused;
+END
+$fn$;
+
+-- The leasing snapshot (refreshed every quarter second): per search with open work or still running,
+-- its terms, its room (search_room) and the mean work of its open tasks.
+CREATE OR REPLACE FUNCTION queue_search_snapshot(now float8) RETURNS json LANGUAGE plpgsql AS $fn$
+BEGIN
+  RETURN (SELECT coalesce(json_agg(json_build_array(s.search_id, s.sponsor, s.name, s.state, s.reward_wei::text,
+            search_room(s.search_id, now)::text, s.lease_until,
+            (SELECT avg(t.work) FROM tasks t WHERE t.search_id = s.search_id AND t.state = 'open' AND t.open_slots > 0))), '[]')
+          FROM searches s WHERE s.state IN ('funding', 'running', 'paused', 'cancelled'));
+END
+$fn$
+`,
 ];

@@ -10,6 +10,7 @@
  */
 import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
 import type { Hex } from 'viem';
+import { specCounts } from '../nas/spaces.ts';
 import { type AnyTaskSpec, type TaskResult, taskIdOf } from '../protocol/index.ts';
 import type { Db, Queryable } from './db.ts';
 import { Refusal } from './errors.ts';
@@ -95,13 +96,40 @@ export interface Session {
   grantSig: Hex;
 }
 
+/** Whose work a task is: the search it belongs to (null: the coordinator's own task). */
+export interface LeaseSearch {
+  id: Hex;
+  sponsor: Hex;
+  name: string;
+  /** Wei, decimal. */
+  rewardPerTask: string;
+}
+
 export interface Lease {
   leaseId: string;
   taskId: Hex;
   spec: AnyTaskSpec;
   /** Epoch milliseconds. */
   deadline: number;
+  search: LeaseSearch | null;
 }
+
+/**
+ * One search as leasing sees it (refreshed every SNAPSHOT_MS): its terms, how many fresh tasks it can
+ * still pay for (`room`), whether it may lease at all, and the mean work of its open tasks.
+ */
+interface SearchSnapshot {
+  search: LeaseSearch;
+  state: string;
+  room: number;
+  leaseUntil: number | null;
+  meanWork: number | null;
+}
+
+/** How stale the leasing snapshot of searches may be (a change in this process refreshes it at once). */
+const SNAPSHOT_MS = 250;
+/** The group key of the coordinator's own tasks (search_id NULL). */
+const OWN = '';
 
 export type TaskState = 'open' | 'auditing' | 'agreed' | 'refereeing' | 'settling' | 'settled' | 'failed';
 
@@ -116,8 +144,13 @@ interface OpenTask {
   open_slots: number;
   /** Which of the batch's workers hold it, voted on it or lost a lease on it within the cooldown. */
   held: string[];
-  /** Nobody ever leased it: it may run as a single replica for a trusted worker. */
+  /**
+   * Nobody ever leased it: it may run as a single replica for a trusted worker, and leasing it
+   * reserves its reward against its search's pool.
+   */
   fresh: boolean;
+  /** Its search ('' for the coordinator's own tasks). */
+  group: string;
 }
 
 /** Live leases per worker beyond which the lease route answers 429 (absent option). */
@@ -152,6 +185,65 @@ function shuffled<T>(items: T[]): T[] {
   return a;
 }
 
+/**
+ * Training multiply-accumulates of a task: steps × batch × forward MACs per example (the backward
+ * pass is about twice that again, the same for every task, so it does not change a comparison).
+ */
+export function taskWork(spec: AnyTaskSpec): number {
+  return (specCounts(spec).flops / 2) * spec.training.steps * spec.training.batch;
+}
+
+/**
+ * The lottery weight of each search's tasks (docs/COORDINATOR.md, "Leasing across searches"): its
+ * reward per unit of work (wei per training MAC of its open tasks), so a volunteer's expected pay per
+ * unit of compute is what the sponsors offer, a sponsor who pays more per unit of work gets
+ * proportionally more workers, and every search that can pay gets some (no starvation, no steering:
+ * the draw is random). The coordinator's own tasks weigh as much as the best-paying search.
+ */
+export function searchWeights(searches: Map<string, SearchSnapshot>): Map<string, number> {
+  const weights = new Map<string, number>();
+  for (const [id, s] of searches) {
+    const reward = Number(s.search.rewardPerTask);
+    weights.set(id, reward > 0 ? reward / Math.max(1, s.meanWork ?? 1) : 0);
+  }
+  const best = Math.max(0, ...weights.values());
+  weights.set(OWN, best > 0 ? best : 1);
+  return weights;
+}
+
+/** Tasks to sample per search for a batch of n requests: twice its expected share, at least 8. */
+function sampleSizes(weights: Map<string, number>, n: number): Record<string, number> {
+  const total = [...weights.values()].reduce((a, b) => a + b, 0);
+  const sizes: Record<string, number> = {};
+  for (const [id, w] of weights) sizes[id] = Math.ceil((2 * n * w) / (total || 1)) + 8;
+  return sizes;
+}
+
+/**
+ * A search drawn with probability proportional to its weight among those with an eligible task,
+ * then one of its eligible tasks uniformly (crypto randomness). A search the snapshot does not know
+ * yet (just created elsewhere) weighs as the coordinator's own tasks.
+ */
+function drawTask(eligible: OpenTask[], weights: Map<string, number>): OpenTask | undefined {
+  if (eligible.length === 0) return undefined;
+  const groups = new Map<string, OpenTask[]>();
+  for (const t of eligible) groups.set(t.group, [...(groups.get(t.group) ?? []), t]);
+  const keys = [...groups.keys()];
+  const w = keys.map((k) => weights.get(k) ?? weights.get(OWN) ?? 1);
+  const total = w.reduce((a, b) => a + b, 0);
+  let x = (randomInt(2 ** 47) / 2 ** 47) * total;
+  let pick = keys[keys.length - 1];
+  for (const [i, k] of keys.entries()) {
+    if (x < w[i]) {
+      pick = k;
+      break;
+    }
+    x -= w[i];
+  }
+  const tasks = groups.get(pick)!;
+  return tasks[randomInt(tasks.length)];
+}
+
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
@@ -159,6 +251,8 @@ export function hashToken(token: string): string {
 export class Store {
   private readonly sessions = new Map<string, Session>();
   private readonly specs = new Map<Hex, AnyTaskSpec>();
+  private snapshot?: { at: number; searches: Map<string, SearchSnapshot> };
+  private snapshotLoading?: Promise<Map<string, SearchSnapshot>>;
 
   private readonly leases: GroupCommit<LeaseRequest, Lease | null>;
   private readonly submissions: GroupCommit<Submission, TaskState>;
@@ -181,17 +275,66 @@ export class Store {
     this.submissions = new GroupCommit((batch) => db.tx((q) => this.writeBatch(q, batch)), window);
   }
 
-  /** Queues a task (idempotent: the same spec is the same task). Returns its id, or null if it existed. */
-  async addTask(spec: AnyTaskSpec, proposal: unknown = null, q: Queryable = this.db): Promise<Hex | null> {
+  /**
+   * Queues a task (idempotent: the same spec is the same task) for `searchId` (absent: the
+   * coordinator's own). Returns its id, or null if it existed.
+   */
+  async addTask(
+    spec: AnyTaskSpec,
+    proposal: unknown = null,
+    q: Queryable = this.db,
+    searchId: Hex | null = null,
+  ): Promise<Hex | null> {
     const taskId = taskIdOf(spec);
     const { initialReplicas: n, maxReplicas } = this.opts;
     const rows = await q.query(
-      `INSERT INTO tasks (task_id, spec, proposal, state, wanted, open_slots, max_replicas, created_at)
-       VALUES ($1, $2::jsonb, $3::jsonb, 'open', $4, $4, $5, $6) ON CONFLICT (task_id) DO NOTHING RETURNING 1`,
-      [taskId, JSON.stringify(spec), JSON.stringify(proposal), n, Math.max(n, maxReplicas), Date.now()],
+      `INSERT INTO tasks (task_id, spec, proposal, state, wanted, open_slots, max_replicas, created_at, search_id, work)
+       VALUES ($1, $2::jsonb, $3::jsonb, 'open', $4, $4, $5, $6, $7, $8) ON CONFLICT (task_id) DO NOTHING RETURNING 1`,
+      [
+        taskId,
+        JSON.stringify(spec),
+        JSON.stringify(proposal),
+        n,
+        Math.max(n, maxReplicas),
+        Date.now(),
+        searchId,
+        taskWork(spec),
+      ],
     );
     this.specs.set(taskId, spec);
     return rows.length ? taskId : null;
+  }
+
+  /** Forgets the leasing snapshot of searches (a search changed state or funds in this process). */
+  searchesChanged(): void {
+    this.snapshot = undefined;
+  }
+
+  /** The leasing snapshot of searches, at most SNAPSHOT_MS old. */
+  private async searchSnapshot(q: Queryable): Promise<Map<string, SearchSnapshot>> {
+    const now = Date.now();
+    if (this.snapshot && now - this.snapshot.at < SNAPSHOT_MS) return this.snapshot.searches;
+    if (this.snapshotLoading) return this.snapshotLoading;
+    this.snapshotLoading = (async () => {
+      const [{ snap }] = await q.query<{
+        snap: [Hex, Hex, string, string, string, string, number | null, number | null][];
+      }>('SELECT queue_search_snapshot($1) AS snap', [now]);
+      const searches = new Map<string, SearchSnapshot>();
+      for (const [id, sponsor, name, state, reward, room, leaseUntil, meanWork] of snap) {
+        searches.set(id, {
+          search: { id, sponsor, name, rewardPerTask: reward },
+          state,
+          room: Number(room),
+          leaseUntil,
+          meanWork,
+        });
+      }
+      this.snapshot = { at: now, searches };
+      return searches;
+    })().finally(() => {
+      this.snapshotLoading = undefined;
+    });
+    return this.snapshotLoading;
   }
 
   async openTaskCount(): Promise<number> {
@@ -296,37 +439,59 @@ export class Store {
   }
 
   /**
-   * One lease batch in two calls: lock a random sample of open tasks (with which of the batch's
-   * workers hold, voted on or recently lost each, the workers' live leases and trust), then insert the leases and take the
-   * slots. The sample holds more tasks than requests, so requests of one batch rarely meet on a task.
+   * One lease batch in two calls: lock a random sample of each search's open tasks (with which of the
+   * batch's workers hold, voted on or recently lost each, the workers' live leases and trust), then
+   * insert the leases and take the slots, refusing the fresh tasks a search cannot pay for (under its
+   * row lock). The sample holds more tasks than requests, so requests of one batch rarely meet on a
+   * task. Each request draws a search by lottery (`searchWeights`), then a random task of it.
    */
   private async leaseBatch(q: Queryable, batch: LeaseRequest[]): Promise<(Lease | null | Refusal)[]> {
     const now = Date.now();
     const deadline = now + this.opts.leaseMs;
     const workers = [...new Set(batch.map((r) => r.session.worker))];
+    const searches = await this.searchSnapshot(q);
+    const room = new Map([...searches].map(([id, s]) => [id, s.room]));
+    const weights = searchWeights(searches);
+    const noFresh = [...searches].filter(([, s]) => s.room <= 0).map(([id]) => id);
+    const noLease = [...searches]
+      .filter(([, s]) => s.leaseUntil !== null && now >= s.leaseUntil)
+      .map(([id]) => id);
     const [{ read }] = await q.query<{
       read: {
-        tasks: [Hex, number, string[], boolean][];
+        tasks: [Hex, number, string[], boolean, string][];
         live: [string, number][];
         trust: [string, number, number][];
       };
-    }>('SELECT queue_lease_candidates($1, $2::text[], $3) AS read', [
-      batch.length * 2 + 32,
-      workers,
-      now - (this.opts.heldCooldownMs ?? 5 * this.opts.leaseMs),
-    ]);
-    const open: OpenTask[] = read.tasks.map(([task_id, open_slots, held, fresh]) => ({
+    }>(
+      'SELECT queue_lease_candidates_by_search($1::jsonb, $2, $3::text[], $4, $5::text[], $6::text[]) AS read',
+      [
+        JSON.stringify(sampleSizes(weights, batch.length)),
+        batch.length * 2 + 32,
+        workers,
+        now - (this.opts.heldCooldownMs ?? 5 * this.opts.leaseMs),
+        noFresh,
+        noLease,
+      ],
+    );
+    const open: OpenTask[] = read.tasks.map(([task_id, open_slots, held, fresh, group]) => ({
       task_id,
       open_slots,
       held,
       fresh,
+      group,
     }));
     const live = new Map(read.live);
     const trust = new Map(read.trust.map(([w, audited, failures]) => [w, { audited, failures }]));
     const taken = new Set(open.flatMap((t) => t.held.map((w) => `${t.task_id}|${w}`)));
     const cap = this.opts.maxLiveLeases ?? DEFAULT_MAX_LIVE_LEASES;
-    const rows: { lease_id: string; task_id: Hex; worker: string; token_hash: string; single: boolean }[] =
-      [];
+    const rows: {
+      lease_id: string;
+      task_id: Hex;
+      worker: string;
+      token_hash: string;
+      single: boolean;
+      ord: number;
+    }[] = [];
     const out: (Omit<Lease, 'spec'> | null | Refusal)[] = batch.map(() => null);
     for (const r of shuffled(batch.map((_, i) => i))) {
       const { worker, tokenHash } = batch[r].session;
@@ -338,9 +503,14 @@ export class Store {
         );
         continue;
       }
-      const eligible = open.filter((t) => t.open_slots > 0 && !taken.has(`${t.task_id}|${worker}`));
-      if (eligible.length === 0) continue;
-      const task = eligible[randomInt(eligible.length)];
+      const eligible = open.filter(
+        (t) =>
+          t.open_slots > 0 &&
+          !taken.has(`${t.task_id}|${worker}`) &&
+          (!t.fresh || t.group === OWN || (room.get(t.group) ?? 0) > 0),
+      );
+      const task = drawTask(eligible, weights);
+      if (!task) continue;
       // Drawn here, unseen by the worker: a trusted worker's fresh task may run as one replica.
       const single =
         task.fresh &&
@@ -350,16 +520,35 @@ export class Store {
           Math.random(),
           this.trustParams,
         ) === 1;
+      if (task.fresh && task.group !== OWN) room.set(task.group, (room.get(task.group) ?? 0) - 1);
       task.open_slots = single ? 0 : task.open_slots - 1;
       task.fresh = false;
       taken.add(`${task.task_id}|${worker}`);
       live.set(worker, (live.get(worker) ?? 0) + 1);
       const leaseId = randomUUID();
-      rows.push({ lease_id: leaseId, task_id: task.task_id, worker, token_hash: tokenHash, single });
-      out[r] = { leaseId, taskId: task.task_id, deadline };
+      rows.push({
+        lease_id: leaseId,
+        task_id: task.task_id,
+        worker,
+        token_hash: tokenHash,
+        single,
+        ord: rows.length,
+      });
+      const search = task.group === OWN ? null : (searches.get(task.group)?.search ?? null);
+      out[r] = { leaseId, taskId: task.task_id, deadline, search };
     }
     if (rows.length === 0) return out as (null | Refusal)[];
-    await q.query('SELECT queue_insert_leases($1::jsonb, $2, $3)', [JSON.stringify(rows), now, deadline]);
+    const [{ refused }] = await q.query<{ refused: string[] }>(
+      'SELECT queue_insert_leases_funded($1::jsonb, $2, $3) AS refused',
+      [JSON.stringify(rows), now, deadline],
+    );
+    // Another coordinator leased the last tasks a search could pay for: those requests get no work now.
+    if (refused.length > 0) {
+      this.searchesChanged();
+      const gone = new Set(refused);
+      for (const [i, l] of out.entries())
+        if (l && !(l instanceof Refusal) && gone.has(l.leaseId)) out[i] = null;
+    }
     return Promise.all(
       out.map(async (l) => (l && !(l instanceof Refusal) ? { ...l, spec: await this.spec(l.taskId, q) } : l)),
     );

@@ -38,6 +38,18 @@ export const SessionResponseSchema = z
   .object({ token: z.string(), expiresAt: z.number().int() })
   .meta({ id: 'Session' });
 
+/** Whose work a leased task is: its search, so a volunteer sees who pays and how much. */
+export const LeaseSearchSchema = z
+  .object({
+    id: Hex32Schema,
+    sponsor: AddressSchema,
+    name: z.string(),
+    /** Wei per settled task (split among the replicas that agree), decimal. */
+    rewardPerTask: z.string().regex(/^[0-9]+$/),
+  })
+  .meta({ id: 'LeaseSearch' });
+export type LeaseSearch = z.infer<typeof LeaseSearchSchema>;
+
 export const LeaseSchema = z
   .object({
     leaseId: z.string(),
@@ -45,6 +57,8 @@ export const LeaseSchema = z
     spec: AnyTaskSpecSchema,
     /** Epoch milliseconds. */
     deadline: z.number().int(),
+    /** The search the task belongs to; null for the coordinator's own tasks (tests, benchmarks). */
+    search: LeaseSearchSchema.nullable().optional(),
   })
   .meta({ id: 'Lease' });
 export type Lease = z.infer<typeof LeaseSchema>;
