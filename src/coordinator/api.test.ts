@@ -129,12 +129,12 @@ describe('API refusals', () => {
         body: JSON.stringify({ grant, grantSig }),
       });
       const { token } = (await opened.json()) as { token: string };
-      const lease = () =>
-        fetch(`${limited.url}/api/v1/leases`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}` },
-        });
+      const lease = (authorization = `Bearer ${token}`) =>
+        fetch(`${limited.url}/api/v1/leases`, { method: 'POST', headers: { authorization } });
       for (let i = 0; i < 3; i++) expect((await lease()).status).not.toBe(429);
+      // Another spelling of the same token is the same counter (it once made a fresh one).
+      for (const spelling of [`bearer ${token}`, `BEARER  ${token}`, `Bearer\t${token} `])
+        expect((await lease(spelling)).status).toBe(429);
       const over = await lease();
       expect(over.status).toBe(429);
       expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0);

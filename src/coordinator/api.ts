@@ -33,7 +33,7 @@ import {
 import { checkpointSteps, checkTaskResult, type TaskResult } from '../protocol/index.ts';
 import { limitedBody } from './body.ts';
 import { Refusal } from './errors.ts';
-import { applyRateLimits, DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limits.ts';
+import { applyRateLimits, bearerToken, DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limits.ts';
 import { type Recover, verifyGrant, verifyVote } from './signatures.ts';
 import { StateExchange } from './states.ts';
 import { DEFAULT_MAX_LIVE_LEASES, type Session, type Store } from './store.ts';
@@ -211,11 +211,6 @@ const routes = {
     },
   }),
 };
-
-function bearerToken(header: string | undefined): string | undefined {
-  const m = header?.match(/^Bearer\s+(\S+)$/i);
-  return m?.[1];
-}
 
 function zodReason(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');

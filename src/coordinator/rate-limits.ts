@@ -1,6 +1,6 @@
 /**
- * Request rate limits (hono-rate-limiter, fixed windows in memory): per client address on every
- * route, per bearer token on the worker routes, and a tighter one on opening sessions. Over a limit
+ * Request rate limits (hono-rate-limiter, fixed windows in memory): per client network (IPv4 /24,
+ * IPv6 /64) on every route, per parsed bearer token on the worker routes, and a tighter one on opening sessions. Over a limit
  * the answer is 429 `{ error }` with `Retry-After` (seconds) and the draft-6 RateLimit-* headers.
  * Each coordinator process counts for itself, so N processes behind one balancer allow N times as much.
  */
@@ -40,9 +40,45 @@ export function clientAddress(c: Context): string {
   return incoming?.socket?.remoteAddress ?? 'local';
 }
 
+/**
+ * The network a client address belongs to, which the per-address limits count: its IPv4 /24 or its
+ * IPv6 /64. One party easily holds many addresses of one network (a cloud host, a home router's
+ * IPv6 prefix, all of 127.0.0.0/8 on loopback), far fewer networks. Honest volunteers behind one
+ * NAT share it, which the limits' headroom (a few requests a second per worker) allows for.
+ */
+export function addressNetwork(address: string): string {
+  const v4 = address.match(/^(?:::ffff:)?(\d+)\.(\d+)\.(\d+)\.\d+$/i);
+  if (v4) return `${v4[1]}.${v4[2]}.${v4[3]}.0/24`;
+  if (!address.includes(':')) return address;
+  const [head, tail = ''] = address.toLowerCase().split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = address.includes('::')
+    ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right]
+    : left;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g || '0', 16).toString(16))
+    .join(':')}::/64`;
+}
+
+function clientNetwork(c: Context): string {
+  return addressNetwork(clientAddress(c));
+}
+
+/**
+ * The session token of an `Authorization: Bearer <token>` header, as the API parses it (scheme in
+ * any case, any whitespace): the per-token limit keys on this, so respelling the header does not
+ * make a fresh counter.
+ */
+export function bearerToken(header: string | undefined): string | undefined {
+  const m = header?.match(/^\s*Bearer\s+(\S+)\s*$/i);
+  return m?.[1];
+}
+
 function tokenKey(c: Context): string | undefined {
-  const header = c.req.header('authorization');
-  return header ? createHash('sha256').update(header).digest('hex') : undefined;
+  const token = bearerToken(c.req.header('authorization'));
+  return token ? createHash('sha256').update(token).digest('hex') : undefined;
 }
 
 function limiter(limit: Limit, key: (c: Context) => string, skip: (c: Context) => boolean = () => false) {
@@ -58,11 +94,11 @@ function limiter(limit: Limit, key: (c: Context) => string, skip: (c: Context) =
 }
 
 export function applyRateLimits<E extends Env>(app: Hono<E>, limits: RateLimits): void {
-  if (limits.perAddress) app.use('*', limiter(limits.perAddress, clientAddress));
+  if (limits.perAddress) app.use('*', limiter(limits.perAddress, clientNetwork));
   if (limits.sessionsPerAddress)
     app.use(
       '/sessions',
-      limiter(limits.sessionsPerAddress, clientAddress, (c) => c.req.method !== 'POST'),
+      limiter(limits.sessionsPerAddress, clientNetwork, (c) => c.req.method !== 'POST'),
     );
   if (limits.perToken)
     app.use(
