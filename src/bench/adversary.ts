@@ -565,7 +565,7 @@ async function runAttack(attack: Attack, opts: Options, index: number): Promise<
   return line;
 }
 
-/** Records `audited` passed audits for every peer: they start trusted (trust-policy.ts). */
+/** Records `audited` passed audits for every peer: they start trusted (verification.ts). */
 async function grantTrust(net: Network, peers: Peer[], audited: number) {
   const records = peers.map((p) => ({ worker: p.account.address, audited, failures: 0 }));
   await net.coordinator.store.writeTrust(net.db, records);

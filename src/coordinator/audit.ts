@@ -32,7 +32,7 @@ import type { Recompute } from './recompute-pool.ts';
 import { recomputeTask } from './referee.ts';
 import type { StateExchange } from './states.ts';
 import type { Store } from './store.ts';
-import { decidedBy } from './trust-policy.ts';
+import { decidedBy } from './verification.ts';
 
 export interface AuditRecord {
   /** Index of the checkpoint interval checked: (checkpoint i−1, checkpoint i]. */

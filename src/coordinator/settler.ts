@@ -24,7 +24,7 @@ import {
 import { cambrianDomain, signRefereeVerdict } from '../protocol/eip712.ts';
 import { type AnyTaskSpec, canonicalSpec, type TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
-import { afterDroppedVotes, replicasAfterVeto } from './trust-policy.ts';
+import { afterDroppedVotes, replicasAfterVeto } from './verification.ts';
 import { applyVeto, type Veto } from './veto.ts';
 
 export interface ChainSettings {

@@ -18,6 +18,7 @@ import {
   TEST_DATABASE_URL,
   tinySpec,
 } from './testing.ts';
+import { DEFAULT_TRUST } from './verification.ts';
 
 const worker = (i: number): Hex => `0x${(i + 1).toString(16).padStart(40, '0')}` as Hex;
 
@@ -62,7 +63,14 @@ for (const { name, open } of DATABASES) {
     let store: Store;
     beforeAll(async () => {
       db = await open();
-      store = new Store(db.db, { leaseMs: 60_000, quorum: 2, initialReplicas: 2, maxReplicas: 3 });
+      // establishAfter 0: these tests let a fresh worker hold several leases (the one-lease rule has its own test).
+      store = new Store(db.db, {
+        leaseMs: 60_000,
+        quorum: 2,
+        initialReplicas: 2,
+        maxReplicas: 3,
+        trust: { ...DEFAULT_TRUST, establishAfter: 0 },
+      });
     });
     afterAll(() => db.cleanup());
 
@@ -226,6 +234,29 @@ for (const { name, open } of DATABASES) {
       expect((await refusal(capped.heartbeat(s, first.leaseId, {}))).status).toBe(409);
       await db.db.query(`UPDATE tasks SET state = 'failed' WHERE task_id = ANY($1::text[])`, [
         [0, 1, 2].map((t) => taskIdOf(tinySpec(300 + t))),
+      ]);
+    });
+
+    it('lets a new or caught key hold one live lease, an established one the cap', async () => {
+      const strict = new Store(db.db, { ...store.opts, maxLiveLeases: 3, trust: DEFAULT_TRUST });
+      for (let t = 0; t < 3; t++) await strict.addTask(tinySpec(320 + t));
+      const fresh = await sessionFor(strict, 21);
+      const caught = await sessionFor(strict, 22);
+      const established = await sessionFor(strict, 23);
+      await strict.writeTrust(db.db, [
+        { worker: caught.worker, audited: 50, failures: 1 },
+        { worker: established.worker, audited: DEFAULT_TRUST.establishAfter, failures: 0 },
+      ]);
+      for (const s of [fresh, caught]) {
+        expect(await strict.lease(s)).not.toBeNull();
+        const second = await refusal(strict.lease(s));
+        expect(second.status).toBe(429);
+        expect(second.message).toMatch(/one live lease until/);
+      }
+      expect(await strict.lease(established)).not.toBeNull();
+      expect(await strict.lease(established)).not.toBeNull();
+      await db.db.query(`UPDATE tasks SET state = 'failed' WHERE task_id = ANY($1::text[])`, [
+        [0, 1, 2].map((t) => taskIdOf(tinySpec(320 + t))),
       ]);
     });
 

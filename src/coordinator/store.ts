@@ -20,11 +20,13 @@ import {
   afterPass,
   agreement,
   DEFAULT_TRUST,
+  isTrusted,
+  leaseCapFor,
   NEW_WORKER,
   replicasFor,
   type TrustParams,
   type TrustRecord,
-} from './trust-policy.ts';
+} from './verification.ts';
 
 export interface QueueOptions {
   /** How long a lease lives without a heartbeat. */
@@ -64,7 +66,7 @@ export interface QueueOptions {
    * then collects fresh replicas, which can only match the known digest or be wrong.
    */
   refereeQuorum?: number;
-  /** Adaptive replication (src/coordinator/trust-policy.ts; absent: DEFAULT_TRUST). */
+  /** Adaptive replication (src/coordinator/verification.ts; absent: DEFAULT_TRUST). */
   trust?: TrustParams;
   /**
    * How long the referee waits for a voter to upload the agreed state before it recomputes from
@@ -483,7 +485,11 @@ export class Store {
     const live = new Map(read.live);
     const trust = new Map(read.trust.map(([w, audited, failures]) => [w, { audited, failures }]));
     const taken = new Set(open.flatMap((t) => t.held.map((w) => `${t.task_id}|${w}`)));
-    const cap = this.opts.maxLiveLeases ?? DEFAULT_MAX_LIVE_LEASES;
+    const maxCap = this.opts.maxLiveLeases ?? DEFAULT_MAX_LIVE_LEASES;
+    const bonded = await this.bondedAmong(
+      read.trust.map(([w]) => w),
+      trust,
+    );
     const rows: {
       lease_id: string;
       task_id: Hex;
@@ -495,10 +501,15 @@ export class Store {
     const out: (Omit<Lease, 'spec'> | null | Refusal)[] = batch.map(() => null);
     for (const r of shuffled(batch.map((_, i) => i))) {
       const { worker, tokenHash } = batch[r].session;
+      const record = trust.get(worker) ?? NEW_WORKER;
+      // A new (or caught) key holds one lease: a Sybil's many keys hold one each, not maxCap each.
+      const cap = leaseCapFor(record, maxCap, this.trustParams);
       if ((live.get(worker) ?? 0) >= cap) {
         out[r] = new Refusal(
           429,
-          `at most ${cap} live leases per worker: submit or release one first`,
+          cap < maxCap
+            ? `a worker holds one live lease until ${this.trustParams.establishAfter} of its results are verified: submit or release it first`
+            : `at most ${cap} live leases per worker: submit or release one first`,
           Math.ceil(this.opts.leaseMs / 1000),
         );
         continue;
@@ -515,10 +526,11 @@ export class Store {
       const single =
         task.fresh &&
         replicasFor(
-          trust.get(worker) ?? NEW_WORKER,
+          record,
           this.opts.initialReplicas,
           Math.random(),
           this.trustParams,
+          bonded.has(worker),
         ) === 1;
       if (task.fresh && task.group !== OWN) room.set(task.group, (room.get(task.group) ?? 0) - 1);
       task.open_slots = single ? 0 : task.open_slots - 1;
@@ -556,6 +568,20 @@ export class Store {
 
   get trustParams(): TrustParams {
     return this.opts.trust ?? DEFAULT_TRUST;
+  }
+
+  /**
+   * Where single-replica trust needs a bond (`requireBond`): reads which of these workers hold at
+   * least the bond on chain. Set by the service once the chain is known; a store without one treats
+   * every worker as bonded (tests, chainless runs).
+   */
+  bondCheck?: (workers: string[]) => Promise<Set<string>>;
+
+  /** Which of `workers` count as bonded; asked only for those whose record would make them trusted. */
+  private async bondedAmong(workers: string[], trust: Map<string, TrustRecord>): Promise<Set<string>> {
+    const candidates = workers.filter((w) => isTrusted(trust.get(w) ?? NEW_WORKER, this.trustParams));
+    if (!this.bondCheck || candidates.length === 0) return new Set(candidates);
+    return this.bondCheck(candidates);
   }
 
   /** Extends a live lease. Refuses (409) a lease that expired or whose task was decided without it. */
@@ -742,7 +768,7 @@ export class Store {
     return undefined;
   }
 
-  /** The agreement rule (trust-policy.ts) over every task of a batch (under their row locks). */
+  /** The agreement rule (verification.ts) over every task of a batch (under their row locks). */
   private decideAll(tasks: TaskRow[], votes: { task_id: Hex; digest: Hex }[]): Map<Hex, Decision> {
     const decisions = new Map<Hex, Decision>();
     for (const task of tasks) {
@@ -794,7 +820,7 @@ export class Store {
 
   /**
    * Marks the task agreed on `digest` (the audit passed, or the referee decided): its voters are
-   * 'majority', every other vote 'wrong'; trust records follow (trust-policy.ts). `decidedBy` tells
+   * 'majority', every other vote 'wrong'; trust records follow (verification.ts). `decidedBy` tells
    * the settler whether identical votes carried it or the referee's verdict must (docs/TRUST.md).
    */
   async decide(q: Queryable, taskId: Hex, digest: Hex, decidedBy: 'votes' | 'referee'): Promise<void> {

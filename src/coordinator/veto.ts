@@ -1,7 +1,7 @@
 /**
  * Vetoes (docs/TRUST.md): a voter whose grant expired or whose session key was revoked before its task
  * settled has a vote the contract skips. The settler drops such votes before it simulates; this
- * records what that did to the task (the rule is `afterDroppedVotes` in ./trust-policy.ts):
+ * records what that did to the task (the rule is `afterDroppedVotes` in ./verification.ts):
  *
  * - the dropped votes become `vetoed` (whatever else happens): they earn nothing, count in no agreement and are never sent
  *   on chain again (an invalid vote cannot be struck there, so the vetoing worker loses its earned
@@ -16,7 +16,7 @@
  */
 import type { Hex } from 'viem';
 import type { Queryable } from './db.ts';
-import { afterFailure, type TrustRecord } from './trust-policy.ts';
+import { afterFailure, type TrustRecord } from './verification.ts';
 
 export interface Veto {
   taskId: Hex;
@@ -59,7 +59,7 @@ export async function applyVeto(q: Queryable, veto: Veto): Promise<void> {
   );
 }
 
-/** Any failure sets a worker's earned trust back to nothing (trust-policy.ts `afterFailure`). */
+/** Any failure sets a worker's earned trust back to nothing (verification.ts `afterFailure`). */
 async function loseTrust(q: Queryable, workers: string[]): Promise<void> {
   if (workers.length === 0) return;
   const rows = await q.query<{ worker: string; audited: number; failures: number }>(

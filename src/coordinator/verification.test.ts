@@ -4,14 +4,20 @@ import {
   afterDroppedVotes,
   afterFailure,
   afterPass,
+  afterWithholding,
   agreement,
+  answerMatches,
+  auditSpans,
   DEFAULT_TRUST,
   decidedBy,
+  isEstablished,
   isTrusted,
+  leaseCapFor,
   NEW_WORKER,
+  needsReexecution,
   replicasAfterVeto,
   replicasFor,
-} from './trust-policy.ts';
+} from './verification.ts';
 
 describe('agreement rule', () => {
   it('waits for every wanted replica, audits unanimous votes and referees any disagreement', () => {
@@ -59,6 +65,30 @@ describe('trust', () => {
     expect(r).toEqual({ audited: 0, failures: 1 });
   });
 
+  it('never comes back to a caught key, however many results it verifies after', () => {
+    let r = afterFailure(NEW_WORKER);
+    for (let i = 0; i < 10 * DEFAULT_TRUST.earnAfter; i++) r = afterPass(r);
+    expect(isTrusted(r)).toBe(false);
+    expect(isEstablished(r)).toBe(false);
+    expect(leaseCapFor(r, 2)).toBe(1);
+  });
+
+  it('needs the bond when the coordinator requires one', () => {
+    const farmed = { audited: DEFAULT_TRUST.earnAfter, failures: 0 };
+    expect(isTrusted(farmed, DEFAULT_TRUST, false)).toBe(false);
+    expect(replicasFor(farmed, 2, 0.99, DEFAULT_TRUST, false)).toBe(2);
+    expect(replicasFor(farmed, 2, 0.99, DEFAULT_TRUST, true)).toBe(1);
+  });
+
+  it('lets a new key hold one lease until it is established', () => {
+    expect(leaseCapFor(NEW_WORKER, 2)).toBe(1);
+    expect(leaseCapFor({ audited: DEFAULT_TRUST.establishAfter, failures: 0 }, 2)).toBe(2);
+  });
+
+  it('halves the count of a worker that withheld its states, without a failure', () => {
+    expect(afterWithholding({ audited: 401, failures: 0 })).toEqual({ audited: 200, failures: 0 });
+  });
+
   it('replicates new workers fully and a random share of a trusted worker’s tasks', () => {
     const trusted = { audited: DEFAULT_TRUST.earnAfter, failures: 0 };
     expect(replicasFor(NEW_WORKER, 2, 0.99)).toBe(2);
@@ -101,5 +131,68 @@ describe('votes dropped before settlement (a veto)', () => {
         },
       ),
     );
+  });
+});
+
+describe('audit spans', () => {
+  it('always checks the last interval with validation, and one other drawn interval', () => {
+    const steps = [30, 60, 90, 120];
+    expect(auditSpans(steps, 0)).toEqual([
+      { fromStep: 0, toStep: 30, validate: false },
+      { fromStep: 90, toStep: 120, validate: true },
+    ]);
+    expect(auditSpans(steps, 0.99)).toEqual([
+      { fromStep: 60, toStep: 90, validate: false },
+      { fromStep: 90, toStep: 120, validate: true },
+    ]);
+    expect(auditSpans([8], 0.5)).toEqual([{ fromStep: 0, toStep: 8, validate: true }]);
+  });
+
+  it('draws the other interval uniformly among the non-last ones (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2, max: 40 }),
+        fc.double({ min: 0, max: 0.999999, noNaN: true }),
+        (n, d) => {
+          const steps = Array.from({ length: n }, (_, i) => (i + 1) * 5);
+          const spans = auditSpans(steps, d);
+          expect(spans).toHaveLength(2);
+          expect(spans[1]).toEqual({ fromStep: steps[n - 2], toStep: steps[n - 1], validate: true });
+          expect(spans[0].toStep).toBeLessThan(steps[n - 1]);
+          expect(spans[0].toStep - spans[0].fromStep).toBe(5);
+        },
+      ),
+    );
+  });
+
+  it('matches an answer only when the hash (and, for the last, every metric) is the voted one', () => {
+    const voted = {
+      checkpoints: [
+        { step: 4, stateHash: '0xa' },
+        { step: 8, stateHash: '0xb' },
+      ],
+      weightsHash: '0xw',
+      valCorrect: 7,
+      valCount: 10,
+      valLoss: '123',
+    };
+    const last = { fromStep: 4, toStep: 8, validate: true };
+    const answer = { stateHash: '0xb', weightsHash: '0xw', valCorrect: 7, valCount: 10, valLoss: '123' };
+    expect(answerMatches(last, voted, answer)).toBe(true);
+    expect(answerMatches(last, voted, { ...answer, valCorrect: 8 })).toBe(false);
+    expect(answerMatches(last, voted, { ...answer, stateHash: '0xc' })).toBe(false);
+    expect(answerMatches({ fromStep: 0, toStep: 4, validate: false }, voted, { stateHash: '0xa' })).toBe(
+      true,
+    );
+    expect(answerMatches({ fromStep: 0, toStep: 5, validate: false }, voted, { stateHash: '0xa' })).toBe(
+      false,
+    );
+  });
+
+  it('re-executes a result entering the top ranks, once', () => {
+    expect(needsReexecution(0, 20, false)).toBe(true);
+    expect(needsReexecution(19, 20, false)).toBe(true);
+    expect(needsReexecution(20, 20, false)).toBe(false);
+    expect(needsReexecution(0, 20, true)).toBe(false);
   });
 });
