@@ -554,4 +554,37 @@ BEGIN
 END
 $fn$
 `,
+  `
+-- Verification work done by workers (docs/TRUST.md): one row per audited span of a task, drawn for a
+-- worker that never held the task, with what the voters claim there (the auditor never sees it).
+-- open: waiting for a worker to be drawn | assigned | matched | mismatched | cpu (the coordinator
+-- recomputed it: no auditor answered in time) | refuted (the CPU referee found the auditor wrong)
+CREATE TABLE IF NOT EXISTS audit_jobs (
+  job_id text PRIMARY KEY,
+  task_id text NOT NULL REFERENCES tasks (task_id),
+  from_step integer NOT NULL,
+  to_step integer NOT NULL,
+  validate boolean NOT NULL,
+  -- 're-execution' for a result entering the search's top ranks, else 'audit'
+  purpose text NOT NULL,
+  expected jsonb NOT NULL,
+  state text NOT NULL,
+  worker text,
+  -- every worker that ever held the task, and every worker the job was drawn for before
+  excluded jsonb NOT NULL,
+  attempts integer NOT NULL DEFAULT 0,
+  created_at float8 NOT NULL,
+  deadline float8,
+  answer jsonb,
+  answered_at float8
+);
+CREATE INDEX IF NOT EXISTS audit_jobs_task ON audit_jobs (task_id);
+CREATE INDEX IF NOT EXISTS audit_jobs_assigned ON audit_jobs (worker) WHERE state = 'assigned';
+-- Workers that asked for verification work lately (the lease route with ?audits=1): the pool an
+-- audit job's worker is drawn from.
+CREATE TABLE IF NOT EXISTS auditors (
+  worker text PRIMARY KEY,
+  seen_at float8 NOT NULL
+)
+`,
 ];

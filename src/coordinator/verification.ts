@@ -19,7 +19,6 @@
  * while its bond on chain covers `minBond`), except a random share that is still fully replicated;
  * other workers are always replicated.
  */
-
 export interface TrustParams {
   /** Verified correct results before a worker (never caught) counts as trusted. */
   earnAfter: number;
@@ -186,7 +185,7 @@ export function wholeTask(steps: readonly number[]): AuditSpan[] {
   return [{ fromStep: 0, toStep: steps[steps.length - 1], validate: true }];
 }
 
-/** What an auditor reports for a span (validation fields only for a span that validates). */
+/** What an auditor reports for a span (the wire form is AuditAnswerSchema in src/protocol/http.ts). */
 export interface AuditAnswer {
   stateHash: string;
   weightsHash?: string;
@@ -204,17 +203,34 @@ export interface VotedResult {
   valLoss: string;
 }
 
-/** Whether an auditor's answer for `span` matches the voted result (bit-identical, so equality). */
-export function answerMatches(span: AuditSpan, voted: VotedResult, answer: AuditAnswer): boolean {
+/**
+ * What the voters claim an auditor of `span` must answer, read off their result (undefined when the
+ * trace has no checkpoint at toStep: no valid trace lacks one).
+ */
+export function claimOf(span: AuditSpan, voted: VotedResult): AuditAnswer | undefined {
   const claimed = voted.checkpoints.find((c) => c.step === span.toStep);
-  if (!claimed || claimed.stateHash !== answer.stateHash) return false;
+  if (!claimed) return undefined;
+  if (!span.validate) return { stateHash: claimed.stateHash };
+  const { weightsHash, valCorrect, valCount, valLoss } = voted;
+  return { stateHash: claimed.stateHash, weightsHash, valCorrect, valCount, valLoss };
+}
+
+/** Whether an answer for `span` is the claim (bit-identical training, so plain equality). */
+export function answersAgree(span: AuditSpan, claim: AuditAnswer, answer: AuditAnswer): boolean {
+  if (claim.stateHash !== answer.stateHash) return false;
   if (!span.validate) return true;
   return (
-    answer.weightsHash === voted.weightsHash &&
-    answer.valCorrect === voted.valCorrect &&
-    answer.valCount === voted.valCount &&
-    answer.valLoss === voted.valLoss
+    answer.weightsHash === claim.weightsHash &&
+    answer.valCorrect === claim.valCorrect &&
+    answer.valCount === claim.valCount &&
+    answer.valLoss === claim.valLoss
   );
+}
+
+/** Whether an auditor's answer for `span` matches the voted result. */
+export function answerMatches(span: AuditSpan, voted: VotedResult, answer: AuditAnswer): boolean {
+  const claim = claimOf(span, voted);
+  return claim !== undefined && answersAgree(span, claim, answer);
 }
 
 /**

@@ -84,6 +84,49 @@ export const StateUploadSchema = z
   .meta({ id: 'StateUpload' });
 export type StateUpload = z.infer<typeof StateUploadSchema>;
 
+/**
+ * Verification work (docs/TRUST.md): recompute the training steps (fromStep, toStep] of a task this
+ * worker never held, from the state at fromStep (the initial weights when `start` is null), and answer
+ * the state hash at toStep (with `validate`, also the validation there and the parameters' hash).
+ * The lease route hands it out, with ?audits=1, to the worker it was drawn for.
+ */
+export const AuditJobSchema = z
+  .object({
+    kind: z.literal('audit'),
+    jobId: z.string().uuid(),
+    taskId: Hex32Schema,
+    spec: AnyTaskSpecSchema,
+    fromStep: z.number().int().min(0),
+    toStep: z.number().int().min(1),
+    validate: z.boolean(),
+    /** The state at fromStep; null when fromStep is 0 (the spec's initial weights). */
+    start: z
+      .object({
+        params: Base64.describe('little-endian i32, canonical order, base64'),
+        momentum: Base64.describe('little-endian i32, base64'),
+      })
+      .nullable(),
+    /** Epoch milliseconds: answer before it, or the job is drawn for another worker. */
+    deadline: z.number().int(),
+  })
+  .meta({ id: 'AuditJob' });
+export type AuditJob = z.infer<typeof AuditJobSchema>;
+
+/** A worker's answer to an audit job: what it computed, nothing it was told. */
+export const AuditAnswerSchema = z
+  .object({
+    stateHash: Hex32Schema,
+    weightsHash: Hex32Schema.optional(),
+    valCorrect: z.number().int().min(0).optional(),
+    valCount: z.number().int().min(0).optional(),
+    valLoss: z
+      .string()
+      .regex(/^-?[0-9]+$/)
+      .optional(),
+  })
+  .meta({ id: 'AuditAnswer' });
+export type AuditAnswer = z.infer<typeof AuditAnswerSchema>;
+
 export const HeartbeatSchema = z
   .object({ step: z.number().int().min(0).optional(), loss: z.number().optional() })
   .meta({ id: 'Heartbeat' });
