@@ -163,26 +163,21 @@ export class AuditJobs {
 
   /**
    * Draws again for jobs nobody holds: never drawn (nobody was available) or past their deadline.
-   * Returns the jobs left for the coordinator's CPU: drawn `maxAttempts` times, or open past
-   * `answerMs` with nobody to draw.
+   * Returns the jobs left for the coordinator's CPU: drawn `maxAttempts` times already, or with
+   * nobody left to draw (a small network where every available worker held the task).
    */
   async redraw(jobs: readonly JobRow[]): Promise<JobRow[]> {
     const now = Date.now();
     const forCpu: JobRow[] = [];
     for (const job of jobs) {
       const late = job.state === 'assigned' && job.deadline !== null && job.deadline <= now;
-      const unheld = job.state === 'open';
-      if (!late && !unheld) continue;
-      if (job.attempts >= this.opts.maxAttempts || (unheld && now - job.created_at >= this.opts.answerMs)) {
-        forCpu.push(job);
-        continue;
-      }
-      const worker = drawAuditor(await this.candidates(this.db), new Set(job.excluded), Math.random());
+      if (!late && job.state !== 'open') continue;
+      const worker =
+        job.attempts >= this.opts.maxAttempts
+          ? null
+          : drawAuditor(await this.candidates(this.db), new Set(job.excluded), Math.random());
       if (!worker) {
-        if (late)
-          await this.db.query(`UPDATE audit_jobs SET state = 'open', worker = NULL WHERE job_id = $1`, [
-            job.job_id,
-          ]);
+        forCpu.push(job);
         continue;
       }
       await this.db.query(

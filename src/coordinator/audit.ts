@@ -1,98 +1,95 @@
 /**
- * Audits (docs/TRUST.md): before a task whose replicas all voted one digest may settle, the
- * coordinator's CPU reference checks it, so holding every replica of a task is not enough to settle a
- * wrong result.
+ * Audits (docs/TRUST.md): before a task whose replicas all voted one digest may settle, spans of it
+ * are replayed by workers that never held it (./audit-jobs.ts), so holding every replica of a task
+ * is not enough to settle a wrong result, and checking a result costs the coordinator a few hash
+ * comparisons, not a training run.
  *
- * Once the votes are in, one checkpoint interval i is drawn at random. A voter uploads the state at
- * checkpoint i−1 (the initial weights when i = 0) and the final state (unless i is the last
- * interval, whose end the audit computes itself); each upload is kept only if it hashes to the
- * trace's stateHash at that step (./states.ts). The audit recomputes the interval and compares the
- * state hash at checkpoint i, then runs validation from the final state and compares valCorrect,
- * valCount, valLoss and weightsHash. A voter that does not upload within `stateWaitMs` makes the
- * audit recompute the whole task from step 0 instead (a restarted worker or reloaded tab,
- * an evicted state, a liar who has no state that hashes to its trace).
+ * Once the votes are in, the spans are drawn (verification.ts `auditSpans`: the last checkpoint
+ * interval, with the validation, and one other). A voter uploads the state at each span's start
+ * (./states.ts; kept only if it hashes to the trace). Then one job per span is drawn for a worker;
+ * its answer is compared with the voters' claim. A span whose answer disagrees is disputed: the CPU
+ * referee replays that one span from the uploaded state and strikes whichever side it shows wrong. A
+ * span nobody answers in time is replayed by the coordinator's CPU (the fallback, as in a small
+ * network where every worker held the task). Voters who do not upload the start states within
+ * `stateWaitMs` have the whole task re-executed by a worker instead, and lose half their count.
  *
- * The side the referee supported against other votes (./referee.ts) is audited the same way: the
- * referee checked it only up to the first divergence.
+ * A result that passes and would rank in its search's first REEXECUTE_TOP is re-executed in full by
+ * another drawn worker before it is decided: what the leaderboard shows first and what the evolution
+ * breeds from never rests on one worker's word and a sampled audit.
  *
  * Pass: the task is agreed (decided by 'votes' with ≥ quorum identical votes and no other vote, else
- * 'referee').
- * Fail: the true result is computed from step 0, every vote is marked wrong (trust lost) and the
- * task reopens for one fresh replica from a worker that never held it; a later vote for the true
- * digest settles it by the referee's verdict (./referee.ts).
+ * 'referee'). Fail: the true result is computed from step 0, every vote is marked wrong (trust lost)
+ * and the task reopens for one fresh replica from a worker that never held it; a later vote for the
+ * true digest settles it by the referee's verdict (./referee.ts).
  */
-import { randomInt } from 'node:crypto';
 import type { Hex } from 'viem';
 import { loadDataset } from '../data/node.ts';
-import { CpuTrainer, hashI32, runSteps, stateHashOf } from '../engine/train-cpu.ts';
+import { replaySpan } from '../engine/replay.ts';
 import type { TrainState } from '../engine/types.ts';
 import { type AnyTaskSpec, checkpointSteps, type TaskResult } from '../protocol/index.ts';
-import type { Db } from './db.ts';
+import { AuditJobs, type JobRow, spanOf } from './audit-jobs.ts';
+import type { Db, Queryable } from './db.ts';
 import type { Recompute } from './recompute-pool.ts';
 import { recomputeTask } from './referee.ts';
 import type { StateExchange } from './states.ts';
 import type { Store } from './store.ts';
-import { decidedBy } from './verification.ts';
+import {
+  type AuditAnswer,
+  type AuditSpan,
+  afterFailure,
+  afterWithholding,
+  answersAgree,
+  auditSpans,
+  claimOf,
+  decidedBy,
+  needsReexecution,
+  REEXECUTE_TOP,
+  wholeTask,
+} from './verification.ts';
 
 export interface AuditRecord {
-  /** Index of the checkpoint interval checked: (checkpoint i−1, checkpoint i]. */
-  interval: number;
-  /** When the interval was drawn (after every vote was in). */
+  /** The spans checked, drawn after every vote was in (a whole-task span once states were withheld). */
+  spans: AuditSpan[];
   drawnAt: number;
+  /** When the audit jobs were made (the start states were in, or given up on). */
+  jobsAt?: number;
+  /** The voters did not upload the start states in time: the task was re-executed whole. */
+  withheld?: boolean;
+  /** The result would rank in its search's first REEXECUTE_TOP: a full re-execution was asked. */
+  reexecution?: boolean;
   passed?: boolean;
-  /** 'uploaded': from voters' states; 'initial': interval 0 from the initial weights; 'fallback': from step 0. */
-  start?: 'uploaded' | 'initial' | 'fallback';
-  /** Training steps the audit recomputed (the whole task on a fallback or a failure). */
+  /** 'workers': every span answered by a worker; 'cpu': some span replayed by the coordinator. */
+  start?: 'workers' | 'cpu';
+  /** Training steps the coordinator's CPU replayed (fallbacks, disputes, the truth after a failure). */
   stepsRecomputed?: number;
-  /** Validation examples the audit evaluated. */
-  validated?: number;
+  /** Training steps workers replayed for the audit. */
+  stepsByWorkers?: number;
+  /** Auditors the CPU referee showed wrong (struck). */
+  refuted?: string[];
   /** The true digest, when the audit failed and recomputed the task. */
   trueDigest?: Hex;
   reason?: string;
-  ms?: number;
 }
 
-/** What an audit of `result` found, given the start state of the drawn interval and the final state. */
-export async function auditResult(
+/** A span replayed on the coordinator's CPU (a fallback or a dispute): the same function auditors run. */
+export async function recomputeSpan(
   spec: AnyTaskSpec,
-  result: TaskResult,
-  interval: number,
+  span: AuditSpan,
   start: TrainState | undefined,
-  final: TrainState | undefined,
-): Promise<{ passed: boolean; reason?: string; stepsRecomputed: number; validated: number }> {
+): Promise<AuditAnswer> {
   const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
-  const target = result.checkpoints[interval];
-  const trainer = new CpuTrainer(spec, dataset, start);
-  const from = trainer.step;
-  await runSteps(trainer, target.step);
-  const stepsRecomputed = trainer.step - from;
-  if (stateHashOf(trainer) !== target.stateHash)
-    return { passed: false, reason: `state at step ${target.step} differs`, stepsRecomputed, validated: 0 };
-  const last = new CpuTrainer(
-    spec,
-    dataset,
-    interval === result.checkpoints.length - 1 ? trainer.state() : final,
-  );
-  const v = last.validate();
-  const validated = v.valCount;
-  if (hashI32(last.params) !== result.weightsHash)
-    return { passed: false, reason: 'weightsHash is not the final state', stepsRecomputed, validated };
-  if (
-    v.valCorrect !== result.valCorrect ||
-    v.valCount !== result.valCount ||
-    v.valLoss.toString() !== result.valLoss
-  )
-    return { passed: false, reason: 'validation metrics differ', stepsRecomputed, validated };
-  return { passed: true, stepsRecomputed, validated };
+  return replaySpan(spec, dataset, span, start);
 }
 
 export interface AuditOptions {
   states: StateExchange;
-  /** How long to wait for a voter's uploads before recomputing from step 0. */
+  /** Where audit jobs are drawn and answered (absent: one on `db` with the defaults). */
+  jobs?: AuditJobs;
+  /** How long to wait for a voter's uploads before the whole task is re-executed. */
   stateWaitMs: number;
   log?: (msg: string) => void;
-  /** Where the recomputations run (the coordinator's threads, ./recompute-pool.ts); default here. */
-  recompute?: Pick<Recompute, 'audit' | 'truth'>;
+  /** Where the CPU replays run (the coordinator's threads, ./recompute-pool.ts); default here. */
+  recompute?: Pick<Recompute, 'span' | 'truth'>;
   /** Audits in flight at once within a pass (default 1). */
   parallel?: number;
 }
@@ -100,33 +97,43 @@ export interface AuditOptions {
 interface AuditTask {
   task_id: Hex;
   spec: AnyTaskSpec;
+  search_id: string | null;
   audit: AuditRecord | null;
   referee: { right?: Hex | null; winner?: Hex } | null;
 }
 
-/** Audits every task waiting for it whose states are in (or given up on); returns how many were decided. */
+const jobsByDb = new WeakMap<Db, AuditJobs>();
+
+/** Audits every task waiting for it that can move; returns how many were decided. */
 export async function auditPending(db: Db, store: Store, opts: AuditOptions): Promise<number> {
+  const jobs = opts.jobs ?? jobsByDb.get(db) ?? new AuditJobs(db);
+  jobsByDb.set(db, jobs);
   const tasks = await db.query<AuditTask>(
-    `SELECT task_id, spec, audit, referee FROM tasks WHERE state = 'auditing' ORDER BY agreed_at NULLS FIRST, seq`,
+    `SELECT task_id, spec, search_id, audit, referee FROM tasks WHERE state = 'auditing'
+     ORDER BY agreed_at NULLS FIRST, seq`,
   );
-  // One query for every upload in, instead of a round of queries per waiting task on every pass.
+  if (tasks.length === 0) return 0;
   const uploaded = new Set(
     (
       await db.query<{ task_id: Hex; step: number }>(
-        'SELECT task_id, step FROM state_requests WHERE params IS NOT NULL',
+        'SELECT task_id, step FROM state_requests WHERE params IS NOT NULL AND task_id = ANY($1::text[])',
+        [tasks.map((t) => t.task_id)],
       )
     ).map((r) => `${r.task_id}:${r.step}`),
   );
-  const ready = tasks.filter((task) => !stillWaiting(task, uploaded, opts.stateWaitMs));
+  const jobRows = await jobs.ofTasks(tasks.filter((t) => t.audit?.jobsAt).map((t) => t.task_id));
+  const ready = tasks.filter(
+    (task) => !stillWaiting(task, uploaded, jobRows.get(task.task_id), opts.stateWaitMs),
+  );
   let decided = 0;
-  // Several audits in flight overlap one's queries with another's recomputation (on a thread). A task
+  // Several audits in flight overlap one's queries with another's CPU replay (on a thread). A task
   // whose audit throws is logged and retried next pass; it does not hold up the tasks behind it.
   let next = 0;
   const lane = async () => {
     while (next < ready.length) {
       const task = ready[next++];
       try {
-        if (await auditOne(db, store, task, opts)) decided++;
+        if (await auditThrough(db, store, jobs, task, jobRows.get(task.task_id) ?? [], opts)) decided++;
       } catch (err) {
         opts.log?.(`audit of ${task.task_id}: ${err instanceof Error ? err.message : err} (will retry)`);
       }
@@ -137,8 +144,8 @@ export async function auditPending(db: Db, store: Store, opts: AuditOptions): Pr
 }
 
 /**
- * Audits by how they started: 'uploaded' states, the 'initial' weights, a 'fallback' recomputation
- * from step 0, or 'drawn' (the interval is drawn, the audit not run yet). For the benchmarks.
+ * Audits by how their spans were checked: 'workers', 'cpu' (some span on the coordinator), or
+ * 'drawn' (not finished yet). For the benchmarks.
  */
 export async function auditsByStart(db: Db): Promise<Record<string, number>> {
   const rows = await db.query<{ start: string; n: number }>(
@@ -148,26 +155,42 @@ export async function auditsByStart(db: Db): Promise<Record<string, number>> {
   return Object.fromEntries(rows.map((r) => [r.start, r.n]));
 }
 
-/**
- * A task whose interval was drawn, whose wanted states are not all uploaded yet and whose wait is
- * not over: nothing to do this pass. The wanted steps follow from the spec (the checkpoints every
- * valid trace has), so this needs no query.
- */
-function stillWaiting(task: AuditTask, uploaded: Set<string>, stateWaitMs: number): boolean {
+/** Nothing to do this pass: waiting for uploads (within the wait) or for workers' answers (in time). */
+function stillWaiting(
+  task: AuditTask,
+  uploaded: Set<string>,
+  jobs: JobRow[] | undefined,
+  stateWaitMs: number,
+): boolean {
   const record = task.audit;
   if (!record || record.passed !== undefined || task.referee?.right) return false;
+  if (record.jobsAt) {
+    const now = Date.now();
+    return (
+      (jobs ?? []).every(
+        (j) => j.state === 'matched' || (j.state === 'assigned' && j.deadline !== null && j.deadline > now),
+      ) && (jobs ?? []).some((j) => j.state === 'assigned')
+    );
+  }
   if (Date.now() - record.drawnAt >= stateWaitMs) return false;
-  const steps = checkpointSteps(task.spec.training.steps, task.spec.checkpointEvery);
-  const wanted = [
-    ...(record.interval > 0 ? [steps[record.interval - 1]] : []),
-    ...(record.interval < steps.length - 1 ? [steps[steps.length - 1]] : []),
-  ];
-  return wanted.some((step) => !uploaded.has(`${task.task_id}:${step}`));
+  return record.spans.some((s) => s.fromStep > 0 && !uploaded.has(`${task.task_id}:${s.fromStep}`));
 }
 
-async function auditOne(db: Db, store: Store, task: AuditTask, opts: AuditOptions): Promise<boolean> {
-  const recompute = opts.recompute ?? { audit: auditResult, truth: recomputeTask };
-  const votes = await db.query<{ worker: string; digest: Hex; result: TaskResult }>(
+interface Vote {
+  worker: string;
+  digest: Hex;
+  result: TaskResult;
+}
+
+async function auditOne(
+  db: Db,
+  store: Store,
+  jobs: AuditJobs,
+  task: AuditTask,
+  taskJobs: JobRow[],
+  opts: AuditOptions,
+): Promise<Phase> {
+  const votes = await db.query<Vote>(
     `SELECT worker, digest, result FROM votes WHERE task_id = $1 AND verdict = 'pending' ORDER BY received_at, worker`,
     [task.task_id],
   );
@@ -175,7 +198,7 @@ async function auditOne(db: Db, store: Store, task: AuditTask, opts: AuditOption
     await db.query(`UPDATE tasks SET state = 'refereeing' WHERE task_id = $1 AND state = 'auditing'`, [
       task.task_id,
     ]);
-    return false;
+    return 'waiting';
   }
   const result = votes[0].result;
   const known = task.referee?.right;
@@ -186,67 +209,230 @@ async function auditOne(db: Db, store: Store, task: AuditTask, opts: AuditOption
       else if (votes.length < (store.opts.refereeQuorum ?? 1)) await store.reopenFor(q, task.task_id, known);
       else await store.decide(q, task.task_id, known, 'referee');
     });
-    return true;
+    await closeTask(db, jobs, opts, task.task_id);
+    return 'decided';
   }
-  const n = result.checkpoints.length;
-  // Drawn only now, after every vote is in: nobody could know which interval would be checked.
-  const record: AuditRecord = task.audit ?? { interval: randomInt(n), drawnAt: Date.now() };
-  if (!task.audit)
-    await db.query('UPDATE tasks SET audit = $2::jsonb WHERE task_id = $1', [
-      task.task_id,
-      JSON.stringify(record),
-    ]);
-  const states = await wantedStates(
-    opts.states,
-    task,
-    result,
-    record.interval,
-    votes.map((v) => v.worker),
+  const steps = checkpointSteps(task.spec.training.steps, task.spec.checkpointEvery);
+  const voters = votes.map((v) => v.worker);
+  if (!task.audit) {
+    // Drawn only now, after every vote is in: nobody could know which spans would be checked.
+    const record: AuditRecord = { spans: auditSpans(steps, Math.random()), drawnAt: Date.now() };
+    await saveRecord(db, task.task_id, record);
+    for (const span of record.spans)
+      if (span.fromStep > 0) await openState(opts.states, task, result, span, voters);
+    return 'advanced';
+  }
+  const record = task.audit;
+  if (!record.jobsAt) return makeJobs(db, store, jobs, task, result, voters, opts);
+  return (await judge(db, store, jobs, task, taskJobs, votes, opts)) ? 'decided' : 'waiting';
+}
+
+type Phase = 'decided' | 'waiting' | 'advanced';
+
+/**
+ * Moves a task through as many phases as it can in one pass (draw, jobs, judgement): a span that
+ * needs no upload, a wait of 0 or a network with nobody to draw need not cost a pass each.
+ */
+async function auditThrough(
+  db: Db,
+  store: Store,
+  jobs: AuditJobs,
+  task: AuditTask,
+  taskJobs: JobRow[],
+  opts: AuditOptions,
+): Promise<boolean> {
+  let current = task;
+  let currentJobs = taskJobs;
+  for (let phase = 0; phase < 4; phase++) {
+    const outcome = await auditOne(db, store, jobs, current, currentJobs, opts);
+    if (outcome !== 'advanced') return outcome === 'decided';
+    const [row] = await db.query<AuditTask>(
+      `SELECT task_id, spec, search_id, audit, referee FROM tasks WHERE task_id = $1 AND state = 'auditing'`,
+      [task.task_id],
+    );
+    if (!row) return false;
+    current = row;
+    currentJobs = (await jobs.ofTasks([row.task_id])).get(row.task_id) ?? [];
+    const uploaded = new Set(
+      (
+        await db.query<{ step: number }>(
+          'SELECT step FROM state_requests WHERE task_id = $1 AND params IS NOT NULL',
+          [row.task_id],
+        )
+      ).map((r) => `${row.task_id}:${r.step}`),
+    );
+    if (stillWaiting(row, uploaded, currentJobs, opts.stateWaitMs)) return false;
+  }
+  return false;
+}
+
+async function saveRecord(q: Queryable, taskId: Hex, record: AuditRecord): Promise<void> {
+  await q.query('UPDATE tasks SET audit = $2::jsonb WHERE task_id = $1', [taskId, JSON.stringify(record)]);
+}
+
+/** Opens (or reads) the request for the voters' state at a span's start. */
+function openState(
+  states: StateExchange,
+  task: AuditTask,
+  result: TaskResult,
+  span: AuditSpan,
+  voters: string[],
+) {
+  const cp = result.checkpoints.find((c) => c.step === span.fromStep)!;
+  return states.open(task.task_id, task.spec, span.fromStep, cp.stateHash as Hex, voters);
+}
+
+/** Every worker that ever held a lease on the task: none of them may audit it. */
+async function holders(q: Queryable, taskId: Hex): Promise<string[]> {
+  const rows = await q.query<{ worker: string }>('SELECT DISTINCT worker FROM leases WHERE task_id = $1', [
+    taskId,
+  ]);
+  return rows.map((r) => r.worker);
+}
+
+/**
+ * The start states are in (or the wait is over): makes a job per span. Withheld states: one job
+ * re-executing the whole task from the initial weights, and the voters lose half their count.
+ */
+async function makeJobs(
+  db: Db,
+  store: Store,
+  jobs: AuditJobs,
+  task: AuditTask,
+  result: TaskResult,
+  voters: string[],
+  opts: AuditOptions,
+): Promise<Phase> {
+  const record = task.audit!;
+  let spans = record.spans;
+  let withheld = false;
+  for (const span of spans) {
+    if (span.fromStep > 0 && !(await openState(opts.states, task, result, span, voters)).state)
+      withheld = true;
+  }
+  if (withheld && Date.now() - record.drawnAt < opts.stateWaitMs) return 'waiting';
+  if (withheld) spans = wholeTask(checkpointSteps(task.spec.training.steps, task.spec.checkpointEvery));
+  await db.tx(async (q) => {
+    const [row] = await q.query<{ state: string; audit: AuditRecord | null }>(
+      'SELECT state, audit FROM tasks WHERE task_id = $1 FOR UPDATE',
+      [task.task_id],
+    );
+    if (row.state !== 'auditing' || row.audit?.jobsAt) return; // another coordinator got there first
+    const withClaims = spans.map((span) => ({ ...span, expected: claimOf(span, result)! }));
+    await jobs.create(q, task.task_id, withClaims, 'audit', await holders(q, task.task_id));
+    if (withheld) for (const v of voters) await store.updateTrust(q, v, afterWithholding);
+    await saveRecord(q, task.task_id, { ...record, spans, withheld, jobsAt: Date.now() });
+  });
+  if (withheld) opts.log?.(`audit of ${task.task_id}: start states withheld, the task is re-executed whole`);
+  return 'advanced';
+}
+
+/** Reads the jobs' outcomes; replays disputed and unanswered spans on the CPU; decides when all are in. */
+async function judge(
+  db: Db,
+  store: Store,
+  jobs: AuditJobs,
+  task: AuditTask,
+  taskJobs: JobRow[],
+  votes: Vote[],
+  opts: AuditOptions,
+): Promise<boolean> {
+  const record = task.audit!;
+  const result = votes[0].result;
+  const recompute = opts.recompute ?? { span: recomputeSpan, truth: recomputeTask };
+  const forCpu = new Set((await jobs.redraw(taskJobs)).map((j) => j.job_id));
+  let stepsRecomputed = record.stepsRecomputed ?? 0;
+  let usedCpu = record.start === 'cpu';
+  let failure: string | undefined;
+  const refuted: string[] = [...(record.refuted ?? [])];
+  const struck: string[] = [];
+  const settled: { jobId: string; state: 'cpu' | 'refuted' }[] = [];
+  for (const job of taskJobs) {
+    const disputed = job.state === 'mismatched';
+    if (!disputed && !forCpu.has(job.job_id)) continue;
+    // The CPU referee replays this one span from the voters' verified upload.
+    const span = spanOf(job);
+    const start =
+      span.fromStep > 0 ? (await openState(opts.states, task, result, span, [])).state : undefined;
+    if (span.fromStep > 0 && !start) throw new Error(`the state at step ${span.fromStep} is gone`);
+    const truth = await recompute.span(task.spec, span, start);
+    stepsRecomputed += span.toStep - span.fromStep;
+    usedCpu = true;
+    const votersRight = answersAgree(span, job.expected, truth);
+    if (disputed && job.answer && !answersAgree(span, job.answer, truth) && job.worker) {
+      struck.push(job.worker);
+      refuted.push(job.worker);
+    }
+    settled.push({ jobId: job.job_id, state: disputed ? 'refuted' : 'cpu' });
+    if (!votersRight) failure = `span (${span.fromStep}, ${span.toStep}] replayed differs from the votes`;
+  }
+  const pending = taskJobs.some(
+    (j) => !settled.some((s) => s.jobId === j.job_id) && (j.state === 'open' || j.state === 'assigned'),
   );
-  const started = Date.now();
-  let outcome: { passed: boolean; reason?: string; stepsRecomputed: number; validated: number };
-  let start: AuditRecord['start'];
-  if (states === 'wait') {
-    if (Date.now() - record.drawnAt < opts.stateWaitMs) return false;
-    // No states: recompute the task from step 0 and compare digests.
-    start = 'fallback';
-    const truth = await recompute.truth(task.spec);
-    outcome = {
-      passed: truth.digest === result.digest,
-      reason: truth.digest === result.digest ? undefined : 'the task recomputed from step 0 differs',
-      stepsRecomputed: task.spec.training.steps,
-      validated: truth.valCount,
-    };
-    if (!outcome.passed) record.trueDigest = truth.digest;
-  } else {
-    start = record.interval === 0 ? 'initial' : 'uploaded';
-    outcome = await recompute.audit(task.spec, result, record.interval, states.start, states.final);
+  if (!failure && pending) {
+    if (settled.length > 0 || struck.length > 0)
+      await db.tx(async (q) => {
+        for (const s of settled) await jobs.settle(q, s.jobId, s.state);
+        for (const w of struck) await store.updateTrust(q, w, afterFailure);
+        await saveRecord(q, task.task_id, {
+          ...record,
+          stepsRecomputed,
+          refuted,
+          start: usedCpu ? 'cpu' : undefined,
+        });
+      });
+    return false;
   }
-  if (!outcome.passed && !record.trueDigest) {
-    const truth = await recompute.truth(task.spec);
-    record.trueDigest = truth.digest;
-    outcome.stepsRecomputed += task.spec.training.steps;
-    outcome.validated += truth.valCount;
+  const stepsByWorkers = taskJobs
+    .filter((j) => j.state === 'matched')
+    .reduce((n, j) => n + j.to_step - j.from_step, record.stepsByWorkers ?? 0);
+  if (!failure && !record.reexecution && !record.withheld) {
+    const ahead = await rankedAhead(db, task, result);
+    if (needsReexecution(ahead, REEXECUTE_TOP, false)) {
+      await db.tx(async (q) => {
+        for (const s of settled) await jobs.settle(q, s.jobId, s.state);
+        for (const w of struck) await store.updateTrust(q, w, afterFailure);
+        const [whole] = wholeTask(checkpointSteps(task.spec.training.steps, task.spec.checkpointEvery));
+        await jobs.create(
+          q,
+          task.task_id,
+          [{ ...whole, expected: claimOf(whole, result)! }],
+          're-execution',
+          await holders(q, task.task_id),
+        );
+        await saveRecord(q, task.task_id, {
+          ...record,
+          reexecution: true,
+          stepsRecomputed,
+          refuted,
+          start: usedCpu ? 'cpu' : undefined,
+        });
+      });
+      return false;
+    }
   }
   const done: AuditRecord = {
     ...record,
-    passed: outcome.passed,
-    start,
-    stepsRecomputed: outcome.stepsRecomputed,
-    validated: outcome.validated,
-    reason: outcome.reason,
-    ms: Date.now() - started,
+    passed: failure === undefined,
+    start: usedCpu ? 'cpu' : 'workers',
+    stepsRecomputed,
+    stepsByWorkers,
+    refuted,
+    reason: failure,
   };
+  if (failure) {
+    const truth = await recompute.truth(task.spec);
+    done.trueDigest = truth.digest;
+    done.stepsRecomputed = stepsRecomputed + task.spec.training.steps;
+  }
   await db.tx(async (q) => {
     const [row] = await q.query<{ state: string }>('SELECT state FROM tasks WHERE task_id = $1 FOR UPDATE', [
       task.task_id,
     ]);
     if (row.state !== 'auditing') return; // another coordinator got there first
-    await q.query('UPDATE tasks SET audit = $2::jsonb WHERE task_id = $1', [
-      task.task_id,
-      JSON.stringify(done),
-    ]);
-    if (outcome.passed) {
+    for (const w of struck) await store.updateTrust(q, w, afterFailure);
+    await saveRecord(q, task.task_id, done);
+    if (!failure) {
       await store.decide(
         q,
         task.task_id,
@@ -260,33 +446,32 @@ async function auditOne(db: Db, store: Store, task: AuditTask, opts: AuditOption
         task.task_id,
         JSON.stringify({ right: done.trueDigest, by: 'audit', stepsRecomputed: 0 }),
       ]);
-      await store.rejectAll(q, task.task_id, `audit failed: ${outcome.reason}`);
+      await store.rejectAll(q, task.task_id, `audit failed: ${failure}`);
     }
   });
-  await opts.states.close(task.task_id);
+  await closeTask(db, jobs, opts, task.task_id);
   opts.log?.(
-    `audited ${task.task_id} interval ${record.interval} (${start}, ${done.ms} ms, ${Date.now() - record.drawnAt} ms after the draw): ` +
-      (outcome.passed ? 'passed' : `failed, ${outcome.reason}`),
+    `audited ${task.task_id} (${done.start}, ${Date.now() - record.drawnAt} ms after the draw): ` +
+      (failure ? `failed, ${failure}` : 'passed') +
+      (refuted.length > 0 ? `; auditors struck: ${refuted.join(', ')}` : ''),
   );
   return true;
 }
 
-/**
- * The uploaded, verified states the audit needs (the start of the drawn interval unless it is the
- * first, the final state unless the interval is the last), or 'wait' while any is missing.
- */
-async function wantedStates(
-  states: StateExchange,
-  task: AuditTask,
-  result: TaskResult,
-  interval: number,
-  voters: string[],
-): Promise<{ start?: TrainState; final?: TrainState } | 'wait'> {
-  const cps = result.checkpoints;
-  const open = (i: number) =>
-    states.open(task.task_id, task.spec, cps[i].step, cps[i].stateHash as Hex, voters);
-  const start = interval > 0 ? await open(interval - 1) : undefined;
-  const final = interval < cps.length - 1 ? await open(cps.length - 1) : undefined;
-  if ((start && !start.state) || (final && !final.state)) return 'wait';
-  return { start: start?.state, final: final?.state };
+/** Decided results of the task's search that the leaderboard ranks ahead of `result`. */
+async function rankedAhead(q: Queryable, task: AuditTask, result: TaskResult): Promise<number> {
+  const [row] = await q.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM tasks
+     WHERE search_id IS NOT DISTINCT FROM $1 AND state IN ('agreed', 'settling', 'settled') AND result IS NOT NULL
+       AND ((result->>'valCorrect')::float8 / (result->>'valCount')::float8 > $2
+            OR ((result->>'valCorrect')::float8 / (result->>'valCount')::float8 = $2
+                AND (result->>'valLoss')::numeric < $3::numeric))`,
+    [task.search_id, result.valCorrect / result.valCount, result.valLoss],
+  );
+  return row.n;
+}
+
+async function closeTask(db: Db, jobs: AuditJobs, opts: AuditOptions, taskId: Hex): Promise<void> {
+  await jobs.close(db, taskId);
+  await opts.states.close(taskId);
 }

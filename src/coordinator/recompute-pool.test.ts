@@ -1,12 +1,12 @@
 /**
- * The recompute threads give the event loop's answers (audit, referee, truth), and a thread that
+ * The recompute threads give the event loop's answers (span replay, referee, truth), and a thread that
  * dies mid-job hands the job back to the event loop instead of losing it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadDataset } from '../data/node.ts';
 import { trainCpuRun } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
-import { auditResult } from './audit.ts';
+import { recomputeSpan } from './audit.ts';
 import { RecomputePool } from './recompute-pool.ts';
 import { recomputeTask, referee } from './referee.ts';
 import { divergentResult, tinySpec } from './testing.ts';
@@ -27,23 +27,24 @@ describe('RecomputePool', () => {
     pool = undefined;
   });
 
-  it('answers as the event loop does: audits (passing and failing), the referee, the truth', async () => {
+  it('answers as the event loop does: span replays (validating or not), the referee, the truth', async () => {
     const { spec, result, states } = await honestRun(71);
     const liar = divergentResult(result, 1);
     pool = new RecomputePool(2);
     expect(pool.size).toBe(2);
     const last = states.length - 1;
+    const span = { fromStep: states[0].step, toStep: states[last].step, validate: true };
     // Jobs in flight together: more than there are threads, so some queue.
     const [pass, fail, verdict, truth] = await Promise.all([
-      pool.audit(spec, result, 1, states[0], states[last]),
-      pool.audit(spec, liar, 1, states[0], states[last]),
+      pool.span(spec, span, states[0]),
+      pool.span(spec, { ...span, validate: false }, states[0]),
       pool.referee(spec, [result, liar]),
       pool.truth(spec),
     ]);
-    expect(pass).toEqual(await auditResult(spec, result, 1, states[0], states[last]));
-    expect(pass.passed).toBe(true);
-    expect(fail).toEqual(await auditResult(spec, liar, 1, states[0], states[last]));
-    expect(fail.passed).toBe(false);
+    expect(pass).toEqual(await recomputeSpan(spec, span, states[0]));
+    expect(pass.stateHash).toBe(result.checkpoints[last].stateHash);
+    expect(pass.weightsHash).toBe(result.weightsHash);
+    expect(fail).toEqual({ stateHash: result.checkpoints[last].stateHash });
     const here = await referee(spec, [result, liar]);
     expect({ ...verdict, ms: 0 }).toEqual({ ...here, ms: 0 });
     expect(verdict.right).toBe(result.digest);

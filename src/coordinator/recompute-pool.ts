@@ -11,11 +11,11 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { auditResult } from './audit.ts';
+import { recomputeSpan } from './audit.ts';
 import { recomputeTask, referee } from './referee.ts';
 
 /** The jobs a recompute thread runs, by name: the thread body and the event-loop fallback share them. */
-export const RECOMPUTE_JOBS = { audit: auditResult, referee, truth: recomputeTask };
+export const RECOMPUTE_JOBS = { span: recomputeSpan, referee, truth: recomputeTask };
 
 type Jobs = typeof RECOMPUTE_JOBS;
 type JobName = keyof Jobs;
@@ -105,7 +105,7 @@ export class RecomputePool implements Recompute {
     return this.threads.length;
   }
 
-  readonly audit: Recompute['audit'] = (...args) => this.run('audit', args) as ReturnType<Recompute['audit']>;
+  readonly span: Recompute['span'] = (...args) => this.run('span', args) as ReturnType<Recompute['span']>;
   readonly referee: Recompute['referee'] = (...args) =>
     this.run('referee', args) as ReturnType<Recompute['referee']>;
   readonly truth: Recompute['truth'] = (...args) => this.run('truth', args) as ReturnType<Recompute['truth']>;

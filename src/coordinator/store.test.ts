@@ -4,7 +4,7 @@ import { loadDataset } from '../data/node.ts';
 import { train } from '../engine/train.ts';
 import type { AnyTaskSpec, TaskResult } from '../protocol/index.ts';
 import { taskIdOf } from '../protocol/index.ts';
-import { auditPending, auditResult } from './audit.ts';
+import { auditPending, recomputeSpan } from './audit.ts';
 import { openDb } from './db.ts';
 import type { Refusal } from './errors.ts';
 import { bisectDivergence, recomputeTask, refereePending } from './referee.ts';
@@ -302,11 +302,11 @@ it('an audit pass keeps auditing the tasks behind one whose audit throws', async
     const states = new StateExchange(db);
     const opts = { states, stateWaitMs: 0, log: (m: string) => logged.push(m) };
     const broken = {
-      audit: auditResult,
-      truth: (spec: AnyTaskSpec) =>
-        spec.training.seed === poison.training.seed
+      span: (...args: Parameters<typeof recomputeSpan>) =>
+        args[0].training.seed === poison.training.seed
           ? Promise.reject(new Error('the thread ran out of memory'))
-          : recomputeTask(spec),
+          : recomputeSpan(...args),
+      truth: recomputeTask,
     };
     // One lane: the poisoned task comes first (lower seq), the other is still audited after it.
     expect(await auditPending(db, store, { ...opts, recompute: broken })).toBe(1);

@@ -941,6 +941,11 @@ export class Store {
     );
   }
 
+  /** Rewrites one worker's trust record with `change` (a struck auditor, a withholding voter). */
+  async updateTrust(q: Queryable, worker: string, change: (r: TrustRecord) => TrustRecord): Promise<void> {
+    await this.writeTrust(q, [{ worker, ...change(await this.trustOf(worker, q)) }]);
+  }
+
   /** A worker's trust record. */
   async trustOf(worker: string, q: Queryable = this.db): Promise<TrustRecord> {
     const [row] = await q.query<TrustRecord>('SELECT audited, failures FROM worker_trust WHERE worker = $1', [

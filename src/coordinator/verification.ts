@@ -239,6 +239,9 @@ export function answerMatches(span: AuditSpan, voted: VotedResult, answer: Audit
  * evolution's parents and the search's reported best are all drawn from there). `better` counts the
  * search's decided results strictly more accurate than it. Already re-executed: no.
  */
+/** The leaderboard's first rows (and so every evolution parent and reported best) are re-executed. */
+export const REEXECUTE_TOP = 20;
+
 export function needsReexecution(better: number, top: number, reexecuted: boolean): boolean {
   return !reexecuted && better < top;
 }
