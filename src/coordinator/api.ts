@@ -12,6 +12,8 @@ import type { Hex } from 'viem';
 import type { CambrianDomain } from '../protocol/eip712.ts';
 import {
   AddressSchema,
+  AuditAnswerSchema,
+  AuditJobSchema,
   ErrorBodySchema,
   GRANT_CLOCK_SLACK_S,
   HeartbeatResponseSchema,
@@ -31,6 +33,7 @@ import {
   TaskViewSchema,
 } from '../protocol/http.ts';
 import { checkpointSteps, checkTaskResult, type TaskResult } from '../protocol/index.ts';
+import { AuditJobs } from './audit-jobs.ts';
 import { limitedBody } from './body.ts';
 import { Refusal } from './errors.ts';
 import { applyRateLimits, bearerToken, DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limits.ts';
@@ -66,6 +69,8 @@ export interface ApiDeps {
   rateLimits?: RateLimits | false;
   /** The referee's state requests (default: one over the store's database). */
   states?: StateExchange;
+  /** Verification work handed to workers (default: one over the store's database). */
+  auditJobs?: AuditJobs;
   /** Where signatures are recovered (default: on the event loop). */
   recover?: Recover;
 }
@@ -113,11 +118,23 @@ const routes = {
     path: '/leases',
     summary:
       'Lease one replica of a task, or 204 when there is no work. With ?states=1 the answer may instead ' +
-      "be a StateRequest: the referee wants this worker's state at a checkpoint (answer with POST /states)",
+      "be a StateRequest: the referee wants this worker's state at a checkpoint (answer with POST /states). " +
+      'With ?audits=1 the worker takes verification work: the answer may be an AuditJob drawn for it ' +
+      '(answer with POST /audits/{jobId})',
     security: bearer,
-    request: { query: z.object({ states: z.enum(['0', '1']).optional() }) },
+    request: {
+      query: z.object({
+        states: z.enum(['0', '1']).optional(),
+        audits: z.enum(['0', '1']).optional(),
+        /** 0: a verifier that takes no leases (only state requests and audit jobs). */
+        leases: z.enum(['0', '1']).optional(),
+      }),
+    },
     responses: {
-      200: json(z.union([LeaseSchema, StateRequestSchema]), 'a lease, or a state request'),
+      200: json(
+        z.union([LeaseSchema, StateRequestSchema, AuditJobSchema]),
+        'a lease, a state request or an audit job',
+      ),
       204: { description: 'no work now' },
       ...errors(401, 429),
     },
@@ -133,6 +150,19 @@ const routes = {
     responses: {
       201: json(z.object({ accepted: z.literal(true) }), 'verified and kept'),
       ...errors(400, 401, 403, 404, 409, 413, 422),
+    },
+  }),
+  audit: createRoute({
+    method: 'post',
+    path: '/audits/{jobId}',
+    summary:
+      'Answer an audit job drawn for this worker: the state hash (and, for a validating span, the ' +
+      "validation) it computed. Compared with the voters' claim; the answer says nothing of the outcome",
+    security: bearer,
+    request: { params: z.object({ jobId: z.string().uuid() }), ...body(AuditAnswerSchema) },
+    responses: {
+      202: json(z.object({ accepted: z.literal(true) }), 'taken'),
+      ...errors(400, 401, 403, 404, 409, 422),
     },
   }),
   heartbeat: createRoute({
@@ -221,6 +251,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
   const maxSession = deps.maxSessionSeconds ?? MAX_GRANT_LIFETIME_S;
   const minGrant = deps.minGrantSeconds ?? MIN_GRANT_LIFETIME_S;
   const states = deps.states ?? new StateExchange(store.db);
+  const auditJobs = deps.auditJobs ?? new AuditJobs(store.db);
   const app = new OpenAPIHono({
     defaultHook: (result, c) => {
       if (!result.success) return c.json({ error: `invalid request: ${zodReason(result.error)}` }, 400);
@@ -289,10 +320,17 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
 
   app.openapi(routes.lease, async (c) => {
     const s = await session(c);
-    if (c.req.valid('query').states === '1') {
+    const query = c.req.valid('query');
+    if (query.states === '1') {
       const request = await states.requestFor(s.worker);
       if (request) return c.json(request, 200);
     }
+    if (query.audits === '1') {
+      await auditJobs.noteAuditor(s.worker);
+      const job = await auditJobs.jobFor(s.worker);
+      if (job) return c.json(job, 200);
+    }
+    if (query.leases === '0') return c.body(null, 204);
     const lease = await store.lease(s);
     if (!lease) return c.body(null, 204);
     return c.json(lease, 200);
@@ -303,6 +341,12 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
     const { taskId, step, params, momentum } = c.req.valid('json');
     await states.upload(s.worker, taskId as Hex, step, params, momentum);
     return c.json({ accepted: true as const }, 201);
+  });
+
+  app.openapi(routes.audit, async (c) => {
+    const s = await session(c);
+    await auditJobs.answer(s.worker, c.req.valid('param').jobId, c.req.valid('json'));
+    return c.json({ accepted: true as const }, 202);
   });
 
   app.openapi(routes.heartbeat, async (c) => {

@@ -398,7 +398,7 @@ async function judge(
           task.task_id,
           [{ ...whole, expected: claimOf(whole, result)! }],
           're-execution',
-          await holders(q, task.task_id),
+          [...(await holders(q, task.task_id)), ...refuted],
         );
         await saveRecord(q, task.task_id, {
           ...record,

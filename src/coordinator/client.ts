@@ -9,11 +9,23 @@
 import type { Hex, LocalAccount } from 'viem';
 import type { TrainState } from '../engine/types.ts';
 import { type CambrianDomain, SESSION_GRANT_TYPES, signResultVote } from '../protocol/eip712.ts';
-import type { Info as CoordinatorInfo, Lease, StateRequest } from '../protocol/http.ts';
+import type {
+  AuditAnswer,
+  AuditJob,
+  Info as CoordinatorInfo,
+  Lease,
+  StateRequest,
+} from '../protocol/http.ts';
 import type { TaskResult } from '../protocol/index.ts';
 
 /** The messages are defined once, in src/protocol/http.ts. */
-export type { Info as CoordinatorInfo, Lease, StateRequest } from '../protocol/http.ts';
+export type {
+  AuditAnswer,
+  AuditJob,
+  Info as CoordinatorInfo,
+  Lease,
+  StateRequest,
+} from '../protocol/http.ts';
 
 /** Base64 of an i32 array's little-endian bytes, without node: Buffer (the browser shares this file). */
 export function i32ToBase64(a: Int32Array): string {
@@ -23,6 +35,25 @@ export function i32ToBase64(a: Int32Array): string {
     binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   }
   return btoa(binary);
+}
+
+/** The inverse of i32ToBase64 (little-endian bytes; the engine refuses big-endian hosts). */
+export function base64ToI32(text: string): Int32Array {
+  const binary = atob(text);
+  if (binary.length % 4 !== 0) throw new Error('base64 of i32s must be a whole number of 4-byte values');
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return new Int32Array(bytes.buffer);
+}
+
+/** The start state an audit job carries (undefined: the initial weights). */
+export function auditStartState(job: AuditJob): TrainState | undefined {
+  if (!job.start) return undefined;
+  return {
+    step: job.fromStep,
+    params: base64ToI32(job.start.params),
+    momentum: base64ToI32(job.start.momentum),
+  };
 }
 
 export interface GrantTypedData {
@@ -146,6 +177,34 @@ export class CoordinatorClient {
     return status === 204 ? null : data!;
   }
 
+  /**
+   * The next piece of work: a lease, or (with `states`) a state request, or (with `audits`) an
+   * audit job drawn for this worker; null when there is none.
+   */
+  async work(opts: {
+    states?: boolean;
+    audits?: boolean;
+    leases?: boolean;
+  }): Promise<Lease | StateRequest | AuditJob | null> {
+    const query = [
+      opts.states ? 'states=1' : '',
+      opts.audits ? 'audits=1' : '',
+      opts.leases === false ? 'leases=0' : '',
+    ]
+      .filter(Boolean)
+      .join('&');
+    const { status, data } = await this.request<Lease | StateRequest | AuditJob>(
+      'POST',
+      `/leases${query ? `?${query}` : ''}`,
+    );
+    return status === 204 ? null : data!;
+  }
+
+  /** Answers an audit job with what this worker computed (the coordinator compares it). */
+  async answerAudit(jobId: string, answer: AuditAnswer): Promise<void> {
+    await this.request('POST', `/audits/${jobId}`, answer);
+  }
+
   /** Uploads the state the referee asked for; the coordinator checks it against the agreed stateHash. */
   async uploadState(taskId: Hex, state: TrainState): Promise<void> {
     await this.request('POST', '/states', {
@@ -216,6 +275,7 @@ export type WorkerEvent =
   | { type: 'dropped'; taskId: Hex; reason: string }
   | { type: 'released'; taskId: Hex }
   | { type: 'state'; taskId: Hex; step: number; uploaded: boolean; reason?: string }
+  | { type: 'audit'; taskId: Hex; jobId: string; answered: boolean; ms: number; reason?: string }
   | { type: 'idle' }
   | { type: 'error'; error: string };
 
@@ -240,6 +300,13 @@ export interface WorkerLoopOptions {
    * answers the referee's state requests (which come instead of a lease); without it, none are sent.
    */
   serveState?: (taskId: Hex, step: number) => TrainState | undefined;
+  /**
+   * Replays an audit job's span (src/engine/replay.ts). With it the loop takes verification work
+   * (`?audits=1`): jobs drawn for this worker come instead of a lease and are answered first.
+   */
+  audit?: (job: AuditJob, signal: AbortSignal) => Promise<AuditAnswer>;
+  /** False: a verifier that takes no leases, only audit jobs and state requests (default true). */
+  leases?: boolean;
   onEvent?: (event: WorkerEvent) => void;
 }
 
@@ -269,9 +336,13 @@ export async function runWorkerLoop(opts: WorkerLoopOptions): Promise<number> {
   let submitted = 0;
   let idle = idleMs;
   while (!halt.aborted && submitted < (opts.maxTasks ?? Number.POSITIVE_INFINITY)) {
-    let lease: Lease | StateRequest | null;
+    let lease: Lease | StateRequest | AuditJob | null;
     try {
-      lease = opts.serveState ? await client.leaseOrStateRequest() : await client.lease();
+      lease = await client.work({
+        states: opts.serveState !== undefined,
+        audits: opts.audit !== undefined,
+        leases: opts.leases,
+      });
     } catch (err) {
       if (
         err instanceof CoordinatorError &&
@@ -290,6 +361,10 @@ export async function runWorkerLoop(opts: WorkerLoopOptions): Promise<number> {
       idle = Math.min(idle * 2, idleMs * 8);
       continue;
     }
+    if ('kind' in lease && lease.kind === 'audit') {
+      await answerAuditJob(client, lease, opts.audit!, halt, onEvent);
+      continue;
+    }
     if ('kind' in lease) {
       await answerStateRequest(client, lease, opts.serveState, onEvent);
       continue;
@@ -299,6 +374,25 @@ export async function runWorkerLoop(opts: WorkerLoopOptions): Promise<number> {
     if (await runLease(opts, lease, heartbeatMs, onEvent)) submitted++;
   }
   return submitted;
+}
+
+async function answerAuditJob(
+  client: CoordinatorClient,
+  job: AuditJob,
+  audit: NonNullable<WorkerLoopOptions['audit']>,
+  signal: AbortSignal,
+  onEvent: (event: WorkerEvent) => void,
+): Promise<void> {
+  const started = Date.now();
+  const event = { type: 'audit' as const, taskId: job.taskId, jobId: job.jobId };
+  try {
+    const answer = await audit(job, signal);
+    await client.answerAudit(job.jobId, answer);
+    onEvent({ ...event, answered: true, ms: Date.now() - started });
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    onEvent({ ...event, answered: false, ms: Date.now() - started, reason });
+  }
 }
 
 async function answerStateRequest(

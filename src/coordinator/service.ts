@@ -20,6 +20,7 @@ import { type CambrianDomain, cambrianDomain } from '../protocol/eip712.ts';
 import { enableWasmKeccak } from '../protocol/keccak.ts';
 import { createApi, type DatasetInfo } from './api.ts';
 import { auditPending } from './audit.ts';
+import { type AuditJobOptions, AuditJobs, DEFAULT_AUDIT_JOBS } from './audit-jobs.ts';
 import type { Db } from './db.ts';
 import { LOCK_TTL_MS, tryLock } from './locks.ts';
 import type { RateLimits } from './rate-limits.ts';
@@ -56,6 +57,8 @@ export interface CoordinatorOptions {
   minGrantSeconds?: number;
   /** Threads that recover signatures (default: cores − 1, at most 4; 0 = on the event loop). */
   recoveryThreads?: number;
+  /** How audit jobs are drawn and how long a drawn worker has (absent: DEFAULT_AUDIT_JOBS). */
+  auditJobs?: Partial<AuditJobOptions>;
   /** Threads that run audits and the referee (default: cores − 1, at most 2; 0 = on the event loop). */
   recomputeThreads?: number;
   log?: (msg: string) => void;
@@ -153,12 +156,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     })();
   const views = new Views(opts.db, () => search?.summary() ?? null);
   const states = new StateExchange(opts.db);
+  const auditJobs = new AuditJobs(opts.db, { ...DEFAULT_AUDIT_JOBS, ...opts.auditJobs });
   const recovery = new RecoveryPool(opts.recoveryThreads);
   const recompute = new RecomputePool(opts.recomputeThreads, log);
   const api = createApi({
     recover: (hash, sig) => recovery.recover(hash, sig),
     store,
     states,
+    auditJobs,
     views,
     domain,
     rpcUrl: opts.chain?.rpcUrl,
@@ -209,6 +214,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       () =>
         auditPending(opts.db, store, {
           states,
+          jobs: auditJobs,
           stateWaitMs: queue.stateWaitMs ?? 0,
           log,
           recompute,

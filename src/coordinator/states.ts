@@ -132,10 +132,14 @@ export class StateExchange {
     return row ? { kind: 'state', taskId: row.task_id, step: row.step, stateHash: row.state_hash } : null;
   }
 
-  /** Largest state upload body any open request allows (0 when none is open). */
+  /**
+   * Largest state upload body any request allows (0 when there is none). Requests already answered
+   * count too: a second voter's upload of a state the first one sent must get its 409, not a 413 (a
+   * tab's MNIST state is larger than the default body bound, so a 413 looked like the tab failing).
+   */
   async maxBodyBytes(): Promise<number> {
     const [row] = await this.db.query<{ n: number | null }>(
-      'SELECT max(param_count)::int AS n FROM state_requests WHERE params IS NULL',
+      'SELECT max(param_count)::int AS n FROM state_requests',
     );
     return row.n === null ? 0 : stateBodyBytes(row.n);
   }

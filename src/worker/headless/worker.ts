@@ -9,8 +9,17 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Hex, LocalAccount } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
-import { CoordinatorClient, type Lease, runWorkerLoop, type WorkerEvent } from '../../coordinator/client.ts';
+import {
+  type AuditAnswer,
+  type AuditJob,
+  auditStartState,
+  CoordinatorClient,
+  type Lease,
+  runWorkerLoop,
+  type WorkerEvent,
+} from '../../coordinator/client.ts';
 import { loadDataset } from '../../data/node.ts';
+import { replaySpan } from '../../engine/replay.ts';
 import { train } from '../../engine/train.ts';
 import type { Backend } from '../../engine/types.ts';
 import { createSessionKey, signSessionGrant } from '../../protocol/eip712.ts';
@@ -66,6 +75,13 @@ export interface HeadlessWorkerOptions {
   dishonest?: boolean;
   /** Where checkpoint states are kept for the referee (default: the last 4 tasks within 256 MiB). */
   states?: StateMemory;
+  /** Take verification work (audit jobs) between tasks (default true). */
+  audits?: boolean;
+  /** False: verify only, take no leases (default true). */
+  leases?: boolean;
+  /** Attacks, for the tests and the adversary bench: rewrite each result, or each audit answer. */
+  forge?: (result: TaskResult) => TaskResult;
+  forgeAudit?: (answer: AuditAnswer, job: AuditJob) => AuditAnswer;
   onEvent?: (event: WorkerEvent) => void;
 }
 
@@ -93,7 +109,8 @@ export async function runHeadlessWorker(opts: HeadlessWorkerOptions): Promise<nu
         onCheckpoint,
       }),
     );
-    return opts.dishonest ? tamper(result) : result;
+    const forged = opts.forge ? opts.forge(result) : result;
+    return opts.dishonest ? tamper(forged) : forged;
   };
   return runWorkerLoop({
     client,
@@ -104,6 +121,20 @@ export async function runHeadlessWorker(opts: HeadlessWorkerOptions): Promise<nu
     heartbeatMs: opts.heartbeatMs,
     idleMs: opts.idleMs,
     serveState: (taskId, step) => memory.get(taskId, step),
+    leases: opts.leases,
+    audit:
+      opts.audits === false
+        ? undefined
+        : async (job, signal) => {
+            const answer = await replayAuditJob(job, signal);
+            return opts.forgeAudit ? opts.forgeAudit(answer, job) : answer;
+          },
     onEvent: opts.onEvent,
   });
+}
+
+/** Answers an audit job on the CPU reference: spans are short, and every backend gives these bits. */
+export async function replayAuditJob(job: AuditJob, signal: AbortSignal) {
+  const dataset = await loadDataset(job.spec.dataset.name, job.spec.dataset.sha256);
+  return replaySpan(job.spec, dataset, job, auditStartState(job), { signal });
 }

@@ -1,0 +1,152 @@
+/**
+ * Audits done by workers, on a real coordinator (PGlite) with the shipped headless workers: honest
+ * auditors verify without the coordinator's CPU, a lying auditor is refuted and struck, voters who
+ * lie in the last interval (honest everywhere else) are caught, and a top result is re-executed.
+ */
+import type { Hex, LocalAccount } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { afterEach, describe, expect, it } from 'vitest';
+import { cambrianDomain } from '../protocol/eip712.ts';
+import type { TaskResult } from '../protocol/index.ts';
+import { runHeadlessWorker } from '../worker/headless/worker.ts';
+import type { AuditRecord } from './audit.ts';
+import { drawAuditor } from './audit-jobs.ts';
+import { type Db, openDb } from './db.ts';
+import { type Coordinator, startCoordinator } from './service.ts';
+import { divergentResult, tinySpec, until } from './testing.ts';
+
+const DOMAIN = cambrianDomain(31337, '0x5FbDB2315678afecb367f032d93F642f64180aa3');
+
+describe('drawAuditor', () => {
+  const c = (worker: string, audited: number, failures = 0) => ({ worker, audited, failures });
+  it('weights by verified results, never draws an excluded or caught worker, and is uniform at the start', () => {
+    const pool = [c('a', 0), c('b', 30), c('c', 10), c('d', 500, 1)];
+    expect(drawAuditor(pool, new Set(), 0)).toBe('b');
+    expect(drawAuditor(pool, new Set(), 0.74)).toBe('b');
+    expect(drawAuditor(pool, new Set(), 0.76)).toBe('c');
+    expect(drawAuditor(pool, new Set(['b']), 0)).toBe('c');
+    expect(drawAuditor(pool, new Set(['b', 'c']), 0.5)).toBe('a'); // only zero-count workers left: uniform
+    expect(drawAuditor(pool, new Set(['a', 'b', 'c']), 0.5)).toBeNull(); // d was caught
+  });
+});
+
+describe('audit jobs on a real coordinator', () => {
+  let db: Db;
+  let coordinator: Coordinator;
+  let stop: AbortController;
+  let running: Promise<number>[];
+
+  async function start() {
+    db = await openDb({ url: 'memory://' });
+    coordinator = await startCoordinator({
+      db,
+      domain: DOMAIN,
+      queue: { leaseMs: 20_000, quorum: 2, initialReplicas: 2, maxReplicas: 3, stateWaitMs: 10_000 },
+      auditJobs: { answerMs: 10_000 },
+      rateLimits: false,
+      sweepMs: 200,
+      settleMs: 100,
+      log: () => {},
+    });
+    stop = new AbortController();
+    running = [];
+  }
+
+  function worker(account: LocalAccount, opts: Partial<Parameters<typeof runHeadlessWorker>[0]> = {}) {
+    running.push(
+      runHeadlessWorker({
+        coordinator: coordinator.url,
+        account,
+        backend: 'cpu',
+        stop: stop.signal,
+        heartbeatMs: 500,
+        idleMs: 50,
+        ...opts,
+      }),
+    );
+  }
+
+  afterEach(async () => {
+    stop.abort();
+    await Promise.allSettled(running);
+    await coordinator.close();
+    await db.close();
+  });
+
+  const accounts = (n: number) => Array.from({ length: n }, () => privateKeyToAccount(generatePrivateKey()));
+  const task = (taskId: Hex) =>
+    db.query<{ state: string; audit: AuditRecord | null; agreed_digest: Hex | null; referee: unknown }>(
+      'SELECT state, audit, agreed_digest, referee FROM tasks WHERE task_id = $1',
+      [taskId],
+    );
+  const failuresOf = async (w: string) =>
+    (await db.query<{ failures: number }>('SELECT failures FROM worker_trust WHERE worker = $1', [w]))[0]
+      ?.failures ?? 0;
+
+  it('honest auditors verify agreed tasks without the coordinator replaying anything; top results are re-executed', async () => {
+    await start();
+    const ids: Hex[] = [];
+    for (let t = 0; t < 3; t++) ids.push((await coordinator.store.addTask(tinySpec(600 + t, { steps: 8 })))!);
+    for (const a of accounts(4)) worker(a);
+    for (const id of ids)
+      await until(`task ${id} agreed`, async () => (await task(id))[0].state === 'agreed');
+    for (const id of ids) {
+      const [row] = await task(id);
+      expect(row.audit?.passed).toBe(true);
+      expect(row.audit?.start).toBe('workers');
+      expect(row.audit?.stepsRecomputed).toBe(0);
+      // Three results in a search: each ranked in the first 20, so each was re-executed whole.
+      expect(row.audit?.reexecution).toBe(true);
+      expect(row.audit?.stepsByWorkers).toBeGreaterThanOrEqual(8);
+    }
+    const left = await db.query('SELECT * FROM audit_jobs');
+    expect(left).toEqual([]);
+  });
+
+  it('refutes and strikes an auditor whose answer is wrong, and the honest votes still pass', async () => {
+    await start();
+    const [a, b, liar] = accounts(3);
+    const id = (await coordinator.store.addTask(tinySpec(610, { steps: 8 })))!;
+    // The liar only verifies (it takes no leases), and is available before the votes come in.
+    worker(liar, {
+      forgeAudit: (answer) => ({ ...answer, stateHash: `0x${'ab'.repeat(32)}` }),
+      leases: false,
+    });
+    await until(
+      'the liar is an available auditor',
+      async () => (await db.query('SELECT 1 FROM auditors')).length > 0,
+    );
+    worker(a);
+    worker(b);
+    await until('task agreed', async () => (await task(id))[0].state === 'agreed');
+    const [row] = await task(id);
+    expect(row.audit?.passed).toBe(true);
+    expect(row.audit?.refuted).toContain(liar.address);
+    expect(await failuresOf(liar.address)).toBeGreaterThanOrEqual(1); // one per wrong answer
+    expect(await failuresOf(a.address)).toBe(0);
+    expect(await failuresOf(b.address)).toBe(0);
+  });
+
+  it('catches voters who lie only in the last interval: an honest auditor disagrees, the CPU referee confirms', async () => {
+    await start();
+    const [x, y, honest] = accounts(3);
+    const spec = tinySpec(620, { steps: 8 });
+    const id = (await coordinator.store.addTask(spec))!;
+    const lieLast = (r: TaskResult) => divergentResult(r, r.checkpoints.length - 1);
+    worker(honest, { leases: false });
+    await until('an auditor is available', async () => (await db.query('SELECT 1 FROM auditors')).length > 0);
+    worker(x, { forge: lieLast, audits: false });
+    worker(y, { forge: lieLast, audits: false });
+    await until('the lie is caught', async () => {
+      const [row] = await task(id);
+      return row.audit?.passed === false;
+    });
+    const [row] = await task(id);
+    expect(row.state).not.toBe('agreed');
+    expect(row.audit?.reason).toMatch(/replayed differs from the votes/);
+    expect(row.audit?.refuted).toEqual([]);
+    expect(await failuresOf(x.address)).toBe(1);
+    expect(await failuresOf(y.address)).toBe(1);
+    expect(await failuresOf(honest.address)).toBe(0);
+  });
+});
