@@ -4,13 +4,15 @@
  */
 import * as Comlink from 'comlink';
 import type { Address, Hex, LocalAccount } from 'viem';
+import { auditStartState } from '../coordinator/client.ts';
 import { decodeDataset } from '../data/format.ts';
+import { replaySpan } from '../engine/replay.ts';
 import { train } from '../engine/train.ts';
 import type { Backend, Dataset, TrainProgress, TrainState } from '../engine/types.ts';
 import { type GpuReport, GpuSession, GpuUnavailableError } from '../gpu/device.ts';
 import { buildOnnx } from '../onnx/build.ts';
 import { type CambrianDomain, createSessionKey, resultVoteTypedData } from '../protocol/eip712.ts';
-import type { StateUpload } from '../protocol/http.ts';
+import type { AuditAnswer, AuditJob, StateUpload } from '../protocol/http.ts';
 import type { TaskResult } from '../protocol/result.ts';
 import type { AnyTaskSpec } from '../protocol/spec.ts';
 import { runSelfTest, type SelfTestReport } from './selftest.ts';
@@ -119,6 +121,14 @@ const api = {
   async train(job: TrainJob, onProgress?: (p: TrainProgress) => void): Promise<TaskResult> {
     if (!job.taskId) return runJob(job, onProgress);
     return keepingStates(kept, job.taskId, (onCheckpoint) => runJob(job, onProgress, onCheckpoint));
+  },
+
+  /**
+   * Answers an audit job (verification work drawn for this tab): replays its span on the CPU
+   * reference, here off the page's thread. Spans are short, and every backend gives these bits.
+   */
+  async replay(job: AuditJob, dataset: DatasetSource): Promise<AuditAnswer> {
+    return replaySpan(job.spec, await loadDataset(dataset), job, auditStartState(job));
   },
 
   /** The `POST /states` body for a kept checkpoint state (encoded here, off the page's thread). */

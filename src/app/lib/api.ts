@@ -7,6 +7,9 @@
  */
 import { z } from 'zod';
 import {
+  type AuditAnswer,
+  type AuditJob,
+  AuditJobSchema,
   type Lease,
   LeaseSchema,
   SearchStatusSchema,
@@ -152,6 +155,25 @@ export class CoordinatorApi {
     return body && typeof body === 'object' && 'kind' in body
       ? StateRequestSchema.parse(body)
       : LeaseSchema.parse(body);
+  }
+
+  /**
+   * The next piece of work: a lease, a state request (`states`), or an audit job drawn for this tab
+   * (`audits`, src/protocol/http.ts AuditJobSchema); null when there is none right now.
+   */
+  async work(opts: { states: boolean; audits: boolean }): Promise<Lease | StateRequest | AuditJob | null> {
+    const query = [opts.states ? 'states=1' : '', opts.audits ? 'audits=1' : ''].filter(Boolean).join('&');
+    const body = await this.request('POST', `/leases${query ? `?${query}` : ''}`, {});
+    if (body === null) return null;
+    const kind = body && typeof body === 'object' && 'kind' in body ? body.kind : undefined;
+    if (kind === 'audit') return AuditJobSchema.parse(body);
+    if (kind === 'state') return StateRequestSchema.parse(body);
+    return LeaseSchema.parse(body);
+  }
+
+  /** Answers an audit job with what this tab computed. */
+  async answerAudit(jobId: string, answer: AuditAnswer): Promise<void> {
+    await this.request('POST', `/audits/${jobId}`, answer);
   }
 
   /** Uploads a kept checkpoint state; the coordinator checks it against the agreed stateHash. */

@@ -7,10 +7,12 @@
 import type { Address } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterEach, describe, expect, it } from 'vitest';
+import { auditStartState } from '../../coordinator/client.ts';
 import { openDb } from '../../coordinator/db.ts';
 import { type Coordinator, startCoordinator } from '../../coordinator/service.ts';
 import { EVENT_WAIT_MS, freePort, tinySpec } from '../../coordinator/testing.ts';
 import { decodeDataset } from '../../data/format.ts';
+import { replaySpan } from '../../engine/replay.ts';
 import { train } from '../../engine/train.ts';
 import {
   cambrianDomain,
@@ -70,6 +72,12 @@ function keepingTrainer(): Trainer {
     async cancel() {},
     async stateUpload(taskId, step) {
       return memory.upload(taskId, step);
+    },
+    // As the engine Worker's replay: the span from the job's start state, on the CPU reference.
+    async replay(job, dataset) {
+      const bytes = new Uint8Array(await (await fetch(dataset.url)).arrayBuffer());
+      const data = decodeDataset(dataset.name, bytes, dataset.sha256);
+      return replaySpan(job.spec, data, job, auditStartState(job));
     },
   };
 }
@@ -165,7 +173,7 @@ describe('Contributor', () => {
     expect(task.state).toBe('agreed');
   });
 
-  it('serves its checkpoint states to the audit, which then recomputes one interval, not the task', async () => {
+  it('serves its checkpoint states and answers audit jobs: a third tab verifies, the coordinator replays nothing', async () => {
     const db = await openDb({ url: 'memory://' });
     const coordinator = await startCoordinator({
       db,
@@ -175,25 +183,35 @@ describe('Contributor', () => {
       sweepMs: 200,
       settleMs: 200,
       rateLimits: false,
-      // Far longer than this test may run: only uploaded states can let the audit finish in time.
+      // Far longer than this test may run: only uploaded states and answered jobs can finish in time.
       queue: { stateWaitMs: 600_000 },
+      auditJobs: { answerMs: 600_000 },
     });
     running.push({ stop: () => coordinator.close() });
-    const taskId = (await coordinator.store.addTask(tinySpec(4242, { steps: 8 })))!;
     const api = new CoordinatorApi(`${coordinator.url}/api/v1`);
-    const a = await contributor(api, keepingTrainer());
-    const b = await contributor(api, keepingTrainer());
-    running.push({ stop: () => a.dispose() }, { stop: () => b.dispose() });
-    a.start();
-    b.start();
-    await until(a, (s) => s.tasks.some((t) => t.taskId === taskId && t.phase === 'agreed'));
+    const tabs = [];
+    for (let i = 0; i < 3; i++) tabs.push(await contributor(api, keepingTrainer()));
+    for (const t of tabs) running.push({ stop: () => t.dispose() });
+    // Every tab has asked for work (and so is an available auditor) before the task exists.
+    for (const t of tabs) t.start();
+    await until(
+      tabs[2],
+      (s) => s.status === 'waiting' && s.message !== undefined && s.message.startsWith('No work'),
+    );
+    const taskId = (await coordinator.store.addTask(tinySpec(4242, { steps: 8 })))!;
+    await until(
+      tabs[0],
+      (s) => s.tasks.some((t) => t.taskId === taskId && t.phase === 'agreed'),
+      EVENT_WAIT_MS,
+    );
     const [{ audit }] = await db.query<{
-      audit: { passed: boolean; start: string; stepsRecomputed: number };
+      audit: { passed: boolean; start: string; stepsRecomputed: number; stepsByWorkers: number };
     }>('SELECT audit FROM tasks WHERE task_id = $1', [taskId]);
     expect(audit.passed).toBe(true);
-    expect(['uploaded', 'initial']).toContain(audit.start);
-    expect(audit.stepsRecomputed).toBeLessThanOrEqual(2); // one interval of checkpointEvery = 2 steps
-    expect(a.state.statesServed + b.state.statesServed).toBeGreaterThan(0);
+    expect(audit.start).toBe('workers');
+    expect(audit.stepsRecomputed).toBe(0);
+    expect(tabs.reduce((n, t) => n + t.state.auditsAnswered, 0)).toBeGreaterThan(0);
+    expect(tabs.reduce((n, t) => n + t.state.statesServed, 0)).toBeGreaterThan(0);
   });
 
   it('survives the coordinator going away and coming back on the same database', async () => {

@@ -8,6 +8,7 @@
  * takes over). It holds no React state: the UI subscribes to snapshots.
  */
 import type { Hex } from 'viem';
+import type { AuditAnswer, AuditJob } from '../../protocol/http.ts';
 import type { TaskResult } from '../../protocol/result.ts';
 import type { AnyTaskSpec } from '../../protocol/spec.ts';
 import {
@@ -50,6 +51,11 @@ export interface Trainer {
    * state request. A trainer without it keeps no states (the coordinator then recomputes from step 0).
    */
   stateUpload?(taskId: Hex, step: number): Promise<StateUpload | undefined>;
+  /**
+   * Replays an audit job's span (src/engine/replay.ts). A trainer with it takes verification work:
+   * jobs drawn for this tab come instead of a lease and are answered first.
+   */
+  replay?(job: AuditJob, dataset: DatasetRef): Promise<AuditAnswer>;
   /** Device-loss reasons seen since the last call (the WebGPU session re-acquires on its own). */
   takeDeviceLosses?(): Promise<string[]>;
 }
@@ -75,6 +81,7 @@ export type LoopStatus =
   | 'connecting'
   | 'waiting'
   | 'computing'
+  | 'verifying'
   | 'resting'
   | 'reconnecting'
   | 'stopping';
@@ -87,6 +94,8 @@ export interface ContributorSnapshot {
   deviceLosses: number;
   /** State requests answered with an upload the coordinator accepted. */
   statesServed: number;
+  /** Audit jobs this tab answered (verification work for other volunteers' results). */
+  auditsAnswered: number;
 }
 
 export interface ContributorOptions {
@@ -129,7 +138,14 @@ export class Contributor {
 
   constructor(private readonly options: ContributorOptions) {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
-    this.snapshot = { status: 'idle', backend: options.backend, tasks: [], deviceLosses: 0, statesServed: 0 };
+    this.snapshot = {
+      status: 'idle',
+      backend: options.backend,
+      tasks: [],
+      deviceLosses: 0,
+      statesServed: 0,
+      auditsAnswered: 0,
+    };
   }
 
   get state(): ContributorSnapshot {
@@ -185,6 +201,10 @@ export class Contributor {
         this.update({ status: 'waiting', message: 'Asking the coordinator for work…' });
         const lease = await this.leaseOrStateRequest();
         if (!this.running) break;
+        if (lease && 'kind' in lease && lease.kind === 'audit') {
+          await this.answerAudit(lease);
+          continue;
+        }
         if (lease && 'kind' in lease) {
           await this.serveState(lease);
           continue;
@@ -205,11 +225,32 @@ export class Contributor {
     }
   }
 
-  /** A lease, or a state request when the trainer keeps states (the headless worker's `states=1`). */
-  private leaseOrStateRequest(): Promise<Lease | StateRequest | null> {
-    return this.options.trainer.stateUpload
-      ? this.authed((api) => api.leaseOrStateRequest())
-      : this.authed((api) => api.lease());
+  /**
+   * A lease, a state request when the trainer keeps states (`states=1`), or an audit job when it can
+   * replay spans (`audits=1`).
+   */
+  private leaseOrStateRequest(): Promise<Lease | StateRequest | AuditJob | null> {
+    const { stateUpload, replay } = this.options.trainer;
+    if (!stateUpload && !replay) return this.authed((api) => api.lease());
+    return this.authed((api) =>
+      api.work({ states: stateUpload !== undefined, audits: replay !== undefined }),
+    );
+  }
+
+  /** Replays an audit job's span in the engine Worker and answers it; a refused answer is dropped. */
+  private async answerAudit(job: AuditJob): Promise<void> {
+    this.update({
+      status: 'verifying',
+      message: `Checking steps ${job.fromStep}–${job.toStep} of another volunteer's task…`,
+    });
+    const dataset = datasetSource(this.options.info, this.options.api.base, job.spec);
+    const answer = await this.options.trainer.replay!(job, dataset);
+    try {
+      await this.authed((api) => api.answerAudit(job.jobId, answer));
+      this.update({ auditsAnswered: this.snapshot.auditsAnswered + 1 });
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+    }
   }
 
   /**

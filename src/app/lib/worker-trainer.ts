@@ -29,6 +29,7 @@ export function workerTrainer(): Trainer {
       return worker.train({ spec, dataset, backend, progressEvery, taskId: taskIdOf(spec) }, relay);
     },
     stateUpload: (taskId, step) => worker.stateUpload(taskId, step),
+    replay: (job, dataset) => worker.replay(job, dataset),
     cancel: () => worker.cancel(),
     takeDeviceLosses: () => worker.takeDeviceLosses(),
   };

@@ -251,6 +251,7 @@ const STATUS_TEXT: Record<ContributorSnapshot['status'], string> = {
   connecting: 'Connecting',
   waiting: 'Waiting for work',
   computing: 'Computing',
+  verifying: 'Checking a result',
   resting: 'Resting',
   reconnecting: 'Reconnecting',
   stopping: 'Stopping',
@@ -261,6 +262,7 @@ function StatusLine() {
   const backend = useContributorState((s) => s?.backend);
   const deviceLosses = useContributorState((s) => s?.deviceLosses ?? 0);
   const message = useContributorState((s) => s?.message);
+  const audits = useContributorState((s) => s?.auditsAnswered ?? 0);
   return (
     <p
       className="status-line"
@@ -275,6 +277,12 @@ function StatusLine() {
       )}
       {deviceLosses > 0 && (
         <span className="warn"> · graphics chip reset {plural(deviceLosses, 'time')}, recovered</span>
+      )}
+      {audits > 0 && (
+        <span className="muted" data-testid="audits-answered">
+          {' '}
+          · checked {plural(audits, 'result')} of other volunteers
+        </span>
       )}
       {message && <span className="muted"> · {message}</span>}
     </p>
