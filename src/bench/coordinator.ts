@@ -18,10 +18,11 @@ import { generatePrivateKey, privateKeyToAccount, toAccount } from 'viem/account
 import { ROOT } from '../chain/build.ts';
 import { intOption, parseOptions } from '../cli/command.ts';
 import { auditsByStart } from '../coordinator/audit.ts';
-import { CoordinatorClient, type Lease, type StateRequest } from '../coordinator/client.ts';
+import { type AuditJob, CoordinatorClient, type Lease, type StateRequest } from '../coordinator/client.ts';
 import { type Db, openDb } from '../coordinator/db.ts';
 import { startCoordinator } from '../coordinator/service.ts';
 import { tinySpec } from '../coordinator/testing.ts';
+import { claimOf } from '../coordinator/verification.ts';
 import { loadDataset } from '../data/node.ts';
 import { trainCpuRun } from '../engine/train-cpu.ts';
 import {
@@ -60,10 +61,11 @@ Results/s counts the steady state (after the last worker joined, before the firs
 results/s and p99 lease latency < 50 ms at 1,000 workers. Writes DIR/coordinator.json.
 
 --audits: the workers submit the CPU reference's true results (each task trained once by the
-load generator, both replicas share it) and answer the audits' state requests (leasing with
-states=1, as the headless worker and the tab do), so every task is audited as in production
-(a random checkpoint interval recomputed from uploaded states, and the validation). After the
-rounds the workers keep answering state requests until no task is left auditing; the
+load generator, both replicas share it), upload the states an audit asks for and answer the audit
+jobs drawn for them (leasing with states=1&audits=1, as the headless worker and the tab do), so
+every task is audited as in production: two spans (the last interval with the validation, and one
+other) replayed by workers that never held the task, results ranking in the first 20 re-executed
+whole. After the rounds the workers keep answering until no task is left auditing; the
 coordinator's CPU is counted until then, and reported per accepted result and as a share of one
 task's training CPU (the CPU reference training one task of the benchmark's shape).
 --recompute-threads N: threads for the audits and the referee (default: cores − 1, at most 2; 0 runs
@@ -109,12 +111,25 @@ function fakeResult(lease: Lease): TaskResult {
   return { ...metrics, valLoss: '123456', checkpoints, digest: resultDigest(metrics) };
 }
 
-/** Uploads the state an audit asked for (from the true results); false when it is not held. */
+/**
+ * Answers what an audit asked of this worker from the true results: the state it voted on, or an
+ * audit job's span (an honest auditor's answer is the true trace there; the simulated worker reads
+ * it instead of replaying, as it "trains" by reading the true result). False when not held.
+ */
 async function answer(
   client: CoordinatorClient,
   truth: ReferenceRuns,
-  request: StateRequest,
+  request: StateRequest | AuditJob,
 ): Promise<boolean> {
+  if (request.kind === 'audit') {
+    const { result } = await truth.compute(request.spec);
+    const claim = claimOf(request, result);
+    if (!claim) return false;
+    await client
+      .answerAudit(request.jobId, claim as Parameters<typeof client.answerAudit>[1])
+      .catch(() => {});
+    return true;
+  }
   const state = await truth.state(request.taskId, request.step);
   if (!state) return false;
   await client.uploadState(request.taskId, state).catch(() => {});
@@ -256,7 +271,7 @@ async function loadGenerator(
       report.allJoinedMs = Math.max(report.allJoinedMs, performance.now() - start);
       for (let r = 0; r < rounds; r++) {
         const l0 = performance.now();
-        const lease = audits ? await client.leaseOrStateRequest() : await client.lease();
+        const lease = audits ? await client.work({ states: true, audits: true }) : await client.lease();
         report.leaseMs.push(performance.now() - l0);
         if (lease && 'kind' in lease) {
           // An audit wants a state this worker voted on: answer, then lease again (same round).
@@ -302,10 +317,9 @@ async function serveStates(clients: CoordinatorClient[], truth: ReferenceRuns): 
   await Promise.all(
     clients.map(async (client) => {
       while (open) {
-        const got = await client.leaseOrStateRequest().catch(() => null);
+        const got = await client.work({ states: true, audits: true, leases: false }).catch(() => null);
         if (got && 'kind' in got) await answer(client, truth, got);
         else {
-          if (got) await client.release(got.leaseId).catch(() => {});
           await new Promise((r) => setTimeout(r, 1000 + 1000 * Math.random()));
         }
       }
