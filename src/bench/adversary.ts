@@ -19,11 +19,21 @@ import { ROOT } from '../chain/build.ts';
 import { connectChain, owed, readSettledEvents, revokeSession, strikes } from '../chain/client.ts';
 import { intOption, parseOptions } from '../cli/command.ts';
 import { auditsByStart } from '../coordinator/audit.ts';
-import { CoordinatorClient, CoordinatorError, type Lease, type StateRequest } from '../coordinator/client.ts';
+import {
+  type AuditJob,
+  CoordinatorClient,
+  CoordinatorError,
+  type Lease,
+  type StateRequest,
+} from '../coordinator/client.ts';
 import { type Db, openDb } from '../coordinator/db.ts';
 import { DEFAULT_RATE_LIMITS } from '../coordinator/rate-limits.ts';
 import { type Coordinator, startCoordinator } from '../coordinator/service.ts';
 import { divergentResult, startTestChain, type TestChain, tinySpec } from '../coordinator/testing.ts';
+import { claimOf } from '../coordinator/verification.ts';
+import { loadDataset } from '../data/node.ts';
+import { CpuTrainer, resultOf, runSteps } from '../engine/train-cpu.ts';
+import type { TrainState } from '../engine/types.ts';
 import {
   type AnyTaskSpec,
   buildTaskResult,
@@ -44,6 +54,8 @@ export const ATTACKS = [
   'veto-expiry',
   'veto-revoke',
   'split',
+  'lie-last',
+  'lie-interval',
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
@@ -75,6 +87,11 @@ Attacks (default: all, 'none' first as the baseline):
   split             colluders pair up as in burst-release and split on purpose: one side wrong
                     from the first checkpoint, the other trained honestly and wrong only at the
                     last (so the referee, checking the first divergence, supports it)
+  lie-last          colluders pair up as in burst-release and train honestly except the last
+                    checkpoint interval, where they substitute other weights; every state they
+                    upload and every metric is honestly computed from the substituted weights;
+                    as auditors they confirm their own lies and answer others' honestly
+  lie-interval      the same lie in one interval drawn at random per task
 
 Per line: settled tasks, wrong digests settled on chain (against the CPU reference), honest
 workers' share of leases and of rewards, strikes on honest / dishonest workers, failed tasks,
@@ -156,10 +173,10 @@ class Peer {
     }
   }
 
-  /** A lease, a state request, or null (no work, or refused: then it waits as told). */
-  async lease(states = false): Promise<Lease | StateRequest | null> {
+  /** A lease, a state request, an audit job, or null (no work, or refused: then it waits as told). */
+  async lease(states = false): Promise<Lease | StateRequest | AuditJob | null> {
     try {
-      return states ? await this.client.leaseOrStateRequest() : await this.client.lease();
+      return states ? await this.client.work({ states: true, audits: true }) : await this.client.lease();
     } catch (err) {
       this.stats.refused(err);
       if (err instanceof CoordinatorError && err.status === 401) await this.openSession();
@@ -250,8 +267,7 @@ async function honestLoop(net: Network, peer: Peer) {
       continue;
     }
     if ('kind' in got) {
-      const state = await net.reference.state(got.taskId, got.step);
-      if (state) await peer.client.uploadState(got.taskId, state).catch((err) => net.stats.refused(err));
+      await serve(net, peer, got, net.reference);
       continue;
     }
     const { result } = await net.reference.compute(got.spec);
@@ -259,6 +275,92 @@ async function honestLoop(net: Network, peer: Peer) {
     if (net.stop.aborted) break; // work cut short by the end of the run is not counted
     net.stats.trained(got.taskId);
     await peer.submit(got.leaseId, result);
+  }
+}
+
+/** What a peer keeps of a run: the result it voted and the states it can upload. */
+interface Kept {
+  result(taskId: Hex): Promise<TaskResult | undefined>;
+  state(taskId: Hex, step: number): Promise<TrainState | undefined>;
+}
+
+/**
+ * Answers a state request (from `kept`) or an audit job. An honest auditor's answer is the true
+ * trace's (what replaying gives: the simulated workers read it instead of replaying, and the
+ * replay is counted as audit work); a colluder confirms its cabal's own lies (`kept` has them).
+ */
+async function serve(net: Network, peer: Peer, got: StateRequest | AuditJob, kept: Kept) {
+  if (got.kind === 'state') {
+    const state = await kept.state(got.taskId, got.step);
+    if (state) await peer.client.uploadState(got.taskId, state).catch((err) => net.stats.refused(err));
+    return;
+  }
+  const own = peer.honest ? undefined : await kept.result(got.taskId);
+  const claim = claimOf(got, own ?? (await net.reference.compute(got.spec)).result);
+  if (claim)
+    await peer.client
+      .answerAudit(got.jobId, claim as Parameters<CoordinatorClient['answerAudit']>[1])
+      .catch((err) => net.stats.refused(err));
+}
+
+/**
+ * A run that is honest except in checkpoint interval `interval`, where other weights are put in
+ * (one parameter nudged at the interval's first step) and training goes on from them: every state
+ * and metric is what those weights really give, so only a replay of that interval exposes it.
+ */
+async function lyingRun(
+  spec: AnyTaskSpec,
+  interval: number,
+): Promise<{ result: TaskResult; states: TrainState[] }> {
+  const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
+  const trainer = new CpuTrainer(spec, dataset);
+  const every = spec.checkpointEvery;
+  const lieAt = Math.min(spec.training.steps - 1, interval * every);
+  const states: TrainState[] = [];
+  const onCheckpoint = (state: TrainState) => states.push(state);
+  const before = await runSteps(trainer, lieAt, { onCheckpoint });
+  trainer.params[0] += 1;
+  const after = await runSteps(trainer, spec.training.steps, { onCheckpoint });
+  return { result: resultOf(trainer, [...before.checkpoints, ...after.checkpoints]), states };
+}
+
+/**
+ * The one-interval liars: pair up as in burst-release on tasks the cabal holds entirely and vote a
+ * lying run (`pick` chooses the interval); upload its states when asked, confirm its lies as
+ * auditors, and audit other tasks honestly.
+ */
+async function intervalLieLoop(net: Network, cabal: Peer[], pick: (intervals: number) => number) {
+  const runs = new Map<Hex, Promise<{ result: TaskResult; states: TrainState[] }>>();
+  const kept: Kept = {
+    result: async (taskId) => (await runs.get(taskId))?.result,
+    state: async (taskId, step) => (await runs.get(taskId))?.states.find((s) => s.step === step),
+  };
+  while (!net.stop.aborted) {
+    const got = await Promise.all(cabal.map((p) => p.lease(true)));
+    const byTask = new Map<Hex, { peer: Peer; lease: Lease }[]>();
+    await Promise.all(
+      got.map(async (l, i) => {
+        if (l && 'kind' in l) await serve(net, cabal[i], l, kept);
+        else if (l) byTask.set(l.taskId, [...(byTask.get(l.taskId) ?? []), { peer: cabal[i], lease: l }]);
+      }),
+    );
+    await Promise.all(
+      [...byTask.values()].map(async (held) => {
+        // Trusted (single replicas): lie on whatever the cabal holds; else only on tasks it holds entirely.
+        if (held.length < (net.opts.trusted ? 1 : net.quorum)) {
+          await Promise.all(held.map(({ peer, lease }) => peer.release(lease.leaseId)));
+          return;
+        }
+        const { spec, taskId } = held[0].lease;
+        const intervals = Math.ceil(spec.training.steps / spec.checkpointEvery);
+        if (!runs.has(taskId)) runs.set(taskId, lyingRun(spec, pick(intervals)));
+        net.stats.trained(taskId);
+        const { result } = await runs.get(taskId)!;
+        await sleep(net.opts.thinkMs * (0.5 + Math.random()));
+        await Promise.all(held.map(({ peer, lease }) => peer.submit(lease.leaseId, result)));
+      }),
+    );
+    if (byTask.size === 0) await sleep(25);
   }
 }
 
@@ -435,6 +537,10 @@ function colluderLoops(net: Network, attack: Attack, cabal: Peer[]): Promise<unk
       return cabal.map((p) => vetoLoop(net, p, 'revoke'));
     case 'split':
       return [splitLoop(net, cabal)];
+    case 'lie-last':
+      return [intervalLieLoop(net, cabal, (n) => n - 1)];
+    case 'lie-interval':
+      return [intervalLieLoop(net, cabal, (n) => Math.floor(Math.random() * n))];
   }
 }
 
@@ -465,7 +571,8 @@ async function settledCount(db: Db): Promise<number> {
 async function auditWork(db: Db): Promise<{ taskId: Hex; work: number; final: boolean }[]> {
   const rows = await db.query<{ task_id: Hex; w: number; final: boolean }>(
     `SELECT task_id, state IN ('settled', 'failed') AS final,
-       (coalesce((referee->>'stepsRecomputed')::float8, 0) + coalesce((audit->>'stepsRecomputed')::float8, 0))
+       (coalesce((referee->>'stepsRecomputed')::float8, 0) + coalesce((audit->>'stepsRecomputed')::float8, 0)
+        + coalesce((audit->>'stepsByWorkers')::float8, 0))
          / (spec->'training'->>'steps')::float8
        + coalesce((audit->>'validated')::float8, 0)
          / (3 * (spec->'training'->>'steps')::float8 * (spec->'training'->>'batch')::float8) AS w

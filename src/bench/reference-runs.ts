@@ -33,6 +33,10 @@ export class ReferenceRuns {
   }
 
   /** The state at `step` of a task already computed, or undefined. */
+  async result(taskId: Hex): Promise<TaskResult | undefined> {
+    return (await this.runs.get(taskId))?.result;
+  }
+
   async state(taskId: Hex, step: number): Promise<TrainState | undefined> {
     return (await this.runs.get(taskId))?.states.find((s) => s.step === step);
   }

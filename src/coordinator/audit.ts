@@ -64,6 +64,8 @@ export interface AuditRecord {
   stepsRecomputed?: number;
   /** Training steps workers replayed for the audit. */
   stepsByWorkers?: number;
+  /** Validation examples evaluated for the audit (by workers or the coordinator). */
+  validated?: number;
   /** Auditors the CPU referee showed wrong (struck). */
   refuted?: string[];
   /** The true digest, when the audit failed and recomputed the task. */
@@ -417,6 +419,7 @@ async function judge(
     start: usedCpu ? 'cpu' : 'workers',
     stepsRecomputed,
     stepsByWorkers,
+    validated: taskJobs.filter((j) => j.validate).length * result.valCount,
     refuted,
     reason: failure,
   };
