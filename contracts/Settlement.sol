@@ -681,13 +681,16 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         _grants[g.worker] = CachedGrant(g.sessionKey, g.expiresAt);
     }
 
-    /// @dev ECDSA for a plain account, ERC-1271 with at most ERC1271_GAS for a smart account.
+    /// @dev The account's own key first (ECDSA), then ERC-1271 with at most ERC1271_GAS for a smart account.
+    ///      Key first: an EOA that delegates its code after voting (EIP-7702) keeps its key, so a vote it signed
+    ///      stays countable and the delegation is no veto; a contract account has no key, so ECDSA never
+    ///      recovers to it.
     function _checkGrantSignature(Grant calldata g) private view returns (uint8) {
         bytes32 hash = grantHash(g.worker, g.sessionKey, g.expiresAt);
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(hash, g.signature);
+        if (err == ECDSA.RecoverError.NoError && signer == g.worker) return 0;
         if (g.worker.code.length == 0) {
-            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(hash, g.signature);
-            if (err == ECDSA.RecoverError.InvalidSignatureS) return SKIP_MALLEABLE;
-            return err == ECDSA.RecoverError.NoError && signer == g.worker ? 0 : SKIP_BAD_SIGNATURE;
+            return err == ECDSA.RecoverError.InvalidSignatureS ? SKIP_MALLEABLE : SKIP_BAD_SIGNATURE;
         }
         (bool ok, bytes memory ret) =
             g.worker.staticcall{gas: ERC1271_GAS}(abi.encodeCall(IERC1271.isValidSignature, (hash, g.signature)));

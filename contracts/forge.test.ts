@@ -30,7 +30,7 @@ it('forge: invariants and fuzzed signature and grant rules hold', { timeout: 900
     timeout: 880_000,
   });
   const output = `${run.stdout}\n${run.stderr}`;
-  expect(output, output).toMatch(/6 tests passed, 0 failed/);
+  expect(output, output).toMatch(/7 tests passed, 0 failed/);
   for (const name of [
     'invariant_accounting',
     'invariant_rules',

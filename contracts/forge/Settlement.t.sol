@@ -11,6 +11,7 @@ interface Vm {
     function addr(uint256 privateKey) external pure returns (address);
     function deal(address who, uint256 amount) external;
     function assume(bool condition) external pure;
+    function etch(address target, bytes calldata newRuntimeBytecode) external;
 }
 
 /// @dev Builds settle's calldata (docs/CONTRACT.md, "settle v2") and deploys a contract with separate roles.
@@ -349,5 +350,27 @@ contract SettlementFuzz is Kit {
         vm.prank(worker);
         s.revokeSession(vm.addr(sessionKey));
         require(!s.grantCached(worker, vm.addr(sessionKey), expiresAt), "revoked grant still cached");
+    }
+
+    /// An EOA that signed its grant and then delegated its code (EIP-7702) still has its vote counted:
+    /// the delegation is not a veto (the ERC-1271 path alone skipped it, failing the task).
+    function test_delegatedVoterStillCounts() public {
+        uint256 sessionKey = 0xBEEF;
+        address worker = vm.addr(_workerKey(0));
+        uint64 expiresAt = uint64(block.timestamp + 1 days);
+        Settlement.Grant[] memory grants = new Settlement.Grant[](1);
+        grants[0] = Settlement.Grant(
+            worker, vm.addr(sessionKey), expiresAt, _sig(_workerKey(0), s.grantHash(worker, vm.addr(sessionKey), expiresAt))
+        );
+        // The EIP-7702 delegation designator (0xef0100 ‖ address): the account now has code.
+        vm.etch(worker, abi.encodePacked(hex"ef0100", address(0xdead)));
+        require(worker.code.length > 0, "the worker should look like a smart account");
+        uint64 seq = 9;
+        (address[] memory workers, bytes memory tasks) = _task(s, seq, _ids(1, 2), new uint256[](0), false);
+        (bytes32 taskId, bytes32 digest) = _digest(s, seq);
+        tasks[VOTES_BYTE] = bytes1(uint8(3));
+        tasks = abi.encodePacked(tasks, _sig(sessionKey, s.voteHash(taskId, digest, worker)), _indexOf(workers, worker));
+        _settle(workers, grants, tasks);
+        require(s.owed(worker) == REWARD / 3, "the delegated voter's vote was skipped");
     }
 }
