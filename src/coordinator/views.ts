@@ -9,10 +9,13 @@ import { specCounts } from '../nas/spaces.ts';
 import { ONLINE_WINDOW_MS, type SearchStatus, type TaskView } from '../protocol/http.ts';
 import { type AnyTaskSpec, isV2, type TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
+import { type Verification, verificationOf } from './verification.ts';
 
 export interface LeaderboardEntry extends RankedModel {
   txHash: Hex | null;
   settledAt: number | null;
+  /** How the result was verified (verification.ts): identical votes + audit, audit only, or re-executed whole. */
+  verification: Verification;
 }
 
 interface TaskRow {
@@ -98,6 +101,11 @@ export class Views {
         digest: r.digest as Hex,
         txHash: t.tx_hash,
         settledAt: t.settled_at,
+        verification: verificationOf(
+          t.decided_by,
+          (t.audit as { reexecution?: boolean; withheld?: boolean } | null)?.reexecution === true ||
+            (t.audit as { withheld?: boolean } | null)?.withheld === true,
+        ),
       };
     });
   }

@@ -63,6 +63,8 @@ export const LeaderboardEntrySchema = z.object({
   blockNumber: z.union([z.number(), z.string()]).nullish(),
   digest: hex.nullish(),
   settledAt: z.number().nullish(),
+  /** How the result was verified (docs/TRUST.md): votes + audit, audit only, or re-executed whole. */
+  verification: z.enum(['votes', 'audit', 're-executed']).optional(),
 });
 export type LeaderboardEntry = z.infer<typeof LeaderboardEntrySchema>;
 

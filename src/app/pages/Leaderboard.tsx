@@ -244,6 +244,12 @@ function BoardTable({
                     // Listed models are settled: without an event the chain is still being read.
                     <span className="muted">{events ? 'no event yet' : 'checking…'}</span>
                   )}
+                  {m.entry.verification && (
+                    <span className="muted" data-testid="verification">
+                      {' '}
+                      · {VERIFICATION_TEXT[m.entry.verification]}
+                    </span>
+                  )}
                 </td>
               </tr>
             );
@@ -253,6 +259,13 @@ function BoardTable({
     </ScrollRegion>
   );
 }
+
+/** How a listed result was verified, in words (docs/TRUST.md). */
+const VERIFICATION_TEXT = {
+  votes: 'agreeing votes + audit',
+  audit: 'one vote + audit',
+  're-executed': 're-executed in full',
+} as const;
 
 function ModelDetail({
   model,
