@@ -291,6 +291,15 @@ contract SettlementFuzz is Kit {
         s.fund{value: 1 ether}();
     }
 
+    /// Worker `i`'s grant of `sessionKey` until `expiresAt`, signed by the worker's own key, as settle's `grants`.
+    function _grantOf(uint256 i, uint256 sessionKey, uint64 expiresAt) internal view returns (Settlement.Grant[] memory grants) {
+        address worker = vm.addr(_workerKey(i));
+        grants = new Settlement.Grant[](1);
+        grants[0] = Settlement.Grant(
+            worker, vm.addr(sessionKey), expiresAt, _sig(_workerKey(i), s.grantHash(worker, vm.addr(sessionKey), expiresAt))
+        );
+    }
+
     function _settle(address[] memory workers, Settlement.Grant[] memory grants, bytes memory tasks) internal {
         vm.prank(vm.addr(COORDINATOR_KEY));
         s.settle(workers, grants, tasks, "");
@@ -318,10 +327,7 @@ contract SettlementFuzz is Kit {
         uint256 sessionKey = 0xBEEF;
         address worker = vm.addr(_workerKey(0));
         uint64 expiresAt = uint64(block.timestamp + 1 + (lifetime % 30 days));
-        Settlement.Grant[] memory grants = new Settlement.Grant[](1);
-        grants[0] = Settlement.Grant(
-            worker, vm.addr(sessionKey), expiresAt, _sig(_workerKey(0), s.grantHash(worker, vm.addr(sessionKey), expiresAt))
-        );
+        Settlement.Grant[] memory grants = _grantOf(0, sessionKey, expiresAt);
         vm.warp(block.timestamp + (wait % 40 days));
         uint64 seq = 7;
         (address[] memory workers, bytes memory tasks) = _task(s, seq, _ids(1, 2), new uint256[](0), false);
@@ -339,10 +345,7 @@ contract SettlementFuzz is Kit {
         address worker = vm.addr(_workerKey(0));
         vm.assume(other != vm.addr(sessionKey));
         uint64 expiresAt = uint64(block.timestamp + 1 days);
-        Settlement.Grant[] memory grants = new Settlement.Grant[](1);
-        grants[0] = Settlement.Grant(
-            worker, vm.addr(sessionKey), expiresAt, _sig(_workerKey(0), s.grantHash(worker, vm.addr(sessionKey), expiresAt))
-        );
+        Settlement.Grant[] memory grants = _grantOf(0, sessionKey, expiresAt);
         _settle(_table(), grants, "");
         vm.prank(worker);
         s.revokeSession(other);
@@ -358,10 +361,7 @@ contract SettlementFuzz is Kit {
         uint256 sessionKey = 0xBEEF;
         address worker = vm.addr(_workerKey(0));
         uint64 expiresAt = uint64(block.timestamp + 1 days);
-        Settlement.Grant[] memory grants = new Settlement.Grant[](1);
-        grants[0] = Settlement.Grant(
-            worker, vm.addr(sessionKey), expiresAt, _sig(_workerKey(0), s.grantHash(worker, vm.addr(sessionKey), expiresAt))
-        );
+        Settlement.Grant[] memory grants = _grantOf(0, sessionKey, expiresAt);
         // The EIP-7702 delegation designator (0xef0100 ‖ address): the account now has code.
         vm.etch(worker, abi.encodePacked(hex"ef0100", address(0xdead)));
         require(worker.code.length > 0, "the worker should look like a smart account");

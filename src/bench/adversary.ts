@@ -30,7 +30,6 @@ import { type Db, openDb } from '../coordinator/db.ts';
 import { DEFAULT_RATE_LIMITS } from '../coordinator/rate-limits.ts';
 import { type Coordinator, startCoordinator } from '../coordinator/service.ts';
 import { divergentResult, startTestChain, type TestChain, tinySpec } from '../coordinator/testing.ts';
-import { claimOf } from '../coordinator/verification.ts';
 import { loadDataset } from '../data/node.ts';
 import { CpuTrainer, resultOf, runSteps } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
@@ -296,11 +295,8 @@ async function serve(net: Network, peer: Peer, got: StateRequest | AuditJob, kep
     return;
   }
   const own = peer.honest ? undefined : await kept.result(got.taskId);
-  const claim = claimOf(got, own ?? (await net.reference.compute(got.spec)).result);
-  if (claim)
-    await peer.client
-      .answerAudit(got.jobId, claim as Parameters<CoordinatorClient['answerAudit']>[1])
-      .catch((err) => net.stats.refused(err));
+  const answer = await net.reference.auditAnswer(got, own);
+  if (answer) await peer.client.answerAudit(got.jobId, answer).catch((err) => net.stats.refused(err));
 }
 
 /**

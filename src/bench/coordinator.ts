@@ -22,7 +22,6 @@ import { type AuditJob, CoordinatorClient, type Lease, type StateRequest } from 
 import { type Db, openDb } from '../coordinator/db.ts';
 import { startCoordinator } from '../coordinator/service.ts';
 import { tinySpec } from '../coordinator/testing.ts';
-import { claimOf } from '../coordinator/verification.ts';
 import { loadDataset } from '../data/node.ts';
 import { trainCpuRun } from '../engine/train-cpu.ts';
 import {
@@ -122,12 +121,9 @@ async function answer(
   request: StateRequest | AuditJob,
 ): Promise<boolean> {
   if (request.kind === 'audit') {
-    const { result } = await truth.compute(request.spec);
-    const claim = claimOf(request, result);
-    if (!claim) return false;
-    await client
-      .answerAudit(request.jobId, claim as Parameters<typeof client.answerAudit>[1])
-      .catch(() => {});
+    const answer = await truth.auditAnswer(request);
+    if (!answer) return false;
+    await client.answerAudit(request.jobId, answer).catch(() => {});
     return true;
   }
   const state = await truth.state(request.taskId, request.step);

@@ -4,9 +4,11 @@
  * reference bit for bit) and answer the audits' state requests from it.
  */
 import type { Hex } from 'viem';
+import { claimOf } from '../coordinator/verification.ts';
 import { loadDataset } from '../data/node.ts';
 import { trainCpuRun } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
+import type { AuditAnswer, AuditJob } from '../protocol/http.ts';
 import { type AnyTaskSpec, type TaskResult, taskIdOf } from '../protocol/index.ts';
 
 export interface ReferenceRun {
@@ -33,6 +35,15 @@ export class ReferenceRuns {
   }
 
   /** The state at `step` of a task already computed, or undefined. */
+  /**
+   * What an honest auditor answers for `job` (the true trace there: replaying gives it, so the
+   * simulated workers read it instead), or, given `claimed`, what that result claims there.
+   */
+  async auditAnswer(job: AuditJob, claimed?: TaskResult): Promise<AuditAnswer | undefined> {
+    const result = claimed ?? (await this.compute(job.spec)).result;
+    return claimOf(job, result) as AuditAnswer | undefined;
+  }
+
   async result(taskId: Hex): Promise<TaskResult | undefined> {
     return (await this.runs.get(taskId))?.result;
   }

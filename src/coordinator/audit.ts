@@ -214,11 +214,13 @@ async function auditOne(
     await closeTask(db, jobs, opts, task.task_id);
     return 'decided';
   }
-  const steps = checkpointSteps(task.spec.training.steps, task.spec.checkpointEvery);
   const voters = votes.map((v) => v.worker);
   if (!task.audit) {
     // Drawn only now, after every vote is in: nobody could know which spans would be checked.
-    const record: AuditRecord = { spans: auditSpans(steps, Math.random()), drawnAt: Date.now() };
+    const record: AuditRecord = {
+      spans: auditSpans(traceSteps(task.spec), Math.random()),
+      drawnAt: Date.now(),
+    };
     await saveRecord(db, task.task_id, record);
     for (const span of record.spans)
       if (span.fromStep > 0) await openState(opts.states, task, result, span, voters);
@@ -268,6 +270,11 @@ async function auditThrough(
   return false;
 }
 
+/** The checkpoint steps every valid trace of the task has. */
+function traceSteps(spec: AnyTaskSpec): number[] {
+  return checkpointSteps(spec.training.steps, spec.checkpointEvery);
+}
+
 async function saveRecord(q: Queryable, taskId: Hex, record: AuditRecord): Promise<void> {
   await q.query('UPDATE tasks SET audit = $2::jsonb WHERE task_id = $1', [taskId, JSON.stringify(record)]);
 }
@@ -313,7 +320,7 @@ async function makeJobs(
       withheld = true;
   }
   if (withheld && Date.now() - record.drawnAt < opts.stateWaitMs) return 'waiting';
-  if (withheld) spans = wholeTask(checkpointSteps(task.spec.training.steps, task.spec.checkpointEvery));
+  if (withheld) spans = wholeTask(traceSteps(task.spec));
   await db.tx(async (q) => {
     const [row] = await q.query<{ state: string; audit: AuditRecord | null }>(
       'SELECT state, audit FROM tasks WHERE task_id = $1 FOR UPDATE',
@@ -371,18 +378,20 @@ async function judge(
   const pending = taskJobs.some(
     (j) => !settled.some((s) => s.jobId === j.job_id) && (j.state === 'open' || j.state === 'assigned'),
   );
+  // What this pass found, kept while the task still waits (for answers, or for its re-execution).
+  const keepProgress = async (q: Queryable, more: Partial<AuditRecord> = {}) => {
+    for (const s of settled) await jobs.settle(q, s.jobId, s.state);
+    for (const w of struck) await store.updateTrust(q, w, afterFailure);
+    await saveRecord(q, task.task_id, {
+      ...record,
+      ...more,
+      stepsRecomputed,
+      refuted,
+      start: usedCpu ? 'cpu' : undefined,
+    });
+  };
   if (!failure && pending) {
-    if (settled.length > 0 || struck.length > 0)
-      await db.tx(async (q) => {
-        for (const s of settled) await jobs.settle(q, s.jobId, s.state);
-        for (const w of struck) await store.updateTrust(q, w, afterFailure);
-        await saveRecord(q, task.task_id, {
-          ...record,
-          stepsRecomputed,
-          refuted,
-          start: usedCpu ? 'cpu' : undefined,
-        });
-      });
+    if (settled.length > 0 || struck.length > 0) await db.tx((q) => keepProgress(q));
     return false;
   }
   const stepsByWorkers = taskJobs
@@ -392,9 +401,7 @@ async function judge(
     const ahead = await rankedAhead(db, task, result);
     if (needsReexecution(ahead, REEXECUTE_TOP, false)) {
       await db.tx(async (q) => {
-        for (const s of settled) await jobs.settle(q, s.jobId, s.state);
-        for (const w of struck) await store.updateTrust(q, w, afterFailure);
-        const [whole] = wholeTask(checkpointSteps(task.spec.training.steps, task.spec.checkpointEvery));
+        const [whole] = wholeTask(traceSteps(task.spec));
         await jobs.create(
           q,
           task.task_id,
@@ -402,13 +409,7 @@ async function judge(
           're-execution',
           [...(await holders(q, task.task_id)), ...refuted],
         );
-        await saveRecord(q, task.task_id, {
-          ...record,
-          reexecution: true,
-          stepsRecomputed,
-          refuted,
-          start: usedCpu ? 'cpu' : undefined,
-        });
+        await keepProgress(q, { reexecution: true });
       });
       return false;
     }

@@ -9,12 +9,14 @@
 import type { Hex, LocalAccount } from 'viem';
 import type { TrainState } from '../engine/types.ts';
 import { type CambrianDomain, SESSION_GRANT_TYPES, signResultVote } from '../protocol/eip712.ts';
-import type {
-  AuditAnswer,
-  AuditJob,
-  Info as CoordinatorInfo,
-  Lease,
-  StateRequest,
+import {
+  type AuditAnswer,
+  type AuditJob,
+  type Info as CoordinatorInfo,
+  type Lease,
+  leasePath,
+  type StateRequest,
+  type WorkWanted,
 } from '../protocol/http.ts';
 import type { TaskResult } from '../protocol/index.ts';
 
@@ -173,30 +175,15 @@ export class CoordinatorClient {
 
   /** A lease, or a state request from the referee (for workers that keep their states), or null. */
   async leaseOrStateRequest(): Promise<Lease | StateRequest | null> {
-    const { status, data } = await this.request<Lease | StateRequest>('POST', '/leases?states=1');
-    return status === 204 ? null : data!;
+    return (await this.work({ states: true })) as Lease | StateRequest | null;
   }
 
   /**
    * The next piece of work: a lease, or (with `states`) a state request, or (with `audits`) an
    * audit job drawn for this worker; null when there is none.
    */
-  async work(opts: {
-    states?: boolean;
-    audits?: boolean;
-    leases?: boolean;
-  }): Promise<Lease | StateRequest | AuditJob | null> {
-    const query = [
-      opts.states ? 'states=1' : '',
-      opts.audits ? 'audits=1' : '',
-      opts.leases === false ? 'leases=0' : '',
-    ]
-      .filter(Boolean)
-      .join('&');
-    const { status, data } = await this.request<Lease | StateRequest | AuditJob>(
-      'POST',
-      `/leases${query ? `?${query}` : ''}`,
-    );
+  async work(wanted: WorkWanted): Promise<Lease | StateRequest | AuditJob | null> {
+    const { status, data } = await this.request<Lease | StateRequest | AuditJob>('POST', leasePath(wanted));
     return status === 204 ? null : data!;
   }
 

@@ -571,9 +571,9 @@ export class Store {
   }
 
   /**
-   * Where single-replica trust needs a bond (`requireBond`): reads which of these workers hold at
-   * least the bond on chain. Set by the service once the chain is known; a store without one treats
-   * every worker as bonded (tests, chainless runs).
+   * Where single-replica trust needs a bond: reads which of these workers hold at least the bond on
+   * chain. Nothing sets it yet (bonds on chain are open, docs/TRUST.md); a store without one treats
+   * every worker as bonded.
    */
   bondCheck?: (workers: string[]) => Promise<Set<string>>;
 

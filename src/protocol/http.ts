@@ -112,6 +112,25 @@ export const AuditJobSchema = z
   .meta({ id: 'AuditJob' });
 export type AuditJob = z.infer<typeof AuditJobSchema>;
 
+/** What a worker asks of `POST /leases`: which other work it takes besides (or, leases false, instead of) a lease. */
+export interface WorkWanted {
+  states?: boolean;
+  audits?: boolean;
+  leases?: boolean;
+}
+
+/** The lease route's path for `wanted` (`/leases?states=1&audits=1`, `&leases=0` for a verifier). */
+export function leasePath(wanted: WorkWanted): string {
+  const query = [
+    wanted.states ? 'states=1' : '',
+    wanted.audits ? 'audits=1' : '',
+    wanted.leases === false ? 'leases=0' : '',
+  ]
+    .filter(Boolean)
+    .join('&');
+  return `/leases${query ? `?${query}` : ''}`;
+}
+
 /** A worker's answer to an audit job: what it computed, nothing it was told. */
 export const AuditAnswerSchema = z
   .object({

@@ -12,11 +12,13 @@ import {
   AuditJobSchema,
   type Lease,
   LeaseSchema,
+  leasePath,
   SearchStatusSchema,
   type StateRequest,
   StateRequestSchema,
   type StateUpload,
   TaskStateSchema,
+  type WorkWanted,
 } from '../../protocol/http.ts';
 
 const hex = z.string().regex(/^0x[0-9a-fA-F]*$/);
@@ -148,24 +150,11 @@ export class CoordinatorApi {
   }
 
   /**
-   * A task to compute, or a request for a checkpoint state this tab voted on (an audit or the referee
-   * wants it, src/protocol/http.ts StateRequestSchema), or null when there is no work right now.
-   */
-  async leaseOrStateRequest(): Promise<Lease | StateRequest | null> {
-    const body = await this.request('POST', '/leases?states=1', {});
-    if (body === null) return null;
-    return body && typeof body === 'object' && 'kind' in body
-      ? StateRequestSchema.parse(body)
-      : LeaseSchema.parse(body);
-  }
-
-  /**
    * The next piece of work: a lease, a state request (`states`), or an audit job drawn for this tab
    * (`audits`, src/protocol/http.ts AuditJobSchema); null when there is none right now.
    */
-  async work(opts: { states: boolean; audits: boolean }): Promise<Lease | StateRequest | AuditJob | null> {
-    const query = [opts.states ? 'states=1' : '', opts.audits ? 'audits=1' : ''].filter(Boolean).join('&');
-    const body = await this.request('POST', `/leases${query ? `?${query}` : ''}`, {});
+  async work(wanted: WorkWanted): Promise<Lease | StateRequest | AuditJob | null> {
+    const body = await this.request('POST', leasePath(wanted), {});
     if (body === null) return null;
     const kind = body && typeof body === 'object' && 'kind' in body ? body.kind : undefined;
     if (kind === 'audit') return AuditJobSchema.parse(body);

@@ -199,7 +199,7 @@ export class Contributor {
       try {
         await this.ensureSession();
         this.update({ status: 'waiting', message: 'Asking the coordinator for work…' });
-        const lease = await this.leaseOrStateRequest();
+        const lease = await this.nextWork();
         if (!this.running) break;
         if (lease && 'kind' in lease && lease.kind === 'audit') {
           await this.answerAudit(lease);
@@ -229,7 +229,7 @@ export class Contributor {
    * A lease, a state request when the trainer keeps states (`states=1`), or an audit job when it can
    * replay spans (`audits=1`).
    */
-  private leaseOrStateRequest(): Promise<Lease | StateRequest | AuditJob | null> {
+  private nextWork(): Promise<Lease | StateRequest | AuditJob | null> {
     const { stateUpload, replay } = this.options.trainer;
     if (!stateUpload && !replay) return this.authed((api) => api.lease());
     return this.authed((api) =>
