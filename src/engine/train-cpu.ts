@@ -11,8 +11,20 @@ import { checkpointSteps } from '../protocol/trace.ts';
 import { compileProgram, type Program } from './compile.ts';
 import { OPS } from './ops/index.ts';
 import { initialParams, type TrainingPlan, trainingPlan } from './plan.ts';
-import { CpuProgram } from './program-cpu.ts';
+import { CpuProgram, wasmBytesFor } from './program-cpu.ts';
 import type { Dataset, TrainOptions, TrainProgress, TrainState } from './types.ts';
+import { type KernelChoice, resolveKernels, WasmEngine } from './wasm/engine.ts';
+
+export type { KernelChoice } from './wasm/engine.ts';
+
+export interface CpuTrainerOptions {
+  /**
+   * 'wasm': the WASM SIMD kernels (./wasm/ops.ts) for the hot ops; 'ts': the TypeScript twins
+   * only (the readable reference). The same bits either way. Default: $CAMBRIAN_CPU_KERNELS, else
+   * wasm where WebAssembly SIMD is available.
+   */
+  kernels?: KernelChoice;
+}
 
 export { INPUT_SHIFT } from './ops/gather.ts';
 
@@ -57,6 +69,8 @@ export class CpuTrainer {
   readonly params: Int32Array;
   readonly momentum: Int32Array;
   step = 0;
+  /** The kernels this trainer runs ('wasm' falls back to 'ts' where SIMD is missing). */
+  readonly kernels: KernelChoice;
   private readonly grads: Int32Array;
   private readonly cpu: CpuProgram;
 
@@ -64,6 +78,7 @@ export class CpuTrainer {
     readonly spec: AnyTaskSpec,
     readonly dataset: Dataset,
     from?: TrainState,
+    options: CpuTrainerOptions = {},
   ) {
     this.plan = trainingPlan(spec, dataset);
     const { paramCount } = this.plan.model;
@@ -74,12 +89,31 @@ export class CpuTrainer {
       if (from.step < 0 || from.step > spec.training.steps)
         throw new Error(`resume step ${from.step} out of range`);
     }
-    this.params = from ? from.params.slice() : initialParams(spec, this.plan.model);
-    this.momentum = from ? from.momentum.slice() : new Int32Array(paramCount);
-    this.step = from?.step ?? 0;
-    this.grads = new Int32Array(paramCount);
+    this.kernels = resolveKernels(options.kernels);
     this.program = compileProgram(spec, dataset, this.plan);
-    this.cpu = new CpuProgram(this.program, dataset, this.plan.validation, this.params, this.momentum);
+    let engine: WasmEngine | null = null;
+    if (this.kernels === 'wasm') {
+      // One memory per trainer, sized once: the parameter vectors, the program's buffers, scratch.
+      engine = new WasmEngine(wasmBytesFor(this.program, 3 * (Math.ceil((paramCount * 4) / 16) * 16)));
+      this.params = engine.alloc(Int32Array, paramCount);
+      this.momentum = engine.alloc(Int32Array, paramCount);
+      this.grads = engine.alloc(Int32Array, paramCount);
+      this.params.set(from ? from.params : initialParams(spec, this.plan.model));
+      if (from) this.momentum.set(from.momentum);
+    } else {
+      this.params = from ? from.params.slice() : initialParams(spec, this.plan.model);
+      this.momentum = from ? from.momentum.slice() : new Int32Array(paramCount);
+      this.grads = new Int32Array(paramCount);
+    }
+    this.step = from?.step ?? 0;
+    this.cpu = new CpuProgram(
+      this.program,
+      dataset,
+      this.plan.validation,
+      this.params,
+      this.momentum,
+      engine,
+    );
     this.cpu.run(this.program.prologue);
   }
 
