@@ -40,6 +40,9 @@ const ARRAYS = { i32: Int32Array, u32: Uint32Array, i8: Int8Array, u8: Uint8Arra
 
 export class CpuProgram {
   readonly arrays = new Map<string, CpuArray>();
+  /** Calls of ops with a WASM twin that ran as WASM, and that ran their TS twin (no room). */
+  wasmCalls = 0;
+  tsCalls = 0;
 
   constructor(
     readonly program: Program,
@@ -83,7 +86,13 @@ export class CpuProgram {
     const buffers: Record<string, CpuArray> = {};
     for (const { slot } of inv.op.bindings) buffers[slot] = overrides[slot] ?? this.get(inv.bind[slot]);
     const wasm = this.engine ? WASM_OPS[inv.op.name] : undefined;
-    if (wasm?.run(this.engine!, params, buffers)) return;
+    if (wasm) {
+      if (wasm.run(this.engine!, params, buffers)) {
+        this.wasmCalls++;
+        return;
+      }
+      this.tsCalls++;
+    }
     inv.op.twin(params, buffers);
   }
 }

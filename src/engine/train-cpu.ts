@@ -146,6 +146,11 @@ export class CpuTrainer {
     return this.stepTotals();
   }
 
+  /** Op calls that ran as WASM kernels, and those that fell back to their TypeScript twin. */
+  get kernelCalls(): { wasm: number; ts: number } {
+    return { wasm: this.cpu.wasmCalls, ts: this.cpu.tsCalls };
+  }
+
   /** The gradient buffer (Q24, canonical parameter order) of the last computeGradients(). */
   get gradients(): Int32Array {
     return this.grads;
@@ -275,7 +280,7 @@ export async function trainCpuRun(
   dataset: Dataset,
   options: TrainOptions = {},
 ): Promise<{ result: TaskResult; state: TrainState }> {
-  const trainer = new CpuTrainer(spec, dataset, options.resumeFrom);
+  const trainer = new CpuTrainer(spec, dataset, options.resumeFrom, { kernels: options.cpuKernels });
   const { checkpoints } = await runSteps(trainer, spec.training.steps, options);
   if (checkpoints.length === 0) {
     // Resumed at the last step: the final state is the only checkpoint there is.
@@ -303,7 +308,7 @@ export async function runCpuInterval(
   toStep: number,
   options: Omit<TrainOptions, 'resumeFrom'> = {},
 ): Promise<{ state: TrainState; checkpoints: Checkpoint[] }> {
-  const trainer = new CpuTrainer(spec, dataset, from);
+  const trainer = new CpuTrainer(spec, dataset, from, { kernels: options.cpuKernels });
   const { checkpoints } = await runSteps(trainer, toStep, options);
   return { state: trainer.state(), checkpoints };
 }

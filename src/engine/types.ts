@@ -55,6 +55,11 @@ export interface TrainOptions {
   resumeFrom?: TrainState;
   /** Called with a copy of the state at every trace checkpoint (after its stateHash is taken). */
   onCheckpoint?: (state: TrainState, stateHash: `0x${string}`) => void;
+  /**
+   * CPU only: the kernel set, 'wasm' (WASM SIMD) or 'ts' (the TypeScript twins); the same bits.
+   * Default: $CAMBRIAN_CPU_KERNELS, else wasm where WebAssembly SIMD is available.
+   */
+  cpuKernels?: 'ts' | 'wasm';
   /** WebGPU only: a device to use instead of acquiring one. */
   device?: GPUDevice;
 }

@@ -118,21 +118,86 @@ export function maxAbs(x: usize, n: i32): u32 {
   return m;
 }
 
+@inline function clampNarrow(q: usize, a: v128, b: v128, c: v128, d: v128): void {
+  const hi = i32x4.splat(127);
+  const lo = i32x4.splat(-127);
+  const a2 = i32x4.max_s(i32x4.min_s(a, hi), lo);
+  const b2 = i32x4.max_s(i32x4.min_s(b, hi), lo);
+  const c2 = i32x4.max_s(i32x4.min_s(c, hi), lo);
+  const d2 = i32x4.max_s(i32x4.min_s(d, hi), lo);
+  v128.store(q, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(a2, b2), i16x8.narrow_i32x4_s(c2, d2)));
+}
+
+@inline function rneV(v: v128, s: i32, mask: v128, half: v128, one: v128): v128 {
+  const fl = i32x4.shr_s(v, s);
+  const r = v128.and(v, mask);
+  const up = v128.or(i32x4.gt_s(r, half), v128.and(i32x4.eq(r, half), i32x4.eq(v128.and(fl, one), one)));
+  return i32x4.sub(fl, up); // up lanes are −1
+}
+
 /** q_i = rne(x_i, s), i8 out. */
 export function roundHalfEven(x: usize, q: usize, n: i32, s: i32): void {
-  for (let i = 0; i < n; i++) store<i8>(q + <usize>i, <i8>rne(load<i32>(x + (<usize>i << 2)), s));
+  let i = 0;
+  if (s == 0) {
+    for (; i + 16 <= n; i += 16) {
+      const p = x + (<usize>i << 2);
+      clampNarrow(q + <usize>i, v128.load(p), v128.load(p, 16), v128.load(p, 32), v128.load(p, 48));
+    }
+  } else {
+    const mask = i32x4.splat((1 << s) - 1);
+    const half = i32x4.splat(1 << (s - 1));
+    const one = i32x4.splat(1);
+    for (; i + 16 <= n; i += 16) {
+      const p = x + (<usize>i << 2);
+      clampNarrow(
+        q + <usize>i,
+        rneV(v128.load(p), s, mask, half, one),
+        rneV(v128.load(p, 16), s, mask, half, one),
+        rneV(v128.load(p, 32), s, mask, half, one),
+        rneV(v128.load(p, 48), s, mask, half, one),
+      );
+    }
+  }
+  for (; i < n; i++) store<i8>(q + <usize>i, <i8>rne(load<i32>(x + (<usize>i << 2)), s));
+}
+
+@inline function mixV(h: v128): v128 {
+  h = v128.xor(h, i32x4.shr_u(h, 16));
+  h = i32x4.mul(h, i32x4.splat(0x7feb352d));
+  h = v128.xor(h, i32x4.shr_u(h, 15));
+  h = i32x4.mul(h, i32x4.splat(<i32>0x846ca68b));
+  return v128.xor(h, i32x4.shr_u(h, 16));
+}
+
+@inline function stochV(v: v128, idx: v128, key: v128, s: i32, mask: v128): v128 {
+  const r = v128.and(mixV(v128.xor(key, mixV(idx))), mask);
+  return i32x4.add(i32x4.shr_s(v, s), i32x4.shr_u(i32x4.add(v128.and(v, mask), r), s));
 }
 
 /** quantize.ts roundStochastic: q_i = clamp((x >> s) + (((x & mask) + (rand(key, i) & mask)) >>> s)). */
 export function roundStochastic(x: usize, q: usize, n: i32, s: i32, key: u32, mask: u32): void {
   if (s == 0) {
-    for (let i = 0; i < n; i++) {
-      const v = load<i32>(x + (<usize>i << 2));
-      store<i8>(q + <usize>i, <i8>(v > 127 ? 127 : v < -127 ? -127 : v));
-    }
+    roundHalfEven(x, q, n, 0);
     return;
   }
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  const kv = i32x4.splat(<i32>key);
+  const mv = i32x4.splat(<i32>mask);
+  let idx = i32x4(0, 1, 2, 3);
+  const four = i32x4.splat(4);
+  for (; i + 16 <= n; i += 16) {
+    const p = x + (<usize>i << 2);
+    const a = stochV(v128.load(p), idx, kv, s, mv);
+    idx = i32x4.add(idx, four);
+    const b = stochV(v128.load(p, 16), idx, kv, s, mv);
+    idx = i32x4.add(idx, four);
+    const c = stochV(v128.load(p, 32), idx, kv, s, mv);
+    idx = i32x4.add(idx, four);
+    const d = stochV(v128.load(p, 48), idx, kv, s, mv);
+    idx = i32x4.add(idx, four);
+    clampNarrow(q + <usize>i, a, b, c, d);
+  }
+  for (; i < n; i++) {
     const v = load<i32>(x + (<usize>i << 2));
     const r = mix(key ^ mix(<u32>i)) & mask;
     const v2 = (v >> s) + <i32>(((<u32>v & mask) + r) >>> s);
@@ -188,7 +253,22 @@ export function backwardEpilogue(
   gz: usize,
 ): u32 {
   let m: u32 = 0;
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  if (shift > -32 && shift < 31 && act <= 1) {
+    let mv = i32x4.splat(0);
+    const zero = i32x4.splat(0);
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      let gh = rescaleV(v128.load(acc + o), shift);
+      if (residual) gh = i32x4.add(gh, v128.load(ghRes + o));
+      v128.store(ghOut + o, gh);
+      const g = act == 1 ? v128.and(gh, i32x4.gt_s(v128.load(z + o), zero)) : gh;
+      v128.store(gz + o, g);
+      mv = i32x4.max_u(mv, i32x4.abs(g));
+    }
+    m = hmaxU(mv);
+  }
+  for (; i < n; i++) {
     const o = <usize>i << 2;
     let gh = rescale1(load<i32>(acc + o), shift);
     if (residual) gh += load<i32>(ghRes + o);
@@ -199,6 +279,29 @@ export function backwardEpilogue(
     if (a > m) m = a;
   }
   return m;
+}
+
+/** rescale1 on four lanes for −32 < k < 31 (k ≤ −32 and k ≥ 31 stay scalar). */
+@inline function rescaleV(a: v128, k: i32): v128 {
+  if (k < 0) return i32x4.add(i32x4.shr_s(a, -k), v128.and(i32x4.shr_s(a, -k - 1), i32x4.splat(1)));
+  if (k == 0) return a;
+  const gt = i32x4.gt_s(a, i32x4.splat(0x7fffffff >> k));
+  const lt = i32x4.lt_s(a, i32x4.splat(-0x80000000 >> k));
+  const shifted = i32x4.shl(a, k);
+  return v128.bitselect(i32x4.splat(0x7fffffff), v128.bitselect(i32x4.splat(-0x80000000), shifted, lt), gt);
+}
+
+/** mulShr(a_i, b, k) on four lanes, 1 ≤ k ≤ 52 (products in i64, exact). */
+@inline function mulShrV(a: v128, b: v128, round: v128, k: i32): v128 {
+  const lo = i64x2.shr_s(i64x2.add(i64x2.extmul_low_i32x4_s(a, b), round), k);
+  const hi = i64x2.shr_s(i64x2.add(i64x2.extmul_high_i32x4_s(a, b), round), k);
+  return v128.shuffle<i32>(lo, hi, 0, 2, 4, 6);
+}
+
+@inline function hmaxU(m: v128): u32 {
+  const a = i32x4.max_u(m, v128.shuffle<i32>(m, m, 2, 3, 0, 1));
+  const b = i32x4.max_u(a, v128.shuffle<i32>(a, a, 1, 0, 3, 2));
+  return <u32>i32x4.extract_lane(b, 0);
 }
 
 /** sgd.ts sgdStep, fused with the weight gradient's rescale (g_i = rescale(acc_i, shift)); returns max |w|. */
@@ -213,7 +316,28 @@ export function sgdRescaled(
   wd: i32,
 ): u32 {
   let m: u32 = 0;
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  if (shift > -32 && shift < 31) {
+    const lrV = i32x4.splat(lr);
+    const momV = i32x4.splat(mom);
+    const wdV = i32x4.splat(wd);
+    const r16 = i64x2.splat(1 << 15);
+    const r24 = i64x2.splat(1 << 23);
+    let mv = i32x4.splat(0);
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      const wi = v128.load(w + o);
+      let gi = rescaleV(v128.load(acc + o), shift);
+      if (wd != 0) gi = i32x4.add(gi, mulShrV(wi, wdV, r24, 24));
+      const vi = i32x4.add(mulShrV(v128.load(v + o), momV, r16, 16), gi);
+      v128.store(v + o, vi);
+      const w2 = i32x4.sub(wi, mulShrV(vi, lrV, r16, 16));
+      v128.store(w + o, w2);
+      mv = i32x4.max_u(mv, i32x4.abs(w2));
+    }
+    m = hmaxU(mv);
+  }
+  for (; i < n; i++) {
     const o = <usize>i << 2;
     const wi = load<i32>(w + o);
     let gi = rescale1(load<i32>(acc + o), shift);
@@ -278,6 +402,40 @@ export function maxpool(
   osx: i32,
 ): u32 {
   let m: u32 = 0;
+  if (isc == 1 && osc == 1 && (channels & 3) == 0) {
+    let mv = i32x4.splat(0);
+    const one = i32x4.splat(1);
+    const two = i32x4.splat(2);
+    const three = i32x4.splat(3);
+    for (let n = 0; n < batch; n++)
+      for (let oy = 0; oy < oh; oy++)
+        for (let ox = 0; ox < ow; ox++) {
+          const at0 = x + ((<usize>(n * isb + 2 * oy * isy + 2 * ox * isx)) << 2);
+          const to0 = (<usize>(n * osb + oy * osy + ox * osx)) << 2;
+          for (let c = 0; c < channels; c += 4) {
+            const at = at0 + (<usize>c << 2);
+            let best = v128.load(at);
+            let a = i32x4.splat(0);
+            const v1 = v128.load(at + ((<usize>isx) << 2));
+            let gt = i32x4.gt_s(v1, best);
+            best = v128.bitselect(v1, best, gt);
+            a = v128.bitselect(one, a, gt);
+            const v2 = v128.load(at + ((<usize>isy) << 2));
+            gt = i32x4.gt_s(v2, best);
+            best = v128.bitselect(v2, best, gt);
+            a = v128.bitselect(two, a, gt);
+            const v3 = v128.load(at + ((<usize>(isy + isx)) << 2));
+            gt = i32x4.gt_s(v3, best);
+            best = v128.bitselect(v3, best, gt);
+            a = v128.bitselect(three, a, gt);
+            const to = to0 + (<usize>c << 2);
+            v128.store(y + to, best);
+            v128.store(arg + to, a);
+            mv = i32x4.max_u(mv, i32x4.abs(best));
+          }
+        }
+    return hmaxU(mv);
+  }
   for (let n = 0; n < batch; n++)
     for (let c = 0; c < channels; c++)
       for (let oy = 0; oy < oh; oy++)
@@ -332,6 +490,28 @@ export function maxpoolBackward(
   osx: i32,
   act: i32,
 ): u32 {
+  const n = batch * channels * h * w;
+  if (isc == 1 && osc == 1 && (channels & 3) == 0) {
+    // gh is zero but at each window's argmax: zero it, then route dy window by window
+    memory.fill(gh, 0, (<usize>n) << 2);
+    const zero = i32x4.splat(0);
+    for (let e = 0; e < batch; e++)
+      for (let oy = 0; oy < oh; oy++)
+        for (let ox = 0; ox < ow; ox++) {
+          const from0 = (<usize>(e * osb + oy * osy + ox * osx)) << 2;
+          const to0 = gh + ((<usize>(e * isb + 2 * oy * isy + 2 * ox * isx)) << 2);
+          for (let c = 0; c < channels; c += 4) {
+            const from = from0 + (<usize>c << 2);
+            const d = v128.load(dy + from);
+            const a = v128.load(arg + from);
+            const to = to0 + (<usize>c << 2);
+            v128.store(to, v128.and(d, i32x4.eq(a, zero)));
+            v128.store(to + ((<usize>isx) << 2), v128.and(d, i32x4.eq(a, i32x4.splat(1))));
+            v128.store(to + ((<usize>isy) << 2), v128.and(d, i32x4.eq(a, i32x4.splat(2))));
+            v128.store(to + ((<usize>(isy + isx)) << 2), v128.and(d, i32x4.eq(a, i32x4.splat(3))));
+          }
+        }
+  } else
   for (let e = 0; e < batch; e++)
     for (let c = 0; c < channels; c++)
       for (let y = 0; y < h; y++)
@@ -345,9 +525,21 @@ export function maxpoolBackward(
           }
           store<i32>(gh + ((<usize>(e * isb + c * isc + y * isy + x * isx)) << 2), g);
         }
-  const n = batch * channels * h * w;
   let m: u32 = 0;
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  if (act <= 1) {
+    let mv = i32x4.splat(0);
+    const zero = i32x4.splat(0);
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      const g0 = v128.load(gh + o);
+      const g = act == 1 ? v128.and(g0, i32x4.gt_s(v128.load(z + o), zero)) : g0;
+      v128.store(gz + o, g);
+      mv = i32x4.max_u(mv, i32x4.abs(g));
+    }
+    m = hmaxU(mv);
+  }
+  for (; i < n; i++) {
     const o = <usize>i << 2;
     const g = activationBackward1(act, load<i32>(z + o), load<i32>(gh + o));
     store<i32>(gz + o, g);
@@ -399,6 +591,37 @@ export function packPairs(
   const LP = (L + 1) >> 1;
   const NV = (ncols + 7) & ~7;
   let d = dst;
+  if (colStride == 1) {
+    for (let run = 0; run < runs; run++) {
+      const ro = load<i32>(runOff + (<usize>run << 2));
+      for (let lp = 0; lp < LP; lp++) {
+        const l0 = 2 * lp;
+        const has1 = l0 + 1 < L;
+        const s0 = src + <usize>(ro + l0 * lStride);
+        const s1 = src + <usize>(ro + (l0 + 1) * lStride);
+        let col = 0;
+        for (; col + 8 <= ncols; col += 8) {
+          const v0 = v128.load8x8_s(s0 + <usize>col);
+          const v1 = has1 ? v128.load8x8_s(s1 + <usize>col) : i32x4.splat(0);
+          v128.store(d, v128.shuffle<i16>(v0, v1, 0, 8, 1, 9, 2, 10, 3, 11));
+          v128.store(d, v128.shuffle<i16>(v0, v1, 4, 12, 5, 13, 6, 14, 7, 15), 16);
+          d += 32;
+        }
+        for (; col < NV; col++) {
+          let a: i32 = 0;
+          let b: i32 = 0;
+          if (col < ncols) {
+            a = <i32>load<i8>(s0 + <usize>col);
+            if (has1) b = <i32>load<i8>(s1 + <usize>col);
+          }
+          store<i16>(d, <i16>a);
+          store<i16>(d, <i16>b, 2);
+          d += 4;
+        }
+      }
+    }
+    return;
+  }
   for (let run = 0; run < runs; run++) {
     const ro = load<i32>(runOff + (<usize>run << 2));
     for (let lp = 0; lp < LP; lp++) {
