@@ -1,7 +1,7 @@
 /**
  * `cambrian bench engine`: training throughput of the integer-exact engine on the reference task
  * (specs/reference-mlp.json) on every backend at hand, side by side in one run:
- *   1. the CPU reference in Node;
+ *   1. the CPU reference in Node, WASM kernels and their TypeScript twins, on the MLP and the CNN;
  *   2. WebGPU in Node (Dawn: the GPU's Vulkan driver, or SwiftShader without one);
  *   3. WebGPU in headless Chromium (Debian's chromium, --enable-unsafe-webgpu), page main thread;
  *   4. TensorFlow.js's WebGL and WebGPU backends training the same MLP in float32 in the same
@@ -18,14 +18,21 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadDataset } from '../data/node.ts';
-import { CpuTrainer, hashI32 } from '../engine/train-cpu.ts';
+import { CpuTrainer, hashI32, type KernelChoice } from '../engine/train-cpu.ts';
 import type { Dataset } from '../engine/types.ts';
 import { contextFromSession, type GpuContext } from '../engine/webgpu/context.ts';
 import { timeMatmulI8 } from '../engine/webgpu/matmul.ts';
 import { GpuTrainer } from '../engine/webgpu/train.ts';
 import { adapterLabel } from '../gpu/device.ts';
 import { createNodeGpuSession } from '../gpu/node.ts';
-import { isV2, parseAnyTaskSpec, parseTaskSpec, type TaskSpec, type TaskSpecV2 } from '../protocol/spec.ts';
+import {
+  type AnyTaskSpec,
+  isV2,
+  parseAnyTaskSpec,
+  parseTaskSpec,
+  type TaskSpec,
+  type TaskSpecV2,
+} from '../protocol/spec.ts';
 import type { BrowserBenchConfig, BrowserBenchResult, Missing, TfjsRun } from './engine-page.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -72,7 +79,8 @@ async function referenceCnn(mlp: TaskSpec): Promise<{ spec: TaskSpecV2; source: 
 
 export const help = `usage: cambrian bench engine [--steps N] [--cnn-steps N] [--sizes 256,1024,2048] [--no-browser] [--out FILE]
 
-Trains the reference task (specs/reference-mlp.json) on the CPU reference, on WebGPU in Node (Dawn)
+Trains the reference task (specs/reference-mlp.json) on the CPU reference (its WASM kernels and
+their TypeScript twins, both the MLP and the reference CNN), on WebGPU in Node (Dawn)
 and on WebGPU in headless Chromium, trains the same MLP with TensorFlow.js's WebGL and WebGPU backends
 in the same browser, trains the reference CNN (specs/reference-cnn.json, or a stand-in while it is
 missing) with both TensorFlow.js backends and with Cambrian, and
@@ -109,13 +117,19 @@ function timedRun(steps: number, batch: number, seconds: number): TimedRun {
   return { steps, seconds, samplesPerSecond: (steps * batch) / seconds };
 }
 
-async function cpuReference(spec: TaskSpec, dataset: Dataset, steps: number) {
-  const trainer = new CpuTrainer(spec, dataset);
+/** The CPU reference with one kernel set ('wasm': the WASM SIMD kernels, 'ts': their TypeScript twins). */
+async function cpuReference(spec: AnyTaskSpec, dataset: Dataset, steps: number, kernels: KernelChoice) {
+  const trainer = new CpuTrainer(spec, dataset, undefined, { kernels });
   trainer.runStep();
   const start = performance.now();
   for (let t = 1; t < steps; t++) trainer.runStep();
   const seconds = (performance.now() - start) / 1000;
   return { ...timedRun(steps - 1, spec.training.batch, seconds), weightsHash: hashI32(trainer.params) };
+}
+
+function cpuRow(name: string, run: TimedRun & { weightsHash: string }, expected: string): string[] {
+  const same = run.weightsHash === expected ? 'yes' : 'NO';
+  return [name, 'CPU', String(run.steps), fmt(run.seconds, 2), fmt(run.samplesPerSecond), same];
 }
 
 async function nodeWebGpu(ctx: GpuContext, spec: TaskSpec, dataset: Dataset, steps: number) {
@@ -230,8 +244,9 @@ export async function run(argv: string[]): Promise<number> {
   const batch = spec.training.batch;
   console.log(`reference task: ${REFERENCE_SPEC}, ${steps} steps of batch ${batch} (first step untimed)`);
 
-  console.log('CPU reference …');
-  const cpu = await cpuReference(spec, dataset, steps);
+  console.log('CPU reference (WASM kernels, then their TypeScript twins) …');
+  const cpu = await cpuReference(spec, dataset, steps, 'wasm');
+  const cpuTs = await cpuReference(spec, dataset, steps, 'ts');
 
   console.log('WebGPU in Node (Dawn) …');
   const session = await createNodeGpuSession();
@@ -242,14 +257,18 @@ export async function run(argv: string[]): Promise<number> {
   for (const n of sizes) nodeMatmuls.push(await nodeMatmul(ctx, n));
   session.destroy();
 
+  const cnnRef = await referenceCnn(spec);
+  const cnnSource = cnnRef.source;
+  if (cnnSteps > cnnRef.spec.training.steps)
+    throw new Error(`--cnn-steps must be ≤ ${cnnRef.spec.training.steps}`);
+  console.log(`CPU reference on the CNN (${cnnSteps} steps, WASM then TypeScript) …`);
+  const cpuCnn = await cpuReference(cnnRef.spec, dataset, cnnSteps, 'wasm');
+  const cpuCnnTs = await cpuReference(cnnRef.spec, dataset, cnnSteps, 'ts');
+
   let browser: BrowserBenchResult | { error: string } | null = null;
-  let cnnSource: string | null = null;
   if (!opts['no-browser']) {
     console.log('WebGPU and TensorFlow.js (WebGL, WebGPU) in Chromium …');
-    const cnn = await referenceCnn(spec);
-    cnnSource = cnn.source;
-    if (cnnSteps > cnn.spec.training.steps)
-      throw new Error(`--cnn-steps must be ≤ ${cnn.spec.training.steps}`);
+    const cnn = cnnRef;
     try {
       browser = await browserBench(
         {
@@ -270,7 +289,8 @@ export async function run(argv: string[]): Promise<number> {
 
   const rows = [
     ['backend', 'device', 'steps', 'seconds', 'samples/s', 'weights = CPU'],
-    ['CPU reference (Node)', 'CPU', String(cpu.steps), fmt(cpu.seconds, 2), fmt(cpu.samplesPerSecond), 'yes'],
+    cpuRow('CPU reference, WASM (Node)', cpu, cpu.weightsHash),
+    cpuRow('CPU reference, TypeScript (Node)', cpuTs, cpu.weightsHash),
     [
       'Cambrian WebGPU (Node, Dawn)',
       adapterLabel(report),
@@ -305,9 +325,13 @@ export async function run(argv: string[]): Promise<number> {
 
   const cnn = inBrowser?.cnn ?? null;
   let cnnRatio: number | null = null;
+  const cnnRows = [
+    ['reference CNN', 'device', 'steps', 'seconds', 'samples/s', 'weights = CPU (WASM)'],
+    cpuRow('CPU reference, WASM (Node)', cpuCnn, cpuCnn.weightsHash),
+    cpuRow('CPU reference, TypeScript (Node)', cpuCnnTs, cpuCnn.weightsHash),
+  ];
   if (cnn && inBrowser) {
     const label = `${inBrowser.adapter.vendor} / ${inBrowser.adapter.architecture}`;
-    const cnnRows = [['reference CNN', 'device', 'steps', 'seconds', 'samples/s', 'note']];
     if ('error' in cnn.cambrian)
       cnnRows.push(['Cambrian WebGPU (Chromium)', label, '—', '—', '—', cnn.cambrian.error]);
     else
@@ -317,16 +341,16 @@ export async function run(argv: string[]): Promise<number> {
         String(cnn.cambrian.steps),
         fmt(cnn.cambrian.seconds, 2),
         fmt(cnn.cambrian.samplesPerSecond),
-        `hash ${cnn.cambrian.weightsHash.slice(0, 10)}…`,
+        cnn.cambrian.weightsHash === cpuCnn.weightsHash ? 'yes' : 'NO',
       ]);
     for (const [backend, run] of Object.entries(cnn.tfjs)) cnnRows.push(tfjsRow('CNN', backend, run, label));
-    console.log(`\n${cnnSource}\n${formatTable(cnnRows)}`);
     const fastestCnn = fastestTfjs(cnn.tfjs);
     if (fastestCnn && !('error' in cnn.cambrian)) {
       cnnRatio = cnn.cambrian.samplesPerSecond / fastestCnn.samplesPerSecond;
-      console.log(`CNN: Cambrian / TensorFlow.js's fastest (${fastestCnn.backend}): ${fmt(cnnRatio, 2)}×`);
     }
   }
+  console.log(`\n${cnnSource}\n${formatTable(cnnRows)}`);
+  if (cnnRatio !== null) console.log(`CNN: Cambrian / TensorFlow.js's fastest: ${fmt(cnnRatio, 2)}×`);
 
   const mm = [['n', 'int8 GOPS (Node)', 'int8 GOPS (Chromium)', 'TF.js f32 GFLOP/s (Chromium)', 'ratio']];
   for (const [i, n] of sizes.entries()) {
@@ -352,6 +376,9 @@ export async function run(argv: string[]): Promise<number> {
     batch,
     date: new Date().toISOString(),
     cpu,
+    cpuTs,
+    cpuCnn,
+    cpuCnnTs,
     node: { adapter: report, packedDot: ctx.packedDot, ...node, matmul: nodeMatmuls },
     browser,
     cnnSpec: cnnSource,
@@ -362,7 +389,10 @@ export async function run(argv: string[]): Promise<number> {
   await writeFile(opts.out, `${JSON.stringify(json, null, 2)}\n`);
   console.log(`\nwrote ${opts.out}`);
   const identical =
+    cpuTs.weightsHash === cpu.weightsHash &&
+    cpuCnnTs.weightsHash === cpuCnn.weightsHash &&
     node.weightsHash === cpu.weightsHash &&
-    (!inBrowser || inBrowser.cambrian.weightsHash === cpu.weightsHash);
+    (!inBrowser || inBrowser.cambrian.weightsHash === cpu.weightsHash) &&
+    (!cnn || 'error' in cnn.cambrian || cnn.cambrian.weightsHash === cpuCnn.weightsHash);
   return identical ? 0 : 1;
 }
