@@ -11,6 +11,7 @@ import { rand, rngKey } from '../engine/ops/rng.ts';
 import { SELFTEST_VECTORS } from '../engine/selftest-vectors.ts';
 import { train } from '../engine/train.ts';
 import type { Backend } from '../engine/types.ts';
+import { type KernelChoice, resolveKernels } from '../engine/wasm/engine.ts';
 import { runMatmulI8 } from '../engine/webgpu/matmul.ts';
 import type { GpuReport, GpuSession } from '../gpu/device.ts';
 
@@ -25,6 +26,8 @@ export interface SelfTestReport {
   backend: 'webgpu' | 'cpu';
   passed: boolean;
   adapter?: GpuReport;
+  /** On the CPU: the kernels that ran, 'wasm' (WebAssembly SIMD) or 'ts' (where SIMD is missing). */
+  cpuKernels?: KernelChoice;
   checks: SelfTestCheck[];
   ms: number;
   /** Why the self-test could not run at all (no adapter, device lost, ...). */
@@ -133,18 +136,24 @@ export async function runSelfTest(
     }
   }
   const device = backend === 'webgpu' ? await (await session!()).device() : undefined;
-  checks.push(...(await vectorChecks(backend, device)));
-  return { backend, passed: checks.every((c) => c.passed), adapter, checks, ms: performance.now() - start };
+  const cpuKernels = backend === 'cpu' ? resolveKernels(undefined) : undefined;
+  checks.push(...(await vectorChecks(backend, device, cpuKernels)));
+  const passed = checks.every((c) => c.passed);
+  return { backend, passed, adapter, cpuKernels, checks, ms: performance.now() - start };
 }
 
 /** Trains each pinned vector on `backend` and compares every field the digest covers. */
-async function vectorChecks(backend: Backend, device?: GPUDevice): Promise<SelfTestCheck[]> {
+async function vectorChecks(
+  backend: Backend,
+  device?: GPUDevice,
+  cpuKernels?: KernelChoice,
+): Promise<SelfTestCheck[]> {
   const dataset = decodeDataset('blobs', generateBlobs(), DATASETS.blobs.sha256);
   const checks: SelfTestCheck[] = [];
   for (const vector of SELFTEST_VECTORS) {
     checks.push(
       await timed(`training vector ${vector.name}`, async () => {
-        const result = await train(vector.spec, dataset, { backend, device });
+        const result = await train(vector.spec, dataset, { backend, device, cpuKernels });
         const want = vector.expected;
         const wrong = (['taskId', 'valCorrect', 'weightsHash', 'traceRoot', 'digest'] as const).filter(
           (field) => result[field] !== want[field],

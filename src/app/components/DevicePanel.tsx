@@ -99,13 +99,19 @@ function SelfTestSummary({ state }: { state: Async<SelfTestReport> }) {
   return <SelfTestResult report={state.value} testId="selftest" />;
 }
 
+/** 'webgpu', or 'cpu' with the kernels it ran (WebAssembly SIMD, or plain TypeScript without it). */
+function backendLabel(t: SelfTestReport): string {
+  if (t.backend !== 'cpu' || !t.cpuKernels) return t.backend;
+  return t.cpuKernels === 'wasm' ? 'cpu (WebAssembly SIMD)' : 'cpu (plain JavaScript)';
+}
+
 function SelfTestResult({ report: t, testId }: { report: SelfTestReport; testId: string }) {
   return (
     <div data-testid={testId} data-passed={String(t.passed)}>
       <p className={t.passed ? 'ok' : 'warn'} role="status" data-testid={`${testId}-verdict`}>
         {t.passed
-          ? `Self-test passed on ${t.backend} in ${Math.round(t.ms)} ms: results are bit-identical to the reference.`
-          : `Self-test failed on ${t.backend}: this device will not vote.${t.error ? ` ${t.error}` : ''}`}
+          ? `Self-test passed on ${backendLabel(t)} in ${Math.round(t.ms)} ms: results are bit-identical to the reference.`
+          : `Self-test failed on ${backendLabel(t)}: this device will not vote.${t.error ? ` ${t.error}` : ''}`}
       </p>
       <ul className="checks">
         {t.checks.map((c) => (
