@@ -1,6 +1,6 @@
 // WASM SIMD twins of the CPU reference's hot loops (AssemblyScript; built by scripts/build-wasm.mjs
 // into src/engine/wasm/kernels-wasm.ts). Every pointer is a byte offset into the one imported
-// memory; the TypeScript glue (src/engine/wasm/kernels.ts) lays the operands out.
+// memory; the TypeScript glue (src/engine/wasm/ops.ts) lays the operands out.
 //
 // Exactness: every product is i8 × i8 (|q| ≤ 128, so i16 lanes hold it), `i32x4.dot_i16x8_s` adds
 // two such products exactly, and the accumulators wrap in i32 like the TypeScript twins' Int32Array
