@@ -15,8 +15,8 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 ///         and the trust model (what a stolen coordinator key can and cannot do).
 contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTransient {
     /// @notice Version of the settle ABI and rules documented in docs/CONTRACT.md (3: task records repacked for
-    ///         reading cost, voidBatch credits one total per worker).
-    uint256 public constant VERSION = 3;
+    ///         reading cost, voidBatch credits one total per worker; 4: worker bonds, slashed by a referee verdict).
+    uint256 public constant VERSION = 4;
     bytes32 public constant COORDINATOR_ROLE = keccak256("COORDINATOR_ROLE");
     bytes32 public constant REFEREE_ROLE = keccak256("REFEREE_ROLE");
     bytes32 public constant WATCHER_ROLE = keccak256("WATCHER_ROLE");
@@ -92,6 +92,13 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         uint32 strikes;
     }
 
+    /// @dev A worker's bond: what counts as bonded, what waits to be withdrawn (still slashable) and from when.
+    struct Bond {
+        uint96 bonded;
+        uint96 unbonding;
+        uint64 availableAt;
+    }
+
     /// @dev The worker's last verified session grant; revoking that key deletes it.
     struct CachedGrant {
         address sessionKey;
@@ -133,6 +140,11 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     /// @dev Per batch: keccak256(abi.encode(creditsChain, epoch)), or _VOIDED.
     mapping(uint256 batchId => bytes32) private _batches;
     mapping(address sponsor => uint256) private _funded;
+    mapping(address worker => Bond) private _bonds;
+    /// @dev keccak256(abi.encode(taskId, worker)) of each vote a bond was slashed for: one slash per wrong vote.
+    mapping(bytes32 voteKey => bool) private _slashed;
+    /// @dev Σ (bonded + unbonding) over workers: held by the contract apart from the pool and credits.
+    uint256 private _bondsHeld;
 
     event BatchSettled(uint256 indexed batchId, uint32 epoch, uint256 tasks, uint256 reward, uint256 paid);
     event VoteSkipped(uint64 indexed seq, address indexed worker, uint8 reason);
@@ -144,6 +156,10 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     event SessionRevoked(address indexed worker, address indexed sessionKey);
     event TermsScheduled(uint256 rewardPerTask, uint256 minQuorum, uint32 fromEpoch);
     event EpochCapSet(uint256 epochCap);
+    event BondDeposited(address indexed worker, uint256 amount, uint256 bonded);
+    event UnbondRequested(address indexed worker, uint256 amount, uint64 availableAt);
+    event BondWithdrawn(address indexed worker, uint256 amount);
+    event Slashed(address indexed worker, bytes32 indexed taskId, bytes32 digest, uint256 amount, address by);
 
     // Rejections inside a batch carry `index`, the position of the offending task in the batch.
     error MalformedTask(uint256 index);
@@ -170,6 +186,15 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     error NotWatcher(address caller);
     error UnknownCommitment(uint256 batchId);
     error ChallengeWindowClosed(uint256 batchId, uint32 epoch);
+    error ZeroBond();
+    error BondOverflow();
+    error UnbondTooLarge(uint256 amount, uint256 bonded);
+    error BondLocked(uint64 availableAt);
+    error NothingToWithdraw(address worker);
+    error VerdictAgrees(bytes32 taskId);
+    error InvalidVote(address worker, address signer);
+    error AlreadySlashed(bytes32 taskId, address worker);
+    error NothingToSlash(address worker);
 
     constructor(
         address admin,
@@ -286,6 +311,107 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         _revoked[msg.sender][sessionKey] = true;
         if (_grants[msg.sender].sessionKey == sessionKey) delete _grants[msg.sender];
         emit SessionRevoked(msg.sender, sessionKey);
+    }
+
+    // ---------------------------------------------------------------- bonds
+
+    /// @notice Adds the sent value to the caller's bond. A bond is what lets a worker run single replicas (the
+    ///         coordinator's policy, docs/TRUST.md); a referee verdict that shows one of its votes wrong takes
+    ///         all of it (`slash`).
+    function depositBond() external payable {
+        if (msg.value == 0) revert ZeroBond();
+        Bond memory b = _bonds[msg.sender];
+        uint256 bonded = uint256(b.bonded) + msg.value;
+        if (bonded + b.unbonding > type(uint96).max) revert BondOverflow();
+        b.bonded = uint96(bonded);
+        _bonds[msg.sender] = b;
+        _bondsHeld += msg.value;
+        emit BondDeposited(msg.sender, msg.value, bonded);
+    }
+
+    /// @notice Stops `amount` of the caller's bond counting as bonded; it can be withdrawn after `unbondDelay()`
+    ///         and stays slashable until then (a vote cast before the request can still be shown wrong). A new
+    ///         request restarts the wait for everything unbonding.
+    function requestUnbond(uint256 amount) external {
+        Bond memory b = _bonds[msg.sender];
+        if (amount == 0 || amount > b.bonded) revert UnbondTooLarge(amount, b.bonded);
+        b.bonded -= uint96(amount);
+        b.unbonding += uint96(amount);
+        b.availableAt = uint64(block.timestamp + unbondDelay());
+        _bonds[msg.sender] = b;
+        emit UnbondRequested(msg.sender, amount, b.availableAt);
+    }
+
+    /// @notice Pays the caller the part of its bond whose unbonding wait is over.
+    function withdrawBond() external nonReentrant returns (uint256 amount) {
+        Bond memory b = _bonds[msg.sender];
+        amount = b.unbonding;
+        if (amount == 0) revert NothingToWithdraw(msg.sender);
+        if (block.timestamp < b.availableAt) revert BondLocked(b.availableAt);
+        b.unbonding = 0;
+        b.availableAt = 0;
+        _bonds[msg.sender] = b;
+        _bondsHeld -= amount;
+        emit BondWithdrawn(msg.sender, amount);
+        (bool ok,) = payable(msg.sender).call{value: amount}("");
+        if (!ok) revert TransferFailed(msg.sender, amount);
+    }
+
+    /// @notice Slashes `worker`'s whole bond (bonded and unbonding) into the reward pool, given its vote for
+    ///         `digest` on `taskId` (signed by the worker, or by a session key with the worker's grant) and the
+    ///         referee's verdict that the task's digest is `trueDigest`, another digest. Anyone may send the proof;
+    ///         nothing of the bond goes to the sender, so a cheater's friend gains nothing by slashing it first.
+    ///         A vote signed by a session key counts until `unbondDelay()` after its grant expires, and never once
+    ///         the worker has revoked the key. One slash per (task, worker); each also adds a strike.
+    function slash(
+        bytes32 taskId,
+        bytes32 digest,
+        address worker,
+        bytes calldata voteSig,
+        Grant calldata grant,
+        bytes32 trueDigest,
+        bytes calldata verdictSig
+    ) external returns (uint256 amount) {
+        if (digest == trueDigest) revert VerdictAgrees(taskId);
+        (address referee, ECDSA.RecoverError verr,) =
+            ECDSA.tryRecoverCalldata(verdictHash(taskId, trueDigest), verdictSig);
+        if (verr != ECDSA.RecoverError.NoError || !hasRole(REFEREE_ROLE, referee)) revert InvalidVerdict(0, referee);
+        _checkSlashableVote(taskId, digest, worker, voteSig, grant);
+        bytes32 key = keccak256(abi.encode(taskId, worker));
+        if (_slashed[key]) revert AlreadySlashed(taskId, worker);
+        Bond memory b = _bonds[worker];
+        amount = uint256(b.bonded) + b.unbonding;
+        if (amount == 0) revert NothingToSlash(worker);
+        uint256 pool_ = uint256(_ledger.pool) + amount;
+        if (pool_ > type(uint96).max) revert PoolOverflow();
+        _slashed[key] = true;
+        delete _bonds[worker];
+        _bondsHeld -= amount;
+        _ledger.pool = uint128(pool_);
+        Account storage a = _accounts[worker];
+        if (a.strikes < type(uint32).max) ++a.strikes;
+        emit Slashed(worker, taskId, digest, amount, msg.sender);
+    }
+
+    /// @notice How long unbonding waits: two epochs, the longest a settlement stays challengeable.
+    function unbondDelay() public view returns (uint256) {
+        return 2 * EPOCH_SECONDS;
+    }
+
+    /// @notice The worker's bond: what counts as bonded, what is unbonding and when that can be withdrawn.
+    function bondOf(address worker) external view returns (uint256 bonded, uint256 unbonding, uint64 availableAt) {
+        Bond memory b = _bonds[worker];
+        return (b.bonded, b.unbonding, b.availableAt);
+    }
+
+    /// @notice Σ of every worker's bond (bonded and unbonding), held apart from the pool and the credits.
+    function bondsHeld() external view returns (uint256) {
+        return _bondsHeld;
+    }
+
+    /// @notice Whether the worker's bond was slashed for its vote on `taskId`.
+    function slashedFor(bytes32 taskId, address worker) external view returns (bool) {
+        return _slashed[keccak256(abi.encode(taskId, worker))];
     }
 
     // ---------------------------------------------------------------- coordinator
@@ -585,6 +711,23 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         if (signer != address(uint160(grant))) return _revoked[worker][signer] ? SKIP_REVOKED : SKIP_BAD_SIGNATURE;
         if (uint64(grant >> 160) <= block.timestamp) return SKIP_EXPIRED;
         return 0;
+    }
+
+    /// @dev Reverts unless `voteSig` is the worker's vote for (taskId, digest): signed by the worker, or by the
+    ///      session key of `grant` (signed by the worker, not revoked, expired less than `unbondDelay()` ago).
+    function _checkSlashableVote(
+        bytes32 taskId,
+        bytes32 digest,
+        address worker,
+        bytes calldata voteSig,
+        Grant calldata grant
+    ) private view {
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(voteHash(taskId, digest, worker), voteSig);
+        if (err != ECDSA.RecoverError.NoError) revert InvalidVote(worker, address(0));
+        if (signer == worker) return;
+        bool granted = grant.worker == worker && grant.sessionKey == signer && !_revoked[worker][signer]
+            && block.timestamp < uint256(grant.expiresAt) + unbondDelay() && _checkGrantSignature(grant) == 0;
+        if (!granted) revert InvalidVote(worker, signer);
     }
 
     function _checkVerdict(uint256 index, bytes32 taskId, bytes32 digest, bytes32 r, bytes32 s, uint8 v)

@@ -30,7 +30,7 @@ it('forge: invariants and fuzzed signature and grant rules hold', { timeout: 900
     timeout: 880_000,
   });
   const output = `${run.stdout}\n${run.stderr}`;
-  expect(output, output).toMatch(/7 tests passed, 0 failed/);
+  expect(output, output).toMatch(/11 tests passed, 0 failed/);
   for (const name of [
     'invariant_accounting',
     'invariant_rules',
@@ -38,6 +38,10 @@ it('forge: invariants and fuzzed signature and grant rules hold', { timeout: 900
     'testFuzz_forgedVoteNeverPays',
     'testFuzz_grantExpiry',
     'testFuzz_revokeOtherKey',
+    'invariant_bondsMatchModel',
+    'test_slashByVerdictOnly',
+    'test_revokedKeyCannotSlash',
+    'testFuzz_unbondDelay',
   ]) {
     expect(output).toMatch(new RegExp(`\\[PASS\\] ${name}\\(`));
   }

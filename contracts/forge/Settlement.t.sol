@@ -131,9 +131,70 @@ contract Handler is Kit {
     /// @dev Set when the contract accepted what the rules forbid.
     string public violation;
     mapping(address => uint256) public modelOwed;
+    uint256 public bondsDeposited;
+    uint256 public bondsWithdrawn;
+    uint256 public bondsSlashed;
+    mapping(address => uint256) public modelBond;
 
     constructor(Settlement s_) {
         s = s_;
+    }
+
+    function depositBond(uint8 worker, uint96 amount) external {
+        address w = vm.addr(_workerKey(bound(worker, 0, WORKERS - 1)));
+        amount = uint96(bound(amount, 1, 5 ether));
+        vm.deal(w, amount);
+        vm.prank(w);
+        s.depositBond{value: amount}();
+        bondsDeposited += amount;
+        modelBond[w] += amount;
+    }
+
+    function requestUnbond(uint8 worker, uint96 amount) external {
+        address w = vm.addr(_workerKey(bound(worker, 0, WORKERS - 1)));
+        (uint256 bonded,,) = s.bondOf(w);
+        if (bonded == 0) return;
+        vm.prank(w);
+        s.requestUnbond(bound(amount, 1, bonded));
+    }
+
+    function withdrawBond(uint8 worker) external {
+        address w = vm.addr(_workerKey(bound(worker, 0, WORKERS - 1)));
+        (, uint256 unbonding, uint64 availableAt) = s.bondOf(w);
+        uint256 before = w.balance;
+        vm.prank(w);
+        try s.withdrawBond() returns (uint256 amount) {
+            if (unbonding == 0 || block.timestamp < availableAt) violation = "withdrew a locked or empty bond";
+            if (amount != unbonding || w.balance != before + amount) violation = "withdrew the wrong amount";
+            bondsWithdrawn += amount;
+            modelBond[w] -= amount;
+        } catch {
+            if (unbonding > 0 && block.timestamp >= availableAt) violation = "refused a matured withdrawal";
+        }
+    }
+
+    /// @dev A wrong vote of `worker` on a task the referee decided otherwise (`withVerdict`), or without a
+    ///      verdict (a verdict for the voted digest itself, or none signed by the referee): slashes exactly then.
+    function slash(uint8 worker, uint64 taskSeed, bool withVerdict, bool byReferee) external {
+        uint256 key = _workerKey(bound(worker, 0, WORKERS - 1));
+        address w = vm.addr(key);
+        bytes32 taskId = keccak256(abi.encode("slash", taskSeed));
+        bytes32 lie = keccak256(abi.encode("lie", taskSeed));
+        bytes32 truth = withVerdict ? keccak256(abi.encode("truth", taskSeed)) : lie;
+        bytes memory verdict = _sig(byReferee ? REFEREE_KEY : COORDINATOR_KEY, s.verdictHash(taskId, truth));
+        bytes memory vote = _sig(key, s.voteHash(taskId, lie, w));
+        Settlement.Grant memory none;
+        (uint256 bonded, uint256 unbonding,) = s.bondOf(w);
+        bool already = s.slashedFor(taskId, w);
+        uint256 pool = s.pool();
+        try s.slash(taskId, lie, w, vote, none, truth, verdict) returns (uint256 amount) {
+            if (!withVerdict || !byReferee || already) violation = "slashed without a verdict against the vote";
+            if (amount != bonded + unbonding || s.pool() != pool + amount) violation = "slash amount or pool wrong";
+            bondsSlashed += amount;
+            modelBond[w] = 0;
+        } catch {
+            if (withVerdict && byReferee && !already && bonded + unbonding > 0) violation = "refused a valid slash";
+        }
     }
 
     function fund(uint96 amount) external {
@@ -254,11 +315,28 @@ contract SettlementInvariants is Kit {
         }
     }
 
-    /// Σowed + Σclaimed + pool = Σfunded, and the balance holds exactly pool + Σowed.
+    /// Σowed + Σclaimed + pool = Σfunded + Σslashed, bonds held = Σdeposited − Σwithdrawn − Σslashed, and the
+    /// balance holds exactly pool + Σowed + bonds held.
     function invariant_accounting() public view {
         uint256 owedTotal = _sumOwed();
-        require(s.pool() + owedTotal + handler.claimed() == 1 ether + handler.funded(), "funds do not add up");
-        require(address(s).balance == s.pool() + owedTotal, "balance is not pool + owed");
+        require(
+            s.pool() + owedTotal + handler.claimed() == 1 ether + handler.funded() + handler.bondsSlashed(),
+            "funds do not add up"
+        );
+        require(
+            s.bondsHeld() == handler.bondsDeposited() - handler.bondsWithdrawn() - handler.bondsSlashed(),
+            "bonds do not add up"
+        );
+        require(address(s).balance == s.pool() + owedTotal + s.bondsHeld(), "balance is not pool + owed + bonds");
+    }
+
+    /// Every worker's bond (bonded + unbonding) is what the model deposited, withdrew and lost to slashes.
+    function invariant_bondsMatchModel() public view {
+        for (uint256 i; i < WORKERS; ++i) {
+            address w = vm.addr(_workerKey(i));
+            (uint256 bonded, uint256 unbonding,) = s.bondOf(w);
+            require(bonded + unbonding == handler.modelBond(w), "bond differs from the model");
+        }
     }
 
     /// Settled once, no reward without a valid strict majority or verdict, no worker counted twice, and the
@@ -372,5 +450,91 @@ contract SettlementFuzz is Kit {
         tasks = abi.encodePacked(tasks, _sig(sessionKey, s.voteHash(taskId, digest, worker)), _indexOf(workers, worker));
         _settle(workers, grants, tasks);
         require(s.owed(worker) == REWARD / 3, "the delegated voter's vote was skipped");
+    }
+
+    /// A session-key vote shown wrong by the referee slashes the whole bond (bonded and unbonding) into the pool;
+    /// the same proof twice, a verdict for the voted digest, or a verdict signed by anyone else slashes nothing.
+    function test_slashByVerdictOnly() public {
+        uint256 sessionKey = 0xBEEF;
+        address worker = vm.addr(_workerKey(0));
+        vm.deal(worker, 3 ether);
+        vm.prank(worker);
+        s.depositBond{value: 3 ether}();
+        vm.prank(worker);
+        s.requestUnbond(1 ether);
+        Settlement.Grant memory grant = _grantOf(0, sessionKey, uint64(block.timestamp + 1 days))[0];
+        bytes32 taskId = keccak256("t");
+        bytes32 lie = keccak256("lie");
+        bytes32 truth = keccak256("truth");
+        bytes memory vote = _sig(sessionKey, s.voteHash(taskId, lie, worker));
+        bytes memory byCoordinator = _sig(COORDINATOR_KEY, s.verdictHash(taskId, truth));
+        bytes memory forLie = _sig(REFEREE_KEY, s.verdictHash(taskId, lie));
+        bytes memory verdict = _sig(REFEREE_KEY, s.verdictHash(taskId, truth));
+        require(!_trySlash(taskId, lie, worker, vote, grant, truth, byCoordinator), "slashed on a non-referee verdict");
+        require(!_trySlash(taskId, lie, worker, vote, grant, lie, forLie), "slashed on a verdict for the vote");
+        // Another task's verdict does not prove this vote wrong.
+        bytes memory other = _sig(REFEREE_KEY, s.verdictHash(keccak256("other"), truth));
+        require(!_trySlash(taskId, lie, worker, vote, grant, truth, other), "slashed on another task's verdict");
+        uint256 pool = s.pool();
+        require(_trySlash(taskId, lie, worker, vote, grant, truth, verdict), "valid slash refused");
+        (uint256 bonded, uint256 unbonding,) = s.bondOf(worker);
+        require(bonded == 0 && unbonding == 0, "bond left after the slash");
+        require(s.pool() == pool + 3 ether && s.bondsHeld() == 0, "slashed bond not in the pool");
+        require(s.strikes(worker) == 1, "no strike for the slashed vote");
+        require(!_trySlash(taskId, lie, worker, vote, grant, truth, verdict), "slashed twice for one vote");
+    }
+
+    /// A revoked session key's votes cannot be used to slash (a leaked key cannot frame its worker).
+    function test_revokedKeyCannotSlash() public {
+        uint256 sessionKey = 0xBEEF;
+        address worker = vm.addr(_workerKey(1));
+        vm.deal(worker, 1 ether);
+        vm.prank(worker);
+        s.depositBond{value: 1 ether}();
+        Settlement.Grant memory grant = _grantOf(1, sessionKey, uint64(block.timestamp + 1 days))[0];
+        vm.prank(worker);
+        s.revokeSession(vm.addr(sessionKey));
+        bytes32 taskId = keccak256("t");
+        bytes memory vote = _sig(sessionKey, s.voteHash(taskId, keccak256("lie"), worker));
+        bytes memory verdict = _sig(REFEREE_KEY, s.verdictHash(taskId, keccak256("truth")));
+        require(
+            !_trySlash(taskId, keccak256("lie"), worker, vote, grant, keccak256("truth"), verdict),
+            "a revoked key's vote slashed its worker"
+        );
+    }
+
+    /// Unbonding waits unbondDelay(): withdrawing earlier reverts, later pays exactly the unbonding part.
+    function testFuzz_unbondDelay(uint32 wait) public {
+        address worker = vm.addr(_workerKey(2));
+        vm.deal(worker, 2 ether);
+        vm.prank(worker);
+        s.depositBond{value: 2 ether}();
+        vm.prank(worker);
+        s.requestUnbond(0.5 ether);
+        vm.warp(block.timestamp + (wait % (4 * EPOCH)));
+        (,, uint64 availableAt) = s.bondOf(worker);
+        vm.prank(worker);
+        try s.withdrawBond() returns (uint256 amount) {
+            require(block.timestamp >= availableAt && amount == 0.5 ether, "withdrew early or the wrong amount");
+        } catch {
+            require(block.timestamp < availableAt, "a matured unbonding was refused");
+        }
+        require(availableAt == 1_000 days + s.unbondDelay(), "delay is not two epochs");
+    }
+
+    function _trySlash(
+        bytes32 taskId,
+        bytes32 digest,
+        address worker,
+        bytes memory vote,
+        Settlement.Grant memory grant,
+        bytes32 truth,
+        bytes memory verdict
+    ) internal returns (bool) {
+        try s.slash(taskId, digest, worker, vote, grant, truth, verdict) {
+            return true;
+        } catch {
+            return false;
+        }
     }
 }

@@ -125,7 +125,7 @@ export interface Deployment {
   referee?: Address;
 }
 
-async function confirmed(conn: ChainConnection, hash: Hash): Promise<TransactionReceipt> {
+export async function confirmed(conn: ChainConnection, hash: Hash): Promise<TransactionReceipt> {
   const receipt = await conn.publicClient.waitForTransactionReceipt({ hash });
   if (receipt.status !== 'success') throw new Error(`transaction ${hash} reverted`);
   return receipt;

@@ -587,4 +587,24 @@ CREATE TABLE IF NOT EXISTS auditors (
   seen_at float8 NOT NULL
 )
 `,
+  `
+-- Bonds (docs/TRUST.md, "Bonds"): each wrong vote whose task has a known true digest is looked at once
+-- by the slasher (slash_checked); a bonded voter's bond is slashed on chain and the slash recorded here.
+ALTER TABLE votes ADD COLUMN IF NOT EXISTS slash_checked boolean NOT NULL DEFAULT false;
+CREATE INDEX IF NOT EXISTS votes_to_slash ON votes (task_id) WHERE verdict = 'wrong' AND NOT slash_checked;
+CREATE TABLE IF NOT EXISTS slashes (
+  task_id text NOT NULL REFERENCES tasks (task_id),
+  worker text NOT NULL,
+  digest text NOT NULL,
+  true_digest text NOT NULL,
+  -- wei, as a decimal string; null until the transaction is confirmed
+  amount text,
+  tx_hash text,
+  -- sent | slashed | failed (the chain refused: the reason is in error)
+  state text NOT NULL,
+  error text,
+  at float8 NOT NULL,
+  PRIMARY KEY (task_id, worker)
+)
+`,
 ];

@@ -21,6 +21,7 @@ import { enableWasmKeccak } from '../protocol/keccak.ts';
 import { createApi, type DatasetInfo } from './api.ts';
 import { auditPending } from './audit.ts';
 import { type AuditJobOptions, AuditJobs, DEFAULT_AUDIT_JOBS } from './audit-jobs.ts';
+import { BondBook, DEFAULT_MIN_BOND, Slasher } from './bonds.ts';
 import type { Db } from './db.ts';
 import { LOCK_TTL_MS, tryLock } from './locks.ts';
 import type { RateLimits } from './rate-limits.ts';
@@ -37,6 +38,12 @@ export interface CoordinatorOptions {
   db: Db;
   /** Settlement chain; without it, agreed tasks wait unsettled and the domain uses `domain`. */
   chain?: ChainSettings;
+  /**
+   * With a chain: the bond (wei) a worker needs on chain before it may run single replicas
+   * (default DEFAULT_MIN_BOND); 0 asks for none. Wrong votes of bonded workers are slashed when the
+   * chain settings carry the referee key.
+   */
+  minBond?: bigint;
   /** EIP-712 domain when there is no chain (tests, benchmarks). */
   domain?: CambrianDomain;
   queue?: Partial<QueueOptions>;
@@ -145,6 +152,15 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   queue.initialReplicas = Math.max(queue.initialReplicas, quorum);
   queue.maxReplicas = Math.max(queue.maxReplicas, queue.initialReplicas);
   const store = new Store(opts.db, queue);
+  const bonds =
+    opts.chain && settler && (opts.minBond ?? DEFAULT_MIN_BOND) > 0n
+      ? new BondBook(settler.publicClient, opts.chain.settlement, opts.minBond ?? DEFAULT_MIN_BOND, log)
+      : undefined;
+  if (bonds) store.bondCheck = bonds.bondedAmong;
+  const slasher =
+    opts.chain?.refereeKey !== undefined
+      ? new Slasher(opts.db, { ...opts.chain, refereeKey: opts.chain.refereeKey }, bonds, log)
+      : undefined;
   // PGlite belongs to one process, so any lock found at start is a dead predecessor's: take over now.
   if (opts.db.kind === 'pglite') await opts.db.query('DELETE FROM locks');
   const search = opts.search ? new SearchDriver(opts.db, store, opts.search, holder) : undefined;
@@ -228,7 +244,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       async () => {
         if (!settler) return;
         const renew = () => tryLock(opts.db, 'settler', holder, LOCK_TTL_MS);
-        if (await renew()) await settler.tick(renew);
+        if (!(await renew())) return;
+        await settler.tick(renew);
+        // The same loop as settling: one sender of the coordinator key's transactions at a time.
+        if (slasher && (await renew())) await slasher.tick();
       },
       log,
     ),

@@ -571,9 +571,9 @@ export class Store {
   }
 
   /**
-   * Where single-replica trust needs a bond: reads which of these workers hold at least the bond on
-   * chain. Nothing sets it yet (bonds on chain are open, docs/TRUST.md); a store without one treats
-   * every worker as bonded.
+   * Where single-replica trust needs a bond: which of these workers hold at least the bond on chain
+   * (./bonds.ts `BondBook`, set by the service when it has a chain). A store without one (no chain:
+   * tests and benches without a contract) treats every worker as bonded.
    */
   bondCheck?: (workers: string[]) => Promise<Set<string>>;
 
