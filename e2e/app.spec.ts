@@ -155,6 +155,23 @@ test('contribute from a tab, settle on chain, claim, and try the model', async (
     })
     .toBeGreaterThan(balanceBefore);
   await expect(page.getByTestId('history-claim').first()).toBeVisible({ timeout: 90_000 });
+
+  // The bond: a deposit, an unbonding request and, after the wait (two 2-second epochs here), the withdrawal.
+  const bonded = page.getByTestId('bonded');
+  const unbonding = page.getByTestId('unbonding');
+  await page.getByTestId('bond-amount').fill('0.02');
+  await page.getByTestId('bond-deposit').click();
+  await expect(bonded).toHaveAttribute('data-value', '20000000000000000', { timeout: 60_000 });
+  await page.getByTestId('bond-amount').fill('0.5');
+  await page.getByTestId('bond-unbond').click();
+  await expect(page.getByRole('alert').filter({ hasText: 'You have 0.02 ETH bonded' })).toBeVisible();
+  await page.getByTestId('bond-amount').fill('0.02');
+  await page.getByTestId('bond-unbond').click();
+  await expect(unbonding).toHaveAttribute('data-value', '20000000000000000', { timeout: 60_000 });
+  await expect(bonded).toHaveAttribute('data-value', '0');
+  await expect(page.getByTestId('bond-withdraw')).toBeEnabled({ timeout: 60_000 });
+  await page.getByTestId('bond-withdraw').click();
+  await expect(unbonding).toHaveAttribute('data-value', '0', { timeout: 60_000 });
   await shot('rewards');
 
   // Leaderboard: the task is listed with its TaskSettled proof; re-training reproduces the chain's digest.

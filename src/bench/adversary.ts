@@ -13,12 +13,14 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Hex, keccak256, type LocalAccount, stringToHex } from 'viem';
+import { type Hex, keccak256, type LocalAccount, stringToHex, toHex } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { depositBond } from '../chain/bonds.ts';
 import { ROOT } from '../chain/build.ts';
 import { connectChain, owed, readSettledEvents, revokeSession, strikes } from '../chain/client.ts';
 import { intOption, parseOptions } from '../cli/command.ts';
 import { auditsByStart } from '../coordinator/audit.ts';
+import { DEFAULT_MIN_BOND } from '../coordinator/bonds.ts';
 import {
   type AuditJob,
   CoordinatorClient,
@@ -134,7 +136,15 @@ export interface AttackLine {
   seconds: number;
   /** Requests the coordinator refused, by status (what the defences did). */
   refusals: Record<string, number>;
+  /** Bonds slashed on chain (with --trusted every peer bonds BENCH_BOND first): honest and dishonest. */
+  slashesHonest: number;
+  slashesDishonest: number;
+  /** The colluders' rewards (owed on chain) minus what they lost to slashes, in wei: cheating must not pay. */
+  cabalNetWei: string;
 }
+
+/** What each peer bonds with --trusted: the coordinator's default minimum (./coordinator/bonds.ts). */
+const BENCH_BOND = DEFAULT_MIN_BOND;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -647,7 +657,10 @@ async function runAttack(attack: Attack, opts: Options, index: number): Promise<
     (_, i) => new Peer(coordinator.url, i >= colluders, stats),
   );
   await Promise.all(peers.map((p) => p.openSession()));
-  if (opts.trusted) await grantTrust(net, peers, coordinator.store.trustParams.earnAfter);
+  if (opts.trusted) {
+    await bondAll(net, peers);
+    await grantTrust(net, peers, coordinator.store.trustParams.earnAfter);
+  }
   const cabal = peers.filter((p) => !p.honest);
   const started = Date.now();
   const loops = [
@@ -666,6 +679,25 @@ async function runAttack(attack: Attack, opts: Options, index: number): Promise<
   await db.close();
   await chain.stop();
   return line;
+}
+
+/**
+ * Every peer (colluders too: bonding is what single replicas cost) gets ETH from anvil and bonds
+ * BENCH_BOND, then waits until the coordinator has read the bond.
+ */
+async function bondAll(net: Network, peers: Peer[]) {
+  const { rpcUrl, settlement } = net.chain.settings;
+  const reader = await connectChain(rpcUrl);
+  for (const p of peers) {
+    await reader.publicClient.request({
+      method: 'anvil_setBalance' as never,
+      params: [p.account.address, toHex(10n ** 18n)] as never,
+    });
+    await depositBond(await connectChain(rpcUrl, p.account), settlement, BENCH_BOND);
+  }
+  const workers = peers.map((p) => p.account.address);
+  const book = net.coordinator.store.bondCheck;
+  while (book && (await book(workers)).size < workers.length) await sleep(100);
 }
 
 /** Records `audited` passed audits for every peer: they start trusted (verification.ts). */
@@ -696,6 +728,7 @@ async function measure(net: Network, attack: Attack, peers: Peer[], seconds: num
   let owedAll = 0n;
   let strikesHonest = 0;
   let strikesDishonest = 0;
+  let owedDishonest = 0n;
   for (const p of peers) {
     const o = await owed(publicClient, settlement, p.account.address);
     const s = Number(await strikes(publicClient, settlement, p.account.address));
@@ -703,8 +736,17 @@ async function measure(net: Network, attack: Attack, peers: Peer[], seconds: num
     if (p.honest) {
       owedHonest += o;
       strikesHonest += s;
-    } else strikesDishonest += s;
+    } else {
+      owedDishonest += o;
+      strikesDishonest += s;
+    }
   }
+  const slashes = await net.db.query<{ worker: string; amount: string }>(
+    `SELECT worker, amount FROM slashes WHERE state = 'slashed'`,
+  );
+  const slashedOf = (honest: boolean) =>
+    slashes.filter((r) => honestSet.has(r.worker.toLowerCase()) === honest);
+  const lost = slashedOf(false).reduce((sum, r) => sum + BigInt(r.amount), 0n);
   const [failed] = await net.db.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM tasks WHERE state = 'failed'`,
   );
@@ -724,6 +766,9 @@ async function measure(net: Network, attack: Attack, peers: Peer[], seconds: num
     settledPerSecond: events.length / seconds,
     seconds,
     refusals: net.stats.refusals,
+    slashesHonest: slashedOf(true).length,
+    slashesDishonest: slashedOf(false).length,
+    cabalNetWei: (owedDishonest - lost).toString(),
   };
 }
 
@@ -736,13 +781,14 @@ function formatLine(l: AttackLine): string {
     `| ${l.attack.padEnd(16)} | ${String(l.settled).padStart(7)} | ${String(l.wrongSettled).padStart(5)} | ` +
     `${String(l.failed).padStart(6)} | ${pct(l.honestLeaseShare).padStart(6)} | ${pct(l.honestRewardShare).padStart(7)} | ` +
     `${`${l.strikesHonest} / ${l.strikesDishonest}`.padStart(9)} | ${l.computePerResult.toFixed(2).padStart(7)} | ` +
-    `${l.settledPerSecond.toFixed(1).padStart(9)} | ${refusals} |`
+    `${l.settledPerSecond.toFixed(1).padStart(9)} | ${`${l.slashesHonest} / ${l.slashesDishonest}`.padStart(7)} | ` +
+    `${(Number(BigInt(l.cabalNetWei)) / 1e18).toFixed(4).padStart(8)} | ${refusals} |`
   );
 }
 
 const HEADER =
-  '| attack           | settled | wrong | failed | honest leases | honest rewards | strikes honest / dishonest | compute per result | settled/s | refusals |\n' +
-  '| ---------------- | ------- | ----- | ------ | ------ | ------- | --------- | ------- | --------- | -------- |';
+  '| attack           | settled | wrong | failed | honest leases | honest rewards | strikes honest / dishonest | compute per result | settled/s | slashes honest / dishonest | cabal net ETH | refusals |\n' +
+  '| ---------------- | ------- | ----- | ------ | ------ | ------- | --------- | ------- | --------- | ------- | -------- | -------- |';
 
 export async function run(argv: string[]): Promise<number> {
   const values = parseOptions(argv, {

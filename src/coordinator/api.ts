@@ -65,6 +65,8 @@ export interface ApiDeps {
   maxSessionSeconds?: number;
   /** Shortest grant accepted (default MIN_GRANT_LIFETIME_S): a vote must outlive its settlement. */
   minGrantSeconds?: number;
+  /** The bond single replicas need (GET /info's minBondWei); undefined: none asked. */
+  minBond?: bigint;
   /** Request rates (default DEFAULT_RATE_LIMITS; false: none, for benchmarks on one address). */
   rateLimits?: RateLimits | false;
   /** The referee's state requests (default: one over the store's database). */
@@ -294,6 +296,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
         maxLeaseMs: store.maxLeaseMs,
         maxLiveLeases: store.opts.maxLiveLeases ?? DEFAULT_MAX_LIVE_LEASES,
         minGrantSeconds: minGrant,
+        minBondWei: deps.minBond?.toString() ?? null,
         datasets: deps.datasets,
       },
       200,

@@ -25,8 +25,20 @@ import { cambrianDomain, signRefereeVerdict } from '../protocol/eip712.ts';
 import type { Db } from './db.ts';
 import type { ChainSettings } from './settler.ts';
 
-/** The bond a worker needs before it may run single replicas (wei): 0.01 ETH unless configured. */
+/** The least bond a worker needs before it may run single replicas (wei): 0.01 ETH. */
 export const DEFAULT_MIN_BOND = 10n ** 16n;
+/**
+ * The bond asked, in rewards per task: a lie caught with probability p loses B and gains at most one
+ * reward r, so it loses money on average when B > r (1 − p) / p, 6.7 r at the p ≈ 0.13 of
+ * docs/TRUST.md's arithmetic. 10 leaves room for a lower p.
+ */
+export const BOND_IN_REWARDS = 10n;
+
+/** The bond the coordinator asks by default: BOND_IN_REWARDS rewards, and at least DEFAULT_MIN_BOND. */
+export function defaultMinBond(rewardPerTask: bigint): bigint {
+  const scaled = BOND_IN_REWARDS * rewardPerTask;
+  return scaled > DEFAULT_MIN_BOND ? scaled : DEFAULT_MIN_BOND;
+}
 /** How long a read bond is believed (ms): a request to unbond takes effect within this. */
 export const BOND_TTL_MS = 15_000;
 

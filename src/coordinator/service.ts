@@ -21,7 +21,7 @@ import { enableWasmKeccak } from '../protocol/keccak.ts';
 import { createApi, type DatasetInfo } from './api.ts';
 import { auditPending } from './audit.ts';
 import { type AuditJobOptions, AuditJobs, DEFAULT_AUDIT_JOBS } from './audit-jobs.ts';
-import { BondBook, DEFAULT_MIN_BOND, Slasher } from './bonds.ts';
+import { BondBook, defaultMinBond, Slasher } from './bonds.ts';
 import type { Db } from './db.ts';
 import { LOCK_TTL_MS, tryLock } from './locks.ts';
 import type { RateLimits } from './rate-limits.ts';
@@ -40,7 +40,8 @@ export interface CoordinatorOptions {
   chain?: ChainSettings;
   /**
    * With a chain: the bond (wei) a worker needs on chain before it may run single replicas
-   * (default DEFAULT_MIN_BOND); 0 asks for none. Wrong votes of bonded workers are slashed when the
+   * (default `defaultMinBond` of the contract's reward per task: 10 rewards, at least 0.01 ETH); 0
+   * asks for none. Wrong votes of bonded workers are slashed when the
    * chain settings carry the referee key.
    */
   minBond?: bigint;
@@ -138,6 +139,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     ? new Settler(opts.db, opts.chain, { batchSize: opts.settleBatchSize, log })
     : undefined;
   let quorum = opts.queue?.quorum ?? DEFAULT_QUEUE.quorum;
+  let minBond = opts.minBond ?? 0n;
   if (settler && opts.chain) {
     // The contract's minQuorum is the one that counts on chain.
     quorum = Number(
@@ -147,14 +149,23 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         functionName: 'minQuorum',
       }),
     );
+    minBond =
+      opts.minBond ??
+      defaultMinBond(
+        await settler.publicClient.readContract({
+          address: opts.chain.settlement,
+          abi: (await import('../chain/generated/settlement.ts')).settlementAbi,
+          functionName: 'rewardPerTask',
+        }),
+      );
   }
   const queue: QueueOptions = { ...DEFAULT_QUEUE, ...opts.queue, quorum };
   queue.initialReplicas = Math.max(queue.initialReplicas, quorum);
   queue.maxReplicas = Math.max(queue.maxReplicas, queue.initialReplicas);
   const store = new Store(opts.db, queue);
   const bonds =
-    opts.chain && settler && (opts.minBond ?? DEFAULT_MIN_BOND) > 0n
-      ? new BondBook(settler.publicClient, opts.chain.settlement, opts.minBond ?? DEFAULT_MIN_BOND, log)
+    opts.chain && settler && minBond > 0n
+      ? new BondBook(settler.publicClient, opts.chain.settlement, minBond, log)
       : undefined;
   if (bonds) store.bondCheck = bonds.bondedAmong;
   const slasher =
@@ -187,6 +198,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     datasetBytes,
     rateLimits: opts.rateLimits,
     minGrantSeconds: opts.minGrantSeconds,
+    minBond: bonds?.minBond,
   });
 
   const root = new Hono();

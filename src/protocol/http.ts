@@ -197,6 +197,11 @@ export const InfoSchema = z
     maxLeaseMs: z.number().int(),
     maxLiveLeases: z.number().int(),
     minGrantSeconds: z.number().int(),
+    /**
+     * The bond (wei, decimal) a worker needs on chain (Settlement.bondOf) before its results may run as
+     * single replicas; null when the coordinator asks for none. Without it a worker is always replicated.
+     */
+    minBondWei: z.string().regex(/^\d+$/).nullable().optional(),
     datasets: z.array(DatasetInfoSchema),
   })
   .meta({ id: 'Info' });

@@ -31,6 +31,8 @@ export const InfoSchema = z.object({
   explorerUrl: z.string().nullish(),
   quorum: z.number().int().optional(),
   rewardPerTask: z.string().optional(),
+  /** The bond single replicas need (wei); null or absent: none asked. */
+  minBondWei: z.string().regex(/^\d+$/).nullish(),
   domain: z.object({ name: z.string(), version: z.string() }).optional(),
   datasets: z.array(z.object({ name: z.string(), sha256: hex, url: z.string().optional() })).default([]),
 });

@@ -8,6 +8,7 @@ import {
   useWaitForTransactionReceipt,
   useWriteContract,
 } from 'wagmi';
+import { BondPanel } from '../components/BondPanel.tsx';
 import { ScrollRegion } from '../components/ScrollRegion.tsx';
 import { TxHash } from '../components/TxHash.tsx';
 import { RequireWallet } from '../components/Wallet.tsx';
@@ -114,7 +115,7 @@ function RewardsView() {
         <Stat
           label="Strikes"
           value={strikes.data === undefined ? '…' : String(strikes.data)}
-          note="results that disagreed with the majority"
+          note="results shown wrong (by the majority, or by the referee)"
         />
       </div>
       <div className="row">
@@ -167,6 +168,7 @@ function RewardsView() {
           )}
         </p>
       </div>
+      <BondPanel address={address} />
       <HistoryTable rows={historyRows(history.data)} loading={history.isLoading} />
     </>
   );

@@ -1,4 +1,4 @@
-import type { Hex } from 'viem';
+import { type Hex, parseEther } from 'viem';
 import { openDb } from '../../coordinator/db.ts';
 import type { SearchConfig } from '../../coordinator/search.ts';
 import { startCoordinator } from '../../coordinator/service.ts';
@@ -59,6 +59,8 @@ leases tasks to workers, decides agreement and settles agreed tasks on chain.
   --max-params N         largest architecture the search proposes (default 250000)
   --no-search            only serve tasks already in the database
   --lease-ms N           lease lifetime without heartbeat (default 60000)
+  --min-bond ETH         bond a worker needs on chain before it runs single replicas (default: 10
+                         rewards per task, at least 0.01; 0 asks for none, docs/TRUST.md "Bonds")
   --static DIR           serve the built web app from DIR (e.g. dist)`,
   async run(argv) {
     const o = parseOptions(argv, {
@@ -79,6 +81,7 @@ leases tasks to workers, decides agreement and settles agreed tasks on chain.
       'max-params': { type: 'string' },
       'no-search': { type: 'boolean', default: false },
       'lease-ms': { type: 'string' },
+      'min-bond': { type: 'string' },
       'checkpoint-every': { type: 'string' },
       static: { type: 'string' },
     });
@@ -113,6 +116,7 @@ leases tasks to workers, decides agreement and settles agreed tasks on chain.
       host: o.host,
       staticDir: o.static,
       queue: o['lease-ms'] ? { leaseMs: intOption(o['lease-ms'], '--lease-ms', 60_000, 100) } : undefined,
+      minBond: o['min-bond'] === undefined ? undefined : ethOption(o['min-bond'], '--min-bond'),
     });
     console.log(`coordinator listening on ${coordinator.url} (API ${coordinator.url}/api/v1, db ${db.kind})`);
     await new Promise<void>((resolve) => {
@@ -124,3 +128,10 @@ leases tasks to workers, decides agreement and settles agreed tasks on chain.
     return 0;
   },
 };
+
+/** An amount of ETH given on the command line, in wei. */
+function ethOption(text: string, name: string): bigint {
+  if (!/^\d+(\.\d{1,18})?$/.test(text.trim()))
+    throw new Error(`${name} must be an amount of ETH, such as 0.01`);
+  return parseEther(text.trim());
+}
