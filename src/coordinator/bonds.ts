@@ -185,11 +185,15 @@ export class Slasher {
       if (!reverted) throw err; // an RPC fault: the next pass retries
       const reason = reverted instanceof ContractFunctionRevertedError ? reverted.data?.errorName : undefined;
       const error = reason ?? (err as BaseError).shortMessage;
-      await this.db.query(
-        `UPDATE slashes SET state = 'failed', error = $3 WHERE task_id = $1 AND worker = $2`,
-        [row.task_id, row.worker, error],
-      );
-      outcome = { taskId: row.task_id, worker: row.worker, state: 'failed', error };
+      // AlreadySlashed: our own earlier transaction went through before a crash lost its receipt.
+      const state = reason === 'AlreadySlashed' ? 'slashed' : 'failed';
+      await this.db.query(`UPDATE slashes SET state = $3, error = $4 WHERE task_id = $1 AND worker = $2`, [
+        row.task_id,
+        row.worker,
+        state,
+        error,
+      ]);
+      outcome = { taskId: row.task_id, worker: row.worker, state, error };
       this.log(`slash of ${row.worker} for ${row.task_id} refused by the contract: ${error}`);
     }
     await this.checked(row);
