@@ -21,9 +21,8 @@ import {
 import { privateKeyToAccount } from 'viem/accounts';
 import { bondOf, slash } from '../chain/bonds.ts';
 import { type ChainPublicClient, connectKnownChain, type SigningConnection } from '../chain/client.ts';
-import { cambrianDomain, signRefereeVerdict } from '../protocol/eip712.ts';
 import type { Db } from './db.ts';
-import type { ChainSettings } from './settler.ts';
+import { type ChainSettings, refereeVerdictSigner } from './settler.ts';
 
 /** The least bond a worker needs before it may run single replicas (wei): 0.01 ETH. */
 export const DEFAULT_MIN_BOND = 10n ** 16n;
@@ -110,6 +109,7 @@ export interface SlashOutcome {
 
 export class Slasher {
   private readonly conn: SigningConnection;
+  private readonly signVerdict: (taskId: Hex, digest: Hex) => Promise<Hex>;
 
   constructor(
     private readonly db: Db,
@@ -118,6 +118,7 @@ export class Slasher {
     private readonly log: (msg: string) => void = () => {},
   ) {
     this.conn = connectKnownChain(chain.chainId, chain.rpcUrl, privateKeyToAccount(chain.coordinatorKey));
+    this.signVerdict = refereeVerdictSigner(chain);
   }
 
   /**
@@ -148,11 +149,7 @@ export class Slasher {
     if (!row.truth || row.digest === row.truth) return this.checked(row);
     const { bonded, unbonding } = await bondOf(this.conn.publicClient, this.chain.settlement, row.worker);
     if (bonded + unbonding === 0n) return this.checked(row);
-    const domain = cambrianDomain(this.chain.chainId, this.chain.settlement);
-    const verdictSig = await signRefereeVerdict(privateKeyToAccount(this.chain.refereeKey), domain, {
-      taskId: row.task_id,
-      digest: row.truth,
-    });
+    const verdictSig = await this.signVerdict(row.task_id, row.truth);
     const own = isAddressEqual(row.session_key, row.worker);
     await this.db.query(
       `INSERT INTO slashes (task_id, worker, digest, true_digest, state, at) VALUES ($1, $2, $3, $4, 'sent', $5)

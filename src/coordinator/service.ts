@@ -14,6 +14,7 @@ import { serve } from '@hono/node-server';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import type { Hex } from 'viem';
+import { readConfig } from '../chain/client.ts';
 import { buildDataset, DATASET_DIR } from '../data/build.ts';
 import { DATASETS, type DatasetName } from '../data/catalog.ts';
 import { type CambrianDomain, cambrianDomain } from '../protocol/eip712.ts';
@@ -141,23 +142,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   let quorum = opts.queue?.quorum ?? DEFAULT_QUEUE.quorum;
   let minBond = opts.minBond ?? 0n;
   if (settler && opts.chain) {
-    // The contract's minQuorum is the one that counts on chain.
-    quorum = Number(
-      await settler.publicClient.readContract({
-        address: opts.chain.settlement,
-        abi: (await import('../chain/generated/settlement.ts')).settlementAbi,
-        functionName: 'minQuorum',
-      }),
-    );
-    minBond =
-      opts.minBond ??
-      defaultMinBond(
-        await settler.publicClient.readContract({
-          address: opts.chain.settlement,
-          abi: (await import('../chain/generated/settlement.ts')).settlementAbi,
-          functionName: 'rewardPerTask',
-        }),
-      );
+    // The contract's minQuorum is the one that counts on chain; the default bond follows its reward.
+    const config = await readConfig(settler.publicClient, opts.chain.settlement);
+    quorum = config.minQuorum;
+    minBond = opts.minBond ?? defaultMinBond(config.rewardPerTask);
   }
   const queue: QueueOptions = { ...DEFAULT_QUEUE, ...opts.queue, quorum };
   queue.initialReplicas = Math.max(queue.initialReplicas, quorum);

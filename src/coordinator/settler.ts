@@ -37,6 +37,18 @@ export interface ChainSettings {
   refereeKey?: Hex;
 }
 
+/**
+ * The referee's signature of `RefereeVerdict(taskId, digest)` on this chain: what the settler attaches to
+ * a task the referee decided and what a slash proves a vote wrong with (./bonds.ts).
+ */
+export function refereeVerdictSigner(
+  chain: Pick<ChainSettings, 'chainId' | 'settlement'> & { refereeKey: Hex },
+): (taskId: Hex, digest: Hex) => Promise<Hex> {
+  const referee = privateKeyToAccount(chain.refereeKey);
+  const domain = cambrianDomain(chain.chainId, chain.settlement);
+  return (taskId, digest) => signRefereeVerdict(referee, domain, { taskId, digest });
+}
+
 export interface SettlerOptions {
   batchSize?: number;
   log?: (msg: string) => void;
@@ -88,6 +100,7 @@ export class Settler {
   private readonly wallet: ChainWalletClient;
   private readonly batchSize: number;
   private readonly log: (msg: string) => void;
+  private signVerdict?: (taskId: Hex, digest: Hex) => Promise<Hex>;
   /** Tasks already sent back once after a vote-count rejection (a second one fails them). */
   private readonly rechecked = new Set<Hex>();
 
@@ -394,11 +407,11 @@ export class Settler {
   }
 
   private async verdict(t: TaskRow): Promise<Hex> {
-    if (!this.chain.refereeKey)
+    const { refereeKey } = this.chain;
+    if (!refereeKey)
       throw new Error(`task ${t.task_id} was decided by the referee but no referee key is set`);
-    const referee = privateKeyToAccount(this.chain.refereeKey);
-    const domain = cambrianDomain(this.chain.chainId, this.chain.settlement);
-    return signRefereeVerdict(referee, domain, { taskId: t.task_id, digest: t.agreed_digest });
+    this.signVerdict ??= refereeVerdictSigner({ ...this.chain, refereeKey });
+    return this.signVerdict(t.task_id, t.agreed_digest);
   }
 
   /** Votes the contract will count at the pending block: own-key votes, and grants neither expiring nor revoked. */
