@@ -43,6 +43,8 @@ import {
   type TaskResult,
   taskIdOf,
 } from '../protocol/index.ts';
+import { replayAuditJob } from '../worker/replay-job.ts';
+import { plantedReplay } from './planted.ts';
 import { ReferenceRuns } from './reference-runs.ts';
 
 export const ATTACKS = [
@@ -57,6 +59,7 @@ export const ATTACKS = [
   'split',
   'lie-last',
   'lie-interval',
+  'false-dispute',
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
@@ -93,11 +96,15 @@ Attacks (default: all, 'none' first as the baseline):
                     upload and every metric is honestly computed from the substituted weights;
                     as auditors they confirm their own lies and answer others' honestly
   lie-interval      the same lie in one interval drawn at random per task
+  false-dispute     colluders train honestly, but drawn as auditors they dispute every result
+                    with a lie planted at a random step of the span, consistent in every per-step
+                    hash they report, and defend it in the bisection (to frame honest voters or
+                    cost the coordinator's CPU)
 
 Per line: settled tasks, wrong digests settled on chain (against the CPU reference), honest
 workers' share of leases and of rewards, strikes on honest / dishonest workers, failed tasks,
 compute per accepted result (training + referee/audit work in task-equivalents on the tasks
-settled or failed, ÷ settled), settled/s. DIR/adversary.json also has the same compute figure
+settled or failed, ÷ settled), settled/s, disputes bisected to one step. DIR/adversary.json also has the same compute figure
 over every task including those still in flight at the end (computeInFlightPerResult) and the
 audits by how they started (uploaded states, initial weights, fallback from step 0).
 Writes DIR/adversary.json.`;
@@ -132,6 +139,8 @@ export interface AttackLine {
   computeInFlightPerResult: number;
   /** Audits by how they started (uploaded states, initial weights, fallback from step 0). */
   audits: Record<string, number>;
+  /** Disputes bisected to one step (the referee recomputed one step or one validation). */
+  bisected: number;
   settledPerSecond: number;
   seconds: number;
   /** Requests the coordinator refused, by status (what the defences did). */
@@ -304,9 +313,53 @@ async function serve(net: Network, peer: Peer, got: StateRequest | AuditJob, kep
     if (state) await peer.client.uploadState(got.taskId, state).catch((err) => net.stats.refused(err));
     return;
   }
+  if (got.report === 'steps' || got.report === 'state') {
+    // A dispute's side: honest peers replay for real; the cabal, which cannot win a bisection of its
+    // own lie, goes silent (the costliest answer for the coordinator: it then replays the span).
+    if (!peer.honest) return;
+    const work = await replayAuditJob(got, await loadDataset(got.spec.dataset.name, got.spec.dataset.sha256));
+    if (work.upload) await peer.client.sendState(work.upload).catch((err) => net.stats.refused(err));
+    await peer.client.answerAudit(got.jobId, work.answer).catch((err) => net.stats.refused(err));
+    return;
+  }
   const own = peer.honest ? undefined : await kept.result(got.taskId);
   const answer = await net.reference.auditAnswer(got, own);
   if (answer) await peer.client.answerAudit(got.jobId, answer).catch((err) => net.stats.refused(err));
+}
+
+/**
+ * A colluder that trains and votes honestly (so it earns its draws as an auditor) and, drawn for an
+ * audit, answers a lie planted at a random step of the span (src/bench/planted.ts); in the dispute
+ * that follows it reports per-step hashes and states consistent with that lie. `plants` is the
+ * cabal's shared choice per span, so every answer it gives about one span tells the same story.
+ */
+async function falseDisputeLoop(net: Network, peer: Peer, plants: Map<string, number>) {
+  while (!net.stop.aborted) {
+    const got = await peer.lease(true);
+    if (!got) {
+      await sleep(25);
+      continue;
+    }
+    if ('kind' in got && got.kind === 'audit') {
+      const key = `${got.taskId}:${got.fromStep}`;
+      if (!plants.has(key))
+        plants.set(key, got.fromStep + 1 + Math.floor(Math.random() * (got.toStep - got.fromStep)));
+      const data = await loadDataset(got.spec.dataset.name, got.spec.dataset.sha256);
+      const work = plantedReplay(got, data, plants.get(key)!);
+      if (work.upload) await peer.client.sendState(work.upload).catch((err) => net.stats.refused(err));
+      await peer.client.answerAudit(got.jobId, work.answer).catch((err) => net.stats.refused(err));
+      continue;
+    }
+    if ('kind' in got) {
+      await serve(net, peer, got, net.reference);
+      continue;
+    }
+    const { result } = await net.reference.compute(got.spec);
+    await sleep(net.opts.thinkMs * (0.5 + Math.random()));
+    if (net.stop.aborted) break;
+    net.stats.trained(got.taskId);
+    await peer.submit(got.leaseId, result);
+  }
 }
 
 /**
@@ -547,6 +600,10 @@ function colluderLoops(net: Network, attack: Attack, cabal: Peer[]): Promise<unk
       return [intervalLieLoop(net, cabal, (n) => n - 1)];
     case 'lie-interval':
       return [intervalLieLoop(net, cabal, (n) => Math.floor(Math.random() * n))];
+    case 'false-dispute': {
+      const plants = new Map<string, number>();
+      return cabal.map((p) => falseDisputeLoop(net, p, plants));
+    }
   }
 }
 
@@ -763,6 +820,7 @@ async function measure(net: Network, attack: Attack, peers: Peer[], seconds: num
     computePerResult: compute.final,
     computeInFlightPerResult: compute.all,
     audits: await auditsByStart(net.db),
+    bisected: await bisectedCount(net.db),
     settledPerSecond: events.length / seconds,
     seconds,
     refusals: net.stats.refusals,
@@ -770,6 +828,14 @@ async function measure(net: Network, attack: Attack, peers: Peer[], seconds: num
     slashesDishonest: slashedOf(false).length,
     cabalNetWei: (owedDishonest - lost).toString(),
   };
+}
+
+async function bisectedCount(db: Db): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    `SELECT coalesce(sum(jsonb_array_length(audit->'bisections')), 0)::int AS n FROM tasks
+     WHERE jsonb_typeof(audit->'bisections') = 'array'`,
+  );
+  return row.n;
 }
 
 function formatLine(l: AttackLine): string {
@@ -782,13 +848,13 @@ function formatLine(l: AttackLine): string {
     `${String(l.failed).padStart(6)} | ${pct(l.honestLeaseShare).padStart(6)} | ${pct(l.honestRewardShare).padStart(7)} | ` +
     `${`${l.strikesHonest} / ${l.strikesDishonest}`.padStart(9)} | ${l.computePerResult.toFixed(2).padStart(7)} | ` +
     `${l.settledPerSecond.toFixed(1).padStart(9)} | ${`${l.slashesHonest} / ${l.slashesDishonest}`.padStart(7)} | ` +
-    `${(Number(BigInt(l.cabalNetWei)) / 1e18).toFixed(4).padStart(8)} | ${refusals} |`
+    `${(Number(BigInt(l.cabalNetWei)) / 1e18).toFixed(4).padStart(8)} | ${String(l.bisected).padStart(8)} | ${refusals} |`
   );
 }
 
 const HEADER =
-  '| attack           | settled | wrong | failed | honest leases | honest rewards | strikes honest / dishonest | compute per result | settled/s | slashes honest / dishonest | cabal net ETH | refusals |\n' +
-  '| ---------------- | ------- | ----- | ------ | ------ | ------- | --------- | ------- | --------- | ------- | -------- | -------- |';
+  '| attack           | settled | wrong | failed | honest leases | honest rewards | strikes honest / dishonest | compute per result | settled/s | slashes honest / dishonest | cabal net ETH | bisected | refusals |\n' +
+  '| ---------------- | ------- | ----- | ------ | ------ | ------- | --------- | ------- | --------- | ------- | -------- | -------- | -------- |';
 
 export async function run(argv: string[]): Promise<number> {
   const values = parseOptions(argv, {

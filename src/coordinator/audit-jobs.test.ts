@@ -1,13 +1,16 @@
 /**
  * Audits done by workers, on a real coordinator (PGlite) with the shipped headless workers: honest
  * auditors verify without the coordinator's CPU, a lying auditor is refuted and struck, voters who
- * lie in the last interval (honest everywhere else) are caught, and a top result is re-executed.
+ * lie in the last interval (honest everywhere else) are caught, a top result is re-executed, and a
+ * dispute between consistent liars and honest workers is bisected to the planted step.
  */
 import type { Hex, LocalAccount } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterEach, describe, expect, it } from 'vitest';
+import { plantedReplay, plantedResult } from '../bench/planted.ts';
+import { loadDataset } from '../data/node.ts';
 import { cambrianDomain } from '../protocol/eip712.ts';
-import type { TaskResult } from '../protocol/index.ts';
+import { type TaskResult, TaskSpecSchema } from '../protocol/index.ts';
 import { runHeadlessWorker } from '../worker/headless/worker.ts';
 import type { AuditRecord } from './audit.ts';
 import { drawAuditor } from './audit-jobs.ts';
@@ -148,5 +151,62 @@ describe('audit jobs on a real coordinator', () => {
     expect(await failuresOf(x.address)).toBe(1);
     expect(await failuresOf(y.address)).toBe(1);
     expect(await failuresOf(honest.address)).toBe(0);
+  });
+
+  /** Twelve steps in two intervals of six: room for a bisection to find a step inside one. */
+  const longerSpec = (seed: number) =>
+    TaskSpecSchema.parse({ ...tinySpec(seed, { steps: 12 }), checkpointEvery: 6 });
+
+  it('bisects a dispute to the step consistent liars planted: the referee recomputes that one step, the voters fail', async () => {
+    await start();
+    const [x, y, honest] = accounts(3);
+    const spec = longerSpec(630);
+    const data = await loadDataset(spec.dataset.name, spec.dataset.sha256);
+    const id = (await coordinator.store.addTask(spec))!;
+    const planted = {
+      forge: () => plantedResult(spec, data, 9),
+      forgeAudit: (_: unknown, job: Parameters<typeof plantedReplay>[0]) =>
+        plantedReplay(job, data, 9).answer,
+    };
+    worker(honest, { leases: false });
+    await until('an auditor is available', async () => (await db.query('SELECT 1 FROM auditors')).length > 0);
+    worker(x, planted);
+    worker(y, planted);
+    await until('the lie is caught', async () => (await task(id))[0].audit?.passed === false);
+    const [row] = await task(id);
+    expect(row.audit?.bisections).toEqual([
+      { span: [6, 12], step: 9, auditor: honest.address, upheld: 'auditor' },
+    ]);
+    expect(row.audit?.reason).toMatch(/bisected to step 9/);
+    // One step for the verdict, then the whole task for the true digest (which the slasher needs).
+    expect(row.audit?.stepsRecomputed).toBe(1 + 12);
+    expect(await failuresOf(x.address)).toBeGreaterThanOrEqual(1);
+    expect(await failuresOf(y.address)).toBeGreaterThanOrEqual(1);
+    expect(await failuresOf(honest.address)).toBe(0);
+  });
+
+  it("bisects a lying auditor's dispute to its planted step: the auditor is struck, the honest votes pass", async () => {
+    await start();
+    const [a, b, liar] = accounts(3);
+    const spec = longerSpec(640);
+    const data = await loadDataset(spec.dataset.name, spec.dataset.sha256);
+    const id = (await coordinator.store.addTask(spec))!;
+    worker(liar, { leases: false, forgeAudit: (_, job) => plantedReplay(job, data, 3).answer });
+    await until(
+      'the liar is an available auditor',
+      async () => (await db.query('SELECT 1 FROM auditors')).length > 0,
+    );
+    worker(a);
+    worker(b);
+    await until('task agreed', async () => (await task(id))[0].state === 'agreed');
+    const [row] = await task(id);
+    expect(row.audit?.passed).toBe(true);
+    expect(row.audit?.bisections).toEqual([
+      { span: [0, 6], step: 3, auditor: liar.address, upheld: 'voters' },
+    ]);
+    expect(row.audit?.refuted).toContain(liar.address);
+    expect(await failuresOf(liar.address)).toBe(1);
+    expect(await failuresOf(a.address)).toBe(0);
+    expect(await failuresOf(b.address)).toBe(0);
   });
 });

@@ -14,11 +14,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Hex } from 'viem';
-import type { AuditJob } from '../protocol/http.ts';
+import type { AuditJob, AuditReport } from '../protocol/http.ts';
 import type { AnyTaskSpec } from '../protocol/index.ts';
 import type { Db, Queryable } from './db.ts';
 import { Refusal } from './errors.ts';
-import { type AuditAnswer, type AuditSpan, answersAgree } from './verification.ts';
+import { type AuditAnswer, type AuditSpan, answerConsistent } from './verification.ts';
 
 export type JobState = 'open' | 'assigned' | 'matched' | 'mismatched' | 'cpu' | 'refuted';
 
@@ -28,7 +28,11 @@ export interface JobRow {
   from_step: number;
   to_step: number;
   validate: boolean;
-  purpose: 'audit' | 're-execution';
+  /** 'dispute': a side's part in a disputed job's bisection (see `parent`, ./audit.ts). */
+  purpose: 'audit' | 're-execution' | 'dispute';
+  report: AuditReport;
+  /** The disputed job a 'dispute' job belongs to. */
+  parent: string | null;
   expected: AuditAnswer;
   state: JobState;
   worker: string | null;
@@ -171,6 +175,53 @@ export class AuditJobs {
     }
   }
 
+  /**
+   * Creates a dispute's job for one named side of `parent` (not drawn: the side must answer for
+   * itself): report 'steps' over the parent's span, or 'state' up to the step where the sides part.
+   * `expected`: what that side already answered, which its new answer must be consistent with.
+   */
+  async assign(
+    q: Queryable,
+    parent: JobRow,
+    span: AuditSpan,
+    report: 'steps' | 'state',
+    worker: string,
+    expected: AuditAnswer,
+  ): Promise<void> {
+    const now = Date.now();
+    this.assigned.workers.add(worker);
+    await q.query(
+      `INSERT INTO audit_jobs (job_id, task_id, from_step, to_step, validate, purpose, report, parent, expected,
+         state, worker, excluded, attempts, created_at, deadline)
+       VALUES ($1, $2, $3, $4, $5, 'dispute', $6, $7, $8::jsonb, 'assigned', $9, '[]'::jsonb, 1, $10, $11)`,
+      [
+        randomUUID(),
+        parent.task_id,
+        span.fromStep,
+        span.toStep,
+        span.validate,
+        report,
+        parent.job_id,
+        JSON.stringify(expected),
+        worker,
+        now,
+        now + this.opts.answerMs,
+      ],
+    );
+  }
+
+  /**
+   * Puts a job whose worker was shown wrong (or went silent in its dispute) back to be drawn again,
+   * and forgets its dispute's jobs. The worker stays excluded.
+   */
+  async reopen(q: Queryable, jobId: string): Promise<void> {
+    await q.query('DELETE FROM audit_jobs WHERE parent = $1', [jobId]);
+    await q.query(
+      `UPDATE audit_jobs SET state = 'open', answer = NULL, deadline = NULL, worker = NULL WHERE job_id = $1`,
+      [jobId],
+    );
+  }
+
   /** The jobs of these tasks, oldest first. */
   async ofTasks(taskIds: readonly Hex[]): Promise<Map<Hex, JobRow[]>> {
     const out = new Map<Hex, JobRow[]>(taskIds.map((id) => [id, []]));
@@ -192,6 +243,7 @@ export class AuditJobs {
     const now = Date.now();
     const forCpu: JobRow[] = [];
     for (const job of jobs) {
+      if (job.purpose === 'dispute') continue; // a side answers for itself: ./audit.ts reads its silence
       const late = job.state === 'assigned' && job.deadline !== null && job.deadline <= now;
       if (!late && job.state !== 'open') continue;
       const worker =
@@ -212,8 +264,12 @@ export class AuditJobs {
     return forCpu;
   }
 
-  /** Marks a job decided without its worker: 'cpu' (recomputed here) or 'refuted' (its answer was wrong). */
+  /**
+   * Marks a job decided by the coordinator: 'cpu' (recomputed or refereed here) or 'refuted' (its
+   * answer was wrong), and forgets its dispute's jobs.
+   */
   async settle(q: Queryable, jobId: string, state: 'cpu' | 'refuted'): Promise<void> {
+    await q.query('DELETE FROM audit_jobs WHERE parent = $1', [jobId]);
     await q.query('UPDATE audit_jobs SET state = $2 WHERE job_id = $1', [jobId, state]);
   }
 
@@ -235,11 +291,13 @@ export class AuditJobs {
       from_step: number;
       to_step: number;
       validate: boolean;
+      report: AuditReport;
       deadline: number;
       params: string | null;
       momentum: string | null;
     }>(
-      `SELECT j.job_id, j.task_id, t.spec, j.from_step, j.to_step, j.validate, j.deadline, s.params, s.momentum
+      `SELECT j.job_id, j.task_id, t.spec, j.from_step, j.to_step, j.validate, j.report, j.deadline, s.params,
+         s.momentum
        FROM audit_jobs j JOIN tasks t ON t.task_id = j.task_id
        LEFT JOIN state_requests s ON s.task_id = j.task_id AND s.step = j.from_step
        WHERE j.worker = $1 AND j.state = 'assigned' AND j.deadline > $2
@@ -256,6 +314,7 @@ export class AuditJobs {
       fromStep: row.from_step,
       toStep: row.to_step,
       validate: row.validate,
+      ...(row.report !== 'hash' && { report: row.report }),
       start: row.from_step > 0 ? { params: row.params!, momentum: row.momentum! } : null,
       deadline: row.deadline,
     };
@@ -271,7 +330,7 @@ export class AuditJobs {
       throw new Refusal(409, 'this audit job passed its deadline and was drawn for another worker');
     if (row.validate && answer.weightsHash === undefined)
       throw new Refusal(422, 'this span validates: answer weightsHash, valCorrect, valCount and valLoss');
-    const matched = answersAgree(spanOf(row), row.expected, answer);
+    const matched = answerConsistent(spanOf(row), row.report, row.expected, answer);
     const [updated] = await this.db.query<{ job_id: string }>(
       `UPDATE audit_jobs SET state = $3, answer = $4::jsonb, answered_at = $5
        WHERE job_id = $1 AND worker = $2 AND state = 'assigned' RETURNING job_id`,

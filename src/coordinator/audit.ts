@@ -25,7 +25,9 @@
 import type { Hex } from 'viem';
 import { loadDataset } from '../data/node.ts';
 import { replaySpan } from '../engine/replay.ts';
+import { stateHashOf } from '../engine/train-cpu.ts';
 import type { TrainState } from '../engine/types.ts';
+import { MAX_STEP_HASHES } from '../protocol/http.ts';
 import { type AnyTaskSpec, checkpointSteps, type TaskResult } from '../protocol/index.ts';
 import { AuditJobs, type JobRow, spanOf } from './audit-jobs.ts';
 import type { Db, Queryable } from './db.ts';
@@ -42,8 +44,11 @@ import {
   auditSpans,
   claimOf,
   decidedBy,
+  firstDivergence,
   needsReexecution,
   REEXECUTE_TOP,
+  refereeSpan,
+  sideUpheld,
   wholeTask,
 } from './verification.ts';
 
@@ -71,6 +76,16 @@ export interface AuditRecord {
   /** The true digest, when the audit failed and recomputed the task. */
   trueDigest?: Hex;
   reason?: string;
+  /** Disputes bisected to one step: where the sides parted (null: over the validation), who was upheld. */
+  bisections?: Bisection[];
+}
+
+export interface Bisection {
+  span: [number, number];
+  /** The step the referee recomputed ((step − 1, step]); null: the sides parted only on the validation. */
+  step: number | null;
+  auditor: string;
+  upheld: 'voters' | 'auditor' | 'neither';
 }
 
 /** A span replayed on the coordinator's CPU (a fallback or a dispute): the same function auditors run. */
@@ -336,7 +351,109 @@ async function makeJobs(
   return 'advanced';
 }
 
-/** Reads the jobs' outcomes; replays disputed and unanswered spans on the CPU; decides when all are in. */
+/** What a disputed job's bisection has come to this pass. */
+type DisputeOutcome =
+  | { kind: 'waiting' }
+  /** Nobody could defend the voters' claim, or a list could not be bisected: replay the span here. */
+  | { kind: 'cpu'; struck: string[]; withholding: string[] }
+  /** The auditor was shown wrong, or went silent: draw the job for another worker. */
+  | { kind: 'redraw'; struck: string[]; withholding: string[]; bisection?: Bisection }
+  /** The referee's one step decided it (the auditor was right, or both sides were wrong). */
+  | { kind: 'decided'; struck: string[]; votersRight: boolean; bisection: Bisection };
+
+/**
+ * A disputed job (an auditor's answer differs from the voters' claim), bisected to one step. First
+ * each side (the auditor and every voter) is asked for its state hash after every step of the span
+ * ('steps' jobs, replayed from the same verified start). A list inconsistent with its side's own
+ * answer is proof of a lie. The first step where the auditor's list and a consistent voter's list
+ * part is where one of them lied: the state both agree on just before it is fetched from either side
+ * ('state' jobs; the upload must hash to the agreed hash), and the CPU referee recomputes that one
+ * step. Its hash upholds one side and strikes the other. The coordinator's CPU does one step instead
+ * of an interval, whichever side lies, so a cabal of auditors disputing honest results buys nothing.
+ */
+async function bisect(
+  db: Db,
+  jobs: AuditJobs,
+  task: AuditTask,
+  job: JobRow,
+  kids: readonly JobRow[],
+  voters: readonly string[],
+  voted: TaskResult,
+  opts: AuditOptions,
+  recompute: Pick<Recompute, 'span'>,
+): Promise<DisputeOutcome> {
+  const span = spanOf(job);
+  const auditor = job.worker!;
+  const now = Date.now();
+  const late = (k: JobRow) => k.state === 'assigned' && k.deadline !== null && k.deadline <= now;
+  const answering = (k: JobRow) => k.state === 'assigned' && !late(k);
+  if (span.toStep - span.fromStep > MAX_STEP_HASHES) return { kind: 'cpu', struck: [], withholding: [] };
+  const stepKids = kids.filter((k) => k.report === 'steps');
+  if (stepKids.length === 0) {
+    await db.tx(async (q) => {
+      await jobs.assign(q, job, span, 'steps', auditor, job.answer!);
+      for (const voter of voters) await jobs.assign(q, job, span, 'steps', voter, job.expected);
+    });
+    return { kind: 'waiting' };
+  }
+  const mine = stepKids.find((k) => k.worker === auditor)!;
+  if (mine.state === 'mismatched') return { kind: 'redraw', struck: [auditor], withholding: [] };
+  if (late(mine)) return { kind: 'redraw', struck: [], withholding: [auditor] };
+  const voterKids = stepKids.filter((k) => k.worker !== auditor);
+  const liars = voterKids.filter((k) => k.state === 'mismatched').map((k) => k.worker!);
+  const defender = voterKids.find((k) => k.state === 'matched');
+  if (!defender) {
+    if (voterKids.some(answering)) return { kind: 'waiting' };
+    return { kind: 'cpu', struck: liars, withholding: voterKids.filter(late).map((k) => k.worker!) };
+  }
+  if (mine.state !== 'matched') return { kind: 'waiting' };
+  const mineList = mine.answer!.stepHashes!;
+  const theirList = defender.answer!.stepHashes!;
+  const d = firstDivergence(span, mineList, theirList);
+  if (!d.diverges && !span.validate) return { kind: 'cpu', struck: liars, withholding: [] };
+  const sides = [auditor, defender.worker!];
+  let start: TrainState | undefined;
+  if (d.agreedStep === span.fromStep) {
+    if (span.fromStep > 0) start = (await openState(opts.states, task, voted, span, [])).state;
+    if (span.fromStep > 0 && !start) throw new Error(`the state at step ${span.fromStep} is gone`);
+  } else {
+    const agreedHash = d.agreedHash as Hex;
+    const request = await opts.states.open(task.task_id, task.spec, d.agreedStep, agreedHash, sides, false);
+    if (!request.state) {
+      const stateKids = kids.filter((k) => k.report === 'state');
+      if (stateKids.length === 0) {
+        const upTo = { fromStep: span.fromStep, toStep: d.agreedStep, validate: false };
+        await db.tx(async (q) => {
+          for (const side of sides) await jobs.assign(q, job, upTo, 'state', side, { stateHash: agreedHash });
+        });
+        return { kind: 'waiting' };
+      }
+      if (stateKids.some(answering)) return { kind: 'waiting' };
+      return { kind: 'cpu', struck: liars, withholding: [] };
+    }
+    // A checkpoint's request opened earlier for the voters' trace may hold another state.
+    if (stateHashOf(request.state) !== agreedHash) return { kind: 'cpu', struck: liars, withholding: [] };
+    start = request.state;
+  }
+  const truth = await recompute.span(task.spec, refereeSpan(d), start);
+  const auditorRight = sideUpheld(span, d, mine.answer!, truth);
+  const votersRight = sideUpheld(span, d, defender.answer!, truth);
+  const bisection: Bisection = {
+    span: [span.fromStep, span.toStep],
+    step: d.diverges ? d.agreedStep + 1 : null,
+    auditor,
+    upheld: votersRight ? 'voters' : auditorRight ? 'auditor' : 'neither',
+  };
+  const struck = [...liars, ...(auditorRight ? [] : [auditor]), ...(votersRight ? [] : [defender.worker!])];
+  opts.log?.(
+    `dispute on ${task.task_id} (${span.fromStep}, ${span.toStep}]: bisected to ` +
+      `${bisection.step === null ? 'the validation' : `step ${bisection.step}`}, upheld ${bisection.upheld}`,
+  );
+  if (votersRight) return { kind: 'redraw', struck, withholding: [], bisection };
+  return { kind: 'decided', struck, votersRight, bisection };
+}
+
+/** Reads the jobs' outcomes; bisects disputes, replays unanswered spans on the CPU; decides when all are in. */
 async function judge(
   db: Db,
   store: Store,
@@ -355,9 +472,44 @@ async function judge(
   let failure: string | undefined;
   const refuted: string[] = [...(record.refuted ?? [])];
   const struck: string[] = [];
+  const withholders: string[] = [];
   const settled: { jobId: string; state: 'cpu' | 'refuted' }[] = [];
+  const reopened: string[] = [];
+  const bisections: Bisection[] = [...(record.bisections ?? [])];
+  let disputesOpen = false;
   for (const job of taskJobs) {
+    if (job.purpose === 'dispute') continue;
     const disputed = job.state === 'mismatched';
+    if (disputed && job.worker && job.answer) {
+      const kids = taskJobs.filter((k) => k.parent === job.job_id);
+      const voters = votes.map((v) => v.worker);
+      const outcome = await bisect(db, jobs, task, job, kids, voters, result, opts, recompute);
+      if (outcome.kind === 'waiting') {
+        disputesOpen = true;
+        continue;
+      }
+      struck.push(...outcome.struck);
+      if (outcome.struck.includes(job.worker)) refuted.push(job.worker);
+      if (outcome.kind !== 'decided') withholders.push(...outcome.withholding);
+      if (outcome.kind !== 'cpu' && outcome.bisection) {
+        bisections.push(outcome.bisection);
+        if (outcome.bisection.step !== null) stepsRecomputed += 1;
+        usedCpu = true;
+      }
+      if (outcome.kind === 'redraw') {
+        reopened.push(job.job_id);
+        continue;
+      }
+      if (outcome.kind === 'decided') {
+        settled.push({ jobId: job.job_id, state: 'cpu' });
+        if (!outcome.votersRight)
+          failure = `a dispute over (${job.from_step}, ${job.to_step}] was bisected to ${
+            outcome.bisection.step === null ? 'the validation' : `step ${outcome.bisection.step}`
+          }, where the referee's recomputation differs from the votes`;
+        continue;
+      }
+      // 'cpu': replayed here below, as before bisection.
+    }
     if (!disputed && !forCpu.has(job.job_id)) continue;
     // The CPU referee replays this one span from the voters' verified upload.
     const span = spanOf(job);
@@ -375,23 +527,33 @@ async function judge(
     settled.push({ jobId: job.job_id, state: disputed ? 'refuted' : 'cpu' });
     if (!votersRight) failure = `span (${span.fromStep}, ${span.toStep}] replayed differs from the votes`;
   }
-  const pending = taskJobs.some(
-    (j) => !settled.some((s) => s.jobId === j.job_id) && (j.state === 'open' || j.state === 'assigned'),
-  );
+  const pending =
+    disputesOpen ||
+    reopened.length > 0 ||
+    taskJobs.some(
+      (j) =>
+        j.purpose !== 'dispute' &&
+        !settled.some((s) => s.jobId === j.job_id) &&
+        (j.state === 'open' || j.state === 'assigned'),
+    );
   // What this pass found, kept while the task still waits (for answers, or for its re-execution).
   const keepProgress = async (q: Queryable, more: Partial<AuditRecord> = {}) => {
     for (const s of settled) await jobs.settle(q, s.jobId, s.state);
+    for (const id of reopened) await jobs.reopen(q, id);
     for (const w of struck) await store.updateTrust(q, w, afterFailure);
+    for (const w of withholders) await store.updateTrust(q, w, afterWithholding);
     await saveRecord(q, task.task_id, {
       ...record,
       ...more,
       stepsRecomputed,
       refuted,
+      bisections,
       start: usedCpu ? 'cpu' : undefined,
     });
   };
   if (!failure && pending) {
-    if (settled.length > 0 || struck.length > 0) await db.tx((q) => keepProgress(q));
+    if (settled.length + reopened.length + struck.length + withholders.length > 0)
+      await db.tx((q) => keepProgress(q));
     return false;
   }
   const stepsByWorkers = taskJobs
@@ -420,21 +582,29 @@ async function judge(
     start: usedCpu ? 'cpu' : 'workers',
     stepsRecomputed,
     stepsByWorkers,
-    validated: taskJobs.filter((j) => j.validate).length * result.valCount,
+    validated: taskJobs.filter((j) => j.validate && j.purpose !== 'dispute').length * result.valCount,
     refuted,
+    bisections,
     reason: failure,
   };
   if (failure) {
     const truth = await recompute.truth(task.spec);
     done.trueDigest = truth.digest;
     done.stepsRecomputed = stepsRecomputed + task.spec.training.steps;
+    if (truth.digest === result.digest) {
+      // A voter lied in its per-step list, not in its vote (it is struck for that alone).
+      failure = undefined;
+      Object.assign(done, { passed: true, reason: undefined, trueDigest: undefined });
+    }
   }
   await db.tx(async (q) => {
     const [row] = await q.query<{ state: string }>('SELECT state FROM tasks WHERE task_id = $1 FOR UPDATE', [
       task.task_id,
     ]);
     if (row.state !== 'auditing') return; // another coordinator got there first
+    for (const s of settled) await jobs.settle(q, s.jobId, s.state);
     for (const w of struck) await store.updateTrust(q, w, afterFailure);
+    for (const w of withholders) await store.updateTrust(q, w, afterWithholding);
     await saveRecord(q, task.task_id, done);
     if (!failure) {
       await store.decide(

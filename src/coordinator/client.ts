@@ -12,10 +12,12 @@ import { type CambrianDomain, SESSION_GRANT_TYPES, signResultVote } from '../pro
 import {
   type AuditAnswer,
   type AuditJob,
+  type AuditWork,
   type Info as CoordinatorInfo,
   type Lease,
   leasePath,
   type StateRequest,
+  type StateUpload,
   type WorkWanted,
 } from '../protocol/http.ts';
 import type { TaskResult } from '../protocol/index.ts';
@@ -24,6 +26,7 @@ import type { TaskResult } from '../protocol/index.ts';
 export type {
   AuditAnswer,
   AuditJob,
+  AuditWork,
   Info as CoordinatorInfo,
   Lease,
   StateRequest,
@@ -194,12 +197,17 @@ export class CoordinatorClient {
 
   /** Uploads the state the referee asked for; the coordinator checks it against the agreed stateHash. */
   async uploadState(taskId: Hex, state: TrainState): Promise<void> {
-    await this.request('POST', '/states', {
+    await this.sendState({
       taskId,
       step: state.step,
       params: i32ToBase64(state.params),
       momentum: i32ToBase64(state.momentum),
     });
+  }
+
+  /** Sends a `POST /states` body as it is (already encoded, e.g. by a replayed audit job). */
+  async sendState(upload: StateUpload): Promise<void> {
+    await this.request('POST', '/states', upload);
   }
 
   async heartbeat(leaseId: string, progress: { step?: number; loss?: number } = {}): Promise<number> {
@@ -291,7 +299,7 @@ export interface WorkerLoopOptions {
    * Replays an audit job's span (src/engine/replay.ts). With it the loop takes verification work
    * (`?audits=1`): jobs drawn for this worker come instead of a lease and are answered first.
    */
-  audit?: (job: AuditJob, signal: AbortSignal) => Promise<AuditAnswer>;
+  audit?: (job: AuditJob, signal: AbortSignal) => Promise<AuditWork>;
   /** False: a verifier that takes no leases, only audit jobs and state requests (default true). */
   leases?: boolean;
   onEvent?: (event: WorkerEvent) => void;
@@ -373,7 +381,12 @@ async function answerAuditJob(
   const started = Date.now();
   const event = { type: 'audit' as const, taskId: job.taskId, jobId: job.jobId };
   try {
-    const answer = await audit(job, signal);
+    const { answer, upload } = await audit(job, signal);
+    // A dispute's other side may have sent this state first (409): the answer still counts.
+    if (upload)
+      await client.sendState(upload).catch((err) => {
+        if (!(err instanceof CoordinatorError && err.status === 409)) throw err;
+      });
     await client.answerAudit(job.jobId, answer);
     onEvent({ ...event, answered: true, ms: Date.now() - started });
   } catch (err) {

@@ -607,4 +607,11 @@ CREATE TABLE IF NOT EXISTS slashes (
   PRIMARY KEY (task_id, worker)
 )
 `,
+  `
+-- Disputes bisected to one step (docs/TRUST.md): a disputed audit job's children ask each side for
+-- its per-step hashes ('steps') and then for the state where they part ('state'); parent names the
+-- disputed job. report 'hash' is the ordinary audit or re-execution.
+ALTER TABLE audit_jobs ADD COLUMN IF NOT EXISTS report text NOT NULL DEFAULT 'hash';
+ALTER TABLE audit_jobs ADD COLUMN IF NOT EXISTS parent text;
+`,
 ];

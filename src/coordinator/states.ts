@@ -61,7 +61,9 @@ export class StateExchange {
 
   /**
    * Opens the request for the state after `step` of the task (idempotent) and returns when it was
-   * first requested and, once a valid upload arrived, the state.
+   * first requested and, once a valid upload arrived, the state. `ask` false: the workers may upload
+   * it but are not told through the lease route (a dispute's 'state' jobs ask them instead, since
+   * the state is mid-interval and only a replay reaches it).
    */
   async open(
     taskId: Hex,
@@ -69,11 +71,20 @@ export class StateExchange {
     step: number,
     stateHash: Hex,
     workers: string[],
+    ask = true,
   ): Promise<{ requestedAt: number; state?: TrainState; uploadedBy?: string }> {
     await this.db.query(
-      `INSERT INTO state_requests (task_id, step, state_hash, param_count, workers, requested_at)
-       VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (task_id, step) DO NOTHING`,
-      [taskId, step, stateHash, modelPlan(spec).paramCount, JSON.stringify(workers), Date.now()],
+      `INSERT INTO state_requests (task_id, step, state_hash, param_count, workers, asked, requested_at)
+       VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7) ON CONFLICT (task_id, step) DO NOTHING`,
+      [
+        taskId,
+        step,
+        stateHash,
+        modelPlan(spec).paramCount,
+        JSON.stringify(workers),
+        JSON.stringify(ask ? [] : workers),
+        Date.now(),
+      ],
     );
     this.anyOpen = true;
     const [row] = await this.db.query<{

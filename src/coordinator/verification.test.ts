@@ -6,17 +6,21 @@ import {
   afterPass,
   afterWithholding,
   agreement,
+  answerConsistent,
   answerMatches,
   auditSpans,
   DEFAULT_TRUST,
   decidedBy,
+  firstDivergence,
   isEstablished,
   isTrusted,
   leaseCapFor,
   NEW_WORKER,
   needsReexecution,
+  refereeSpan,
   replicasAfterVeto,
   replicasFor,
+  sideUpheld,
 } from './verification.ts';
 
 describe('agreement rule', () => {
@@ -194,5 +198,68 @@ describe('audit spans', () => {
     expect(needsReexecution(19, 20, false)).toBe(true);
     expect(needsReexecution(20, 20, false)).toBe(false);
     expect(needsReexecution(0, 20, true)).toBe(false);
+  });
+});
+
+describe('disputes bisected to one step', () => {
+  const h = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
+  const honest = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => h(from + i + 1));
+
+  it('finds the first step where two lists part, and the referee recomputes exactly that step (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 50 }),
+        fc.integer({ min: 1, max: 60 }),
+        fc.nat(),
+        (from, length, k) => {
+          const span = { fromStep: from, toStep: from + length, validate: false };
+          const truth = honest(from, from + length);
+          const planted = from + 1 + (k % length); // the liar's first wrong step
+          const liar = truth.map((x, i) => (from + i + 1 >= planted ? h(10_000 + i) : x));
+          const d = firstDivergence(span, truth, liar);
+          expect(d).toEqual({
+            agreedStep: planted - 1,
+            agreedHash: planted - 1 === from ? undefined : h(planted - 1),
+            diverges: true,
+          });
+          expect(refereeSpan(d)).toEqual({ fromStep: planted - 1, toStep: planted, validate: false });
+          const referee = { stateHash: h(planted) };
+          expect(sideUpheld(span, d, { stateHash: truth.at(-1)!, stepHashes: truth }, referee)).toBe(true);
+          expect(sideUpheld(span, d, { stateHash: liar.at(-1)!, stepHashes: liar }, referee)).toBe(false);
+        },
+      ),
+    );
+  });
+
+  it('sends equal lists to a validation of the agreed state', () => {
+    const span = { fromStep: 4, toStep: 8, validate: true };
+    const list = honest(4, 8);
+    const d = firstDivergence(span, list, list);
+    expect(d).toEqual({ agreedStep: 8, agreedHash: h(8), diverges: false });
+    expect(refereeSpan(d)).toEqual({ fromStep: 8, toStep: 8, validate: true });
+    const truth = { stateHash: h(8), weightsHash: h(1), valCorrect: 50, valCount: 64, valLoss: '9' };
+    expect(sideUpheld(span, d, { ...truth, stepHashes: list }, truth)).toBe(true);
+    expect(sideUpheld(span, d, { ...truth, valCorrect: 60, stepHashes: list }, truth)).toBe(false);
+  });
+
+  it("counts a side's list consistent only when it covers every step and ends at that side's answer", () => {
+    const span = { fromStep: 2, toStep: 6, validate: false };
+    const list = honest(2, 6);
+    const answer = { stateHash: h(6), stepHashes: list };
+    expect(answerConsistent(span, 'steps', { stateHash: h(6) }, answer)).toBe(true);
+    expect(
+      answerConsistent(span, 'steps', { stateHash: h(6) }, { ...answer, stepHashes: list.slice(1) }),
+    ).toBe(false);
+    expect(answerConsistent(span, 'steps', { stateHash: h(6) }, { stateHash: h(6) })).toBe(false);
+    expect(answerConsistent(span, 'steps', { stateHash: h(7) }, answer)).toBe(false); // not what it answered before
+    expect(
+      answerConsistent(
+        span,
+        'steps',
+        { stateHash: h(6) },
+        { stateHash: h(6), stepHashes: [...list.slice(0, 3), h(9)] },
+      ),
+    ).toBe(false);
+    expect(answerConsistent(span, 'hash', { stateHash: h(6) }, { stateHash: h(6) })).toBe(true);
   });
 });

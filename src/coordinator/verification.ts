@@ -192,6 +192,8 @@ export interface AuditAnswer {
   valCorrect?: number;
   valCount?: number;
   valLoss?: string;
+  /** A dispute's side: the state hash after each step of the span. */
+  stepHashes?: readonly string[];
 }
 
 /** The voters' claim for a span, read off their result: the trace's hash at toStep, and the metrics. */
@@ -225,6 +227,57 @@ export function answersAgree(span: AuditSpan, claim: AuditAnswer, answer: AuditA
     answer.valCount === claim.valCount &&
     answer.valLoss === claim.valLoss
   );
+}
+
+/**
+ * Whether an answer is what was expected of it: the claim for an audit; for a dispute's side, its
+ * own earlier answer, and with report 'steps' a hash for every step ending at that answer's hash (an
+ * honest worker's lists are always consistent, so an inconsistent one is proof of a lie).
+ */
+export function answerConsistent(
+  span: AuditSpan,
+  report: 'hash' | 'steps' | 'state',
+  expected: AuditAnswer,
+  answer: AuditAnswer,
+): boolean {
+  if (!answersAgree(span, expected, answer)) return false;
+  if (report !== 'steps') return true;
+  const hashes = answer.stepHashes;
+  return hashes?.length === span.toStep - span.fromStep && hashes.at(-1) === answer.stateHash;
+}
+
+/**
+ * Disputes bisected to one step (Verde's refereed delegation): two consistent per-step lists over a
+ * span, from the same verified start, part for the first time after `agreedStep`; the referee then
+ * recomputes the one step (agreedStep, agreedStep + 1] from the state both agree on. Lists that
+ * never part disagree only on the validation at toStep: the referee validates that state.
+ */
+export interface Divergence {
+  agreedStep: number;
+  /** The state hash both sides report at agreedStep (undefined at the span's start: the upload's). */
+  agreedHash?: string;
+  /** False: the lists are equal, the dispute is over the validation at toStep. */
+  diverges: boolean;
+}
+
+export function firstDivergence(span: AuditSpan, a: readonly string[], b: readonly string[]): Divergence {
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return { agreedStep: span.fromStep + i, agreedHash: a[i - 1], diverges: true };
+  }
+  return { agreedStep: span.toStep, agreedHash: a.at(-1), diverges: false };
+}
+
+/** The referee's work for a divergence: one training step, or the validation of the agreed state. */
+export function refereeSpan(d: Divergence): AuditSpan {
+  return d.diverges
+    ? { fromStep: d.agreedStep, toStep: d.agreedStep + 1, validate: false }
+    : { fromStep: d.agreedStep, toStep: d.agreedStep, validate: true };
+}
+
+/** Whether a side's answer agrees with the referee's recomputation of the divergence. */
+export function sideUpheld(span: AuditSpan, d: Divergence, side: AuditAnswer, truth: AuditAnswer): boolean {
+  if (d.diverges) return side.stepHashes?.[d.agreedStep - span.fromStep] === truth.stateHash;
+  return answersAgree({ ...span, validate: true }, truth, side);
 }
 
 /** Whether an auditor's answer for `span` matches the voted result. */

@@ -1,11 +1,13 @@
 /**
  * Replaying a span of a task for verification (docs/TRUST.md): from the state at `fromStep` (the
  * initial weights when absent), run the steps up to `toStep` and report the state hash there; with
- * `validate`, also the validation of that state and its parameters' hash. The auditor (a headless
- * worker or a tab's engine Worker) and the coordinator's CPU fallback run this same function, so
- * an honest auditor's answer is bit-identical to the voters' trace.
+ * `validate`, also the validation of that state and its parameters' hash; with report 'steps', the
+ * state hash after every step (a dispute's bisection). The auditor (a headless worker or a tab's
+ * engine Worker), each side of a dispute and the coordinator's CPU referee run this same function,
+ * so an honest answer is bit-identical to an honest voter's trace.
  */
-import type { AuditAnswer } from '../protocol/http.ts';
+import type { Hex } from 'viem';
+import type { AuditAnswer, AuditReport } from '../protocol/http.ts';
 import type { AnyTaskSpec } from '../protocol/index.ts';
 import { CpuTrainer, hashI32, runSteps, stateHashOf } from './train-cpu.ts';
 import type { Dataset, TrainOptions, TrainState } from './types.ts';
@@ -14,27 +16,52 @@ export interface ReplaySpan {
   fromStep: number;
   toStep: number;
   validate: boolean;
+  report?: AuditReport;
 }
 
+type ReplayOptions = Pick<TrainOptions, 'signal' | 'onProgress' | 'progressEvery'>;
+
+/** Replays `span` and returns the answer with the state reached at toStep. */
+export async function replay(
+  spec: AnyTaskSpec,
+  dataset: Dataset,
+  span: ReplaySpan,
+  start: TrainState | undefined,
+  options: ReplayOptions = {},
+): Promise<{ answer: AuditAnswer; state: TrainState }> {
+  if ((start?.step ?? 0) !== span.fromStep)
+    throw new Error(`the start state is at step ${start?.step ?? 0}, the span starts at ${span.fromStep}`);
+  const trainer = new CpuTrainer(spec, dataset, start);
+  let stepHashes: Hex[] | undefined;
+  if (span.report === 'steps') {
+    stepHashes = [];
+    while (trainer.step < span.toStep) {
+      await runSteps(trainer, trainer.step + 1, options);
+      stepHashes.push(stateHashOf(trainer));
+    }
+  } else {
+    await runSteps(trainer, span.toStep, options);
+  }
+  const answer: AuditAnswer = { stateHash: stateHashOf(trainer), ...(stepHashes && { stepHashes }) };
+  if (span.validate) {
+    const v = trainer.validate();
+    Object.assign(answer, {
+      weightsHash: hashI32(trainer.params),
+      valCorrect: v.valCorrect,
+      valCount: v.valCount,
+      valLoss: v.valLoss.toString(),
+    });
+  }
+  return { answer, state: trainer.state() };
+}
+
+/** Replays `span` and returns the answer only. */
 export async function replaySpan(
   spec: AnyTaskSpec,
   dataset: Dataset,
   span: ReplaySpan,
   start: TrainState | undefined,
-  options: Pick<TrainOptions, 'signal' | 'onProgress' | 'progressEvery'> = {},
+  options: ReplayOptions = {},
 ): Promise<AuditAnswer> {
-  if ((start?.step ?? 0) !== span.fromStep)
-    throw new Error(`the start state is at step ${start?.step ?? 0}, the span starts at ${span.fromStep}`);
-  const trainer = new CpuTrainer(spec, dataset, start);
-  await runSteps(trainer, span.toStep, options);
-  const stateHash = stateHashOf(trainer);
-  if (!span.validate) return { stateHash };
-  const v = trainer.validate();
-  return {
-    stateHash,
-    weightsHash: hashI32(trainer.params),
-    valCorrect: v.valCorrect,
-    valCount: v.valCount,
-    valLoss: v.valLoss.toString(),
-  };
+  return (await replay(spec, dataset, span, start, options)).answer;
 }

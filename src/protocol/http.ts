@@ -85,10 +85,25 @@ export const StateUploadSchema = z
 export type StateUpload = z.infer<typeof StateUploadSchema>;
 
 /**
- * Verification work (docs/TRUST.md): recompute the training steps (fromStep, toStep] of a task this
- * worker never held, from the state at fromStep (the initial weights when `start` is null), and answer
- * the state hash at toStep (with `validate`, also the validation there and the parameters' hash).
- * The lease route hands it out, with ?audits=1, to the worker it was drawn for.
+ * The most per-step hashes one answer carries (a dispute's span longer than this is replayed by the
+ * coordinator instead of bisected): 4,096 hashes are about 280 KB of JSON, within the body bound.
+ */
+export const MAX_STEP_HASHES = 4096;
+
+/**
+ * What an audit job asks for at the end of its replay: 'hash' (an audit or a re-execution), 'steps'
+ * (a dispute's bisection: the state hash after every step of the span), 'state' (the referee's one
+ * step needs the state at toStep: upload it with `POST /states`, then answer).
+ */
+export const AuditReportSchema = z.enum(['hash', 'steps', 'state']);
+export type AuditReport = z.infer<typeof AuditReportSchema>;
+
+/**
+ * Verification work (docs/TRUST.md): recompute the training steps (fromStep, toStep] of a task
+ * from the state at fromStep (the initial weights when `start` is null), and answer the state hash at
+ * toStep (with `validate`, also the validation there and the parameters' hash). The lease route hands
+ * it out, with ?audits=1, to the worker it was drawn for: an auditor that never held the task or, in
+ * a dispute, each side (`report` 'steps' or 'state').
  */
 export const AuditJobSchema = z
   .object({
@@ -99,6 +114,8 @@ export const AuditJobSchema = z
     fromStep: z.number().int().min(0),
     toStep: z.number().int().min(1),
     validate: z.boolean(),
+    /** What to report (absent: 'hash'). */
+    report: AuditReportSchema.optional(),
     /** The state at fromStep; null when fromStep is 0 (the spec's initial weights). */
     start: z
       .object({
@@ -142,9 +159,17 @@ export const AuditAnswerSchema = z
       .string()
       .regex(/^-?[0-9]+$/)
       .optional(),
+    /** For report 'steps': the state hash after each step of (fromStep, toStep], in order. */
+    stepHashes: z.array(Hex32Schema).max(MAX_STEP_HASHES).optional(),
   })
   .meta({ id: 'AuditAnswer' });
 export type AuditAnswer = z.infer<typeof AuditAnswerSchema>;
+
+/** A replayed audit job: the answer, and for report 'state' the `POST /states` body to send first. */
+export interface AuditWork {
+  answer: AuditAnswer;
+  upload?: StateUpload;
+}
 
 export const HeartbeatSchema = z
   .object({ step: z.number().int().min(0).optional(), loss: z.number().optional() })

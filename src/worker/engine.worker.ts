@@ -4,17 +4,16 @@
  */
 import * as Comlink from 'comlink';
 import type { Address, Hex, LocalAccount } from 'viem';
-import { auditStartState } from '../coordinator/client.ts';
 import { decodeDataset } from '../data/format.ts';
-import { replaySpan } from '../engine/replay.ts';
 import { train } from '../engine/train.ts';
 import type { Backend, Dataset, TrainProgress, TrainState } from '../engine/types.ts';
 import { type GpuReport, GpuSession, GpuUnavailableError } from '../gpu/device.ts';
 import { buildOnnx } from '../onnx/build.ts';
 import { type CambrianDomain, createSessionKey, resultVoteTypedData } from '../protocol/eip712.ts';
-import type { AuditAnswer, AuditJob, StateUpload } from '../protocol/http.ts';
+import type { AuditJob, AuditWork, StateUpload } from '../protocol/http.ts';
 import type { TaskResult } from '../protocol/result.ts';
 import type { AnyTaskSpec } from '../protocol/spec.ts';
+import { replayAuditJob } from './replay-job.ts';
 import { runSelfTest, type SelfTestReport } from './selftest.ts';
 import { keepingStates, StateMemory } from './state-memory.ts';
 
@@ -127,8 +126,8 @@ const api = {
    * Answers an audit job (verification work drawn for this tab): replays its span on the CPU
    * reference, here off the page's thread. Spans are short, and every backend gives these bits.
    */
-  async replay(job: AuditJob, dataset: DatasetSource): Promise<AuditAnswer> {
-    return replaySpan(job.spec, await loadDataset(dataset), job, auditStartState(job));
+  async replay(job: AuditJob, dataset: DatasetSource): Promise<AuditWork> {
+    return replayAuditJob(job, await loadDataset(dataset));
   },
 
   /** The `POST /states` body for a kept checkpoint state (encoded here, off the page's thread). */

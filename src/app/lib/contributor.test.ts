@@ -7,12 +7,10 @@
 import type { Address } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterEach, describe, expect, it } from 'vitest';
-import { auditStartState } from '../../coordinator/client.ts';
 import { openDb } from '../../coordinator/db.ts';
 import { type Coordinator, startCoordinator } from '../../coordinator/service.ts';
 import { EVENT_WAIT_MS, freePort, tinySpec } from '../../coordinator/testing.ts';
 import { decodeDataset } from '../../data/format.ts';
-import { replaySpan } from '../../engine/replay.ts';
 import { train } from '../../engine/train.ts';
 import {
   cambrianDomain,
@@ -21,6 +19,7 @@ import {
   signSessionGrant,
 } from '../../protocol/eip712.ts';
 import { taskIdOf } from '../../protocol/spec.ts';
+import { replayAuditJob } from '../../worker/replay-job.ts';
 import { keepingStates, StateMemory } from '../../worker/state-memory.ts';
 import { CoordinatorApi } from './api.ts';
 import {
@@ -77,7 +76,7 @@ function keepingTrainer(): Trainer {
     async replay(job, dataset) {
       const bytes = new Uint8Array(await (await fetch(dataset.url)).arrayBuffer());
       const data = decodeDataset(dataset.name, bytes, dataset.sha256);
-      return replaySpan(job.spec, data, job, auditStartState(job));
+      return replayAuditJob(job, data);
     },
   };
 }

@@ -8,7 +8,7 @@
  * takes over). It holds no React state: the UI subscribes to snapshots.
  */
 import type { Hex } from 'viem';
-import type { AuditAnswer, AuditJob } from '../../protocol/http.ts';
+import type { AuditJob, AuditWork } from '../../protocol/http.ts';
 import type { TaskResult } from '../../protocol/result.ts';
 import type { AnyTaskSpec } from '../../protocol/spec.ts';
 import {
@@ -55,7 +55,7 @@ export interface Trainer {
    * Replays an audit job's span (src/engine/replay.ts). A trainer with it takes verification work:
    * jobs drawn for this tab come instead of a lease and are answered first.
    */
-  replay?(job: AuditJob, dataset: DatasetRef): Promise<AuditAnswer>;
+  replay?(job: AuditJob, dataset: DatasetRef): Promise<AuditWork>;
   /** Device-loss reasons seen since the last call (the WebGPU session re-acquires on its own). */
   takeDeviceLosses?(): Promise<string[]>;
 }
@@ -244,8 +244,13 @@ export class Contributor {
       message: `Checking steps ${job.fromStep}–${job.toStep} of another volunteer's task…`,
     });
     const dataset = datasetSource(this.options.info, this.options.api.base, job.spec);
-    const answer = await this.options.trainer.replay!(job, dataset);
+    const { answer, upload } = await this.options.trainer.replay!(job, dataset);
     try {
+      // A dispute's referee asked for the state reached: send it first (409: the other side did).
+      if (upload)
+        await this.authed((api) => api.uploadState(upload)).catch((err) => {
+          if (!(err instanceof ApiError && err.status === 409)) throw err;
+        });
       await this.authed((api) => api.answerAudit(job.jobId, answer));
       this.update({ auditsAnswered: this.snapshot.auditsAnswered + 1 });
     } catch (err) {

@@ -12,18 +12,17 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import {
   type AuditAnswer,
   type AuditJob,
-  auditStartState,
   CoordinatorClient,
   type Lease,
   runWorkerLoop,
   type WorkerEvent,
 } from '../../coordinator/client.ts';
 import { loadDataset } from '../../data/node.ts';
-import { replaySpan } from '../../engine/replay.ts';
 import { train } from '../../engine/train.ts';
 import type { Backend } from '../../engine/types.ts';
 import { createSessionKey, signSessionGrant } from '../../protocol/eip712.ts';
 import { resultDigest, type TaskResult } from '../../protocol/index.ts';
+import { replayAuditJob } from '../replay-job.ts';
 import { keepingStates, StateMemory } from '../state-memory.ts';
 
 /** Reads the worker's private key from `path`, creating it (mode 0600) if the file does not exist. */
@@ -126,15 +125,15 @@ export async function runHeadlessWorker(opts: HeadlessWorkerOptions): Promise<nu
       opts.audits === false
         ? undefined
         : async (job, signal) => {
-            const answer = await replayAuditJob(job, signal);
-            return opts.forgeAudit ? opts.forgeAudit(answer, job) : answer;
+            const work = await replayJob(job, signal);
+            return opts.forgeAudit ? { ...work, answer: opts.forgeAudit(work.answer, job) } : work;
           },
     onEvent: opts.onEvent,
   });
 }
 
-/** Answers an audit job on the CPU reference: spans are short, and every backend gives these bits. */
-export async function replayAuditJob(job: AuditJob, signal: AbortSignal) {
+/** Answers an audit job on the CPU reference (../replay-job.ts). */
+async function replayJob(job: AuditJob, signal: AbortSignal) {
   const dataset = await loadDataset(job.spec.dataset.name, job.spec.dataset.sha256);
-  return replaySpan(job.spec, dataset, job, auditStartState(job), { signal });
+  return replayAuditJob(job, dataset, { signal });
 }

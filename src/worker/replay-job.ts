@@ -1,0 +1,26 @@
+/**
+ * An audit job, replayed (src/engine/replay.ts) on the CPU reference: spans are short, and every
+ * backend gives these bits. For report 'state' the work carries the `POST /states` body of the state
+ * reached, which the worker sends before its answer (a dispute's referee recomputes one step from it).
+ * The headless worker and the tab's engine Worker both answer jobs with this.
+ */
+import { auditStartState, i32ToBase64 } from '../coordinator/client.ts';
+import { replay } from '../engine/replay.ts';
+import type { Dataset, TrainOptions } from '../engine/types.ts';
+import type { AuditJob, AuditWork } from '../protocol/http.ts';
+
+export async function replayAuditJob(
+  job: AuditJob,
+  dataset: Dataset,
+  options: Pick<TrainOptions, 'signal'> = {},
+): Promise<AuditWork> {
+  const { answer, state } = await replay(job.spec, dataset, job, auditStartState(job), options);
+  if (job.report !== 'state') return { answer };
+  const upload = {
+    taskId: job.taskId,
+    step: state.step,
+    params: i32ToBase64(state.params),
+    momentum: i32ToBase64(state.momentum),
+  };
+  return { answer, upload };
+}
