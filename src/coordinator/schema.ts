@@ -613,5 +613,7 @@ CREATE TABLE IF NOT EXISTS slashes (
 -- disputed job. report 'hash' is the ordinary audit or re-execution.
 ALTER TABLE audit_jobs ADD COLUMN IF NOT EXISTS report text NOT NULL DEFAULT 'hash';
 ALTER TABLE audit_jobs ADD COLUMN IF NOT EXISTS parent text;
+-- Straggler reissue reads the latest votes' lease durations (store.ts expireLeases).
+CREATE INDEX IF NOT EXISTS votes_received ON votes (received_at);
 `,
 ];

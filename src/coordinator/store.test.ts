@@ -237,6 +237,40 @@ for (const { name, open } of DATABASES) {
       ]);
     });
 
+    it('reissues a straggler (a lease running 4 × the typical time for its steps) before its deadline', async () => {
+      // The votes of the tests above give the typical time per step (milliseconds, in process).
+      const patient = new Store(db.db, {
+        ...store.opts,
+        leaseMs: 3_600_000,
+        maxLeaseMs: 3_600_000,
+        straggler: { factor: 4, minSamples: 1, floorMs: 1000 },
+      });
+      const id = (await patient.addTask(tinySpec(330)))!;
+      const hoarder = await sessionFor(patient, 24);
+      const lease = (await patient.lease(hoarder))!;
+      await patient.heartbeat(hoarder, lease.leaseId, {});
+      const [{ issued_at }] = await db.db.query<{ issued_at: number }>(
+        'SELECT issued_at FROM leases WHERE lease_id = $1',
+        [lease.leaseId],
+      );
+      const stateOf = async () =>
+        (
+          await db.db.query<{ state: string }>('SELECT state FROM leases WHERE lease_id = $1', [
+            lease.leaseId,
+          ])
+        )[0].state;
+      await patient.expireLeases(issued_at + 1);
+      expect(await stateOf()).toBe('active'); // never before floorMs
+      // Ten minutes on, far inside its hour-long deadline, but far past 4 × typical for 8 steps (the
+      // other tests' leases still active here are stragglers too by then).
+      expect(await patient.expireLeases(issued_at + 600_000)).toBeGreaterThanOrEqual(1);
+      expect(await stateOf()).toBe('expired');
+      expect((await refusal(patient.heartbeat(hoarder, lease.leaseId, {}))).status).toBe(409);
+      const other = await sessionFor(patient, 25);
+      expect((await patient.lease(other))?.taskId).toBe(id); // the slot went to another worker
+      await db.db.query(`UPDATE tasks SET state = 'failed' WHERE task_id = $1`, [id]);
+    });
+
     it('lets a new or caught key hold one live lease, an established one the cap', async () => {
       const strict = new Store(db.db, { ...store.opts, maxLiveLeases: 3, trust: DEFAULT_TRUST });
       for (let t = 0; t < 3; t++) await strict.addTask(tinySpec(320 + t));

@@ -19,13 +19,16 @@ import {
   afterFailure,
   afterPass,
   agreement,
+  DEFAULT_STRAGGLER,
   DEFAULT_TRUST,
   isTrusted,
   leaseCapFor,
   NEW_WORKER,
   replicasFor,
+  type StragglerParams,
   type TrustParams,
   type TrustRecord,
+  typicalMsPerStep,
 } from './verification.ts';
 
 export interface QueueOptions {
@@ -56,6 +59,8 @@ export interface QueueOptions {
    * keeps the task from its worker for good.
    */
   heldCooldownMs?: number;
+  /** When a running lease is reissued before its deadline (absent: DEFAULT_STRAGGLER). */
+  straggler?: StragglerParams;
   /** Live leases one worker may hold at once (absent: 2). */
   maxLiveLeases?: number;
   /** Sessions one worker keeps; opening more evicts its oldest (absent: 4). */
@@ -642,11 +647,46 @@ export class Store {
     return lease;
   }
 
-  /** Marks leases past their deadline expired and reopens their slots. Returns how many expired. */
+  /** The typical ms per training step of recent voted leases (verification.ts), re-read every 10 s. */
+  private typical = { at: Number.NEGATIVE_INFINITY, msPerStep: null as number | null };
+
+  private async typicalStepMs(now: number): Promise<number | null> {
+    if (now - this.typical.at < 10_000) return this.typical.msPerStep;
+    const rows = await this.db.query<{ ms: number }>(
+      `SELECT (v.received_at - l.issued_at) / (t.spec->'training'->>'steps')::float8 AS ms
+       FROM votes v JOIN leases l ON l.task_id = v.task_id AND l.worker = v.worker AND l.state = 'submitted'
+       JOIN tasks t ON t.task_id = v.task_id
+       ORDER BY v.received_at DESC LIMIT 200`,
+    );
+    const params = this.opts.straggler ?? DEFAULT_STRAGGLER;
+    this.typical = {
+      at: now,
+      msPerStep: typicalMsPerStep(
+        rows.map((r) => r.ms),
+        params,
+      ),
+    };
+    return this.typical.msPerStep;
+  }
+
+  /**
+   * Marks leases past their deadline expired, and stragglers too (running past `factor` × the
+   * typical time for their task's steps: verification.ts `stragglerAfterMs`), and reopens their
+   * slots. Returns how many expired.
+   */
   async expireLeases(now = Date.now()): Promise<number> {
+    const params = this.opts.straggler ?? DEFAULT_STRAGGLER;
+    const msPerStep = await this.typicalStepMs(now);
+    // Per lease (l, its task t): past its deadline, or, once the typical time is known, running past
+    // the straggler limit. `p` is the placeholder number of `now`; the other three follow it.
+    const overdue = (p: number) =>
+      `(l.deadline < $${p} OR ($${p + 1}::float8 IS NOT NULL AND $${p} - l.issued_at > greatest($${p + 3}::float8,
+         $${p + 2}::float8 * $${p + 1}::float8 * (t.spec->'training'->>'steps')::float8)))`;
+    const args = [now, msPerStep, params.factor, params.floorMs];
     const due = await this.db.query<{ task_id: Hex }>(
-      `SELECT DISTINCT task_id FROM leases WHERE state = 'active' AND deadline < $1`,
-      [now],
+      `SELECT DISTINCT l.task_id FROM leases l JOIN tasks t USING (task_id)
+       WHERE l.state = 'active' AND ${overdue(1)}`,
+      args,
     );
     let expired = 0;
     for (const { task_id } of due) {
@@ -656,10 +696,11 @@ export class Store {
           [task_id],
         );
         const [{ n }] = await q.query<{ n: number }>(
-          `WITH e AS (UPDATE leases SET state = 'expired'
-                      WHERE task_id = $1 AND state = 'active' AND deadline < $2 RETURNING 1)
+          `WITH e AS (UPDATE leases l SET state = 'expired' FROM tasks t
+                      WHERE t.task_id = l.task_id AND l.task_id = $1 AND l.state = 'active' AND ${overdue(2)}
+                      RETURNING 1)
            SELECT count(*)::int AS n FROM e`,
-          [task_id, now],
+          [task_id, ...args],
         );
         if (n > 0 && task.state === 'open') {
           await q.query('UPDATE tasks SET open_slots = open_slots + $2 WHERE task_id = $1', [task_id, n]);

@@ -312,3 +312,39 @@ export function verificationOf(decidedBy: 'votes' | 'referee', reexecuted: boole
   if (reexecuted) return 're-executed';
   return decidedBy === 'votes' ? 'votes' : 'audit';
 }
+
+/**
+ * Straggler reissue: a lease still running `factor` × the typical time for its task's steps is taken
+ * back (its slot reissued to another worker) before its deadline, so a hoarder that heartbeats and
+ * never submits blocks a slot for a few typical task times, not for `maxLeaseMs`. Typical: the 90th
+ * percentile of milliseconds per step over recent leases that ended in a vote; no early reissue until
+ * `minSamples` are known, never before `floorMs` (a slow honest worker within 4 × the slow tail of
+ * the network keeps its lease).
+ */
+export interface StragglerParams {
+  factor: number;
+  minSamples: number;
+  floorMs: number;
+}
+
+export const DEFAULT_STRAGGLER: StragglerParams = { factor: 4, minSamples: 20, floorMs: 60_000 };
+
+/** The typical milliseconds per step (the 90th percentile), or null with fewer than `minSamples`. */
+export function typicalMsPerStep(
+  samples: readonly number[],
+  params: StragglerParams = DEFAULT_STRAGGLER,
+): number | null {
+  if (samples.length < params.minSamples) return null;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(0.9 * sorted.length))];
+}
+
+/** How long a lease of a `steps`-step task may run before it is reissued (Infinity: not yet known). */
+export function stragglerAfterMs(
+  msPerStep: number | null,
+  steps: number,
+  params: StragglerParams = DEFAULT_STRAGGLER,
+): number {
+  if (msPerStep === null) return Number.POSITIVE_INFINITY;
+  return Math.max(params.floorMs, params.factor * msPerStep * steps);
+}
