@@ -60,6 +60,8 @@ export const ATTACKS = [
   'lie-last',
   'lie-interval',
   'false-dispute',
+  'withhold',
+  'garble',
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
@@ -100,6 +102,9 @@ Attacks (default: all, 'none' first as the baseline):
                     with a lie planted at a random step of the span, consistent in every per-step
                     hash they report, and defend it in the bisection (to frame honest voters or
                     cost the coordinator's CPU)
+  withhold          colluders train and vote honestly but never upload a state an audit asks
+                    for (each such task is then re-executed whole by a drawn worker)
+  garble            the same, uploading random arrays of the right size instead (refused 422)
 
 Per line: settled tasks, wrong digests settled on chain (against the CPU reference), honest
 workers' share of leases and of rewards, strikes on honest / dishonest workers, failed tasks,
@@ -288,12 +293,17 @@ async function honestLoop(net: Network, peer: Peer) {
       await serve(net, peer, got, net.reference);
       continue;
     }
-    const { result } = await net.reference.compute(got.spec);
-    await sleep(net.opts.thinkMs * (0.5 + Math.random()));
-    if (net.stop.aborted) break; // work cut short by the end of the run is not counted
-    net.stats.trained(got.taskId);
-    await peer.submit(got.leaseId, result);
+    await trainHonestly(net, peer, got);
   }
+}
+
+/** Trains a lease honestly (the shared reference result, after --think-ms) and submits it. */
+async function trainHonestly(net: Network, peer: Peer, lease: Lease) {
+  const { result } = await net.reference.compute(lease.spec);
+  await sleep(net.opts.thinkMs * (0.5 + Math.random()));
+  if (net.stop.aborted) return; // work cut short by the end of the run is not counted
+  net.stats.trained(lease.taskId);
+  await peer.submit(lease.leaseId, result);
 }
 
 /** What a peer keeps of a run: the result it voted and the states it can upload. */
@@ -307,7 +317,13 @@ interface Kept {
  * trace's (what replaying gives: the simulated workers read it instead of replaying, and the
  * replay is counted as audit work); a colluder confirms its cabal's own lies (`kept` has them).
  */
-async function serve(net: Network, peer: Peer, got: StateRequest | AuditJob, kept: Kept) {
+async function serve(
+  net: Network,
+  peer: Peer,
+  got: StateRequest | AuditJob,
+  kept: Kept,
+  honest = peer.honest,
+) {
   if (got.kind === 'state') {
     const state = await kept.state(got.taskId, got.step);
     if (state) await peer.client.uploadState(got.taskId, state).catch((err) => net.stats.refused(err));
@@ -316,15 +332,44 @@ async function serve(net: Network, peer: Peer, got: StateRequest | AuditJob, kep
   if (got.report === 'steps' || got.report === 'state') {
     // A dispute's side: honest peers replay for real; the cabal, which cannot win a bisection of its
     // own lie, goes silent (the costliest answer for the coordinator: it then replays the span).
-    if (!peer.honest) return;
+    if (!honest) return;
     const work = await replayAuditJob(got, await loadDataset(got.spec.dataset.name, got.spec.dataset.sha256));
     if (work.upload) await peer.client.sendState(work.upload).catch((err) => net.stats.refused(err));
     await peer.client.answerAudit(got.jobId, work.answer).catch((err) => net.stats.refused(err));
     return;
   }
-  const own = peer.honest ? undefined : await kept.result(got.taskId);
+  const own = honest ? undefined : await kept.result(got.taskId);
   const answer = await net.reference.auditAnswer(got, own);
   if (answer) await peer.client.answerAudit(got.jobId, answer).catch((err) => net.stats.refused(err));
+}
+
+/**
+ * A colluder that trains and votes honestly but will not help verify its votes: asked for a state it
+ * sends nothing ('withhold') or random arrays of the right length ('garble', which the coordinator
+ * refuses since they do not hash to the trace). Audit jobs of others it answers honestly.
+ */
+async function unhelpfulLoop(net: Network, peer: Peer, how: 'withhold' | 'garble') {
+  while (!net.stop.aborted) {
+    const got = await peer.lease(true);
+    if (!got) {
+      await sleep(25);
+      continue;
+    }
+    if ('kind' in got && got.kind === 'state') {
+      if (how === 'withhold') continue;
+      const honest = await net.reference.state(got.taskId, got.step);
+      const length = honest?.params.length ?? 1;
+      const noise = () => Int32Array.from({ length }, () => (Math.random() * 2 ** 31) | 0);
+      const garbled = { step: got.step, params: noise(), momentum: noise() };
+      await peer.client.uploadState(got.taskId, garbled).catch((err) => net.stats.refused(err));
+      continue;
+    }
+    if ('kind' in got) {
+      await serve(net, peer, got, net.reference, true); // others' audits: answered honestly
+      continue;
+    }
+    await trainHonestly(net, peer, got);
+  }
 }
 
 /**
@@ -354,11 +399,7 @@ async function falseDisputeLoop(net: Network, peer: Peer, plants: Map<string, nu
       await serve(net, peer, got, net.reference);
       continue;
     }
-    const { result } = await net.reference.compute(got.spec);
-    await sleep(net.opts.thinkMs * (0.5 + Math.random()));
-    if (net.stop.aborted) break;
-    net.stats.trained(got.taskId);
-    await peer.submit(got.leaseId, result);
+    await trainHonestly(net, peer, got);
   }
 }
 
@@ -600,6 +641,9 @@ function colluderLoops(net: Network, attack: Attack, cabal: Peer[]): Promise<unk
       return [intervalLieLoop(net, cabal, (n) => n - 1)];
     case 'lie-interval':
       return [intervalLieLoop(net, cabal, (n) => Math.floor(Math.random() * n))];
+    case 'withhold':
+    case 'garble':
+      return cabal.map((p) => unhelpfulLoop(net, p, attack));
     case 'false-dispute': {
       const plants = new Map<string, number>();
       return cabal.map((p) => falseDisputeLoop(net, p, plants));
