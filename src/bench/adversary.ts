@@ -62,6 +62,7 @@ export const ATTACKS = [
   'false-dispute',
   'withhold',
   'garble',
+  'steer',
 ] as const;
 export type Attack = (typeof ATTACKS)[number];
 
@@ -105,11 +106,15 @@ Attacks (default: all, 'none' first as the baseline):
   withhold          colluders train and vote honestly but never upload a state an audit asks
                     for (each such task is then re-executed whole by a drawn worker)
   garble            the same, uploading random arrays of the right size instead (refused 422)
+  steer             as lie-last, but only on architectures at least as accurate as the median
+                    seen so far, with the weights zeroed for the last interval (strong ones made
+                    to look weak); weaker ones trained honestly
 
 Per line: settled tasks, wrong digests settled on chain (against the CPU reference), honest
 workers' share of leases and of rewards, strikes on honest / dishonest workers, failed tasks,
 compute per accepted result (training + referee/audit work in task-equivalents on the tasks
-settled or failed, ÷ settled), settled/s, disputes bisected to one step. DIR/adversary.json also has the same compute figure
+settled or failed, ÷ settled), settled/s, disputes bisected to one step, wrong digests among the
+leaderboard's first 20. DIR/adversary.json also has the same compute figure
 over every task including those still in flight at the end (computeInFlightPerResult) and the
 audits by how they started (uploaded states, initial weights, fallback from step 0).
 Writes DIR/adversary.json.`;
@@ -146,6 +151,8 @@ export interface AttackLine {
   audits: Record<string, number>;
   /** Disputes bisected to one step (the referee recomputed one step or one validation). */
   bisected: number;
+  /** Wrong digests among the leaderboard's first 20 (settled results by accuracy, then loss). */
+  wrongTop20: number;
   settledPerSecond: number;
   seconds: number;
   /** Requests the coordinator refused, by status (what the defences did). */
@@ -411,6 +418,9 @@ async function falseDisputeLoop(net: Network, peer: Peer, plants: Map<string, nu
 async function lyingRun(
   spec: AnyTaskSpec,
   interval: number,
+  substitute: (params: Int32Array) => void = (params) => {
+    params[0] += 1;
+  },
 ): Promise<{ result: TaskResult; states: TrainState[] }> {
   const dataset = await loadDataset(spec.dataset.name, spec.dataset.sha256);
   const trainer = new CpuTrainer(spec, dataset);
@@ -419,7 +429,7 @@ async function lyingRun(
   const states: TrainState[] = [];
   const onCheckpoint = (state: TrainState) => states.push(state);
   const before = await runSteps(trainer, lieAt, { onCheckpoint });
-  trainer.params[0] += 1;
+  substitute(trainer.params);
   const after = await runSteps(trainer, spec.training.steps, { onCheckpoint });
   return { result: resultOf(trainer, [...before.checkpoints, ...after.checkpoints]), states };
 }
@@ -429,8 +439,24 @@ async function lyingRun(
  * lying run (`pick` chooses the interval); upload its states when asked, confirm its lies as
  * auditors, and audit other tasks honestly.
  */
-async function intervalLieLoop(net: Network, cabal: Peer[], pick: (intervals: number) => number) {
+async function intervalLieLoop(
+  net: Network,
+  cabal: Peer[],
+  pick: (intervals: number) => number,
+  steer = false,
+) {
   const runs = new Map<Hex, Promise<{ result: TaskResult; states: TrainState[] }>>();
+  const accuracies: number[] = [];
+  // Steering: lie only on architectures at least as good as the median seen so far, zeroing the
+  // weights for the last interval so the search sees them weak; train the others honestly.
+  const steered = async (spec: AnyTaskSpec, interval: number) => {
+    const honest = await net.reference.compute(spec);
+    const accuracy = honest.result.valCorrect / honest.result.valCount;
+    accuracies.push(accuracy);
+    const median = [...accuracies].sort((a, b) => a - b)[Math.floor(accuracies.length / 2)];
+    if (accuracy < median) return honest;
+    return lyingRun(spec, interval, (params) => params.fill(0));
+  };
   const kept: Kept = {
     result: async (taskId) => (await runs.get(taskId))?.result,
     state: async (taskId, step) => (await runs.get(taskId))?.states.find((s) => s.step === step),
@@ -453,7 +479,8 @@ async function intervalLieLoop(net: Network, cabal: Peer[], pick: (intervals: nu
         }
         const { spec, taskId } = held[0].lease;
         const intervals = Math.ceil(spec.training.steps / spec.checkpointEvery);
-        if (!runs.has(taskId)) runs.set(taskId, lyingRun(spec, pick(intervals)));
+        if (!runs.has(taskId))
+          runs.set(taskId, steer ? steered(spec, pick(intervals)) : lyingRun(spec, pick(intervals)));
         net.stats.trained(taskId);
         const { result } = await runs.get(taskId)!;
         await sleep(net.opts.thinkMs * (0.5 + Math.random()));
@@ -641,6 +668,8 @@ function colluderLoops(net: Network, attack: Attack, cabal: Peer[]): Promise<unk
       return [intervalLieLoop(net, cabal, (n) => n - 1)];
     case 'lie-interval':
       return [intervalLieLoop(net, cabal, (n) => Math.floor(Math.random() * n))];
+    case 'steer':
+      return [intervalLieLoop(net, cabal, (n) => n - 1, true)];
     case 'withhold':
     case 'garble':
       return cabal.map((p) => unhelpfulLoop(net, p, attack));
@@ -865,6 +894,7 @@ async function measure(net: Network, attack: Attack, peers: Peer[], seconds: num
     computeInFlightPerResult: compute.all,
     audits: await auditsByStart(net.db),
     bisected: await bisectedCount(net.db),
+    wrongTop20: await wrongInTop(net, 20),
     settledPerSecond: events.length / seconds,
     seconds,
     refusals: net.stats.refusals,
@@ -872,6 +902,23 @@ async function measure(net: Network, attack: Attack, peers: Peer[], seconds: num
     slashesDishonest: slashedOf(false).length,
     cabalNetWei: (owedDishonest - lost).toString(),
   };
+}
+
+/** Wrong digests among the first `n` settled results in the leaderboard's order. */
+async function wrongInTop(net: Network, n: number): Promise<number> {
+  const rows = await net.db.query<{ task_id: Hex; agreed_digest: Hex }>(
+    `SELECT task_id, agreed_digest FROM tasks WHERE state = 'settled' AND result IS NOT NULL
+     ORDER BY (result->>'valCorrect')::float8 / (result->>'valCount')::float8 DESC,
+              (result->>'valLoss')::numeric ASC
+     LIMIT $1`,
+    [n],
+  );
+  let wrong = 0;
+  for (const r of rows) {
+    const spec = net.specs.get(r.task_id);
+    if (!spec || (await net.reference.compute(spec)).result.digest !== r.agreed_digest) wrong++;
+  }
+  return wrong;
 }
 
 async function bisectedCount(db: Db): Promise<number> {
@@ -892,13 +939,13 @@ function formatLine(l: AttackLine): string {
     `${String(l.failed).padStart(6)} | ${pct(l.honestLeaseShare).padStart(6)} | ${pct(l.honestRewardShare).padStart(7)} | ` +
     `${`${l.strikesHonest} / ${l.strikesDishonest}`.padStart(9)} | ${l.computePerResult.toFixed(2).padStart(7)} | ` +
     `${l.settledPerSecond.toFixed(1).padStart(9)} | ${`${l.slashesHonest} / ${l.slashesDishonest}`.padStart(7)} | ` +
-    `${(Number(BigInt(l.cabalNetWei)) / 1e18).toFixed(4).padStart(8)} | ${String(l.bisected).padStart(8)} | ${refusals} |`
+    `${(Number(BigInt(l.cabalNetWei)) / 1e18).toFixed(4).padStart(8)} | ${String(l.bisected).padStart(8)} | ${String(l.wrongTop20).padStart(9)} | ${refusals} |`
   );
 }
 
 const HEADER =
-  '| attack           | settled | wrong | failed | honest leases | honest rewards | strikes honest / dishonest | compute per result | settled/s | slashes honest / dishonest | cabal net ETH | bisected | refusals |\n' +
-  '| ---------------- | ------- | ----- | ------ | ------ | ------- | --------- | ------- | --------- | ------- | -------- | -------- | -------- |';
+  '| attack           | settled | wrong | failed | honest leases | honest rewards | strikes honest / dishonest | compute per result | settled/s | slashes honest / dishonest | cabal net ETH | bisected | wrong top 20 | refusals |\n' +
+  '| ---------------- | ------- | ----- | ------ | ------ | ------- | --------- | ------- | --------- | ------- | -------- | -------- | --------- | -------- |';
 
 export async function run(argv: string[]): Promise<number> {
   const values = parseOptions(argv, {
