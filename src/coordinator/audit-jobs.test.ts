@@ -13,7 +13,7 @@ import { cambrianDomain } from '../protocol/eip712.ts';
 import { type TaskResult, TaskSpecSchema } from '../protocol/index.ts';
 import { runHeadlessWorker } from '../worker/headless/worker.ts';
 import type { AuditRecord } from './audit.ts';
-import { drawAuditor } from './audit-jobs.ts';
+import { AuditJobs, drawAuditor, type JobRow } from './audit-jobs.ts';
 import { type Db, openDb } from './db.ts';
 import { type Coordinator, startCoordinator } from './service.ts';
 import { divergentResult, tinySpec, until } from './testing.ts';
@@ -151,6 +151,24 @@ describe('audit jobs on a real coordinator', () => {
     expect(await failuresOf(x.address)).toBe(1);
     expect(await failuresOf(y.address)).toBe(1);
     expect(await failuresOf(honest.address)).toBe(0);
+  });
+
+  it("takes back a struck worker's audit jobs for other tasks, but not its own dispute's jobs", async () => {
+    await start();
+    const id = (await coordinator.store.addTask(tinySpec(650)))!;
+    const struck = accounts(1)[0].address;
+    await db.query('INSERT INTO auditors (worker, seen_at) VALUES ($1, $2)', [struck, Date.now()]);
+    const jobs = new AuditJobs(db);
+    const span = { fromStep: 0, toStep: 2, validate: false, expected: { stateHash: `0x${'01'.repeat(32)}` } };
+    await jobs.create(db, id, [span], 'audit', []);
+    const [drawn] = (await jobs.ofTasks([id])).get(id)!;
+    expect(drawn).toMatchObject({ worker: struck, state: 'assigned' });
+    await jobs.assign(db, drawn, span, 'steps', struck, span.expected);
+    await jobs.withdrawFrom(db, struck);
+    const after = (await jobs.ofTasks([id])).get(id)!;
+    const by = (purpose: JobRow['purpose']) => after.find((j) => j.purpose === purpose);
+    expect(by('audit')).toMatchObject({ state: 'open', worker: null, excluded: [struck] });
+    expect(by('dispute')).toMatchObject({ state: 'assigned', worker: struck });
   });
 
   /** Twelve steps in two intervals of six: room for a bisection to find a step inside one. */

@@ -222,6 +222,19 @@ export class AuditJobs {
     );
   }
 
+  /**
+   * Takes back the audit jobs drawn for a worker just shown wrong (it keeps its own disputes' jobs):
+   * they are drawn again for others at once, instead of waiting for a proven liar's answers. It is
+   * already in each job's `excluded`, and caught workers are never drawn.
+   */
+  async withdrawFrom(q: Queryable, worker: string): Promise<void> {
+    await q.query(
+      `UPDATE audit_jobs SET state = 'open', worker = NULL, deadline = NULL
+       WHERE worker = $1 AND state = 'assigned' AND purpose <> 'dispute'`,
+      [worker],
+    );
+  }
+
   /** The jobs of these tasks, oldest first. */
   async ofTasks(taskIds: readonly Hex[]): Promise<Map<Hex, JobRow[]>> {
     const out = new Map<Hex, JobRow[]>(taskIds.map((id) => [id, []]));

@@ -536,11 +536,16 @@ async function judge(
         !settled.some((s) => s.jobId === j.job_id) &&
         (j.state === 'open' || j.state === 'assigned'),
     );
+  // A worker shown wrong loses its trust and the audit jobs drawn for it elsewhere.
+  const strike = async (q: Queryable, worker: string) => {
+    await store.updateTrust(q, worker, afterFailure);
+    await jobs.withdrawFrom(q, worker);
+  };
   // What this pass found, kept while the task still waits (for answers, or for its re-execution).
   const keepProgress = async (q: Queryable, more: Partial<AuditRecord> = {}) => {
     for (const s of settled) await jobs.settle(q, s.jobId, s.state);
     for (const id of reopened) await jobs.reopen(q, id);
-    for (const w of struck) await store.updateTrust(q, w, afterFailure);
+    for (const w of struck) await strike(q, w);
     for (const w of withholders) await store.updateTrust(q, w, afterWithholding);
     await saveRecord(q, task.task_id, {
       ...record,
@@ -603,7 +608,7 @@ async function judge(
     ]);
     if (row.state !== 'auditing') return; // another coordinator got there first
     for (const s of settled) await jobs.settle(q, s.jobId, s.state);
-    for (const w of struck) await store.updateTrust(q, w, afterFailure);
+    for (const w of struck) await strike(q, w);
     for (const w of withholders) await store.updateTrust(q, w, afterWithholding);
     await saveRecord(q, task.task_id, done);
     if (!failure) {
