@@ -650,7 +650,9 @@ export class Store {
   /** The typical ms per training step of recent voted leases (verification.ts), re-read every 10 s. */
   private typical = { at: Number.NEGATIVE_INFINITY, msPerStep: null as number | null };
 
-  private async typicalStepMs(now: number): Promise<number | null> {
+  private async typicalStepMs(): Promise<number | null> {
+    // Cached by the wall clock, not by the sweep's `now` (tests pass one in the future).
+    const now = Date.now();
     if (now - this.typical.at < 10_000) return this.typical.msPerStep;
     const rows = await this.db.query<{ ms: number }>(
       `SELECT (v.received_at - l.issued_at) / (t.spec->'training'->>'steps')::float8 AS ms
@@ -676,9 +678,10 @@ export class Store {
    */
   async expireLeases(now = Date.now()): Promise<number> {
     const params = this.opts.straggler ?? DEFAULT_STRAGGLER;
-    const msPerStep = await this.typicalStepMs(now);
+    const msPerStep = await this.typicalStepMs();
     // Per lease (l, its task t): past its deadline, or, once the typical time is known, running past
-    // the straggler limit. `p` is the placeholder number of `now`; the other three follow it.
+    // the straggler limit: verification.ts `stragglerAfterMs`, written here in SQL so that the sweep
+    // reads only the leases it expires. `p` is the placeholder number of `now`; the others follow it.
     const overdue = (p: number) =>
       `(l.deadline < $${p} OR ($${p + 1}::float8 IS NOT NULL AND $${p} - l.issued_at > greatest($${p + 3}::float8,
          $${p + 2}::float8 * $${p + 1}::float8 * (t.spec->'training'->>'steps')::float8)))`;

@@ -21,6 +21,8 @@ import {
   replicasAfterVeto,
   replicasFor,
   sideUpheld,
+  stragglerAfterMs,
+  typicalMsPerStep,
 } from './verification.ts';
 
 describe('agreement rule', () => {
@@ -261,5 +263,17 @@ describe('disputes bisected to one step', () => {
       ),
     ).toBe(false);
     expect(answerConsistent(span, 'hash', { stateHash: h(6) }, { stateHash: h(6) })).toBe(true);
+  });
+});
+
+describe('straggler reissue', () => {
+  const params = { factor: 4, minSamples: 5, floorMs: 60_000 };
+  it('waits for enough samples, takes the 90th percentile, and never reissues before the floor', () => {
+    expect(typicalMsPerStep([1, 2, 3, 4], params)).toBeNull();
+    expect(stragglerAfterMs(null, 1000, params)).toBe(Number.POSITIVE_INFINITY);
+    const samples = Array.from({ length: 10 }, (_, i) => i + 1); // 1..10 ms per step
+    expect(typicalMsPerStep(samples, params)).toBe(10);
+    expect(stragglerAfterMs(10, 5000, params)).toBe(200_000); // 4 × 10 ms × 5,000 steps
+    expect(stragglerAfterMs(10, 100, params)).toBe(60_000); // 4 s of work: the floor
   });
 });
