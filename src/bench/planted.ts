@@ -6,10 +6,11 @@
  * Used as a voter (`plantedResult`) or as an auditor and a dispute's side (`plantedReplay`).
  */
 import type { Hex } from 'viem';
-import { auditStartState, i32ToBase64 } from '../coordinator/client.ts';
-import { CpuTrainer, hashI32, resultOf, stateHashOf } from '../engine/train-cpu.ts';
+import { auditStartState, stateUploadOf } from '../coordinator/client.ts';
+import { answerAt } from '../engine/replay.ts';
+import { CpuTrainer, resultOf, stateHashOf } from '../engine/train-cpu.ts';
 import type { Dataset } from '../engine/types.ts';
-import type { AuditAnswer, AuditJob, AuditWork } from '../protocol/http.ts';
+import type { AuditJob, AuditWork } from '../protocol/http.ts';
 import { type AnyTaskSpec, checkpointSteps, type TaskResult } from '../protocol/index.ts';
 
 /** Runs the trainer to `toStep`, nudging after step `at`; calls `after` once per step. */
@@ -39,23 +40,7 @@ export function plantedReplay(job: AuditJob, dataset: Dataset, at: number): Audi
   runPlanted(trainer, job.toStep, at, (t) => {
     if (job.report === 'steps') stepHashes.push(stateHashOf(t));
   });
-  const answer: AuditAnswer = { stateHash: stateHashOf(trainer) };
-  if (job.report === 'steps') answer.stepHashes = stepHashes;
-  if (job.validate) {
-    const v = trainer.validate();
-    Object.assign(answer, {
-      weightsHash: hashI32(trainer.params),
-      valCorrect: v.valCorrect,
-      valCount: v.valCount,
-      valLoss: v.valLoss.toString(),
-    });
-  }
+  const answer = answerAt(trainer, job.validate, job.report === 'steps' ? stepHashes : undefined);
   if (job.report !== 'state') return { answer };
-  const upload = {
-    taskId: job.taskId,
-    step: trainer.step,
-    params: i32ToBase64(trainer.params),
-    momentum: i32ToBase64(trainer.momentum),
-  };
-  return { answer, upload };
+  return { answer, upload: stateUploadOf(job.taskId, trainer.state()) };
 }

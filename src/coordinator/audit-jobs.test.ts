@@ -82,6 +82,9 @@ describe('audit jobs on a real coordinator', () => {
       'SELECT state, audit, agreed_digest, referee FROM tasks WHERE task_id = $1',
       [taskId],
     );
+  /** Waits until some worker has asked for verification work (it can then be drawn). */
+  const auditorAvailable = () =>
+    until('an auditor is available', async () => (await db.query('SELECT 1 FROM auditors')).length > 0);
   const failuresOf = async (w: string) =>
     (await db.query<{ failures: number }>('SELECT failures FROM worker_trust WHERE worker = $1', [w]))[0]
       ?.failures ?? 0;
@@ -115,10 +118,7 @@ describe('audit jobs on a real coordinator', () => {
       forgeAudit: (answer) => ({ ...answer, stateHash: `0x${'ab'.repeat(32)}` }),
       leases: false,
     });
-    await until(
-      'the liar is an available auditor',
-      async () => (await db.query('SELECT 1 FROM auditors')).length > 0,
-    );
+    await auditorAvailable();
     worker(a);
     worker(b);
     await until('task agreed', async () => (await task(id))[0].state === 'agreed');
@@ -137,7 +137,7 @@ describe('audit jobs on a real coordinator', () => {
     const id = (await coordinator.store.addTask(spec))!;
     const lieLast = (r: TaskResult) => divergentResult(r, r.checkpoints.length - 1);
     worker(honest, { leases: false });
-    await until('an auditor is available', async () => (await db.query('SELECT 1 FROM auditors')).length > 0);
+    await auditorAvailable();
     worker(x, { forge: lieLast, audits: false });
     worker(y, { forge: lieLast, audits: false });
     await until('the lie is caught', async () => {
@@ -187,7 +187,7 @@ describe('audit jobs on a real coordinator', () => {
         plantedReplay(job, data, 9).answer,
     };
     worker(honest, { leases: false });
-    await until('an auditor is available', async () => (await db.query('SELECT 1 FROM auditors')).length > 0);
+    await auditorAvailable();
     worker(x, planted);
     worker(y, planted);
     await until('the lie is caught', async () => (await task(id))[0].audit?.passed === false);
@@ -210,10 +210,7 @@ describe('audit jobs on a real coordinator', () => {
     const data = await loadDataset(spec.dataset.name, spec.dataset.sha256);
     const id = (await coordinator.store.addTask(spec))!;
     worker(liar, { leases: false, forgeAudit: (_, job) => plantedReplay(job, data, 3).answer });
-    await until(
-      'the liar is an available auditor',
-      async () => (await db.query('SELECT 1 FROM auditors')).length > 0,
-    );
+    await auditorAvailable();
     worker(a);
     worker(b);
     await until('task agreed', async () => (await task(id))[0].state === 'agreed');

@@ -42,6 +42,16 @@ export function i32ToBase64(a: Int32Array): string {
   return btoa(binary);
 }
 
+/** The `POST /states` body for a state of a task (base64 of its little-endian i32 arrays). */
+export function stateUploadOf(taskId: Hex, state: TrainState): StateUpload {
+  return {
+    taskId,
+    step: state.step,
+    params: i32ToBase64(state.params),
+    momentum: i32ToBase64(state.momentum),
+  };
+}
+
 /** The inverse of i32ToBase64 (little-endian bytes; the engine refuses big-endian hosts). */
 export function base64ToI32(text: string): Int32Array {
   const binary = atob(text);
@@ -197,12 +207,7 @@ export class CoordinatorClient {
 
   /** Uploads the state the referee asked for; the coordinator checks it against the agreed stateHash. */
   async uploadState(taskId: Hex, state: TrainState): Promise<void> {
-    await this.sendState({
-      taskId,
-      step: state.step,
-      params: i32ToBase64(state.params),
-      momentum: i32ToBase64(state.momentum),
-    });
+    await this.sendState(stateUploadOf(taskId, state));
   }
 
   /** Sends a `POST /states` body as it is (already encoded, e.g. by a replayed audit job). */

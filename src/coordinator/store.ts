@@ -681,7 +681,7 @@ export class Store {
     const msPerStep = await this.typicalStepMs();
     // Per lease (l, its task t): past its deadline, or, once the typical time is known, running past
     // the straggler limit: verification.ts `stragglerAfterMs`, written here in SQL so that the sweep
-    // reads only the leases it expires. `p` is the placeholder number of `now`; the others follow it.
+    // reads only the leases it expires. `$p` holds `now`; $p+1..$p+3 the typical ms, factor and floor.
     const overdue = (p: number) =>
       `(l.deadline < $${p} OR ($${p + 1}::float8 IS NOT NULL AND $${p} - l.issued_at > greatest($${p + 3}::float8,
          $${p + 2}::float8 * $${p + 1}::float8 * (t.spec->'training'->>'steps')::float8)))`;

@@ -42,17 +42,21 @@ export async function replay(
   } else {
     await runSteps(trainer, span.toStep, options);
   }
+  return { answer: answerAt(trainer, span.validate, stepHashes), state: trainer.state() };
+}
+
+/** The answer for the trainer's current state: its hash, the step hashes given, and the validation. */
+export function answerAt(trainer: CpuTrainer, validate: boolean, stepHashes?: Hex[]): AuditAnswer {
   const answer: AuditAnswer = { stateHash: stateHashOf(trainer), ...(stepHashes && { stepHashes }) };
-  if (span.validate) {
-    const v = trainer.validate();
-    Object.assign(answer, {
-      weightsHash: hashI32(trainer.params),
-      valCorrect: v.valCorrect,
-      valCount: v.valCount,
-      valLoss: v.valLoss.toString(),
-    });
-  }
-  return { answer, state: trainer.state() };
+  if (!validate) return answer;
+  const v = trainer.validate();
+  return {
+    ...answer,
+    weightsHash: hashI32(trainer.params),
+    valCorrect: v.valCorrect,
+    valCount: v.valCount,
+    valLoss: v.valLoss.toString(),
+  };
 }
 
 /** Replays `span` and returns the answer only. */

@@ -4,7 +4,7 @@
  * reached, which the worker sends before its answer (a dispute's referee recomputes one step from it).
  * The headless worker and the tab's engine Worker both answer jobs with this.
  */
-import { auditStartState, i32ToBase64 } from '../coordinator/client.ts';
+import { auditStartState, stateUploadOf } from '../coordinator/client.ts';
 import { replay } from '../engine/replay.ts';
 import type { Dataset, TrainOptions } from '../engine/types.ts';
 import type { AuditJob, AuditWork } from '../protocol/http.ts';
@@ -15,12 +15,5 @@ export async function replayAuditJob(
   options: Pick<TrainOptions, 'signal'> = {},
 ): Promise<AuditWork> {
   const { answer, state } = await replay(job.spec, dataset, job, auditStartState(job), options);
-  if (job.report !== 'state') return { answer };
-  const upload = {
-    taskId: job.taskId,
-    step: state.step,
-    params: i32ToBase64(state.params),
-    momentum: i32ToBase64(state.momentum),
-  };
-  return { answer, upload };
+  return job.report === 'state' ? { answer, upload: stateUploadOf(job.taskId, state) } : { answer };
 }

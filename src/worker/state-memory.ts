@@ -10,7 +10,7 @@
  * each (128 MB). Nothing is written to disk: after a restart the referee falls back to step 0.
  */
 import type { Hex } from 'viem';
-import { i32ToBase64 } from '../coordinator/client.ts';
+import { stateUploadOf } from '../coordinator/client.ts';
 import type { TrainState } from '../engine/types.ts';
 import type { StateUpload } from '../protocol/http.ts';
 
@@ -60,7 +60,7 @@ export class StateMemory {
   upload(taskId: Hex, step: number): StateUpload | undefined {
     const state = this.get(taskId, step);
     if (!state) return undefined;
-    return { taskId, step, params: i32ToBase64(state.params), momentum: i32ToBase64(state.momentum) };
+    return stateUploadOf(taskId, state);
   }
 
   get size(): { tasks: number; bytes: number } {
