@@ -266,7 +266,9 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
   app.use(
     '*',
     limitedBody(async (c) =>
-      c.req.path.endsWith('/states') ? Math.max(MAX_BODY_BYTES, await states.maxBodyBytes()) : MAX_BODY_BYTES,
+      c.req.path.endsWith('/states')
+        ? Math.max(MAX_BODY_BYTES, await states.maxBodyBytes(Number(c.req.header('content-length') ?? 0)))
+        : MAX_BODY_BYTES,
     ),
   );
   app.onError((err, c) => {

@@ -565,7 +565,7 @@ async function judge(
     .filter((j) => j.state === 'matched')
     .reduce((n, j) => n + j.to_step - j.from_step, record.stepsByWorkers ?? 0);
   if (!failure && !record.reexecution && !record.withheld) {
-    const ahead = await rankedAhead(db, task, result);
+    const ahead = await rankedAhead(db, task, result, REEXECUTE_TOP);
     if (needsReexecution(ahead, REEXECUTE_TOP, false)) {
       await db.tx(async (q) => {
         const [whole] = wholeTask(traceSteps(task.spec));
@@ -637,15 +637,26 @@ async function judge(
   return true;
 }
 
-/** Decided results of the task's search that the leaderboard ranks ahead of `result`. */
-async function rankedAhead(q: Queryable, task: AuditTask, result: TaskResult): Promise<number> {
+/**
+ * Decided results of the task's search that the leaderboard ranks ahead of `result`, counted up
+ * to `atMost`. Those ahead are a prefix of the leaderboard's order, so counting them among its
+ * first `atMost` rows (read from the tasks_rank index) is the same as counting them all, capped.
+ */
+async function rankedAhead(
+  q: Queryable,
+  task: AuditTask,
+  result: TaskResult,
+  atMost: number,
+): Promise<number> {
   const [row] = await q.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM tasks
-     WHERE search_id IS NOT DISTINCT FROM $1 AND state IN ('agreed', 'settling', 'settled') AND result IS NOT NULL
-       AND ((result->>'valCorrect')::float8 / (result->>'valCount')::float8 > $2
-            OR ((result->>'valCorrect')::float8 / (result->>'valCount')::float8 = $2
-                AND (result->>'valLoss')::numeric < $3::numeric))`,
-    [task.search_id, result.valCorrect / result.valCount, result.valLoss],
+    `SELECT count(*) FILTER (WHERE acc > $2 OR (acc = $2 AND loss < $3::numeric))::int AS n FROM (
+       SELECT (result->>'valCorrect')::float8 / (result->>'valCount')::float8 AS acc,
+              (result->>'valLoss')::numeric AS loss
+       FROM tasks
+       WHERE coalesce(search_id, '') = coalesce($1, '')
+         AND state IN ('agreed', 'settling', 'settled') AND result IS NOT NULL
+       ORDER BY 1 DESC, 2 LIMIT $4) best`,
+    [task.search_id, result.valCorrect / result.valCount, result.valLoss, atMost],
   );
   return row.n;
 }

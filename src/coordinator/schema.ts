@@ -616,4 +616,29 @@ ALTER TABLE audit_jobs ADD COLUMN IF NOT EXISTS parent text;
 -- Straggler reissue reads the latest votes' lease durations (store.ts expireLeases).
 CREATE INDEX IF NOT EXISTS votes_received ON votes (received_at);
 `,
+  `
+-- The audit asks whether a result would rank in its search's top 20 (audit.ts rankedAhead): the
+-- search's 20 best results are read from this index instead of counting every decided task.
+CREATE INDEX IF NOT EXISTS tasks_rank ON tasks (
+  coalesce(search_id, ''),
+  ((result->>'valCorrect')::float8 / (result->>'valCount')::float8) DESC,
+  ((result->>'valLoss')::numeric)
+) WHERE state IN ('agreed', 'settling', 'settled') AND result IS NOT NULL;
+-- The voters still to be told of a state request (states.ts requestFor), one row each: every lease
+-- asks for its worker's oldest one, an index probe instead of reading every open request's lists.
+CREATE TABLE IF NOT EXISTS state_asks (
+  worker text NOT NULL,
+  requested_at float8 NOT NULL,
+  task_id text NOT NULL,
+  step integer NOT NULL,
+  PRIMARY KEY (worker, requested_at, task_id, step),
+  FOREIGN KEY (task_id, step) REFERENCES state_requests (task_id, step) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS state_asks_request ON state_asks (task_id, step);
+INSERT INTO state_asks (worker, requested_at, task_id, step)
+  SELECT w, r.requested_at, r.task_id, r.step FROM state_requests r, jsonb_array_elements_text(r.workers) w
+  WHERE r.params IS NULL AND NOT r.asked @> jsonb_build_array(w)
+  ON CONFLICT DO NOTHING;
+ALTER TABLE state_requests DROP COLUMN IF EXISTS asked;
+`,
 ];

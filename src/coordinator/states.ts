@@ -50,10 +50,12 @@ export function encodeI32(a: Int32Array): string {
 }
 
 export class StateExchange {
-  private anyOpen = false;
+  private owed = new Set<string>();
   private fetchedAt = Number.NEGATIVE_INFINITY;
+  private maxBody = 0;
+  private maxBodyAt = Number.NEGATIVE_INFINITY;
 
-  /** `refreshMs`: how stale the in-memory "is any request open" flag may be (the lease route reads it). */
+  /** `refreshMs`: how stale the in-memory list of workers owed an ask may be (the lease route reads it). */
   constructor(
     readonly db: Db,
     readonly refreshMs = 250,
@@ -73,20 +75,20 @@ export class StateExchange {
     workers: string[],
     ask = true,
   ): Promise<{ requestedAt: number; state?: TrainState; uploadedBy?: string }> {
+    const { paramCount } = modelPlan(spec);
+    // A new request's voters are each owed one ask (state_asks); reopening one asks nobody again.
     await this.db.query(
-      `INSERT INTO state_requests (task_id, step, state_hash, param_count, workers, asked, requested_at)
-       VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7) ON CONFLICT (task_id, step) DO NOTHING`,
-      [
-        taskId,
-        step,
-        stateHash,
-        modelPlan(spec).paramCount,
-        JSON.stringify(workers),
-        JSON.stringify(ask ? [] : workers),
-        Date.now(),
-      ],
+      `WITH opened AS (
+         INSERT INTO state_requests (task_id, step, state_hash, param_count, workers, requested_at)
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (task_id, step) DO NOTHING
+         RETURNING task_id, step, requested_at, workers)
+       INSERT INTO state_asks (worker, requested_at, task_id, step)
+       SELECT w, o.requested_at, o.task_id, o.step FROM opened o, jsonb_array_elements_text(o.workers) w
+       WHERE $7`,
+      [taskId, step, stateHash, paramCount, JSON.stringify(workers), Date.now(), ask],
     );
-    this.anyOpen = true;
+    if (ask) for (const w of workers) this.owed.add(w);
+    this.maxBody = Math.max(this.maxBody, stateBodyBytes(paramCount));
     const [row] = await this.db.query<{
       requested_at: number;
       params: string | null;
@@ -107,52 +109,63 @@ export class StateExchange {
   /** Forgets a task's requests and their states (once the referee decided it). */
   async close(taskId: Hex): Promise<void> {
     await this.db.query('DELETE FROM state_requests WHERE task_id = $1', [taskId]);
-    this.fetchedAt = Number.NEGATIVE_INFINITY;
-  }
-
-  /** Whether any request is open (cached for `refreshMs`; opening one sets it at once). */
-  private async anyOpenRequest(): Promise<boolean> {
-    if (Date.now() - this.fetchedAt > this.refreshMs) {
-      const [row] = await this.db.query<{ open: boolean }>(
-        'SELECT EXISTS (SELECT 1 FROM state_requests WHERE params IS NULL) AS open',
-      );
-      this.anyOpen = row.open;
-      this.fetchedAt = Date.now();
-    }
-    return this.anyOpen;
   }
 
   /**
-   * The oldest open request this worker voted on and has not been asked yet (each voter is asked
-   * once), claimed in one statement. No query at all while nothing is open; with audits on every
-   * task there always is, and the database finds this worker's request instead of every lease
-   * reading the whole list.
+   * Whether `worker` may be owed an ask: the workers with a state_asks row, as last read (every
+   * lease with ?states=1 asks; most workers are owed none and then cost no query). Requests this
+   * process opens add their voters at once; those another process opens are seen within `refreshMs`.
+   */
+  private async mayBeOwed(worker: string): Promise<boolean> {
+    if (Date.now() - this.fetchedAt > this.refreshMs) {
+      const rows = await this.db.query<{ worker: string }>('SELECT DISTINCT worker FROM state_asks');
+      this.owed = new Set(rows.map((r) => r.worker));
+      this.fetchedAt = Date.now();
+    }
+    return this.owed.has(worker);
+  }
+
+  /**
+   * The oldest open request this worker voted on and has not been asked about yet (each voter is
+   * asked once), claimed in one statement: its state_asks row is taken (an index probe on the
+   * worker). No query for a worker owed nothing (see `mayBeOwed`).
    */
   async requestFor(worker: string): Promise<StateRequest | null> {
-    if (!(await this.anyOpenRequest())) return null;
+    if (!(await this.mayBeOwed(worker))) return null;
     const [row] = await this.db.query<ClaimedRow>(
-      `UPDATE state_requests r SET asked = r.asked || jsonb_build_array($1::text)
-       FROM (SELECT task_id, step FROM state_requests
-             WHERE params IS NULL AND workers @> jsonb_build_array($1::text)
-               AND NOT asked @> jsonb_build_array($1::text)
-             ORDER BY requested_at, task_id, step LIMIT 1 FOR UPDATE SKIP LOCKED) x
-       WHERE r.task_id = x.task_id AND r.step = x.step
-       RETURNING r.task_id, r.step, r.state_hash`,
+      `DELETE FROM state_asks a
+       USING (SELECT worker, requested_at, task_id, step FROM state_asks WHERE worker = $1
+              ORDER BY requested_at, task_id, step LIMIT 1 FOR UPDATE SKIP LOCKED) x,
+             state_requests r
+       WHERE a.worker = x.worker AND a.requested_at = x.requested_at AND a.task_id = x.task_id
+         AND a.step = x.step AND r.task_id = a.task_id AND r.step = a.step
+       RETURNING a.task_id, a.step, r.state_hash`,
       [worker],
     );
-    return row ? { kind: 'state', taskId: row.task_id, step: row.step, stateHash: row.state_hash } : null;
+    if (!row) {
+      this.owed.delete(worker);
+      return null;
+    }
+    return { kind: 'state', taskId: row.task_id, step: row.step, stateHash: row.state_hash };
   }
 
   /**
    * Largest state upload body any request allows (0 when there is none). Requests already answered
    * count too: a second voter's upload of a state the first one sent must get its 409, not a 413 (a
    * tab's MNIST state is larger than the default body bound, so a 413 looked like the tab failing).
+   * Cached for `refreshMs` (every upload asks, and the scan was a large share of an audited result's
+   * cost); a declared body larger than the cached bound reads it afresh, so a request another
+   * coordinator opened a moment ago is not refused for a stale bound.
    */
-  async maxBodyBytes(): Promise<number> {
-    const [row] = await this.db.query<{ n: number | null }>(
-      'SELECT max(param_count)::int AS n FROM state_requests',
-    );
-    return row.n === null ? 0 : stateBodyBytes(row.n);
+  async maxBodyBytes(declared = 0): Promise<number> {
+    if (Date.now() - this.maxBodyAt > this.refreshMs || declared > this.maxBody) {
+      const [row] = await this.db.query<{ n: number | null }>(
+        'SELECT max(param_count)::int AS n FROM state_requests',
+      );
+      this.maxBody = row.n === null ? 0 : stateBodyBytes(row.n);
+      this.maxBodyAt = Date.now();
+    }
+    return this.maxBody;
   }
 
   /** Checks and keeps a worker's upload; refuses (4xx) anything that is not the agreed state. */
@@ -178,11 +191,13 @@ export class StateExchange {
     if (stateHashOf(state) !== row.state_hash) {
       throw new Refusal(422, `state does not hash to the agreed stateHash ${row.state_hash} at step ${step}`);
     }
+    // Kept: the other voters need not be asked any more.
     await this.db.query(
-      `UPDATE state_requests SET params = $3, momentum = $4, uploaded_by = $5, uploaded_at = $6
-       WHERE task_id = $1 AND step = $2 AND params IS NULL`,
+      `WITH kept AS (
+         UPDATE state_requests SET params = $3, momentum = $4, uploaded_by = $5, uploaded_at = $6
+         WHERE task_id = $1 AND step = $2 AND params IS NULL RETURNING task_id, step)
+       DELETE FROM state_asks a USING kept WHERE a.task_id = kept.task_id AND a.step = kept.step`,
       [taskId, step, params, momentum, worker, Date.now()],
     );
-    this.fetchedAt = Number.NEGATIVE_INFINITY;
   }
 }
