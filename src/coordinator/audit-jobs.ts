@@ -19,6 +19,7 @@ import type { AnyTaskSpec } from '../protocol/index.ts';
 import type { Db, Queryable } from './db.ts';
 import { Refusal } from './errors.ts';
 import { type AuditAnswer, type AuditSpan, answerConsistent } from './verification.ts';
+import { WorkerSet } from './worker-set.ts';
 
 export type JobState = 'open' | 'assigned' | 'matched' | 'mismatched' | 'cpu' | 'refuted';
 
@@ -86,31 +87,22 @@ export class AuditJobs {
   /** When this process last recorded each worker as available (the write is throttled). */
   private readonly noted = new Map<string, number>();
   private pool: { at: number; rows: Candidate[] } = { at: Number.NEGATIVE_INFINITY, rows: [] };
-  /**
-   * Workers with a job drawn for them, as last read (every lease call with ?audits=1 asks; most
-   * workers have none, and they then cost no query). Jobs this process draws are added at once;
-   * those another process draws are seen within `refreshMs`.
-   */
-  private assigned: { at: number; workers: Set<string> } = {
-    at: Number.NEGATIVE_INFINITY,
-    workers: new Set(),
-  };
-
+  /** Workers with a job drawn for them (every lease call with ?audits=1 asks). */
+  private readonly assigned: WorkerSet;
   constructor(
     readonly db: Db,
     readonly opts: AuditJobOptions = DEFAULT_AUDIT_JOBS,
     readonly refreshMs = 250,
-  ) {}
-
-  /** Whether `worker` may have a job drawn for it (cached; see `assigned`). */
-  private async mayHaveJob(worker: string): Promise<boolean> {
-    if (Date.now() - this.assigned.at > this.refreshMs) {
-      const rows = await this.db.query<{ worker: string }>(
-        `SELECT DISTINCT worker FROM audit_jobs WHERE state = 'assigned'`,
-      );
-      this.assigned = { at: Date.now(), workers: new Set(rows.map((r) => r.worker)) };
-    }
-    return this.assigned.workers.has(worker);
+  ) {
+    this.assigned = new WorkerSet(
+      async () =>
+        (
+          await db.query<{ worker: string }>(
+            `SELECT DISTINCT worker FROM audit_jobs WHERE state = 'assigned'`,
+          )
+        ).map((r) => r.worker),
+      refreshMs,
+    );
   }
 
   /** Records that `worker` takes verification work (at most one write per worker every 10 s). */
@@ -151,7 +143,7 @@ export class AuditJobs {
     const now = Date.now();
     for (const span of spans) {
       const worker = drawAuditor(candidates, new Set(excluded), Math.random());
-      if (worker) this.assigned.workers.add(worker);
+      if (worker) this.assigned.add(worker);
       await q.query(
         `INSERT INTO audit_jobs (job_id, task_id, from_step, to_step, validate, purpose, expected, state,
            worker, excluded, attempts, created_at, deadline)
@@ -189,7 +181,7 @@ export class AuditJobs {
     expected: AuditAnswer,
   ): Promise<void> {
     const now = Date.now();
-    this.assigned.workers.add(worker);
+    this.assigned.add(worker);
     await q.query(
       `INSERT INTO audit_jobs (job_id, task_id, from_step, to_step, validate, purpose, report, parent, expected,
          state, worker, excluded, attempts, created_at, deadline)
@@ -267,7 +259,7 @@ export class AuditJobs {
         forCpu.push(job);
         continue;
       }
-      this.assigned.workers.add(worker);
+      this.assigned.add(worker);
       await this.db.query(
         `UPDATE audit_jobs SET state = 'assigned', worker = $2, excluded = excluded || jsonb_build_array($2::text),
            attempts = attempts + 1, deadline = $3 WHERE job_id = $1 AND state IN ('open', 'assigned')`,
@@ -296,7 +288,7 @@ export class AuditJobs {
    * state (from the voters' upload), or null.
    */
   async jobFor(worker: string): Promise<AuditJob | null> {
-    if (!(await this.mayHaveJob(worker))) return null;
+    if (!(await this.assigned.mayHave(worker))) return null;
     const [row] = await this.db.query<{
       job_id: string;
       task_id: Hex;

@@ -13,6 +13,7 @@ import type { TrainState } from '../engine/types.ts';
 import type { AnyTaskSpec } from '../protocol/index.ts';
 import type { Db } from './db.ts';
 import { Refusal } from './errors.ts';
+import { WorkerSet } from './worker-set.ts';
 
 /** What the lease route answers instead of a lease when the referee needs this worker's state. */
 export interface StateRequest {
@@ -50,16 +51,22 @@ export function encodeI32(a: Int32Array): string {
 }
 
 export class StateExchange {
-  private owed = new Set<string>();
-  private fetchedAt = Number.NEGATIVE_INFINITY;
+  /** Workers with a state_asks row (every lease with ?states=1 asks). */
+  private readonly owed: WorkerSet;
   private maxBody = 0;
   private maxBodyAt = Number.NEGATIVE_INFINITY;
 
-  /** `refreshMs`: how stale the in-memory list of workers owed an ask may be (the lease route reads it). */
+  /** `refreshMs`: how stale the workers owed an ask (the lease route reads them) and the body bound may be. */
   constructor(
     readonly db: Db,
     readonly refreshMs = 250,
-  ) {}
+  ) {
+    this.owed = new WorkerSet(
+      async () =>
+        (await db.query<{ worker: string }>('SELECT DISTINCT worker FROM state_asks')).map((r) => r.worker),
+      refreshMs,
+    );
+  }
 
   /**
    * Opens the request for the state after `step` of the task (idempotent) and returns when it was
@@ -112,26 +119,12 @@ export class StateExchange {
   }
 
   /**
-   * Whether `worker` may be owed an ask: the workers with a state_asks row, as last read (every
-   * lease with ?states=1 asks; most workers are owed none and then cost no query). Requests this
-   * process opens add their voters at once; those another process opens are seen within `refreshMs`.
-   */
-  private async mayBeOwed(worker: string): Promise<boolean> {
-    if (Date.now() - this.fetchedAt > this.refreshMs) {
-      const rows = await this.db.query<{ worker: string }>('SELECT DISTINCT worker FROM state_asks');
-      this.owed = new Set(rows.map((r) => r.worker));
-      this.fetchedAt = Date.now();
-    }
-    return this.owed.has(worker);
-  }
-
-  /**
    * The oldest open request this worker voted on and has not been asked about yet (each voter is
    * asked once), claimed in one statement: its state_asks row is taken (an index probe on the
-   * worker). No query for a worker owed nothing (see `mayBeOwed`).
+   * worker). No query for a worker owed nothing (see `WorkerSet`).
    */
   async requestFor(worker: string): Promise<StateRequest | null> {
-    if (!(await this.mayBeOwed(worker))) return null;
+    if (!(await this.owed.mayHave(worker))) return null;
     const [row] = await this.db.query<ClaimedRow>(
       `DELETE FROM state_asks a
        USING (SELECT worker, requested_at, task_id, step FROM state_asks WHERE worker = $1
