@@ -15,8 +15,9 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 ///         and the trust model (what a stolen coordinator key can and cannot do).
 contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTransient {
     /// @notice Version of the settle ABI and rules documented in docs/CONTRACT.md (3: task records repacked for
-    ///         reading cost, voidBatch credits one total per worker; 4: worker bonds, slashed by a referee verdict).
-    uint256 public constant VERSION = 4;
+    ///         reading cost, voidBatch credits one total per worker; 4: worker bonds, slashed by a referee verdict;
+    ///         5: sponsors' searches, each with its own pool and terms, a batch settling the tasks of one search).
+    uint256 public constant VERSION = 5;
     bytes32 public constant COORDINATOR_ROLE = keccak256("COORDINATOR_ROLE");
     bytes32 public constant REFEREE_ROLE = keccak256("REFEREE_ROLE");
     bytes32 public constant WATCHER_ROLE = keccak256("WATCHER_ROLE");
@@ -34,6 +35,9 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     /// @notice Length of an epoch: rate changes apply from the next epoch, payouts are capped per epoch, and
     ///         credits of epoch e become claimable in epoch e + 2 (the challenge window is one to two epochs).
     uint256 public immutable EPOCH_SECONDS;
+    /// @notice How long a closed search keeps settling (tasks leased before it closed are still paid) before its
+    ///         sponsor can withdraw what is left.
+    uint256 public immutable SEARCH_GRACE_SECONDS;
 
     // Why a vote or a grant was skipped (VoteSkipped / GrantSkipped).
     uint8 public constant SKIP_BAD_SIGNATURE = 1;
@@ -105,6 +109,15 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         uint64 expiresAt;
     }
 
+    /// @dev A sponsor's search: terms fixed when it opens, when it stops settling (0 while open) and its pool.
+    struct Search {
+        address sponsor;
+        uint96 reward;
+        uint96 cap;
+        uint64 settleUntil;
+        Ledger ledger;
+    }
+
     /// @dev What `settle` carries from one task of a batch to the next (in memory), so that each storage slot is
     ///      read and written once per batch rather than once per task or vote.
     struct Batch {
@@ -137,7 +150,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     mapping(address worker => mapping(address sessionKey => bool)) private _revoked;
     /// @dev Settled task sequence numbers, 256 to a slot.
     mapping(uint256 word => uint256 bits) private _settled;
-    /// @dev Per batch: keccak256(abi.encode(creditsChain, epoch)), or _VOIDED.
+    /// @dev Per batch: keccak256(abi.encode(creditsChain, epoch, searchId)), or _VOIDED.
     mapping(uint256 batchId => bytes32) private _batches;
     mapping(address sponsor => uint256) private _funded;
     mapping(address worker => Bond) private _bonds;
@@ -145,8 +158,11 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     mapping(bytes32 voteKey => bool) private _slashed;
     /// @dev Σ (bonded + unbonding) over workers: held by the contract apart from the pool and credits.
     uint256 private _bondsHeld;
+    mapping(bytes32 searchId => Search) private _searches;
 
-    event BatchSettled(uint256 indexed batchId, uint32 epoch, uint256 tasks, uint256 reward, uint256 paid);
+    event BatchSettled(
+        uint256 indexed batchId, bytes32 indexed searchId, uint32 epoch, uint256 tasks, uint256 reward, uint256 paid
+    );
     event VoteSkipped(uint64 indexed seq, address indexed worker, uint8 reason);
     event GrantSkipped(address indexed worker, address indexed sessionKey, uint8 reason);
     event BatchVoided(uint256 indexed batchId, uint256 amount);
@@ -159,6 +175,11 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     event BondDeposited(address indexed worker, uint256 amount, uint256 bonded);
     event UnbondRequested(address indexed worker, uint256 amount, uint64 availableAt);
     event BondWithdrawn(address indexed worker, uint256 amount);
+    event SearchOpened(bytes32 indexed searchId, address indexed sponsor, uint256 rewardPerTask, uint256 epochCap);
+    event SearchFunded(bytes32 indexed searchId, address indexed from, uint256 amount, uint256 pool);
+    event SearchClosed(bytes32 indexed searchId, uint64 settleUntil);
+    event SearchReopened(bytes32 indexed searchId);
+    event SearchWithdrawn(bytes32 indexed searchId, uint256 amount, uint256 pool);
     event Slashed(address indexed worker, bytes32 indexed taskId, bytes32 digest, uint256 amount, address by);
 
     // Rejections inside a batch carry `index`, the position of the offending task in the batch.
@@ -195,6 +216,11 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     error InvalidVote(address worker, address signer);
     error AlreadySlashed(bytes32 taskId, address worker);
     error NothingToSlash(address worker);
+    error UnknownSearch(bytes32 searchId);
+    error SearchExists(bytes32 searchId);
+    error NotSponsor(bytes32 searchId, address caller);
+    error SearchNotOpen(bytes32 searchId, uint64 settleUntil);
+    error SearchStillSettling(bytes32 searchId, uint64 settleUntil);
 
     constructor(
         address admin,
@@ -203,10 +229,13 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         uint256 rewardPerTask_,
         uint256 minQuorum_,
         uint256 epochCap_,
-        uint256 epochSeconds
+        uint256 epochSeconds,
+        uint256 searchGraceSeconds
     ) AccessControlDefaultAdminRules(ADMIN_DELAY, admin) EIP712("Cambrian", "1") {
         if (epochSeconds == 0 || epochSeconds > 365 days) revert InvalidEpochLength(epochSeconds);
+        if (searchGraceSeconds > 365 days) revert InvalidEpochLength(searchGraceSeconds);
         EPOCH_SECONDS = epochSeconds;
+        SEARCH_GRACE_SECONDS = searchGraceSeconds;
         _grantRole(COORDINATOR_ROLE, coordinator);
         if (referee != address(0)) _grantRole(REFEREE_ROLE, referee);
         _checkTerms(rewardPerTask_, minQuorum_);
@@ -258,14 +287,16 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
 
     /// @notice Voids a batch proven fraudulent while its credits are still pending: they go back to the pool.
     ///         Its tasks stay settled (their sequence numbers are spent) and strikes stay.
-    function voidBatch(uint256 batchId, uint32 epoch, Credit[] calldata credits) external {
+    function voidBatch(uint256 batchId, bytes32 searchId, uint32 epoch, Credit[] calldata credits) external {
         if (!hasRole(WATCHER_ROLE, msg.sender) && msg.sender != defaultAdmin()) revert NotWatcher(msg.sender);
         bytes32 chain;
         for (uint256 i; i < credits.length; ++i) {
             chain = keccak256(abi.encode(chain, credits[i].worker, credits[i].amount));
         }
         bytes32 stored = _batches[batchId];
-        if (stored == _VOIDED || stored != keccak256(abi.encode(chain, epoch))) revert UnknownCommitment(batchId);
+        if (stored == _VOIDED || stored != keccak256(abi.encode(chain, epoch, searchId))) {
+            revert UnknownCommitment(batchId);
+        }
         if (_epochNow() >= uint256(epoch) + 2) revert ChallengeWindowClosed(batchId, epoch);
         _batches[batchId] = _VOIDED;
         uint256 total;
@@ -273,8 +304,67 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
             _uncredit(credits[i].worker, credits[i].amount, epoch);
             total += credits[i].amount;
         }
-        _ledger.pool += uint128(total);
+        if (searchId == bytes32(0)) _ledger.pool += uint128(total);
+        else _searches[searchId].ledger.pool += uint128(total);
         emit BatchVoided(batchId, total);
+    }
+
+    // ---------------------------------------------------------------- searches
+
+    /// @notice Opens a search paid from its own pool, the caller its sponsor: `rewardPerTask` per settled task
+    ///         (fixed for the search's life), at most `epochCap` credited per epoch (what a stolen coordinator key
+    ///         could take from it before a watcher voids the batch). The sent value funds its pool.
+    function openSearch(bytes32 searchId, uint256 rewardPerTask_, uint256 epochCap_) external payable {
+        if (searchId == bytes32(0)) revert UnknownSearch(searchId);
+        Search storage s = _searches[searchId];
+        if (s.sponsor != address(0)) revert SearchExists(searchId);
+        if (rewardPerTask_ == 0 || rewardPerTask_ > type(uint96).max) revert RewardTooLarge(rewardPerTask_);
+        if (epochCap_ < rewardPerTask_ || epochCap_ > type(uint96).max) revert RewardTooLarge(epochCap_);
+        s.sponsor = msg.sender;
+        s.reward = uint96(rewardPerTask_);
+        s.cap = uint96(epochCap_);
+        emit SearchOpened(searchId, msg.sender, rewardPerTask_, epochCap_);
+        if (msg.value > 0) _fundSearch(searchId, s);
+    }
+
+    /// @notice Adds the sent value to the search's pool (anyone may; only the sponsor withdraws).
+    function fundSearch(bytes32 searchId) external payable {
+        Search storage s = _searches[searchId];
+        if (s.sponsor == address(0)) revert UnknownSearch(searchId);
+        if (msg.value == 0) revert ZeroFunding();
+        _fundSearch(searchId, s);
+    }
+
+    /// @notice Stops the search: its batches still settle for `SEARCH_GRACE_SECONDS` (what was leased before
+    ///         is paid), then its sponsor may withdraw the pool.
+    function closeSearch(bytes32 searchId) external {
+        Search storage s = _sponsored(searchId);
+        if (s.settleUntil != 0) revert SearchNotOpen(searchId, s.settleUntil);
+        uint64 until = uint64(block.timestamp + SEARCH_GRACE_SECONDS);
+        s.settleUntil = until;
+        emit SearchClosed(searchId, until);
+    }
+
+    /// @notice Opens a closed search again (its terms unchanged).
+    function reopenSearch(bytes32 searchId) external {
+        Search storage s = _sponsored(searchId);
+        if (s.settleUntil == 0) revert SearchNotOpen(searchId, 0);
+        s.settleUntil = 0;
+        emit SearchReopened(searchId);
+    }
+
+    /// @notice Pays the sponsor `amount` of its closed search's pool once the grace is over: the pool is what no
+    ///         worker is owed, and after the grace no batch of the search can settle.
+    function withdrawSearch(bytes32 searchId, uint256 amount) external nonReentrant {
+        Search storage s = _sponsored(searchId);
+        uint64 until = s.settleUntil;
+        if (until == 0 || block.timestamp < until) revert SearchStillSettling(searchId, until);
+        uint256 pool_ = s.ledger.pool;
+        if (amount == 0 || amount > pool_) revert WithdrawTooLarge(amount, pool_);
+        s.ledger.pool = uint128(pool_ - amount);
+        emit SearchWithdrawn(searchId, amount, pool_ - amount);
+        (bool ok,) = payable(msg.sender).call{value: amount}("");
+        if (!ok) revert TransferFailed(msg.sender, amount);
     }
 
     // ---------------------------------------------------------------- workers
@@ -416,12 +506,14 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
 
     // ---------------------------------------------------------------- coordinator
 
-    /// @notice Settles a batch. `workers` (strictly ascending) is the table votes point into, `grants` are
+    /// @notice Settles a batch of one search's tasks (`searchId` 0: the operator's pool and terms), paid from
+    ///         that search's pool at its reward, within its epoch cap. `workers` (strictly ascending) is the table votes point into, `grants` are
     ///         session grants to verify and cache first (invalid ones are skipped with GrantSkipped), `tasks`
     ///         is the packed task records and the last argument, the batch's compact specs, is not read:
     ///         it is in the calldata so the leaderboard can be rebuilt from the chain alone. Invalid votes are
     ///         skipped with VoteSkipped; any other rejection reverts the batch naming the task's index.
     function settle(
+        bytes32 searchId,
         address[] calldata workers,
         Grant[] calldata grants,
         bytes calldata tasks,
@@ -431,7 +523,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         for (uint256 i; i < grants.length; ++i) {
             _cacheGrant(grants[i]);
         }
-        Batch memory b = _openBatch(workers.length);
+        Batch memory b = _openBatch(workers.length, searchId);
         uint256 p;
         uint256 index;
         while (p < tasks.length) {
@@ -441,10 +533,18 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         if (b.bitsLoaded) _settled[b.bitsWord] = b.bits;
         uint256 batchId = _batchCount;
         _batchCount = uint64(batchId + 1);
-        _batches[batchId] = keccak256(abi.encode(_storeCredits(workers, b), b.epoch));
-        uint256 paid = _ledger.pool - b.pool;
-        _ledger = Ledger(uint128(b.pool), uint96(b.epochPaid), b.epoch);
-        emit BatchSettled(batchId, b.epoch, index, b.reward, paid);
+        _batches[batchId] = keccak256(abi.encode(_storeCredits(workers, b), b.epoch, searchId));
+        Ledger memory after_ = Ledger(uint128(b.pool), uint96(b.epochPaid), b.epoch);
+        uint256 paid;
+        if (searchId == bytes32(0)) {
+            paid = _ledger.pool - b.pool;
+            _ledger = after_;
+        } else {
+            Search storage s = _searches[searchId];
+            paid = s.ledger.pool - b.pool;
+            s.ledger = after_;
+        }
+        emit BatchSettled(batchId, searchId, b.epoch, index, b.reward, paid);
     }
 
     // ---------------------------------------------------------------- views
@@ -475,6 +575,17 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
     /// @notice Reward-pool balance not yet credited to anyone.
     function pool() external view returns (uint256) {
         return _ledger.pool;
+    }
+
+    /// @notice A search's terms, when it stops settling (0 while open), its pool and this epoch's payouts.
+    function searchOf(bytes32 searchId)
+        external
+        view
+        returns (address sponsor, uint256 reward, uint256 cap, uint64 settleUntil, uint256 pool_, uint256 epochPaid_)
+    {
+        Search memory s = _searches[searchId];
+        uint256 paid = s.ledger.epoch == _epochNow() ? s.ledger.epochPaid : 0;
+        return (s.sponsor, s.reward, s.cap, s.settleUntil, s.ledger.pool, paid);
     }
 
     /// @notice What the sponsor may still withdraw (its funding, as far as the pool goes).
@@ -517,7 +628,7 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         return _batchCount;
     }
 
-    /// @notice keccak256(abi.encode(creditsChain, epoch)) of a batch; 0x…01 once voided, 0 if none.
+    /// @notice keccak256(abi.encode(creditsChain, epoch, searchId)) of a batch; 0x…01 once voided, 0 if none.
     function batchCommitment(uint256 batchId) external view returns (bytes32) {
         return _batches[batchId];
     }
@@ -841,23 +952,48 @@ contract Settlement is AccessControlDefaultAdminRules, EIP712, ReentrancyGuardTr
         return valid ? 0 : SKIP_BAD_SIGNATURE;
     }
 
-    /// @dev Loads what a batch reads once: terms in force (applying a scheduled change that is due), the pool,
-    ///      this epoch's payouts and the cap.
-    function _openBatch(uint256 workers) private returns (Batch memory b) {
+    /// @dev Loads what a batch reads once: terms in force (applying a scheduled change that is due), the paying
+    ///      search's pool, this epoch's payouts and the cap. A sponsor's search has its own reward and cap and
+    ///      settles until its grace after closing is over; the quorum is the operator's for every search.
+    function _openBatch(uint256 workers, bytes32 searchId) private returns (Batch memory b) {
         Terms memory t = _terms;
         Terms memory due = _termsNow();
         if (due.nextFrom != t.nextFrom) _terms = due;
-        Ledger memory l = _ledger;
+        Ledger memory l;
+        if (searchId == bytes32(0)) {
+            l = _ledger;
+            b.reward = due.reward;
+            b.cap = _epochCap;
+        } else {
+            Search memory s = _searches[searchId];
+            if (s.sponsor == address(0)) revert UnknownSearch(searchId);
+            if (s.settleUntil != 0 && block.timestamp >= s.settleUntil) revert SearchNotOpen(searchId, s.settleUntil);
+            l = s.ledger;
+            b.reward = s.reward;
+            b.cap = s.cap;
+        }
         uint32 epoch = uint32(_epochNow());
-        b.reward = due.reward;
         b.quorum = due.quorum;
         b.pool = l.pool;
         b.epochPaid = l.epoch == epoch ? l.epochPaid : 0;
-        b.cap = _epochCap;
         b.epoch = epoch;
         b.domain = _domainSeparatorV4();
         b.credits = new uint256[](workers);
         b.grants = new uint256[](workers);
+    }
+
+    function _fundSearch(bytes32 searchId, Search storage s) private {
+        uint256 pool_ = uint256(s.ledger.pool) + msg.value;
+        if (pool_ > type(uint96).max) revert PoolOverflow();
+        s.ledger.pool = uint128(pool_);
+        emit SearchFunded(searchId, msg.sender, msg.value, pool_);
+    }
+
+    /// @dev The search, if the caller is its sponsor.
+    function _sponsored(bytes32 searchId) private view returns (Search storage s) {
+        s = _searches[searchId];
+        if (s.sponsor == address(0)) revert UnknownSearch(searchId);
+        if (s.sponsor != msg.sender) revert NotSponsor(searchId, msg.sender);
     }
 
     function _epochNow() private view returns (uint256) {

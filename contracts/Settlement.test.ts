@@ -18,6 +18,7 @@ import {
   fund,
   grantOf,
   isSettled,
+  OPERATOR_SEARCH,
   owed,
   prepareSettle,
   readConfig,
@@ -32,6 +33,7 @@ import {
   strikes,
   voidCredits,
 } from '../src/chain/client.ts';
+import { closeSearch, openSearch, searchGrace, searchOf, withdrawSearch } from '../src/chain/searches.ts';
 import {
   type CambrianDomain,
   cambrianDomain,
@@ -422,7 +424,7 @@ describe('grants', () => {
     const prepared = await prepareSettle(coordinator, fx.address, coordinator.wallet.account, [
       task(m, await votesFor(fx, m, ss, 2)),
     ]);
-    expect(prepared.args[1]).toEqual([]);
+    expect(prepared.args[2]).toEqual([]);
 
     const elsewhere = cambrianDomain(1, fx.address);
     const foreign = await openSession(workers[2], workers[2].address, elsewhere, ss[0].expiresAt);
@@ -591,7 +593,7 @@ describe('a stolen coordinator key (finding: the coordinator key alone can empty
         functionName: 'currentEpoch',
       }),
     );
-    const voidArgs = [0n, epoch, credits] as const;
+    const voidArgs = [0n, OPERATOR_SEARCH, epoch, credits] as const;
     // The coordinator cannot void (nor set terms, nor withdraw the sponsor's funds).
     const denied = async (p: Promise<unknown>) =>
       contractErrorOf(
@@ -639,7 +641,7 @@ describe('a stolen coordinator key (finding: the coordinator key alone can empty
           address: fx.address,
           abi: settlementAbi,
           functionName: 'voidBatch',
-          args: [0n, epoch, perVote],
+          args: [0n, OPERATOR_SEARCH, epoch, perVote],
           account: admin.wallet.account,
         }),
       ),
@@ -673,7 +675,7 @@ describe('a stolen coordinator key (finding: the coordinator key alone can empty
         address: fx.address,
         abi: settlementAbi,
         functionName: 'voidBatch',
-        args: [0n, epoch, credits],
+        args: [0n, OPERATOR_SEARCH, epoch, credits],
         account: admin.wallet.account,
       })
       .catch((e) => e);
@@ -748,6 +750,60 @@ describe('terms and funds (info findings)', () => {
     });
     expect(await read(fx).pool()).toBe(0n);
     expect(await read(fx).owed(ss[0].worker)).toBe((3n * REWARD) / 2n);
+  });
+
+  it("two sponsors' searches side by side: each pays only its own tasks, at its own reward; close, grace, withdraw", async () => {
+    const fx = await deploy({ fund: POOL });
+    const alice = await connectChain(node.rpcUrl, anvilAccount(8));
+    const bob = await connectChain(node.rpcUrl, anvilAccount(9));
+    const a = keccak256(toHex('search a'));
+    const b = keccak256(toHex('search b'));
+    await openSearch(alice, fx.address, a, { rewardPerTask: 4n * REWARD, fund: 13n * REWARD });
+    await openSearch(bob, fx.address, b, { rewardPerTask: REWARD, fund: 3n * REWARD });
+    const ss = await sessions(fx, 2);
+    const batchOf = async (n: number) => {
+      const out: SettlementInput[] = [];
+      for (let i = 0; i < n; i++) {
+        const m = metrics();
+        out.push(task(m, await votesFor(fx, m, ss, 2)));
+      }
+      return out;
+    };
+    const before = await read(fx).owed(ss[0].worker);
+    const forA = await batchOf(2);
+    await settleBatch(coordinator, fx.address, forA, { searchId: a });
+    await settleBatch(coordinator, fx.address, await batchOf(1), { searchId: b });
+    expect((await searchOf(admin.publicClient, fx.address, a))?.pool).toBe(5n * REWARD);
+    expect((await searchOf(admin.publicClient, fx.address, b))?.pool).toBe(2n * REWARD);
+    expect(await read(fx).pool()).toBe(POOL); // the operator's pool paid nothing
+    expect((await read(fx).owed(ss[0].worker)) - before).toBe(4n * REWARD + REWARD / 2n);
+    const events = await readSettledEvents(admin.publicClient, fx.address, { taskId: forA[0].taskId });
+    expect(events.map((e) => e.searchId)).toEqual([a]);
+
+    // Only the sponsor closes; a closed search still settles during the grace, then refuses; withdraw after it.
+    const notMine = await bob.publicClient
+      .simulateContract({
+        address: fx.address,
+        abi: settlementAbi,
+        functionName: 'closeSearch',
+        args: [a],
+        account: bob.wallet.account,
+      })
+      .catch((e) => e);
+    expect(contractErrorOf(notMine)?.errorName).toBe('NotSponsor');
+    await closeSearch(alice, fx.address, a);
+    await expect(withdrawSearch(alice, fx.address, a)).rejects.toThrow(/SearchStillSettling/);
+    await settleBatch(coordinator, fx.address, await batchOf(1), { searchId: a });
+    const grace = Number(await searchGrace(admin.publicClient, fx.address));
+    await advance(grace);
+    await expect(
+      settleBatch(coordinator, fx.address, await batchOf(1), { searchId: a, skipRejected: false }),
+    ).rejects.toThrow(/SearchNotOpen/);
+    await expect(withdrawSearch(bob, fx.address, a)).rejects.toThrow(/NotSponsor/);
+    const { amount } = await withdrawSearch(alice, fx.address, a);
+    expect(amount).toBe(REWARD); // 13 funded, 3 tasks of 4 paid
+    expect((await searchOf(admin.publicClient, fx.address, a))?.pool).toBe(0n);
+    expect((await searchOf(admin.publicClient, fx.address, b))?.pool).toBe(2n * REWARD);
   });
 
   it('the admin is not the coordinator: deploy refuses one key for both, and the handover is two-step', async () => {

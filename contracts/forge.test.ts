@@ -30,7 +30,7 @@ it('forge: invariants and fuzzed signature and grant rules hold', { timeout: 900
     timeout: 880_000,
   });
   const output = `${run.stdout}\n${run.stderr}`;
-  expect(output, output).toMatch(/11 tests passed, 0 failed/);
+  expect(output, output).toMatch(/13 tests passed, 0 failed/);
   for (const name of [
     'invariant_accounting',
     'invariant_rules',
@@ -42,6 +42,8 @@ it('forge: invariants and fuzzed signature and grant rules hold', { timeout: 900
     'test_slashByVerdictOnly',
     'test_revokedKeyCannotSlash',
     'testFuzz_unbondDelay',
+    'invariant_poolsMatchModel',
+    'test_searchLifecycle',
   ]) {
     expect(output).toMatch(new RegExp(`\\[PASS\\] ${name}\\(`));
   }

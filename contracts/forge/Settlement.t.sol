@@ -12,6 +12,7 @@ interface Vm {
     function deal(address who, uint256 amount) external;
     function assume(bool condition) external pure;
     function etch(address target, bytes calldata newRuntimeBytecode) external;
+    function expectRevert(bytes calldata revertData) external;
 }
 
 /// @dev Builds settle's calldata (docs/CONTRACT.md, "settle v2") and deploys a contract with separate roles.
@@ -19,6 +20,7 @@ abstract contract Kit {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
     uint256 internal constant REWARD = 1e15;
     uint256 internal constant EPOCH = 1 days;
+    uint256 internal constant GRACE = 2 hours;
     address internal constant ADMIN = address(0xA11CE);
     uint256 internal constant COORDINATOR_KEY = 0xC0;
     uint256 internal constant REFEREE_KEY = 0xEF;
@@ -26,7 +28,7 @@ abstract contract Kit {
 
     function _deploy(uint256 cap) internal returns (Settlement s) {
         vm.warp(1_000 days);
-        s = new Settlement(ADMIN, vm.addr(COORDINATOR_KEY), vm.addr(REFEREE_KEY), REWARD, 2, cap, EPOCH);
+        s = new Settlement(ADMIN, vm.addr(COORDINATOR_KEY), vm.addr(REFEREE_KEY), REWARD, 2, cap, EPOCH, GRACE);
     }
 
     function _workerKey(uint256 i) internal pure returns (uint256) {
@@ -135,9 +137,25 @@ contract Handler is Kit {
     uint256 public bondsWithdrawn;
     uint256 public bondsSlashed;
     mapping(address => uint256) public modelBond;
+    /// @dev The operator's pool (0) and two sponsors' searches; what each pool holds by the model.
+    bytes32[3] public searchIds;
+    mapping(bytes32 => uint256) public modelPool;
+    uint256 public withdrawn;
 
     constructor(Settlement s_) {
         s = s_;
+        modelPool[bytes32(0)] = s.pool();
+        for (uint256 i = 1; i < 3; ++i) {
+            bytes32 id = keccak256(abi.encode("search", i));
+            searchIds[i] = id;
+            address sponsor = address(uint160(0x5000 + i));
+            vm.deal(sponsor, 1 ether);
+            vm.prank(sponsor);
+            // Search 1 pays twice the operator's reward, search 2 half; each its own cap.
+            s.openSearch{value: 1 ether}(id, i == 1 ? 2 * REWARD : REWARD / 2, 10 * REWARD * i);
+            modelPool[id] = 1 ether;
+            funded += 1 ether;
+        }
     }
 
     function depositBond(uint8 worker, uint96 amount) external {
@@ -192,6 +210,7 @@ contract Handler is Kit {
             if (amount != bonded + unbonding || s.pool() != pool + amount) violation = "slash amount or pool wrong";
             bondsSlashed += amount;
             modelBond[w] = 0;
+            modelPool[bytes32(0)] += amount;
         } catch {
             if (withVerdict && byReferee && !already && bonded + unbonding > 0) violation = "refused a valid slash";
         }
@@ -202,31 +221,106 @@ contract Handler is Kit {
         vm.deal(address(this), amount);
         s.fund{value: amount}();
         funded += amount;
+        modelPool[bytes32(0)] += amount;
     }
 
-    function settle(uint8 agreeCount, uint8 dissentCount, uint8 from, bool refereed, uint8 mode) external {
+    /// @dev One task paid from pool `which` (0: the operator's, 1 and 2: sponsors' searches).
+    function settle(uint8 agreeCount, uint8 dissentCount, uint8 from, bool refereed, uint8 mode, uint8 which)
+        external
+    {
         uint256 agree = bound(agreeCount, 0, 4);
-        uint256 dissent = bound(dissentCount, 0, WORKERS - agree);
         uint256[] memory yes = _ids(from, agree);
-        uint256[] memory no = _ids(uint256(from) + agree, dissent);
+        uint256[] memory no = _ids(uint256(from) + agree, bound(dissentCount, 0, WORKERS - agree));
         mode = uint8(bound(mode, 0, 3));
         bool replay = mode == 1 && nextSeq > 1;
         bool duplicate = mode == 2 && agree > 0;
         if (duplicate) no = _withFirstOf(no, yes[0]);
         uint64 seq = replay ? nextSeq - 1 : nextSeq;
+        bytes32 id = searchIds[bound(which, 0, 2)];
+        (bool allowed, uint256 each, bool overCap) = this.expect(id, agree, no.length, refereed, !replay && !duplicate);
         (address[] memory workers, bytes memory tasks) = _task(s, seq, yes, no, refereed);
-        bool allowed = !replay && !duplicate
-            && (refereed ? agree >= 1 : (2 * agree > agree + no.length && agree >= s.minQuorum()));
-        uint256 each = agree == 0 ? 0 : (REWARD < s.pool() ? REWARD : s.pool()) / agree;
-        bool overCap = s.epochPaid() + each * agree > s.epochCap();
         vm.prank(vm.addr(COORDINATOR_KEY));
-        try s.settle(workers, new Settlement.Grant[](0), tasks, "") {
+        try s.settle(id, workers, new Settlement.Grant[](0), tasks, "") {
             if (!allowed) violation = "settled what the rules forbid";
             if (overCap) violation = "paid past the epoch cap";
             for (uint256 i; i < agree; ++i) modelOwed[vm.addr(_workerKey(yes[i]))] += each;
+            modelPool[id] -= each * agree;
             nextSeq = seq + 1;
         } catch {
             if (allowed && !overCap) violation = "refused a valid settlement";
+        }
+    }
+
+    /// @dev Whether the rules allow the task on pool `id`, each winner's share, and whether it passes the cap.
+    ///      (Called externally: inlined into settle, its locals overflow the stack.)
+    function expect(bytes32 id, uint256 agree, uint256 dissent, bool refereed, bool fresh)
+        external
+        view
+        returns (bool allowed, uint256 each, bool overCap)
+    {
+        (uint256 reward, uint256 cap, uint256 pool, uint256 paid, bool open) = _terms(id);
+        allowed = open && fresh && (refereed ? agree >= 1 : (2 * agree > agree + dissent && agree >= s.minQuorum()));
+        each = agree == 0 ? 0 : (reward < pool ? reward : pool) / agree;
+        overCap = paid + each * agree > cap;
+    }
+
+    /// @dev The terms, pool, epoch payouts and whether it settles now, of the operator's pool or a search.
+    function _terms(bytes32 id)
+        internal
+        view
+        returns (uint256 reward, uint256 cap, uint256 pool, uint256 paid, bool open)
+    {
+        if (id == bytes32(0)) return (s.rewardPerTask(), s.epochCap(), s.pool(), s.epochPaid(), true);
+        uint64 until;
+        (, reward, cap, until, pool, paid) = s.searchOf(id);
+        open = until == 0 || block.timestamp < until;
+    }
+
+    function fundSearch(uint8 which, uint96 amount) external {
+        bytes32 id = searchIds[bound(which, 1, 2)];
+        amount = uint96(bound(amount, 1, 10 ether));
+        vm.deal(address(this), amount);
+        s.fundSearch{value: amount}(id);
+        funded += amount;
+        modelPool[id] += amount;
+    }
+
+    /// @dev The sponsor closes (or reopens) its search; anyone else is refused.
+    function closeSearch(uint8 which, bool bySponsor) external {
+        bytes32 id = searchIds[bound(which, 1, 2)];
+        (address sponsor,,, uint64 until,,) = s.searchOf(id);
+        vm.prank(bySponsor ? sponsor : address(0xBAD));
+        if (until == 0) {
+            try s.closeSearch(id) {
+                if (!bySponsor) violation = "closed another's search";
+            } catch {
+                if (bySponsor) violation = "refused the sponsor's close";
+            }
+        } else {
+            try s.reopenSearch(id) {
+                if (!bySponsor) violation = "reopened another's search";
+            } catch {
+                if (bySponsor) violation = "refused the sponsor's reopen";
+            }
+        }
+    }
+
+    /// @dev Withdraws from a search: only its sponsor, only once closed and past the grace, at most its pool.
+    function withdrawSearch(uint8 which, bool bySponsor, uint96 amount) external {
+        bytes32 id = searchIds[bound(which, 1, 2)];
+        (address sponsor,,, uint64 until, uint256 pool,) = s.searchOf(id);
+        address caller = bySponsor ? sponsor : address(0xBAD);
+        uint256 take = bound(amount, 1, pool + 1);
+        bool allowed = bySponsor && until != 0 && block.timestamp >= until && take <= pool;
+        uint256 before = caller.balance;
+        vm.prank(caller);
+        try s.withdrawSearch(id, take) {
+            if (!allowed) violation = "withdrew what the rules forbid";
+            if (caller.balance != before + take) violation = "withdrew the wrong amount";
+            withdrawn += take;
+            modelPool[id] -= take;
+        } catch {
+            if (allowed) violation = "refused a valid withdrawal";
         }
     }
 
@@ -234,13 +328,28 @@ contract Handler is Kit {
     ///      up in memory and stores them once per batch, the model adds them one by one.
     function settleMany(uint8 countSeed, uint8 from) external {
         uint256 count = bound(countSeed, 2, 4);
-        address[] memory workers = _table();
-        bytes memory tasks;
         uint256[][] memory yes = new uint256[][](count);
         uint256[] memory each = new uint256[](count);
+        (bytes memory tasks, uint256 paid) = _fillMany(yes, each, from);
+        bool overCap = s.epochPaid() + paid > s.epochCap();
+        vm.prank(vm.addr(COORDINATOR_KEY));
+        try s.settle(bytes32(0), _table(), new Settlement.Grant[](0), tasks, "") {
+            if (overCap) violation = "paid past the epoch cap";
+            _creditMany(yes, each);
+        } catch {
+            if (!overCap) violation = "refused a valid batch";
+        }
+    }
+
+    /// @dev Fills `yes` (overlapping pairs of workers) and `each` (a winner's share) for honest tasks from the
+    ///      next seq on; returns their records and the batch's payout from the operator's pool.
+    function _fillMany(uint256[][] memory yes, uint256[] memory each, uint8 from)
+        private
+        view
+        returns (bytes memory tasks, uint256 paid)
+    {
         uint256 pool = s.pool();
-        uint256 paid;
-        for (uint256 t; t < count; ++t) {
+        for (uint256 t; t < yes.length; ++t) {
             yes[t] = _ids(uint256(from) + t, 2);
             (, bytes memory one) = _task(s, nextSeq + uint64(t), yes[t], new uint256[](0), false);
             tasks = abi.encodePacked(tasks, one);
@@ -248,19 +357,17 @@ contract Handler is Kit {
             pool -= 2 * each[t];
             paid += 2 * each[t];
         }
-        bool overCap = s.epochPaid() + paid > s.epochCap();
-        vm.prank(vm.addr(COORDINATOR_KEY));
-        try s.settle(workers, new Settlement.Grant[](0), tasks, "") {
-            if (overCap) violation = "paid past the epoch cap";
-            for (uint256 t; t < count; ++t) {
-                for (uint256 i; i < 2; ++i) {
-                    modelOwed[vm.addr(_workerKey(yes[t][i]))] += each[t];
-                }
+    }
+
+    /// @dev The model's side of an accepted settleMany batch (the operator's pool pays it).
+    function _creditMany(uint256[][] memory yes, uint256[] memory each) private {
+        for (uint256 t; t < yes.length; ++t) {
+            for (uint256 i; i < 2; ++i) {
+                modelOwed[vm.addr(_workerKey(yes[t][i]))] += each[t];
             }
-            nextSeq += uint64(count);
-        } catch {
-            if (!overCap) violation = "refused a valid batch";
+            modelPool[bytes32(0)] -= 2 * each[t];
         }
+        nextSeq += uint64(yes.length);
     }
 
     function claim(uint8 worker) external {
@@ -299,9 +406,9 @@ contract SettlementInvariants is Kit {
 
     function setUp() public {
         s = _deploy(20 * REWARD);
-        handler = new Handler(s);
         vm.deal(address(this), 1 ether);
         s.fund{value: 1 ether}();
+        handler = new Handler(s);
     }
 
     function targetContracts() public view returns (address[] memory targets) {
@@ -315,19 +422,42 @@ contract SettlementInvariants is Kit {
         }
     }
 
-    /// Σowed + Σclaimed + pool = Σfunded + Σslashed, bonds held = Σdeposited − Σwithdrawn − Σslashed, and the
-    /// balance holds exactly pool + Σowed + bonds held.
+    /// The operator's pool and each search's pool.
+    function _sumPools() internal view returns (uint256 total) {
+        total = s.pool();
+        for (uint256 i = 1; i < 3; ++i) {
+            (,,,, uint256 pool,) = s.searchOf(handler.searchIds(i));
+            total += pool;
+        }
+    }
+
+    /// Σowed + Σclaimed + Σpools + Σwithdrawn = Σfunded + Σslashed (over the operator's pool and every search),
+    /// bonds held = Σdeposited − Σwithdrawn − Σslashed, and the balance holds exactly Σpools + Σowed + bonds held.
     function invariant_accounting() public view {
         uint256 owedTotal = _sumOwed();
+        uint256 pools = _sumPools();
         require(
-            s.pool() + owedTotal + handler.claimed() == 1 ether + handler.funded() + handler.bondsSlashed(),
+            pools + owedTotal + handler.claimed() + handler.withdrawn()
+                == 1 ether + handler.funded() + handler.bondsSlashed(),
             "funds do not add up"
         );
         require(
             s.bondsHeld() == handler.bondsDeposited() - handler.bondsWithdrawn() - handler.bondsSlashed(),
             "bonds do not add up"
         );
-        require(address(s).balance == s.pool() + owedTotal + s.bondsHeld(), "balance is not pool + owed + bonds");
+        require(address(s).balance == pools + owedTotal + s.bondsHeld(), "balance is not pools + owed + bonds");
+    }
+
+    /// Each pool holds what was put in it less what its own tasks were paid and its sponsor withdrew: no search's
+    /// funds pay another's tasks. And no search is paid past its own epoch cap.
+    function invariant_poolsMatchModel() public view {
+        require(s.pool() == handler.modelPool(bytes32(0)), "the operator's pool differs from the model");
+        for (uint256 i = 1; i < 3; ++i) {
+            bytes32 id = handler.searchIds(i);
+            (,, uint256 cap,, uint256 pool, uint256 paid) = s.searchOf(id);
+            require(pool == handler.modelPool(id), "a search's pool differs from the model");
+            require(paid <= cap, "a search's epoch cap exceeded");
+        }
     }
 
     /// Every worker's bond (bonded + unbonding) is what the model deposited, withdrew and lost to slashes.
@@ -380,7 +510,7 @@ contract SettlementFuzz is Kit {
 
     function _settle(address[] memory workers, Settlement.Grant[] memory grants, bytes memory tasks) internal {
         vm.prank(vm.addr(COORDINATOR_KEY));
-        s.settle(workers, grants, tasks, "");
+        s.settle(bytes32(0), workers, grants, tasks, "");
     }
 
     /// A vote with any other signature (random, malformed v, high s) is skipped and never paid.
@@ -536,5 +666,50 @@ contract SettlementFuzz is Kit {
         } catch {
             return false;
         }
+    }
+
+    /// A sponsor's search pays its own tasks at its own reward; once closed it settles for the grace, then
+    /// refuses batches and lets only its sponsor withdraw, at most what its pool holds.
+    function test_searchLifecycle() public {
+        bytes32 id = keccak256("a search");
+        address sponsor = address(0x5A);
+        vm.deal(sponsor, 2 ether);
+        vm.prank(sponsor);
+        s.openSearch{value: 1 ether}(id, 3 * REWARD, 100 * REWARD);
+        uint256 operatorPool = s.pool();
+        (address[] memory workers, bytes memory tasks) = _task(s, 1, _ids(0, 2), new uint256[](0), false);
+        vm.prank(vm.addr(COORDINATOR_KEY));
+        s.settle(id, workers, new Settlement.Grant[](0), tasks, "");
+        (,,,, uint256 pool,) = s.searchOf(id);
+        require(pool == 1 ether - 3 * REWARD, "the search's pool did not pay its task");
+        require(s.pool() == operatorPool, "the operator's pool paid a search's task");
+        require(s.owed(vm.addr(_workerKey(0))) == 3 * REWARD / 2, "not paid at the search's reward");
+
+        vm.expectRevert(abi.encodeWithSelector(Settlement.NotSponsor.selector, id, address(this)));
+        s.closeSearch(id);
+        vm.prank(sponsor);
+        s.closeSearch(id);
+        vm.prank(sponsor);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SearchStillSettling.selector, id, block.timestamp + GRACE));
+        s.withdrawSearch(id, 1);
+        (workers, tasks) = _task(s, 2, _ids(2, 2), new uint256[](0), false);
+        vm.prank(vm.addr(COORDINATOR_KEY));
+        s.settle(id, workers, new Settlement.Grant[](0), tasks, ""); // within the grace: still paid
+        vm.warp(block.timestamp + GRACE);
+        (workers, tasks) = _task(s, 3, _ids(4, 2), new uint256[](0), false);
+        vm.prank(vm.addr(COORDINATOR_KEY));
+        vm.expectRevert(abi.encodeWithSelector(Settlement.SearchNotOpen.selector, id, block.timestamp));
+        s.settle(id, workers, new Settlement.Grant[](0), tasks, "");
+
+        (,,,, pool,) = s.searchOf(id);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.NotSponsor.selector, id, address(this)));
+        s.withdrawSearch(id, pool);
+        vm.prank(sponsor);
+        vm.expectRevert(abi.encodeWithSelector(Settlement.WithdrawTooLarge.selector, pool + 1, pool));
+        s.withdrawSearch(id, pool + 1);
+        uint256 before = sponsor.balance;
+        vm.prank(sponsor);
+        s.withdrawSearch(id, pool);
+        require(sponsor.balance == before + pool && pool == 1 ether - 6 * REWARD, "withdrew the wrong amount");
     }
 }

@@ -31,6 +31,7 @@ import {
   settleBatch,
   settlementAbi,
 } from '../chain/client.ts';
+import { openSearch } from '../chain/searches.ts';
 import { parseOptions } from '../cli/command.ts';
 import {
   type CambrianDomain,
@@ -43,23 +44,27 @@ import { type ResultMetrics, resultDigest } from '../protocol/result.ts';
 import { canonicalSpec, type TaskSpec, TaskSpecSchema, taskIdOf } from '../protocol/spec.ts';
 
 export const help = `usage: cambrian bench gas [--sizes 1,10,50] [--votes 2,3] [--workers first-time,returning]
-                         [--pool N] [--out DIR] [--no-doc] [--json]
+                         [--payer operator,search] [--pool N] [--out DIR] [--no-doc] [--json]
 
 Measures Settlement.settle gas per task on a fresh embedded anvil chain: batches of each size,
 2 and 3 agreeing votes, first-time vs returning workers (grant cached, grantSig omitted).
   --sizes LIST   batch sizes (default 1,10,50)
   --votes LIST   agreeing votes per task (default 2,3)
   --workers LIST first-time, returning or both (default both)
+  --payer LIST   operator (the operator's pool), search (a sponsor's search pool) or both (default both)
   --pool N       returning workers drawn round-robin from a pool of N (default 16)
   --out DIR      where the JSON goes (default bench-results)
   --no-doc       do not rewrite docs/GAS.md
   --json         print the JSON instead of the table`;
 
 export type WorkerKind = 'first-time' | 'returning';
+/** Whose pool pays the batch: the operator's (`fund`) or a sponsor's search (`openSearch`). */
+export type Payer = 'operator' | 'search';
 
 export interface GasRow {
   votes: number;
   workers: WorkerKind;
+  payer: Payer;
   batch: number;
   gasUsed: number;
   perTask: number;
@@ -156,6 +161,7 @@ let nextSeq = 1;
 export interface Scenario {
   votes: number;
   workers: WorkerKind;
+  payer?: Payer;
   batch: number;
   pool: number;
 }
@@ -169,6 +175,7 @@ export async function measure(
   const domain = cambrianDomain(conn.chain.id, address);
   const expiresAt = (await conn.publicClient.getBlock()).timestamp + 86_400n;
   const tag = `${s.workers}/${s.votes}/${s.batch}`;
+  const searchId = s.payer === 'search' ? await openBenchSearch(conn, address) : undefined;
   let batch: SettlementInput[];
   if (s.workers === 'first-time') {
     batch = [];
@@ -190,14 +197,14 @@ export async function measure(
       const voters = Array.from({ length: s.votes }, (_, v) => pool[(i + v) % s.pool]);
       warmup.push(await settlementOf(domain, `${tag} warm ${i}`, voters, false));
     }
-    await settleBatch(conn, address, warmup, { skipRejected: false });
+    await settleBatch(conn, address, warmup, { skipRejected: false, searchId });
     batch = [];
     for (let t = 0; t < s.batch; t++) {
       const voters = Array.from({ length: s.votes }, (_, v) => pool[(t * s.votes + v) % s.pool]);
       batch.push(await settlementOf(domain, `${tag} ${t}`, voters, true));
     }
   }
-  const receipt = await settleBatch(conn, address, batch, { skipRejected: false });
+  const receipt = await settleBatch(conn, address, batch, { skipRejected: false, searchId });
   const tx = await conn.publicClient.getTransaction({ hash: receipt.txHash! });
   const fields = calldataByField(tx.input, batch);
   const calldata = calldataGas(tx.input);
@@ -281,6 +288,18 @@ function itemOf(op: string, precompile: boolean): ProfileItem {
   return 'rest (decoding, memory, arithmetic, jumps)';
 }
 
+/** A sponsor's search (dev account 2 its sponsor) with the operator's reward and as much in its pool. */
+async function openBenchSearch(conn: SigningConnection, address: Hex): Promise<Hex> {
+  const sponsor = await connectChain(conn.rpcUrl, anvilAccount(2));
+  const searchId = keccak256(toHex(`bench search ${nextSeq}`));
+  await openSearch(sponsor, address, searchId, {
+    rewardPerTask: REWARD,
+    epochCap: 10n ** 20n,
+    fund: 10n ** 20n,
+  });
+  return searchId;
+}
+
 /** The coordinator is dev account 0 (it deploys and settles); the admin is dev account 1. */
 async function deploy(conn: SigningConnection) {
   const { address } = await deploySettlement(conn, {
@@ -301,7 +320,7 @@ async function deploy(conn: SigningConnection) {
  */
 function calldataByField(input: Hex, batch: SettlementInput[]): Record<string, number> {
   const { args } = decodeFunctionData({ abi: settlementAbi, data: input });
-  const [workers, grants, tasks, specs] = args as unknown as SettleArgs;
+  const [, workers, grants, tasks, specs] = args as unknown as SettleArgs;
   const per = (x: number) => Math.round(x / batch.length);
   const hex = (x: bigint | number, bytes: number) => toHex(x, { size: bytes });
   const field: Record<string, number> = {
@@ -378,13 +397,13 @@ async function measureClaim(conn: SigningConnection): Promise<number> {
 
 function table(rows: GasRow[]): string {
   const lines = [
-    '| votes | workers | batch | gas used | gas / task | marginal gas / task | calldata gas / task |',
-    '| ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+    '| votes | workers | paid from | batch | gas used | gas / task | marginal gas / task | calldata gas / task |',
+    '| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |',
   ];
   const n = (x: number | undefined) => (x === undefined ? '–' : Math.round(x).toLocaleString('en-US'));
   for (const r of rows) {
     lines.push(
-      `| ${r.votes} | ${r.workers} | ${r.batch} | ${n(r.gasUsed)} | ${n(r.perTask)} | ${n(r.marginal)} | ${n(r.calldataPerTask)} |`,
+      `| ${r.votes} | ${r.workers} | ${r.payer} | ${r.batch} | ${n(r.gasUsed)} | ${n(r.perTask)} | ${n(r.marginal)} | ${n(r.calldataPerTask)} |`,
     );
   }
   return lines.join('\n');
@@ -393,7 +412,9 @@ function table(rows: GasRow[]): string {
 /** Calldata gas per task, field by field, of the largest returning-worker batches. */
 function fieldTable(rows: GasRow[]): string {
   const largest = Math.max(...rows.map((r) => r.batch));
-  const picked = rows.filter((r) => r.workers === 'returning' && r.batch === largest);
+  const picked = rows.filter(
+    (r) => r.workers === 'returning' && r.batch === largest && r.payer === rows[0].payer,
+  );
   const fields = Object.keys(picked[0]?.fields ?? {});
   const lines = [
     `Calldata gas per task by field (returning workers, batch ${largest}; 4 gas per zero byte, 16 per other):`,
@@ -413,10 +434,12 @@ function fieldTable(rows: GasRow[]): string {
 function profileTable(rows: GasRow[]): string {
   const largest = Math.max(...rows.map((r) => r.batch));
   const pairs = rows
-    .filter((r) => r.batch === largest && largest > 1)
+    .filter((r) => r.batch === largest && largest > 1 && r.payer === rows[0].payer)
     .map((r) => ({
       r,
-      one: rows.find((o) => o.batch === 1 && o.votes === r.votes && o.workers === r.workers),
+      one: rows.find(
+        (o) => o.batch === 1 && o.votes === r.votes && o.workers === r.workers && o.payer === r.payer,
+      ),
     }))
     .filter((p): p is { r: GasRow; one: GasRow } => p.one !== undefined);
   if (pairs.length === 0) return '';
@@ -459,12 +482,14 @@ export async function run(argv: string[]): Promise<number> {
     out: { type: 'string', default: 'bench-results' },
     votes: { type: 'string', default: '2,3' },
     workers: { type: 'string', default: 'first-time,returning' },
+    payer: { type: 'string', default: 'operator,search' },
     'no-doc': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   });
   const sizes = parseSizes(opts.sizes);
   const voteCounts = parseList(opts.votes, ['2', '3'], '--votes').map(Number);
   const workerKinds = parseList(opts.workers, ['first-time', 'returning'] as const, '--workers');
+  const payers = parseList(opts.payer, ['operator', 'search'] as const, '--payer');
   const pool = Number(opts.pool);
   if (!Number.isInteger(pool) || pool < 3) throw new Error('--pool must be an integer ≥ 3');
 
@@ -479,26 +504,37 @@ export async function run(argv: string[]): Promise<number> {
       hardFork?: string;
     };
     hardfork = info.hardFork ?? hardfork;
-    for (const votes of voteCounts) {
-      for (const workers of workerKinds) {
-        let single: number | undefined;
-        for (const batch of sizes) {
-          const { gasUsed, calldata, fields, profile } = await measure(conn, { votes, workers, batch, pool });
-          if (batch === 1) single = gasUsed;
-          const marginal = batch > 1 && single !== undefined ? (gasUsed - single) / (batch - 1) : undefined;
-          rows.push({
-            votes,
-            workers,
-            batch,
-            gasUsed,
-            perTask: gasUsed / batch,
-            marginal,
-            calldataPerTask: calldata / batch,
-            fields,
-            profile,
-          });
-          if (!opts.json)
-            console.error(`measured ${votes} votes, ${workers}, batch ${batch}: ${gasUsed} gas`);
+    for (const payer of payers) {
+      for (const votes of voteCounts) {
+        for (const workers of workerKinds) {
+          let single: number | undefined;
+          for (const batch of sizes) {
+            const { gasUsed, calldata, fields, profile } = await measure(conn, {
+              votes,
+              workers,
+              payer,
+              batch,
+              pool,
+            });
+            if (batch === 1) single = gasUsed;
+            const marginal = batch > 1 && single !== undefined ? (gasUsed - single) / (batch - 1) : undefined;
+            rows.push({
+              votes,
+              workers,
+              payer,
+              batch,
+              gasUsed,
+              perTask: gasUsed / batch,
+              marginal,
+              calldataPerTask: calldata / batch,
+              fields,
+              profile,
+            });
+            if (!opts.json)
+              console.error(
+                `measured ${votes} votes, ${workers}, ${payer}'s pool, batch ${batch}: ${gasUsed} gas`,
+              );
+          }
         }
       }
     }
@@ -526,11 +562,13 @@ export async function run(argv: string[]): Promise<number> {
       '# Settlement gas',
       '',
       `Measured by \`${command}\` on ${result.date.slice(0, 10)}, anvil hardfork \`${hardfork}\`, contract`,
-      'v2, ABI 3 (plain Solidity) compiled as in src/chain/build.ts. Each row settles one batch on a fresh contract; gas',
+      'ABI 5 (plain Solidity) compiled as in src/chain/build.ts. Each row settles one batch on a fresh contract; gas',
       "is the transaction's gasUsed (21,000 base + calldata + execution). Every task carries its canonical spec",
       "(a realistic search's, in the batch's deflate-raw specs blob). *Returning* workers come from a pool",
       `of ${pool} whose grants are cached (no grant sent) and whose account slots exist; *first-time*`,
-      'workers are all new (grant verified and cached, fresh slots). Marginal = (gas(N) − gas(1)) / (N − 1).',
+      "workers are all new (grant verified and cached, fresh slots). *Paid from*: the operator's pool (`fund`), or",
+      "a sponsor's search pool (`openSearch`, `settle(searchId, …)`); the profile and field tables are the first's.",
+      'Marginal = (gas(N) − gas(1)) / (N − 1).',
       'See [CONTRACT.md](CONTRACT.md) for where the gas goes.',
       '',
       text,

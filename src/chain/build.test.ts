@@ -17,8 +17,9 @@ describe('contract build', () => {
 
   it('exposes the ABI outside tools rely on', () => {
     const settle = settlementAbi.find((e) => e.type === 'function' && e.name === 'settle');
-    // v2: settle(address[] workers, Grant[] grants, bytes tasks, bytes specs), see docs/CONTRACT.md.
+    // ABI 5: settle(bytes32 searchId, address[] workers, Grant[] grants, bytes tasks, bytes specs), see docs/CONTRACT.md.
     expect(settle && 'inputs' in settle ? settle.inputs.map((i) => i.type) : undefined).toEqual([
+      'bytes32',
       'address[]',
       'tuple[]',
       'bytes',
@@ -37,6 +38,12 @@ describe('contract build', () => {
       'settled',
       'revokeSession',
       'voidBatch',
+      'openSearch',
+      'fundSearch',
+      'closeSearch',
+      'reopenSearch',
+      'withdrawSearch',
+      'searchOf',
       'VERSION',
     ]) {
       expect(names).toContain(fn);

@@ -22,7 +22,7 @@ export const SETTLEMENT_MODULE = 'src/chain/generated/settlement.ts';
 export const SOLC_SETTINGS = {
   // Cancun: what every major EVM chain runs; newer opcodes are not needed.
   evmVersion: 'cancun',
-  optimizer: { enabled: true, runs: 10_000 },
+  optimizer: { enabled: true, runs: 1_000 },
   viaIR: true,
   outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
 } as const;

@@ -36,6 +36,7 @@ import {
   type SettlementInput,
 } from './packing.ts';
 
+export { OPERATOR_SEARCH } from './packing.ts';
 export type { SettleArgs, SettlementInput };
 export { settlementAbi, settlementBytecode };
 
@@ -99,6 +100,11 @@ export async function connectChain(
 
 /** One day: rate changes apply from the next epoch; credits are claimable two epochs after they were made. */
 export const DEFAULT_EPOCH_SECONDS = 86_400;
+/**
+ * Two hours: a search closed by its sponsor keeps settling this long, so a task leased just before (a
+ * lease lasts at most 30 minutes, then its replicas and audits) is still paid.
+ */
+export const DEFAULT_SEARCH_GRACE_SECONDS = 7_200;
 
 export interface DeployOptions {
   /** DEFAULT_ADMIN_ROLE (terms, cap, roles, voids; a multisig or timelock in production). */
@@ -112,6 +118,8 @@ export interface DeployOptions {
   /** Most the coordinator may credit per epoch. Default: 1,000 tasks' rewards. */
   epochCap?: bigint;
   epochSeconds?: number;
+  /** How long a closed search still settles before its sponsor may withdraw. Default DEFAULT_SEARCH_GRACE_SECONDS. */
+  searchGraceSeconds?: number;
   /** Wei to put in the reward pool right after deployment. */
   fund?: bigint;
 }
@@ -147,6 +155,7 @@ export async function deploySettlement(conn: SigningConnection, options: DeployO
       BigInt(options.minQuorum),
       options.epochCap ?? options.rewardPerTask * 1_000n,
       BigInt(options.epochSeconds ?? DEFAULT_EPOCH_SECONDS),
+      BigInt(options.searchGraceSeconds ?? DEFAULT_SEARCH_GRACE_SECONDS),
     ],
   });
   const receipt = await confirmed(conn, deployTx);
@@ -217,6 +226,8 @@ export interface SettleOptions {
    * rejection throws SettlementRejectedError and nothing is sent.
    */
   skipRejected?: boolean;
+  /** The search whose pool pays the batch (every task of it must be that search's); default the operator's. */
+  searchId?: Hex;
 }
 
 /** What passed simulation, ready to send, and what did not go. */
@@ -260,7 +271,7 @@ export async function prepareSettle(
   let deferred: SettlementInput[] = [];
   const cached = await cachedGrants(conn.publicClient, settlement, batch);
   for (;;) {
-    const args = await encodeSettleArgs(pending, cached);
+    const args = await encodeSettleArgs(pending, cached, options.searchId);
     if (pending.length === 0) return { args, tasks: pending, rejected, deferred };
     try {
       const gas = await conn.publicClient.estimateContractGas({
@@ -472,6 +483,8 @@ export interface SettledEvent extends ResultMetrics {
   dissenters: readonly Address[];
   /** The canonical spec the coordinator recorded ('' if none); check it with taskIdOf before trusting it. */
   spec: string;
+  /** The search whose pool paid it (OPERATOR_SEARCH: the operator's). */
+  searchId: Hex;
   batchId: bigint;
   blockNumber: bigint;
   txHash: Hash;
@@ -509,7 +522,7 @@ export async function readSettledEvents(
     const tx = await client.getTransaction({ hash: batch.transactionHash });
     const { functionName, args } = decodeFunctionData({ abi: settlementAbi, data: tx.input });
     if (functionName !== 'settle') throw new Error(`${batch.transactionHash} is not a direct settle call`);
-    const [workers, , tasks, specsBlob] = args;
+    const [searchId, workers, , tasks, specsBlob] = args;
     const decoded = decodeTasks(workers, tasks);
     const specs = await decodeSpecs(specsBlob, decoded.length);
     decoded.forEach((task, i) => {
@@ -523,6 +536,7 @@ export async function readSettledEvents(
         winners: counted.filter((v) => v.digest === task.digest).map((v) => v.worker),
         dissenters: counted.filter((v) => v.digest !== task.digest).map((v) => v.worker),
         spec: specs[i],
+        searchId,
         batchId: batch.args.batchId!,
         blockNumber: batch.blockNumber,
         txHash: batch.transactionHash,

@@ -8,6 +8,8 @@ import { connectChain, type Deployment, deploySettlement } from './client.ts';
 
 /** Dev chains use short epochs so credits become claimable within seconds (production: a day). */
 export const EMBEDDED_EPOCH_SECONDS = 2;
+/** A closed search settles ten minutes on dev chains (production: two hours), then its sponsor withdraws. */
+export const EMBEDDED_SEARCH_GRACE_SECONDS = 600;
 
 export interface EmbeddedDeployment {
   deployment: Deployment;
@@ -24,6 +26,7 @@ export interface EmbeddedOptions {
   fund: bigint;
   epochCap?: bigint;
   epochSeconds?: number;
+  searchGraceSeconds?: number;
 }
 
 export async function deployEmbedded(rpcUrl: string, options: EmbeddedOptions): Promise<EmbeddedDeployment> {
@@ -34,6 +37,7 @@ export async function deployEmbedded(rpcUrl: string, options: EmbeddedOptions): 
     coordinator: anvilAccount(EMBEDDED_ROLES.coordinator).address,
     referee: anvilAccount(EMBEDDED_ROLES.referee).address,
     epochSeconds: EMBEDDED_EPOCH_SECONDS,
+    searchGraceSeconds: EMBEDDED_SEARCH_GRACE_SECONDS,
     epochCap: options.fund,
     ...options,
   });

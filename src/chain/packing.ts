@@ -1,5 +1,5 @@
 /**
- * The `settle` calldata, ABI 3 (docs/CONTRACT.md, "ABI (3)"): a sorted workers table, the grants the chain
+ * The `settle` calldata (docs/CONTRACT.md, "ABI"): the paying search, a sorted workers table, the grants the chain
  * has not cached, the packed task records and the batch's compressed specs. Encoding for the coordinator
  * and the gas bench, decoding for the leaderboard and watchers. Browser-safe: viem and Web Streams only.
  */
@@ -36,8 +36,11 @@ export interface GrantInput {
   signature: Hex;
 }
 
-/** `settle`'s four arguments. */
-export type SettleArgs = readonly [readonly Address[], readonly GrantInput[], Hex, Hex];
+/** `settle`'s five arguments: the paying search, the workers table, grants, task records, specs. */
+export type SettleArgs = readonly [Hex, readonly Address[], readonly GrantInput[], Hex, Hex];
+
+/** The search id of the operator's own pool and terms (`fund`, `rewardPerTask`): the coordinator's own tasks. */
+export const OPERATOR_SEARCH: Hex = `0x${'0'.repeat(64)}`;
 
 /** The grant the chain holds for a worker (sessionKey 0 when none). */
 export type CachedGrantOf = (worker: Address) => { sessionKey: Address; expiresAt: bigint } | undefined;
@@ -48,15 +51,19 @@ const HAS_VERDICT = 1;
 /** Version byte of the specs blob: deflate-raw of the canonical specs joined by '\n'. */
 const SPECS_DEFLATE_V1 = '0x01';
 
-/** Builds settle's arguments. Grants are sent only for workers whose grant `cached` does not already hold. */
+/**
+ * Builds settle's arguments for a batch of `searchId`'s tasks (every task of a batch is paid from that
+ * search's pool). Grants are sent only for workers whose grant `cached` does not already hold.
+ */
 export async function encodeSettleArgs(
   batch: readonly SettlementInput[],
   cached: CachedGrantOf = () => undefined,
+  searchId: Hex = OPERATOR_SEARCH,
 ): Promise<SettleArgs> {
   const workers = sortedWorkers(batch);
   const index = new Map(workers.map((w, i) => [w.toLowerCase(), i]));
   const tasks = concatHex(batch.map((task) => encodeTask(task, index)));
-  return [workers, grantsToSend(batch, cached), tasks, await encodeSpecs(batch)];
+  return [searchId, workers, grantsToSend(batch, cached), tasks, await encodeSpecs(batch)];
 }
 
 function sortedWorkers(batch: readonly SettlementInput[]): Address[] {

@@ -13,6 +13,7 @@ function event(taskId: string, winners: string[], dissenters: string[] = [], blo
     digest: '0x00',
     refereed: false,
     spec: '',
+    searchId: '0x00',
     batchId: 1n,
     weightsHash: '0x00',
     traceRoot: '0x00',
