@@ -24,6 +24,7 @@ import { auditPending } from './audit.ts';
 import { type AuditJobOptions, AuditJobs, DEFAULT_AUDIT_JOBS } from './audit-jobs.ts';
 import { BondBook, defaultMinBond, Slasher } from './bonds.ts';
 import type { Db } from './db.ts';
+import { syncFunds } from './funds.ts';
 import { LOCK_TTL_MS, tryLock } from './locks.ts';
 import type { RateLimits } from './rate-limits.ts';
 import { RecomputePool } from './recompute-pool.ts';
@@ -248,6 +249,19 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         await settler.tick(renew);
         // The same loop as settling: one sender of the coordinator key's transactions at a time.
         if (slasher && (await renew())) await slasher.tick();
+      },
+      log,
+    ),
+    loop(
+      opts.settleMs ?? 2000,
+      'funds',
+      async () => {
+        if (!settler || !opts.chain) return;
+        await syncFunds(opts.db, settler.publicClient, opts.chain.settlement, {
+          maxLeaseMs: store.maxLeaseMs,
+          log,
+        });
+        store.searchesChanged();
       },
       log,
     ),

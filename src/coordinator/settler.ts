@@ -15,7 +15,9 @@ import {
   type ChainPublicClient,
   type ChainWalletClient,
   connectKnownChain,
+  contractErrorOf,
   isSettled,
+  OPERATOR_SEARCH,
   prepareSettle,
   readSettledEvents,
   type SettlementInput,
@@ -85,10 +87,16 @@ const DROPPED_AFTER_MS = 60_000;
 const EXPIRY_MARGIN_S = 60n;
 /** Rejections that a vote skipped on chain causes (a revocation that landed after the votes were checked). */
 const VOTE_COUNT_ERRORS = new Set(['QuorumNotReached', 'NoMajority', 'NoHonestVote']);
+/**
+ * Rejections of a whole batch by its search: it was never opened on chain, or its sponsor closed it and
+ * the grace is over. Its tasks can never be paid, so they fail (and do not block other searches' batches).
+ */
+const SEARCH_ERRORS = new Set(['UnknownSearch', 'SearchNotOpen']);
 
 interface TaskRow {
   task_id: Hex;
   seq: number;
+  search_id: Hex | null;
   spec: AnyTaskSpec;
   result: TaskResult;
   agreed_digest: Hex;
@@ -138,11 +146,17 @@ export class Settler {
     );
   }
 
-  /** Step 1: record the intent (which tasks go in this batch) before anything touches the chain. */
+  /**
+   * Step 1: record the intent (which tasks go in this batch) before anything touches the chain. A batch is
+   * one search's tasks (the contract pays a batch from one pool): the search of the oldest agreed task.
+   */
   private createBatch(): Promise<BatchRow | undefined> {
     return this.db.tx(async (q) => {
       const tasks = await q.query<{ task_id: Hex }>(
-        `SELECT task_id FROM tasks WHERE state = 'agreed' ORDER BY agreed_at, seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
+        `WITH first AS (SELECT coalesce(search_id, '') AS key FROM tasks WHERE state = 'agreed'
+                        ORDER BY agreed_at, seq LIMIT 1)
+         SELECT t.task_id FROM tasks t, first WHERE t.state = 'agreed' AND coalesce(t.search_id, '') = first.key
+         ORDER BY t.agreed_at, t.seq LIMIT $1 FOR UPDATE OF t SKIP LOCKED`,
         [this.batchSize],
       );
       if (tasks.length === 0) return undefined;
@@ -227,7 +241,7 @@ export class Settler {
 
   /** Steps 2–3: simulate against the pending block, sign, store the hash, broadcast, wait for the receipt. */
   private async send(batch: BatchRow, taskIds: Hex[]): Promise<number> {
-    const { settlements, skipped, vetoes } = await this.buildSettlements(taskIds);
+    const { settlements, skipped, vetoes, searchId } = await this.buildSettlements(taskIds);
     for (const [taskId, reason] of skipped) await this.fail(taskId, reason);
     for (const veto of vetoes) await this.veto(veto);
     const account = this.wallet.account;
@@ -238,8 +252,15 @@ export class Settler {
         this.chain.settlement,
         account,
         settlements,
+        { searchId },
       );
     } catch (err) {
+      const refusal = contractErrorOf(err);
+      if (refusal && SEARCH_ERRORS.has(refusal.errorName)) {
+        for (const s of settlements) await this.fail(s.taskId, `its search cannot pay: ${refusal.errorName}`);
+        await this.finishBatch(batch.batch_id, 'failed', refusal.errorName);
+        return 0;
+      }
       // Not about one task (an RPC fault, a missing role): the whole batch waits for the next tick.
       await this.finishBatch(
         batch.batch_id,
@@ -305,8 +326,8 @@ export class Settler {
    */
   private async buildSettlements(taskIds: Hex[]) {
     const tasks = await this.db.query<TaskRow>(
-      `SELECT task_id, seq, spec, result, agreed_digest, decided_by FROM tasks WHERE task_id = ANY($1::text[])
-       ORDER BY seq`,
+      `SELECT task_id, seq, search_id, spec, result, agreed_digest, decided_by FROM tasks
+       WHERE task_id = ANY($1::text[]) ORDER BY seq`,
       [taskIds],
     );
     const votes = await this.db.query<VoteRow>(
@@ -361,7 +382,10 @@ export class Settler {
         })),
       });
     }
-    return { settlements, skipped, vetoes };
+    const searches = new Set(tasks.map((t) => t.search_id));
+    if (searches.size > 1) throw new Error(`a settlement batch holds tasks of ${searches.size} searches`);
+    const searchId = (tasks[0]?.search_id ?? OPERATOR_SEARCH) as Hex;
+    return { settlements, skipped, vetoes, searchId };
   }
 
   /** What dropping this task's unusable votes does to it (undefined: none was dropped). */
