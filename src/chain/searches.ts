@@ -3,7 +3,7 @@
  * close, reopen, withdraw, read. Each search has its own pool and terms; a batch of its tasks is paid from
  * that pool only (`settle(searchId, …)`), so no search's funds pay another's tasks.
  */
-import { type Address, type Hash, type Hex, parseEventLogs } from 'viem';
+import { type Address, type Hash, type Hex, parseEventLogs, type TransactionReceipt } from 'viem';
 import { type ChainPublicClient, confirmed, type SigningConnection, settlementAbi } from './client.ts';
 
 type Reader = Pick<ChainPublicClient, 'readContract'>;
@@ -40,14 +40,14 @@ export async function searchOf(
 
 type SearchWrite = 'openSearch' | 'fundSearch' | 'closeSearch' | 'reopenSearch' | 'withdrawSearch';
 
-/** Simulates (so a revert names its custom error before anything is sent), sends, waits for the receipt. */
+/** Simulates (so a revert names its custom error before anything is sent), sends, returns the receipt. */
 async function write(
   conn: SigningConnection,
   settlement: Address,
   functionName: SearchWrite,
   args: readonly unknown[],
   value?: bigint,
-): Promise<Hash> {
+): Promise<TransactionReceipt> {
   const { request } = await conn.publicClient.simulateContract({
     address: settlement,
     abi: settlementAbi,
@@ -58,13 +58,14 @@ async function write(
     account: conn.wallet.account,
   } as Parameters<typeof conn.publicClient.simulateContract>[0]);
   const hash = await conn.wallet.writeContract(request as Parameters<typeof conn.wallet.writeContract>[0]);
-  await confirmed(conn, hash);
-  return hash;
+  return confirmed(conn, hash);
 }
+
+const sent = (receipt: Promise<TransactionReceipt>): Promise<Hash> => receipt.then((r) => r.transactionHash);
 
 export interface OpenSearchOptions {
   rewardPerTask: bigint;
-  /** Most credited per epoch (default: 1,000 tasks' rewards, or everything funded if that is less). */
+  /** Most credited per epoch (default: 1,000 tasks' rewards). */
   epochCap?: bigint;
   /** Wei to fund it with in the same transaction. */
   fund?: bigint;
@@ -79,7 +80,9 @@ export function openSearch(
 ): Promise<Hash> {
   if (options.rewardPerTask <= 0n) throw new Error('the reward per task must be more than 0');
   const cap = options.epochCap ?? options.rewardPerTask * 1_000n;
-  return write(conn, settlement, 'openSearch', [searchId, options.rewardPerTask, cap], options.fund ?? 0n);
+  return sent(
+    write(conn, settlement, 'openSearch', [searchId, options.rewardPerTask, cap], options.fund ?? 0n),
+  );
 }
 
 /** Adds `amount` (wei) to the search's pool. */
@@ -90,16 +93,16 @@ export function fundSearch(
   amount: bigint,
 ): Promise<Hash> {
   if (amount <= 0n) throw new Error('the amount to fund must be more than 0');
-  return write(conn, settlement, 'fundSearch', [searchId], amount);
+  return sent(write(conn, settlement, 'fundSearch', [searchId], amount));
 }
 
 /** Closes the sponsor's search: it settles for the contract's grace, then its pool can be withdrawn. */
 export function closeSearch(conn: SigningConnection, settlement: Address, searchId: Hex): Promise<Hash> {
-  return write(conn, settlement, 'closeSearch', [searchId]);
+  return sent(write(conn, settlement, 'closeSearch', [searchId]));
 }
 
 export function reopenSearch(conn: SigningConnection, settlement: Address, searchId: Hex): Promise<Hash> {
-  return write(conn, settlement, 'reopenSearch', [searchId]);
+  return sent(write(conn, settlement, 'reopenSearch', [searchId]));
 }
 
 /** Withdraws `amount` (default: all) of the sponsor's closed search's pool once its grace is over. */
@@ -110,10 +113,9 @@ export async function withdrawSearch(
   amount?: bigint,
 ): Promise<{ txHash: Hash; amount: bigint }> {
   const take = amount ?? (await searchOf(conn.publicClient, settlement, searchId))?.pool ?? 0n;
-  const txHash = await write(conn, settlement, 'withdrawSearch', [searchId, take]);
-  const receipt = await conn.publicClient.getTransactionReceipt({ hash: txHash });
+  const receipt = await write(conn, settlement, 'withdrawSearch', [searchId, take]);
   const [log] = parseEventLogs({ abi: settlementAbi, logs: receipt.logs, eventName: 'SearchWithdrawn' });
-  return { txHash, amount: log?.args.amount ?? take };
+  return { txHash: receipt.transactionHash, amount: log?.args.amount ?? take };
 }
 
 /** How long a closed search still settles (seconds). */

@@ -5,19 +5,17 @@
  * chain pauses it with a lease cut-off before the chain stops settling it.
  */
 import { type Hex, keccak256, toHex } from 'viem';
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { anvilAccount } from '../chain/accounts.ts';
 import { connectChain, readConfig, readSettledEvents, type SigningConnection } from '../chain/client.ts';
 import { closeSearch, openSearch, searchOf } from '../chain/searches.ts';
 import { cambrianDomain } from '../protocol/eip712.ts';
-import { runHeadlessWorker } from '../worker/headless/worker.ts';
 import { type Db, openDb } from './db.ts';
 import { syncFunds } from './funds.ts';
 import { insertSearch, type SearchRow, searchRow } from './searches.ts';
 import { type Coordinator, startCoordinator } from './service.ts';
 import { Settler } from './settler.ts';
-import { startTestChain, type TestChain, tinySpec } from './testing.ts';
+import { startTestChain, type TestChain, tinySpec, trainWithFreshWorkers } from './testing.ts';
 
 const REWARD = 3n * 10n ** 14n;
 let chain: TestChain;
@@ -92,17 +90,7 @@ it('starts a search once its sponsor funds it on chain, pays its tasks from its 
   coordinator.store.searchesChanged();
 
   // Two workers train search a's two tasks (the other searches hand out nothing).
-  await Promise.all(
-    [0, 1].map(() =>
-      runHeadlessWorker({
-        coordinator: coordinator.url,
-        account: privateKeyToAccount(generatePrivateKey()),
-        backend: 'cpu',
-        maxTasks: 2,
-        idleMs: 50,
-      }),
-    ),
-  );
+  await trainWithFreshWorkers(coordinator.url, 2, 2);
   await coordinator.tick(); // the audits
   const agreed = await db.query<{ search_id: Hex }>(`SELECT search_id FROM tasks WHERE state = 'agreed'`);
   expect(agreed.map((t) => t.search_id)).toEqual([a, a]);

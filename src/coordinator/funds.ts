@@ -27,7 +27,7 @@ export interface FundsOptions {
 
 const DEFAULT_SETTLE_MARGIN_MS = 5 * 60_000;
 
-/** One pass over the live searches; returns how many rows changed state. */
+/** One pass over the live searches; returns how many it read (0: nothing for leasing to refresh). */
 export async function syncFunds(
   db: Db,
   client: Pick<ChainPublicClient, 'readContract'>,
@@ -37,7 +37,6 @@ export async function syncFunds(
   const rows = await db.query<SearchRow>(
     `SELECT ${SEARCH_COLUMNS} FROM searches WHERE NOT operator AND state IN ('funding', 'running', 'paused')`,
   );
-  let moved = 0;
   for (const row of rows) {
     const readAt = Date.now();
     const chain = await searchOf(client, settlement, row.search_id);
@@ -60,22 +59,17 @@ export async function syncFunds(
         await q.query('UPDATE searches SET error = $2 WHERE search_id = $1', [row.search_id, mismatch]);
       }
       if (mismatch) {
-        if (row.state === 'running') {
-          await moveSearch(q, row.search_id, 'paused');
-          moved++;
-        }
+        if (row.state === 'running') await moveSearch(q, row.search_id, 'paused');
         return;
       }
       if (closed && row.state === 'running') {
         await moveSearch(q, row.search_id, 'paused');
         opts.log?.(`search ${row.search_id}: closed on chain by its sponsor; paused`);
-        moved++;
       } else if (!closed && row.state === 'funding' && chain && chain.pool >= chain.rewardPerTask) {
         await moveSearch(q, row.search_id, 'running');
         opts.log?.(`search ${row.search_id}: funded on chain (${chain.pool} wei); running`);
-        moved++;
       }
     });
   }
-  return moved;
+  return rows.length;
 }

@@ -257,11 +257,11 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       'funds',
       async () => {
         if (!settler || !opts.chain) return;
-        await syncFunds(opts.db, settler.publicClient, opts.chain.settlement, {
+        const read = await syncFunds(opts.db, settler.publicClient, opts.chain.settlement, {
           maxLeaseMs: store.maxLeaseMs,
           log,
         });
-        store.searchesChanged();
+        if (read > 0) store.searchesChanged(); // pools and states the snapshot must see
       },
       log,
     ),

@@ -3,15 +3,13 @@
  * but before broadcasting it, and a restarted settler finishes the batch with that very transaction.
  */
 import type { Hex } from 'viem';
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterAll, expect, it } from 'vitest';
 import { connectChain, readSettledEvents } from '../chain/client.ts';
 import { cambrianDomain } from '../protocol/eip712.ts';
-import { runHeadlessWorker } from '../worker/headless/worker.ts';
 import { type Db, openDb } from './db.ts';
 import { type Coordinator, startCoordinator } from './service.ts';
 import { Settler } from './settler.ts';
-import { startTestChain, type TestChain, tinySpec } from './testing.ts';
+import { startTestChain, type TestChain, tinySpec, trainWithFreshWorkers } from './testing.ts';
 
 let chain: TestChain | undefined;
 let db: Db | undefined;
@@ -37,17 +35,7 @@ it('rebroadcasts a stored signed settlement that never left before a crash', asy
     (await coordinator.store.addTask(tinySpec(700)))!,
     (await coordinator.store.addTask(tinySpec(701)))!,
   ];
-  await Promise.all(
-    [0, 1].map(() =>
-      runHeadlessWorker({
-        coordinator: coordinator!.url,
-        account: privateKeyToAccount(generatePrivateKey()),
-        backend: 'cpu',
-        maxTasks: 2,
-        idleMs: 50,
-      }),
-    ),
-  );
+  await trainWithFreshWorkers(coordinator!.url, 2, 2);
   const states = () =>
     db!.query<{ state: string }>('SELECT state FROM tasks WHERE task_id = ANY($1::text[])', [ids]);
   await coordinator.tick(); // the audit
@@ -85,17 +73,7 @@ it('settles a task the referee decided with the referee key’s verdict attached
   });
   try {
     const id = (await node.store.addTask(tinySpec(710)))!;
-    await Promise.all(
-      [0, 1].map(() =>
-        runHeadlessWorker({
-          coordinator: node.url,
-          account: privateKeyToAccount(generatePrivateKey()),
-          backend: 'cpu',
-          maxTasks: 1,
-          idleMs: 50,
-        }),
-      ),
-    );
+    await trainWithFreshWorkers(node.url, 2, 1);
     await node.tick(); // the audit
     await refDb.query(`UPDATE tasks SET decided_by = 'referee' WHERE task_id = $1`, [id]);
     // Without the referee key the verdict cannot be signed: the task fails visibly, nothing is sent.

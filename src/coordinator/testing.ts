@@ -200,3 +200,25 @@ export function divergentResult(honest: TaskResult, from: number): TaskResult {
   );
   return buildTaskResult({ ...metricsOf(honest), checkpoints });
 }
+
+/** `count` headless CPU workers with fresh keys, each taking up to `maxTasks` tasks, run to the end. */
+export async function trainWithFreshWorkers(
+  coordinator: string,
+  count: number,
+  maxTasks: number,
+): Promise<void> {
+  // Imported on use: most tests that load testing.ts run no worker.
+  const { runHeadlessWorker } = await import('../worker/headless/worker.ts');
+  const { generatePrivateKey, privateKeyToAccount } = await import('viem/accounts');
+  await Promise.all(
+    Array.from({ length: count }, () =>
+      runHeadlessWorker({
+        coordinator,
+        account: privateKeyToAccount(generatePrivateKey()),
+        backend: 'cpu',
+        maxTasks,
+        idleMs: 50,
+      }),
+    ),
+  );
+}
