@@ -178,7 +178,7 @@ function isWalletClient(signer: TypedDataSigner): signer is WalletClient {
   return 'request' in signer && 'transport' in signer;
 }
 
-async function signTyped<const T extends TypedData, P extends keyof T & string>(
+export async function signTyped<const T extends TypedData, P extends keyof T & string>(
   signer: TypedDataSigner,
   typedData: TypedDataDefinition<T, P>,
 ): Promise<Hex> {
@@ -241,7 +241,7 @@ export function signatureShapeError(signature: Hex): 'length' | 'v' | 'high-s' |
   return undefined;
 }
 
-async function recoverStrict<const T extends TypedData, P extends keyof T & string>(
+export async function recoverStrict<const T extends TypedData, P extends keyof T & string>(
   typedData: TypedDataDefinition<T, P>,
   signature: Hex,
 ): Promise<Address | undefined> {
