@@ -7,13 +7,17 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { Scalar } from '@scalar/hono-api-reference';
+import type { Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { Hex } from 'viem';
+import { DATASET_FORMATS } from '../data/import.ts';
 import type { CambrianDomain } from '../protocol/eip712.ts';
 import {
   AddressSchema,
   AuditAnswerSchema,
   AuditJobSchema,
+  DatasetUploadedSchema,
   ErrorBodySchema,
   GRANT_CLOCK_SLACK_S,
   HeartbeatResponseSchema,
@@ -25,7 +29,11 @@ import {
   MIN_GRANT_LIFETIME_S,
   ResultAcceptedSchema,
   ResultSubmissionSchema,
+  SearchActionRequestSchema,
+  SearchListSchema,
+  SearchPostSchema,
   SearchStatusSchema,
+  SearchViewSchema,
   SessionRequestSchema,
   SessionResponseSchema,
   StateRequestSchema,
@@ -33,11 +41,14 @@ import {
   TaskViewSchema,
 } from '../protocol/http.ts';
 import { checkpointSteps, checkTaskResult, type TaskResult } from '../protocol/index.ts';
+import { SPONSOR_LIMITS } from '../protocol/search.ts';
 import { AuditJobs } from './audit-jobs.ts';
 import { limitedBody } from './body.ts';
-import { Refusal } from './errors.ts';
+import { datasetRow, datasetUploaded, storedDatasetBytes, uploadDataset } from './datasets.ts';
+import { Refusal, zodReason } from './errors.ts';
 import { applyRateLimits, bearerToken, DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limits.ts';
 import { type Recover, verifyGrant, verifyVote } from './signatures.ts';
+import { actOnSearch, postSearch } from './sponsored.ts';
 import { StateExchange } from './states.ts';
 import { DEFAULT_MAX_LIVE_LEASES, type Session, type Store } from './store.ts';
 import type { Views } from './views.ts';
@@ -97,6 +108,8 @@ const body = <T extends z.ZodType>(schema: T) => ({
 const bearer = [{ bearer: [] }];
 
 const Anything = z.record(z.string(), z.unknown());
+/** A multipart file field (checked by the upload itself, which names what is missing). */
+const UploadFile = z.any().optional().meta({ type: 'string', format: 'binary' });
 
 const routes = {
   info: createRoute({
@@ -216,14 +229,89 @@ const routes = {
     method: 'get',
     path: '/leaderboard',
     summary: 'Settled architectures, best first',
-    request: { query: z.object({ limit: z.coerce.number().int().min(1).max(1000).optional() }) },
+    request: {
+      query: z.object({
+        limit: z.coerce.number().int().min(1).max(1000).optional(),
+        /** A sponsored search's id; absent: the operator's search. */
+        search: Hex32Schema.optional(),
+      }),
+    },
     responses: { 200: json(z.array(Anything), 'the leaderboard') },
   }),
   search: createRoute({
     method: 'get',
     path: '/search',
     summary: 'Search progress: task counts by state, best accuracy over time, strategy summary',
+    request: { query: z.object({ search: Hex32Schema.optional() }) },
     responses: { 200: json(SearchStatusSchema, 'search progress and workers online') },
+  }),
+  searches: createRoute({
+    method: 'get',
+    path: '/searches',
+    summary: "Every sponsor's search, newest first",
+    responses: { 200: json(SearchListSchema, 'the searches') },
+  }),
+  postSearch: createRoute({
+    method: 'post',
+    path: '/searches',
+    summary: "Post a search: a manifest over an uploaded dataset, signed by the sponsor's wallet (EIP-712)",
+    request: body(SearchPostSchema),
+    responses: {
+      201: json(SearchViewSchema, 'posted; funding until its pool on chain pays a task'),
+      ...errors(400, 403, 409, 422, 429),
+    },
+  }),
+  sponsoredSearch: createRoute({
+    method: 'get',
+    path: '/searches/{searchId}',
+    summary: "A sponsor's search: state, pool, spend, task counts, best accuracy",
+    request: { params: z.object({ searchId: Hex32Schema }) },
+    responses: { 200: json(SearchViewSchema, 'the search'), ...errors(404) },
+  }),
+  searchAction: createRoute({
+    method: 'post',
+    path: '/searches/{searchId}/actions',
+    summary: "Pause, resume or cancel a search (signed by its sponsor's wallet, EIP-712)",
+    request: { params: z.object({ searchId: Hex32Schema }), ...body(SearchActionRequestSchema) },
+    responses: {
+      200: json(SearchViewSchema, 'the search after the action'),
+      ...errors(400, 403, 404, 409, 429),
+    },
+  }),
+  uploadDataset: createRoute({
+    method: 'post',
+    path: '/datasets',
+    summary:
+      'Upload a dataset (multipart: format idx|csv|npy, name, files); converted to the canonical binary',
+    request: {
+      body: {
+        required: true,
+        content: {
+          'multipart/form-data': {
+            schema: z.object({
+              format: z.enum(DATASET_FORMATS),
+              name: z.string(),
+              labelColumn: z.string().optional(),
+              images: UploadFile.describe('IDX images file'),
+              labels: UploadFile.describe('IDX or .npy labels file'),
+              features: UploadFile.describe('.npy features file'),
+              csv: UploadFile.describe('CSV file with a header row'),
+            }),
+          },
+        },
+      },
+    },
+    responses: {
+      201: json(DatasetUploadedSchema, 'stored (public to workers)'),
+      ...errors(400, 413, 422, 429),
+    },
+  }),
+  datasetInfo: createRoute({
+    method: 'get',
+    path: '/datasets/{sha256}/info',
+    summary: "An uploaded dataset's counts, class balance and source",
+    request: { params: z.object({ sha256: Hex32Schema }) },
+    responses: { 200: json(DatasetUploadedSchema, 'the dataset'), ...errors(404) },
   }),
   worker: createRoute({
     method: 'get',
@@ -244,10 +332,6 @@ const routes = {
   }),
 };
 
-function zodReason(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
-}
-
 export function createApi(deps: ApiDeps): OpenAPIHono {
   const { store, views, domain } = deps;
   const maxSession = deps.maxSessionSeconds ?? MAX_GRANT_LIFETIME_S;
@@ -263,14 +347,18 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
   // Rates first: a request over its limit costs no body read, no database, no signature check.
   if (deps.rateLimits !== false) applyRateLimits(app, deps.rateLimits ?? DEFAULT_RATE_LIMITS);
   // A state upload is bounded by the parameter count of the largest open request, not the small limit.
-  app.use(
-    '*',
-    limitedBody(async (c) =>
-      c.req.path.endsWith('/states')
-        ? Math.max(MAX_BODY_BYTES, await states.maxBodyBytes(Number(c.req.header('content-length') ?? 0)))
-        : MAX_BODY_BYTES,
-    ),
+  // An upload is multipart bytes, not text: Hono's own limit, at the sponsors' upload bound.
+  const uploads = bodyLimit({
+    maxSize: SPONSOR_LIMITS.maxUploadBytes,
+    onError: (c) => c.json({ error: `upload larger than ${SPONSOR_LIMITS.maxUploadBytes} bytes` }, 413),
+  });
+  const isUpload = (c: Context) => c.req.method === 'POST' && c.req.path.endsWith('/datasets');
+  const textBodies = limitedBody(async (c) =>
+    c.req.path.endsWith('/states')
+      ? Math.max(MAX_BODY_BYTES, await states.maxBodyBytes(Number(c.req.header('content-length') ?? 0)))
+      : MAX_BODY_BYTES,
   );
+  app.use('*', (c, next) => (isUpload(c) ? uploads(c, next) : textBodies(c, next)));
   app.onError((err, c) => {
     if (err instanceof Refusal) {
       if (err.retryAfterSeconds !== undefined) c.header('Retry-After', String(err.retryAfterSeconds));
@@ -399,16 +487,50 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
     return c.json(task, 200);
   });
 
-  app.openapi(routes.leaderboard, async (c) =>
-    c.json(await views.leaderboard(c.req.valid('query').limit ?? 100), 200),
+  app.openapi(routes.leaderboard, async (c) => {
+    const { limit, search } = c.req.valid('query');
+    return c.json(await views.leaderboard(limit ?? 100, search as Hex | undefined), 200);
+  });
+  app.openapi(routes.search, async (c) =>
+    c.json(await views.search(Date.now(), c.req.valid('query').search as Hex | undefined), 200),
   );
-  app.openapi(routes.search, async (c) => c.json(await views.search(), 200));
+  app.openapi(routes.searches, async (c) => c.json({ searches: await views.searches() }, 200));
+  app.openapi(routes.postSearch, async (c) => {
+    const row = await postSearch(store.db, domain, c.req.valid('json'));
+    return c.json(await views.searchView(row), 201);
+  });
+  app.openapi(routes.sponsoredSearch, async (c) => {
+    const view = await views.sponsoredSearch(c.req.valid('param').searchId as Hex);
+    if (!view) throw new Refusal(404, 'unknown search');
+    return c.json(view, 200);
+  });
+  app.openapi(routes.searchAction, async (c) => {
+    const row = await actOnSearch(
+      store.db,
+      domain,
+      c.req.valid('param').searchId as Hex,
+      c.req.valid('json'),
+    );
+    store.searchesChanged(); // leasing must see the new state at once
+    return c.json(await views.searchView(row), 200);
+  });
+  app.openapi(routes.uploadDataset, async (c) => {
+    const form = await c.req.parseBody();
+    const stored = await uploadDataset(store.db, form);
+    return c.json(datasetUploaded(stored), 201);
+  });
+  app.openapi(routes.datasetInfo, async (c) => {
+    const row = await datasetRow(store.db, c.req.valid('param').sha256 as Hex);
+    if (!row) throw new Refusal(404, 'unknown dataset');
+    return c.json(datasetUploaded(row), 200);
+  });
   app.openapi(routes.worker, async (c) =>
     c.json(await views.worker(c.req.valid('param').address as Hex), 200),
   );
 
   app.openapi(routes.dataset, async (c) => {
-    const bytes = await deps.datasetBytes?.(c.req.valid('param').sha256 as Hex);
+    const sha256 = c.req.valid('param').sha256 as Hex;
+    const bytes = (await deps.datasetBytes?.(sha256)) ?? (await storedDatasetBytes(store.db, sha256));
     if (!bytes) throw new Refusal(404, 'unknown dataset');
     return c.body(bytes as Uint8Array<ArrayBuffer>, 200, {
       'content-type': 'application/octet-stream',

@@ -10,3 +10,10 @@ export class Refusal extends Error {
     this.name = 'Refusal';
   }
 }
+
+/** A zod error as one line naming each field: `model.hidden.0.units: too big; …`. */
+export function zodReason(error: {
+  issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>;
+}): string {
+  return error.issues.map((i) => `${i.path.map(String).join('.') || 'body'}: ${i.message}`).join('; ');
+}

@@ -22,6 +22,11 @@ export interface RateLimits {
   perToken: Limit | null;
   /** POST /sessions, per client address: sessions are cheap to ask for and cost a signature check. */
   sessionsPerAddress: Limit | null;
+  /**
+   * Sponsors' writes (POST /datasets, POST /searches and their actions), per client address: an upload
+   * costs a parse of up to SPONSOR_LIMITS.maxUploadBytes and its storage. Absent: none.
+   */
+  sponsorWritesPerAddress?: Limit | null;
 }
 
 /**
@@ -32,6 +37,7 @@ export const DEFAULT_RATE_LIMITS: RateLimits = {
   perAddress: { limit: 600, windowMs: 10_000 },
   perToken: { limit: 100, windowMs: 10_000 },
   sessionsPerAddress: { limit: 30, windowMs: 60_000 },
+  sponsorWritesPerAddress: { limit: 30, windowMs: 10 * 60_000 },
 };
 
 /** The TCP peer's address (no proxy headers are trusted), or 'local' for in-process requests. */
@@ -100,6 +106,12 @@ export function applyRateLimits<E extends Env>(app: Hono<E>, limits: RateLimits)
       '/sessions',
       limiter(limits.sessionsPerAddress, clientNetwork, (c) => c.req.method !== 'POST'),
     );
+  const sponsorWrites = limits.sponsorWritesPerAddress;
+  if (sponsorWrites) {
+    // One limiter (one counter per network) over every sponsor write.
+    const writes = limiter(sponsorWrites, clientNetwork, (c) => c.req.method !== 'POST');
+    for (const path of ['/datasets', '/searches', '/searches/*']) app.use(path, writes);
+  }
   if (limits.perToken)
     app.use(
       '*',

@@ -23,6 +23,7 @@ import { createApi, type DatasetInfo } from './api.ts';
 import { auditPending } from './audit.ts';
 import { type AuditJobOptions, AuditJobs, DEFAULT_AUDIT_JOBS } from './audit-jobs.ts';
 import { BondBook, defaultMinBond, Slasher } from './bonds.ts';
+import { expireDatasets } from './datasets.ts';
 import type { Db } from './db.ts';
 import { syncFunds } from './funds.ts';
 import { LOCK_TTL_MS, tryLock } from './locks.ts';
@@ -32,6 +33,7 @@ import { RecoveryPool } from './recovery-pool.ts';
 import { refereePending } from './referee.ts';
 import { type SearchConfig, SearchDriver } from './search.ts';
 import { type ChainSettings, Settler } from './settler.ts';
+import { SponsoredRunner } from './sponsored.ts';
 import { StateExchange } from './states.ts';
 import { DEFAULT_QUEUE, type QueueOptions, Store } from './store.ts';
 import { Views } from './views.ts';
@@ -170,7 +172,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     (() => {
       throw new Error('startCoordinator needs a chain or an EIP-712 domain');
     })();
-  const views = new Views(opts.db, () => search?.summary() ?? null);
+  const sponsored = new SponsoredRunner(opts.db, store, holder, log);
+  const views = new Views(opts.db, (searchId) =>
+    searchId ? (sponsored.driver(searchId)?.summary() ?? null) : (search?.summary() ?? null),
+  );
   const states = new StateExchange(opts.db);
   const auditJobs = new AuditJobs(opts.db, { ...DEFAULT_AUDIT_JOBS, ...opts.auditJobs });
   const recovery = new RecoveryPool(opts.recoveryThreads);
@@ -215,10 +220,19 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       async () => {
         await store.expireLeases();
         await store.evictExpiredSessions();
+        await expireDatasets(opts.db);
       },
       log,
     ),
-    loop(opts.searchMs ?? 1000, 'search', async () => search?.tick(), log),
+    loop(
+      opts.searchMs ?? 1000,
+      'search',
+      async () => {
+        await search?.tick();
+        if ((await sponsored.tick()) > 0) store.searchesChanged();
+      },
+      log,
+    ),
     loop(
       opts.settleMs ?? 2000,
       'referee',

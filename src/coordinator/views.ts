@@ -6,9 +6,10 @@
 import type { Hex } from 'viem';
 import type { RankedModel } from '../chain/leaderboard.ts';
 import { specCounts } from '../nas/spaces.ts';
-import { ONLINE_WINDOW_MS, type SearchStatus, type TaskView } from '../protocol/http.ts';
+import { ONLINE_WINDOW_MS, type SearchStatus, type SearchView, type TaskView } from '../protocol/http.ts';
 import { type AnyTaskSpec, isV2, type TaskResult } from '../protocol/index.ts';
 import type { Db } from './db.ts';
+import { SEARCH_COLUMNS, type SearchRow, searchRow } from './searches.ts';
 import { type Verification, verificationOf } from './verification.ts';
 
 export interface LeaderboardEntry extends RankedModel {
@@ -39,7 +40,8 @@ interface TaskRow {
 export class Views {
   constructor(
     private readonly db: Db,
-    private readonly searchSummary: () => unknown = () => null,
+    /** The strategy's summary of the operator's search (no id) or of a sponsored one. */
+    private readonly searchSummary: (searchId?: Hex) => unknown = () => null,
   ) {}
 
   /**
@@ -74,13 +76,14 @@ export class Views {
     };
   }
 
-  async leaderboard(limit = 100): Promise<LeaderboardEntry[]> {
+  /** The operator's search's settled tasks, or with `searchId` one sponsored search's. */
+  async leaderboard(limit = 100, searchId?: Hex): Promise<LeaderboardEntry[]> {
     const rows = await this.db.query<TaskRow>(
-      `SELECT * FROM tasks WHERE state = 'settled' AND result IS NOT NULL
+      `SELECT * FROM tasks WHERE state = 'settled' AND result IS NOT NULL AND search_id IS NOT DISTINCT FROM $2
        ORDER BY ((result->>'valCorrect')::float8 / (result->>'valCount')::float8) DESC,
                 (result->>'valLoss')::numeric ASC, seq ASC
        LIMIT $1`,
-      [limit],
+      [limit, searchId ?? null],
     );
     return rows.map((t, i) => {
       const r = t.result!;
@@ -110,14 +113,20 @@ export class Views {
     });
   }
 
-  /** `now` moves the clock the online count is judged by (tests). */
-  async search(now = Date.now()): Promise<SearchStatus> {
+  /**
+   * `now` moves the clock the online count is judged by (tests). The operator's search, or with
+   * `searchId` one sponsored search (the workers counted are the network's either way).
+   */
+  async search(now = Date.now(), searchId?: Hex): Promise<SearchStatus> {
+    const scope = searchId ?? null;
     const counts = await this.db.query<{ state: string; n: number }>(
-      'SELECT state, count(*)::int AS n FROM tasks GROUP BY state',
+      'SELECT state, count(*)::int AS n FROM tasks WHERE search_id IS NOT DISTINCT FROM $1 GROUP BY state',
+      [scope],
     );
     const settled = await this.db.query<{ settled_at: number; c: number; n: number }>(
       `SELECT settled_at, (result->>'valCorrect')::int AS c, (result->>'valCount')::int AS n
-       FROM tasks WHERE state = 'settled' ORDER BY settled_at, seq`,
+       FROM tasks WHERE state = 'settled' AND search_id IS NOT DISTINCT FROM $1 ORDER BY settled_at, seq`,
+      [scope],
     );
     let best = 0;
     const progress = settled.map((r, i) => {
@@ -142,7 +151,61 @@ export class Views {
       onlineWorkers: online.n,
       bestAccuracy: settled.length ? best : null,
       progress,
-      strategy: this.searchSummary(),
+      strategy: this.searchSummary(searchId),
+    };
+  }
+
+  /** Every sponsored search, newest first (the operator's own search is GET /search). */
+  async searches(): Promise<SearchView[]> {
+    const rows = await this.db.query<SearchRow>(
+      `SELECT ${SEARCH_COLUMNS} FROM searches WHERE NOT operator ORDER BY seq DESC LIMIT 500`,
+    );
+    return Promise.all(rows.map((r) => this.searchView(r)));
+  }
+
+  async sponsoredSearch(searchId: Hex): Promise<SearchView | undefined> {
+    const row = await searchRow(this.db, searchId);
+    return row && !row.operator ? this.searchView(row) : undefined;
+  }
+
+  /** A search as anyone (its sponsor included) may see it: counts and totals, never who holds what. */
+  async searchView(row: SearchRow): Promise<SearchView> {
+    const counts = await this.db.query<{ state: string; n: number }>(
+      'SELECT state, count(*)::int AS n FROM tasks WHERE search_id = $1 GROUP BY state',
+      [row.search_id],
+    );
+    const [best] = await this.db.query<{ best: number | null }>(
+      `SELECT max((result->>'valCorrect')::float8 / (result->>'valCount')::float8) AS best
+       FROM tasks WHERE search_id = $1 AND state = 'settled'`,
+      [row.search_id],
+    );
+    const tasks = Object.fromEntries(counts.map((r) => [r.state, r.n]));
+    const manifest = row.manifest as { description?: string; dataset: { name: string } };
+    return {
+      searchId: row.search_id,
+      sponsor: row.sponsor,
+      name: row.name,
+      description: manifest.description ?? '',
+      state: row.state,
+      manifest: row.manifest as Record<string, unknown>,
+      manifestHash: row.manifest_hash,
+      dataset: {
+        name: manifest.dataset.name,
+        sha256: row.dataset_sha256,
+        url: `/api/v1/datasets/${row.dataset_sha256}`,
+      },
+      rewardWei: row.reward_wei,
+      budgetTasks: row.budget_tasks,
+      maxSpendWei: row.max_spend_wei,
+      poolWei: row.pool_wei,
+      chainState: row.chain_state,
+      tasks,
+      spentWei: (BigInt(row.reward_wei) * BigInt(tasks.settled ?? 0)).toString(),
+      bestAccuracy: best?.best ?? null,
+      error: row.error,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      finishedAt: row.finished_at,
     };
   }
 

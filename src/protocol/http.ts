@@ -288,3 +288,84 @@ export const TaskViewSchema = z
   })
   .meta({ id: 'Task' });
 export type TaskView = z.infer<typeof TaskViewSchema>;
+
+// Sponsors' searches (docs/SPONSORS.md). The manifest is ./search.ts's; every write is signed by the
+// sponsor's wallet (EIP-712 SearchAction) and carries its nonce and expiry.
+
+const Nonce = z.string().regex(/^\d{1,20}$/, 'expected a uint64 nonce in decimal');
+const Wei = z.string().regex(/^\d+$/, 'expected wei in decimal');
+
+export const SearchPostSchema = z
+  .object({
+    /** The search manifest (src/protocol/search.ts SearchManifestSchema); its errors name the field. */
+    manifest: z.record(z.string(), z.unknown()),
+    sponsor: AddressSchema,
+    nonce: Nonce,
+    expiresAt: z.number().int().positive(),
+    /** EIP-712 SearchAction { searchId, action: 'post', manifestHash, nonce, expiresAt } by the sponsor. */
+    signature: SignatureSchema,
+  })
+  .meta({ id: 'SearchPost' });
+export type SearchPost = z.infer<typeof SearchPostSchema>;
+
+export const SearchActionRequestSchema = z
+  .object({
+    action: z.enum(['pause', 'resume', 'cancel']),
+    nonce: Nonce,
+    expiresAt: z.number().int().positive(),
+    /** EIP-712 SearchAction { searchId, action, manifestHash, nonce, expiresAt } by the sponsor. */
+    signature: SignatureSchema,
+  })
+  .meta({ id: 'SearchActionRequest' });
+export type SearchActionRequest = z.infer<typeof SearchActionRequestSchema>;
+
+export const SearchViewSchema = z
+  .object({
+    searchId: Hex32Schema,
+    sponsor: AddressSchema,
+    name: z.string(),
+    description: z.string(),
+    /** funding | running | paused | finished | cancelled */
+    state: z.string(),
+    manifest: z.record(z.string(), z.unknown()),
+    manifestHash: Hex32Schema,
+    dataset: z.object({ name: z.string(), sha256: Hex32Schema, url: z.string() }),
+    rewardWei: Wei,
+    budgetTasks: z.number().int(),
+    maxSpendWei: Wei,
+    /** The pool on chain as last read (wei) and whether the search is open or closed there. */
+    poolWei: Wei,
+    chainState: z.enum(['unknown', 'open', 'closed']),
+    /** Tasks by state, and the settled ones' rewards. */
+    tasks: z.record(z.string(), z.number().int()),
+    spentWei: Wei,
+    bestAccuracy: z.number().nullable(),
+    /** Why the search gets no work, when it does not (e.g. not opened on chain yet). */
+    error: z.string().nullable(),
+    createdAt: z.number(),
+    updatedAt: z.number(),
+    finishedAt: z.number().nullable(),
+  })
+  .meta({ id: 'SearchView' });
+export type SearchView = z.infer<typeof SearchViewSchema>;
+
+export const SearchListSchema = z.object({ searches: z.array(SearchViewSchema) }).meta({ id: 'SearchList' });
+
+export const DatasetUploadedSchema = z
+  .object({
+    sha256: Hex32Schema,
+    name: z.string(),
+    bytes: z.number().int(),
+    count: z.number().int(),
+    features: z.number().int(),
+    classes: z.number().int(),
+    classCounts: z.array(z.number().int()),
+    /** An example's shape as uploaded, the label names (CSV), the feature scaling applied, duplicates. */
+    source: z.record(z.string(), z.unknown()),
+    /** Where workers fetch it (it is public to them). */
+    url: z.string(),
+    /** Until when it is kept unless a search names it (ms since the epoch; null: a search names it). */
+    expiresAt: z.number().nullable(),
+  })
+  .meta({ id: 'DatasetUploaded' });
+export type DatasetUploaded = z.infer<typeof DatasetUploadedSchema>;

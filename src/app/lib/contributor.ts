@@ -8,6 +8,7 @@
  * takes over). It holds no React state: the UI subscribes to snapshots.
  */
 import type { Hex } from 'viem';
+import { isDatasetName } from '../../data/catalog.ts';
 import type { AuditJob, AuditWork } from '../../protocol/http.ts';
 import type { TaskResult } from '../../protocol/result.ts';
 import type { AnyTaskSpec } from '../../protocol/spec.ts';
@@ -462,14 +463,19 @@ export class Contributor {
 
 /**
  * Where a spec's dataset is fetched: the URL the coordinator lists in /info (relative to the
- * coordinator), else the copy the web app serves from datasets/<name>.bin. The Worker checks its sha256.
+ * coordinator), else the copy the web app serves from datasets/<name>.bin for a catalog dataset, else
+ * the coordinator's copy by hash (a sponsor's dataset). The Worker checks its sha256.
  */
 export function datasetSource(info: Info, apiBase: string, spec: AnyTaskSpec): DatasetRef {
   const known = info.datasets.find((d) => d.sha256.toLowerCase() === spec.dataset.sha256.toLowerCase());
   const page = globalThis.location?.href ?? apiBase;
+  const api = new URL(apiBase, page);
+  // A sponsor's dataset is not in /info's list: the coordinator serves it by hash.
   const url = known?.url
-    ? new URL(known.url, new URL(apiBase, page))
-    : new URL(`datasets/${spec.dataset.name}.bin`, page);
+    ? new URL(known.url, api)
+    : isDatasetName(spec.dataset.name)
+      ? new URL(`datasets/${spec.dataset.name}.bin`, page)
+      : new URL(`${api.pathname.replace(/\/$/, '')}/datasets/${spec.dataset.sha256}`, api);
   return { name: spec.dataset.name, sha256: spec.dataset.sha256, url: url.href };
 }
 

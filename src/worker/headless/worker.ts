@@ -5,6 +5,7 @@
  * It keeps the checkpoint states of its last few tasks in memory (../state-memory.ts) and uploads the
  * one the referee asks for, so a dispute is recomputed over one checkpoint interval only.
  */
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Hex, LocalAccount } from 'viem';
@@ -17,9 +18,11 @@ import {
   runWorkerLoop,
   type WorkerEvent,
 } from '../../coordinator/client.ts';
-import { loadDataset } from '../../data/node.ts';
+import { isDatasetName } from '../../data/catalog.ts';
+import { sha256Of } from '../../data/format.ts';
+import { loadDataset, saveSponsoredDataset, sponsoredDatasetPath } from '../../data/node.ts';
 import { train } from '../../engine/train.ts';
-import type { Backend } from '../../engine/types.ts';
+import type { Backend, Dataset } from '../../engine/types.ts';
 import { createSessionKey, signSessionGrant } from '../../protocol/eip712.ts';
 import { resultDigest, type TaskResult } from '../../protocol/index.ts';
 import { replayAuditJob } from '../replay-job.ts';
@@ -98,7 +101,7 @@ export async function runHeadlessWorker(opts: HeadlessWorkerOptions): Promise<nu
     lease: Lease,
     ctx: { signal: AbortSignal; onProgress: (p: { step: number; steps: number; loss: number }) => void },
   ) => {
-    const dataset = await loadDataset(lease.spec.dataset.name, lease.spec.dataset.sha256);
+    const dataset = await datasetOf(client, lease.spec.dataset);
     const result = await keepingStates(memory, lease.taskId, (onCheckpoint) =>
       train(lease.spec, dataset, {
         backend: opts.backend,
@@ -125,15 +128,25 @@ export async function runHeadlessWorker(opts: HeadlessWorkerOptions): Promise<nu
       opts.audits === false
         ? undefined
         : async (job, signal) => {
-            const work = await replayJob(job, signal);
+            // Answered on the CPU reference (../replay-job.ts).
+            const work = await replayAuditJob(job, await datasetOf(client, job.spec.dataset), { signal });
             return opts.forgeAudit ? { ...work, answer: opts.forgeAudit(work.answer, job) } : work;
           },
     onEvent: opts.onEvent,
   });
 }
 
-/** Answers an audit job on the CPU reference (../replay-job.ts). */
-async function replayJob(job: AuditJob, signal: AbortSignal) {
-  const dataset = await loadDataset(job.spec.dataset.name, job.spec.dataset.sha256);
-  return replayAuditJob(job, dataset, { signal });
+/**
+ * A spec's dataset: a catalog one is built here; a sponsor's is fetched once from the coordinator by
+ * its hash, checked against it and kept (docs/SPONSORS.md).
+ */
+async function datasetOf(client: CoordinatorClient, ref: { name: string; sha256: string }): Promise<Dataset> {
+  if (!isDatasetName(ref.name) && !existsSync(sponsoredDatasetPath(ref.sha256))) {
+    const bytes = await client.datasetBytes(ref.sha256 as Hex);
+    const got = sha256Of(bytes);
+    if (got !== ref.sha256)
+      throw new Error(`dataset '${ref.name}': the coordinator sent ${got}, not ${ref.sha256}`);
+    await saveSponsoredDataset(bytes);
+  }
+  return loadDataset(ref.name, ref.sha256);
 }
