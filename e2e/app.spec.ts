@@ -219,6 +219,7 @@ const PAGES = [
   { route: 'rewards', ready: 'history-settled' },
   { route: 'leaderboard', ready: 'board-row' },
   { route: 'search', ready: 'search-stats' },
+  { route: 'sponsor', ready: 'dataset-step' },
 ] as const;
 
 test('every page at desktop and phone width: screenshots, no horizontal scroll, no serious accessibility violations', async ({

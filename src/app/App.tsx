@@ -13,6 +13,7 @@ const RewardsPage = lazy(() => import('./pages/Rewards.tsx').then((m) => ({ defa
 const LeaderboardPage = lazy(() =>
   import('./pages/Leaderboard.tsx').then((m) => ({ default: m.LeaderboardPage })),
 );
+const SponsorPage = lazy(() => import('./pages/Sponsor.tsx').then((m) => ({ default: m.SponsorPage })));
 const SearchPage = lazy(() => import('./pages/Search.tsx').then((m) => ({ default: m.SearchPage })));
 
 const PAGES = [
@@ -20,6 +21,7 @@ const PAGES = [
   { id: 'rewards', label: 'Rewards' },
   { id: 'leaderboard', label: 'Leaderboard' },
   { id: 'search', label: 'Search' },
+  { id: 'sponsor', label: 'Sponsor' },
 ] as const;
 type Page = (typeof PAGES)[number]['id'];
 
@@ -119,6 +121,11 @@ function Shell({ ready }: { ready: boolean }) {
         {page === 'search' && (
           <NeedsChain what="show the search">
             <SearchPage />
+          </NeedsChain>
+        )}
+        {page === 'sponsor' && (
+          <NeedsChain what="post a search">
+            <SponsorPage />
           </NeedsChain>
         )}
       </main>

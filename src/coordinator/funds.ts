@@ -35,7 +35,10 @@ export async function syncFunds(
   opts: FundsOptions,
 ): Promise<number> {
   const rows = await db.query<SearchRow>(
-    `SELECT ${SEARCH_COLUMNS} FROM searches WHERE NOT operator AND state IN ('funding', 'running', 'paused')`,
+    // A finished or cancelled search is still read while it holds money or is open on chain: its
+    // sponsor closes it and withdraws, and the dashboard shows that.
+    `SELECT ${SEARCH_COLUMNS} FROM searches WHERE NOT operator AND (state IN ('funding', 'running', 'paused')
+       OR (state IN ('finished', 'cancelled') AND error IS NULL AND (pool_wei > 0 OR chain_state <> 'closed')))`,
   );
   for (const row of rows) {
     const readAt = Date.now();

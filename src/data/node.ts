@@ -39,7 +39,8 @@ export async function saveSponsoredDataset(bytes: Uint8Array, dir = DATASET_DIR)
 }
 
 async function readSponsored(name: string, sha256: string | undefined, dir: string): Promise<Uint8Array> {
-  if (!sha256) throw new Error(`dataset '${name}' is not in the catalog and no sha256 was given`);
+  if (!sha256 || !/^0x[0-9a-f]{64}$/.test(sha256))
+    throw new Error(`dataset '${name}' is not in the catalog and '${sha256}' is not a dataset hash`);
   try {
     return new Uint8Array(await readFile(sponsoredDatasetPath(sha256, dir)));
   } catch (err) {

@@ -10,10 +10,16 @@ import {
   type AuditAnswer,
   type AuditJob,
   AuditJobSchema,
+  type DatasetUploaded,
+  DatasetUploadedSchema,
   type Lease,
   LeaseSchema,
   leasePath,
+  type SearchActionRequest,
+  type SearchPost,
   SearchStatusSchema,
+  type SearchView,
+  SearchViewSchema,
   type StateRequest,
   StateRequestSchema,
   type StateUpload,
@@ -127,6 +133,42 @@ export class CoordinatorApi {
 
   search(): Promise<SearchStats> {
     return this.get('/search', SearchStatsSchema);
+  }
+
+  /** Every sponsored search (GET /searches). */
+  async searches(): Promise<SearchView[]> {
+    return z.object({ searches: z.array(SearchViewSchema) }).parse(await this.request('GET', '/searches'))
+      .searches;
+  }
+
+  /** One sponsored search's leaderboard. */
+  searchLeaderboard(searchId: string): Promise<LeaderboardEntry[]> {
+    return this.get(`/leaderboard?search=${searchId}`, LeaderboardSchema);
+  }
+
+  /** Uploads a dataset (multipart: format, name, the format's files); the coordinator converts it. */
+  async uploadDataset(form: FormData): Promise<DatasetUploaded> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}/datasets`, { method: 'POST', body: form });
+    } catch (err) {
+      throw new CoordinatorDownError(`coordinator unreachable: ${(err as Error).message}`);
+    }
+    const json = safeJson(await res.text());
+    if (!res.ok) {
+      const reason =
+        json && typeof json === 'object' && 'error' in json ? String(json.error) : res.statusText;
+      throw new ApiError(res.status, reason);
+    }
+    return DatasetUploadedSchema.parse(json);
+  }
+
+  async postSearch(body: SearchPost): Promise<SearchView> {
+    return SearchViewSchema.parse(await this.request('POST', '/searches', body));
+  }
+
+  async searchAction(searchId: string, body: SearchActionRequest): Promise<SearchView> {
+    return SearchViewSchema.parse(await this.request('POST', `/searches/${searchId}/actions`, body));
   }
 
   task(taskId: string): Promise<TaskInfo> {
