@@ -246,21 +246,25 @@ function DatasetPreview({ dataset }: { dataset: ImportedDataset }) {
           ))}
         </tbody>
       </table>
-      <div className="examples" role="group" aria-label="The first examples">
+      <ul className="examples" aria-label="The first examples">
         {Array.from({ length: examples }, (_, i) => (
           // biome-ignore lint/suspicious/noArrayIndexKey: examples are shown in dataset order
-          <figure key={i}>
-            {image ? (
-              <ExampleImage dataset={dataset} index={i} shape={image} />
-            ) : (
-              <code className="small">{Array.from(exampleFeatures(dataset, i).slice(0, 6)).join(' ')}…</code>
-            )}
-            <figcaption className="small">
-              class {dataset.labelNames?.[labelOf(dataset, i)] ?? labelOf(dataset, i)}
-            </figcaption>
-          </figure>
+          <li key={i}>
+            <figure>
+              {image ? (
+                <ExampleImage dataset={dataset} index={i} shape={image} />
+              ) : (
+                <code className="small">
+                  {Array.from(exampleFeatures(dataset, i).slice(0, 6)).join(' ')}…
+                </code>
+              )}
+              <figcaption className="small">
+                class {dataset.labelNames?.[labelOf(dataset, i)] ?? labelOf(dataset, i)}
+              </figcaption>
+            </figure>
+          </li>
         ))}
-      </div>
+      </ul>
     </div>
   );
 }
