@@ -3,7 +3,7 @@
  * PGlite serving the built app, its headless worker): upload a CSV the test generates, check its
  * preview, post a search signed by the wallet, fund it with one transaction, watch the headless
  * workers train and settle it from its own pool on the dashboard, then close it on chain and, after
- * the grace (anvil's clock moved on), withdraw what is left.
+ * the grace (anvil's clock moved on), withdraw what is left (a second search).
  */
 import { expect, test } from '@playwright/test';
 import { createPublicClient, createTestClient, type Hex, http } from 'viem';
@@ -40,7 +40,7 @@ function blobsCsv(): Buffer {
   );
 }
 
-test('a sponsor uploads data, posts and funds a search, sees it settle from its pool, and withdraws the rest', async ({
+test('a sponsor uploads data, posts and funds a search, and sees it settle from its own pool and finish', async ({
   page,
 }, testInfo) => {
   await page.addInitScript(installTestWallet, {
