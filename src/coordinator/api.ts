@@ -497,7 +497,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
   app.openapi(routes.searches, async (c) => c.json({ searches: await views.searches() }, 200));
   app.openapi(routes.postSearch, async (c) => {
     const row = await postSearch(store.db, domain, c.req.valid('json'));
-    return c.json(await views.searchView(row), 201);
+    return c.json((await views.sponsoredSearch(row.search_id))!, 201);
   });
   app.openapi(routes.sponsoredSearch, async (c) => {
     const view = await views.sponsoredSearch(c.req.valid('param').searchId as Hex);
@@ -512,7 +512,7 @@ export function createApi(deps: ApiDeps): OpenAPIHono {
       c.req.valid('json'),
     );
     store.searchesChanged(); // leasing must see the new state at once
-    return c.json(await views.searchView(row), 200);
+    return c.json((await views.sponsoredSearch(row.search_id))!, 200);
   });
   app.openapi(routes.uploadDataset, async (c) => {
     const form = await c.req.parseBody();

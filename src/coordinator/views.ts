@@ -37,6 +37,11 @@ interface TaskRow {
   error: string | null;
 }
 
+interface SearchTaskStats {
+  tasks: Record<string, number>;
+  best: number | null;
+}
+
 export class Views {
   constructor(
     private readonly db: Db,
@@ -160,26 +165,39 @@ export class Views {
     const rows = await this.db.query<SearchRow>(
       `SELECT ${SEARCH_COLUMNS} FROM searches WHERE NOT operator ORDER BY seq DESC LIMIT 500`,
     );
-    return Promise.all(rows.map((r) => this.searchView(r)));
+    const stats = await this.taskStats(rows.map((r) => r.search_id));
+    return rows.map((r) => this.searchView(r, stats.get(r.search_id)));
   }
 
   async sponsoredSearch(searchId: Hex): Promise<SearchView | undefined> {
     const row = await searchRow(this.db, searchId);
-    return row && !row.operator ? this.searchView(row) : undefined;
+    return row && !row.operator
+      ? this.searchView(row, (await this.taskStats([searchId])).get(searchId))
+      : undefined;
+  }
+
+  /** Task counts by state and best settled accuracy of each search, in one query for all of them. */
+  private async taskStats(ids: Hex[]): Promise<Map<Hex, SearchTaskStats>> {
+    const rows = await this.db.query<{ search_id: Hex; state: string; n: number; best: number | null }>(
+      `SELECT search_id, state, count(*)::int AS n,
+              max((result->>'valCorrect')::float8 / (result->>'valCount')::float8)
+                FILTER (WHERE state = 'settled') AS best
+       FROM tasks WHERE search_id = ANY($1::text[]) GROUP BY search_id, state`,
+      [ids],
+    );
+    const stats = new Map<Hex, SearchTaskStats>();
+    for (const r of rows) {
+      const s = stats.get(r.search_id) ?? { tasks: {}, best: null };
+      s.tasks[r.state] = r.n;
+      if (r.best !== null) s.best = r.best;
+      stats.set(r.search_id, s);
+    }
+    return stats;
   }
 
   /** A search as anyone (its sponsor included) may see it: counts and totals, never who holds what. */
-  async searchView(row: SearchRow): Promise<SearchView> {
-    const counts = await this.db.query<{ state: string; n: number }>(
-      'SELECT state, count(*)::int AS n FROM tasks WHERE search_id = $1 GROUP BY state',
-      [row.search_id],
-    );
-    const [best] = await this.db.query<{ best: number | null }>(
-      `SELECT max((result->>'valCorrect')::float8 / (result->>'valCount')::float8) AS best
-       FROM tasks WHERE search_id = $1 AND state = 'settled'`,
-      [row.search_id],
-    );
-    const tasks = Object.fromEntries(counts.map((r) => [r.state, r.n]));
+  searchView(row: SearchRow, stats: SearchTaskStats = { tasks: {}, best: null }): SearchView {
+    const { tasks } = stats;
     const manifest = row.manifest as { description?: string; dataset: { name: string } };
     return {
       searchId: row.search_id,
@@ -201,7 +219,7 @@ export class Views {
       chainState: row.chain_state,
       tasks,
       spentWei: (BigInt(row.reward_wei) * BigInt(tasks.settled ?? 0)).toString(),
-      bestAccuracy: best?.best ?? null,
+      bestAccuracy: stats.best,
       error: row.error,
       createdAt: row.created_at,
       updatedAt: row.updated_at,

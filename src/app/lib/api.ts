@@ -148,19 +148,7 @@ export class CoordinatorApi {
 
   /** Uploads a dataset (multipart: format, name, the format's files); the coordinator converts it. */
   async uploadDataset(form: FormData): Promise<DatasetUploaded> {
-    let res: Response;
-    try {
-      res = await fetch(`${this.base}/datasets`, { method: 'POST', body: form });
-    } catch (err) {
-      throw new CoordinatorDownError(`coordinator unreachable: ${(err as Error).message}`);
-    }
-    const json = safeJson(await res.text());
-    if (!res.ok) {
-      const reason =
-        json && typeof json === 'object' && 'error' in json ? String(json.error) : res.statusText;
-      throw new ApiError(res.status, reason);
-    }
-    return DatasetUploadedSchema.parse(json);
+    return DatasetUploadedSchema.parse(await this.request('POST', '/datasets', form));
   }
 
   async postSearch(body: SearchPost): Promise<SearchView> {
@@ -235,14 +223,16 @@ export class CoordinatorApi {
 
   private async request(method: string, path: string, body?: unknown): Promise<unknown> {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    // A form (an upload) goes as multipart with its own boundary; anything else as JSON.
+    const form = body instanceof FormData;
+    if (body !== undefined && !form) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let res: Response;
     try {
       res = await fetch(`${this.base}${path}`, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body, bigintReplacer),
+        body: body === undefined ? undefined : form ? body : JSON.stringify(body, bigintReplacer),
       });
     } catch (err) {
       throw new CoordinatorDownError(`coordinator unreachable: ${(err as Error).message}`);

@@ -366,21 +366,10 @@ function SearchStep({ dataset }: { dataset: DatasetUploaded }) {
     if (!manifest || !connection.address) return;
     setError(undefined);
     try {
-      const domain = cambrianDomain(info.chainId, info.settlement as Address);
       const manifestHash = manifestHashOf(manifest);
       const searchId = searchIdOf(connection.address, manifestHash);
-      const nonce = randomNonce();
-      const expiresAt = BigInt(Math.floor(Date.now() / 1000) + 600);
-      const signature = await sign.mutateAsync(
-        searchActionTypedData(domain, { searchId, action: 'post', manifestHash, nonce, expiresAt }),
-      );
-      const view = await api.postSearch({
-        manifest,
-        sponsor: connection.address,
-        nonce: nonce.toString(),
-        expiresAt: Number(expiresAt),
-        signature,
-      });
+      const signed = await signAction(sign.mutateAsync, info, { searchId, action: 'post', manifestHash });
+      const view = await api.postSearch({ manifest, sponsor: connection.address, ...signed });
       setPosted({ view, manifest });
     } catch (err) {
       setError(err instanceof Error ? err.message.split('\n')[0] : String(err));
@@ -512,6 +501,19 @@ function SearchStep({ dataset }: { dataset: DatasetUploaded }) {
   );
 }
 
+/** The wallet signs one SearchAction, fresh nonce, ten minutes to use it: the body fields the API takes. */
+async function signAction(
+  signTyped: (typed: ReturnType<typeof searchActionTypedData>) => Promise<Hex>,
+  info: { chainId: number; settlement: string },
+  action: { searchId: Hex; action: SearchActionName; manifestHash: Hex },
+): Promise<{ nonce: string; expiresAt: number; signature: Hex }> {
+  const nonce = randomNonce();
+  const expiresAt = BigInt(Math.floor(Date.now() / 1000) + 600);
+  const domain = cambrianDomain(info.chainId, info.settlement as Address);
+  const signature = await signTyped(searchActionTypedData(domain, { ...action, nonce, expiresAt }));
+  return { nonce: nonce.toString(), expiresAt: Number(expiresAt), signature };
+}
+
 function rewardWei(text: string): string {
   try {
     return parseEther(text.trim()).toString();
@@ -578,24 +580,12 @@ function SearchCard({ search: s, mine }: { search: SearchView; mine: boolean }) 
   async function act(action: Exclude<SearchActionName, 'post'>) {
     setError(undefined);
     try {
-      const domain = cambrianDomain(info.chainId, info.settlement as Address);
-      const nonce = randomNonce();
-      const expiresAt = BigInt(Math.floor(Date.now() / 1000) + 600);
-      const signature = await sign.mutateAsync(
-        searchActionTypedData(domain, {
-          searchId: s.searchId as Hex,
-          action,
-          manifestHash: s.manifestHash as Hex,
-          nonce,
-          expiresAt,
-        }),
-      );
-      await api.searchAction(s.searchId, {
+      const signed = await signAction(sign.mutateAsync, info, {
+        searchId: s.searchId as Hex,
         action,
-        nonce: nonce.toString(),
-        expiresAt: Number(expiresAt),
-        signature,
+        manifestHash: s.manifestHash as Hex,
       });
+      await api.searchAction(s.searchId, { action, ...signed });
     } catch (err) {
       setError(err instanceof Error ? err.message.split('\n')[0] : String(err));
     }
